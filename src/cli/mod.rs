@@ -1,0 +1,110 @@
+//! The command line: clap definitions, dispatch to one file per command, and exit codes.
+//!
+//! Exit codes: 0 all good, 1 some records failed, 2 configuration or query error, 3 connection
+//! or authentication error.
+
+mod output;
+mod runs;
+mod schema;
+mod sql;
+mod validate;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code for configuration problems and bad queries.
+pub const EXIT_CONFIG: i32 = 2;
+
+#[derive(Debug, Parser)]
+#[command(name = "etl", version, about = "Declarative Salesforce ⇄ Halo sync, staged in DuckDB")]
+pub struct Cli {
+    /// Project file; relative paths inside it start from its folder.
+    #[arg(long, global = true, env = "ETL_PROJECT", default_value = "etl.yaml")]
+    pub project: PathBuf,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DiagnosticFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TableFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check pipeline files and the project file; every problem with file:line:col and a hint.
+    Validate {
+        /// Files or folders (default: etl.yaml and the project's pipelines folder).
+        paths: Vec<PathBuf>,
+        /// Output for people (text) or machines (json).
+        #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+        format: DiagnosticFormat,
+    },
+    /// Print the JSON Schema of pipeline or project files (or write both to a folder).
+    Schema {
+        /// Which schema to print.
+        #[arg(value_enum, default_value_t = schema::Which::Pipeline)]
+        which: schema::Which,
+        /// Write pipeline.schema.json and project.schema.json into this folder instead.
+        #[arg(long, value_name = "DIR")]
+        write: Option<PathBuf>,
+    },
+    /// Run SQL against the staging file; `-` reads the query from stdin.
+    Sql {
+        /// The query, or `-` for stdin.
+        query: String,
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+    /// List run history from the staging file.
+    Runs {
+        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        format: TableFormat,
+    },
+}
+
+/// Parses the command line, runs the command and returns the process exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Validate { paths, format } => validate::run(&cli.project, &paths, format),
+        Command::Schema { which, write } => schema::run(which, write.as_deref()),
+        Command::Sql { query, format } => sql::run(&cli.project, &query, format),
+        Command::Runs { format } => runs::run(&cli.project, format),
+    }
+}
+
+/// Opens the staging file the project names, printing a clear error (exit 2) when the project
+/// file is invalid or the staging file cannot be used.
+fn open_store(project: &std::path::Path) -> Result<crate::staging::Store, i32> {
+    let mut problems = Vec::new();
+    let mut workspace = crate::config::Workspace {
+        root: crate::config::loader::project_root(project),
+        ..Default::default()
+    };
+    if project.exists() {
+        match crate::config::loader::load_project(project, &crate::config::process_env, &mut problems) {
+            Some(loaded) => workspace.project = loaded,
+            None => {
+                for problem in problems.iter().filter(|p| p.is_error()) {
+                    eprintln!("{}", problem.render(None));
+                }
+                return Err(EXIT_CONFIG);
+            }
+        }
+    }
+    crate::staging::Store::open(&workspace.staging_path()).map_err(|error| {
+        eprintln!("error: {error}");
+        EXIT_CONFIG
+    })
+}

@@ -1,0 +1,20 @@
+//! What can go wrong with the staging file, in words that say what to do about it.
+
+use std::path::PathBuf;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StagingError {
+    #[error("the staging file {path} is in use by another etl process; wait for it to finish or point `staging:` in etl.yaml at another file ({detail})")]
+    Locked { path: PathBuf, detail: String },
+    #[error("{path} is not an etl staging file (it holds other tables); point `staging:` in etl.yaml at a new file")]
+    Foreign { path: PathBuf },
+    #[error("the staging file {path} was written by a newer etl (schema version {found}, this etl knows up to {known}); upgrade etl")]
+    TooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("cannot open the staging file {path}: {detail}")]
+    Open { path: PathBuf, detail: String },
+    /// DuckDB's own message, e.g. for a query that does not parse.
+    #[error("{0}")]
+    Sql(#[from] duckdb::Error),
+    #[error("cannot create the folder for the staging file: {0}")]
+    Io(#[from] std::io::Error),
+}

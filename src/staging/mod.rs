@@ -1,0 +1,17 @@
+//! Staging: the DuckDB file where every step of a run is kept — run history, the id map,
+//! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
+//! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
+
+mod error;
+mod migrations;
+mod query;
+mod store;
+mod tables;
+mod values;
+
+pub use error::StagingError;
+pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
+pub use query::ResultTable;
+pub use store::{RunRecord, Store};
+pub use tables::{column_name, Column, ColumnType, PipelineTables, Stage};
+pub use values::{cell_to_json, cell_to_text};

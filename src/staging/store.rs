@@ -1,0 +1,189 @@
+//! Opening the staging file: creating it, refusing files it must not touch (locked, foreign,
+//! too new), upgrading older ones, and the run history.
+
+use std::path::{Path, PathBuf};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use duckdb::{params, Connection};
+
+use super::error::StagingError;
+use super::migrations::{MIGRATIONS, SCHEMA_VERSION};
+
+/// An open staging file. Only one `etl` process may hold it at a time (DuckDB locks the file).
+pub struct Store {
+    conn: Connection,
+    path: PathBuf,
+}
+
+/// One row of `runs`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct RunRecord {
+    pub run_id: String,
+    pub command: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub status: String,
+    pub pipelines: String,
+}
+
+fn classify_open_error(path: &Path, error: duckdb::Error) -> StagingError {
+    let detail = error.to_string();
+    if detail.contains("Could not set lock") || detail.contains("Conflicting lock") {
+        StagingError::Locked {
+            path: path.to_path_buf(),
+            detail,
+        }
+    } else {
+        StagingError::Open {
+            path: path.to_path_buf(),
+            detail,
+        }
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the staging file at `path` and brings its schema up to date.
+    pub fn open(path: &Path) -> Result<Store, StagingError> {
+        if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
+        let store = Store {
+            conn,
+            path: path.to_path_buf(),
+        };
+        store.migrate()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn connection(&self) -> &Connection {
+        &self.conn
+    }
+
+    /// The schema version recorded in the file.
+    pub fn schema_version(&self) -> Result<i64, StagingError> {
+        let version: String = self.conn.query_row(
+            "SELECT value FROM etl_meta WHERE key = 'schema_version'",
+            [],
+            |row| row.get(0),
+        )?;
+        Ok(version.parse().unwrap_or(0))
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool, StagingError> {
+        let count: i64 = self.conn.query_row(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+            params![name],
+            |row| row.get(0),
+        )?;
+        Ok(count > 0)
+    }
+
+    fn migrate(&self) -> Result<(), StagingError> {
+        if !self.table_exists("etl_meta")? {
+            let tables: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM duckdb_tables()", [], |row| row.get(0))?;
+            if tables > 0 {
+                return Err(StagingError::Foreign {
+                    path: self.path.clone(),
+                });
+            }
+            self.conn.execute_batch(
+                "BEGIN;
+                 CREATE TABLE etl_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);
+                 INSERT INTO etl_meta VALUES ('schema_version', '0');
+                 COMMIT;",
+            )?;
+        }
+        let found = self.schema_version()?;
+        if found > SCHEMA_VERSION {
+            return Err(StagingError::TooNew {
+                path: self.path.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (index, migration) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            let version = index as i64 + 1;
+            // Each migration and its version bump commit together, so a crash leaves the file
+            // at a whole version.
+            self.conn.execute_batch("BEGIN")?;
+            let applied = self.conn.execute_batch(migration).and_then(|_| {
+                self.conn.execute(
+                    "UPDATE etl_meta SET value = ? WHERE key = 'schema_version'",
+                    params![version.to_string()],
+                )
+            });
+            match applied {
+                Ok(_) => self.conn.execute_batch("COMMIT")?,
+                Err(error) => {
+                    let _ = self.conn.execute_batch("ROLLBACK");
+                    return Err(error.into());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Records the start of a run and returns its id.
+    pub fn begin_run(&self, command: &str, pipelines: &[String]) -> Result<String, StagingError> {
+        let run_id = new_run_id();
+        self.conn.execute(
+            "INSERT INTO runs (run_id, command, started_at, status, pipelines)
+             VALUES (?, ?, now()::TIMESTAMP, 'running', string_split(?, ','))",
+            params![run_id, command, pipelines.join(",")],
+        )?;
+        Ok(run_id)
+    }
+
+    /// Records how a run ended.
+    pub fn finish_run(&self, run_id: &str, status: &str, summary: &serde_json::Value) -> Result<(), StagingError> {
+        self.conn.execute(
+            "UPDATE runs SET finished_at = now()::TIMESTAMP, status = ?, summary = ? WHERE run_id = ?",
+            params![status, summary.to_string(), run_id],
+        )?;
+        Ok(())
+    }
+
+    /// Run history, newest first.
+    pub fn runs(&self) -> Result<Vec<RunRecord>, StagingError> {
+        let mut statement = self.conn.prepare(
+            "SELECT run_id, command, strftime(started_at, '%Y-%m-%d %H:%M:%S'),
+                    strftime(finished_at, '%Y-%m-%d %H:%M:%S'), status, array_to_string(pipelines, ', ')
+             FROM runs ORDER BY started_at DESC, run_id DESC",
+        )?;
+        let rows = statement.query_map([], |row| {
+            Ok(RunRecord {
+                run_id: row.get(0)?,
+                command: row.get(1)?,
+                started_at: row.get(2)?,
+                finished_at: row.get(3)?,
+                status: row.get(4)?,
+                pipelines: row.get(5)?,
+            })
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+}
+
+/// A run id that sorts by time: `r20261128-104500-3f2a`.
+fn new_run_id() -> String {
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = now.as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    let date = super::values::cell_to_text(&duckdb::types::Value::Date32(days as i32));
+    format!(
+        "r{}-{:02}{:02}{:02}-{:04x}",
+        date.replace('-', ""),
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60,
+        (now.subsec_nanos() ^ std::process::id()) & 0xffff
+    )
+}

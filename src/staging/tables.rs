@@ -1,0 +1,223 @@
+//! Per-pipeline tables: `<p>_extracted`, `<p>_transformed`, `<p>_changes`, `<p>_results`.
+//! Fixed columns (run id, record ids, the whole record as JSON) plus typed columns from the
+//! pipeline's field list; a changed field list adds columns rather than losing old runs.
+
+use duckdb::types::Value;
+use duckdb::appender_params_from_iter;
+
+use super::error::StagingError;
+use super::store::Store;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnType {
+    Text,
+    Integer,
+    Double,
+    Boolean,
+    Date,
+    Timestamp,
+    Json,
+}
+
+impl ColumnType {
+    pub fn sql(self) -> &'static str {
+        match self {
+            ColumnType::Text => "VARCHAR",
+            ColumnType::Integer => "BIGINT",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::Date => "DATE",
+            ColumnType::Timestamp => "TIMESTAMP",
+            ColumnType::Json => "JSON",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    pub column_type: ColumnType,
+}
+
+impl Column {
+    pub fn new(name: impl Into<String>, column_type: ColumnType) -> Column {
+        Column {
+            name: name.into(),
+            column_type,
+        }
+    }
+}
+
+/// The four tables each pipeline stages into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stage {
+    Extracted,
+    Transformed,
+    Changes,
+    Results,
+}
+
+impl Stage {
+    pub fn suffix(self) -> &'static str {
+        match self {
+            Stage::Extracted => "extracted",
+            Stage::Transformed => "transformed",
+            Stage::Changes => "changes",
+            Stage::Results => "results",
+        }
+    }
+
+    /// Columns every table of this stage has, before the typed ones.
+    pub fn fixed_columns(self) -> Vec<Column> {
+        use ColumnType::*;
+        let mut columns = vec![
+            Column::new("run_id", Text),
+            Column::new("source_id", Text),
+        ];
+        match self {
+            Stage::Extracted => columns.push(Column::new("record", Json)),
+            Stage::Transformed => {
+                columns.push(Column::new("target_id", Text));
+                columns.push(Column::new("record", Json));
+            }
+            Stage::Changes => {
+                columns.push(Column::new("target_id", Text));
+                columns.push(Column::new("action", Text));
+                columns.push(Column::new("reason", Text));
+                columns.push(Column::new("changed_fields", Json));
+                columns.push(Column::new("before", Json));
+                columns.push(Column::new("after", Json));
+            }
+            Stage::Results => {
+                columns.push(Column::new("target_id", Text));
+                columns.push(Column::new("action", Text));
+                columns.push(Column::new("status", Text));
+                columns.push(Column::new("error_code", Text));
+                columns.push(Column::new("error_message", Text));
+            }
+        }
+        columns.push(Column::new("staged_at", Timestamp));
+        columns
+    }
+}
+
+/// A pipeline's staging layout: its name and the typed columns of the extracted and
+/// transformed tables.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PipelineTables {
+    pub pipeline: String,
+    pub extracted: Vec<Column>,
+    pub transformed: Vec<Column>,
+}
+
+impl PipelineTables {
+    pub fn table(&self, stage: Stage) -> String {
+        format!("{}_{}", self.pipeline, stage.suffix())
+    }
+
+    fn typed_columns(&self, stage: Stage) -> &[Column] {
+        match stage {
+            Stage::Extracted => &self.extracted,
+            Stage::Transformed => &self.transformed,
+            Stage::Changes | Stage::Results => &[],
+        }
+    }
+
+    /// Every column of the stage's table, fixed first. A typed column whose name clashes with a
+    /// fixed one is dropped: the value is still in `record`.
+    pub fn columns(&self, stage: Stage) -> Vec<Column> {
+        let mut columns = stage.fixed_columns();
+        for column in self.typed_columns(stage) {
+            if !columns.iter().any(|c| c.name.eq_ignore_ascii_case(&column.name)) {
+                columns.push(column.clone());
+            }
+        }
+        columns
+    }
+}
+
+/// Turns a field path into a column name: `Owner.Email` → `Owner_Email`.
+pub fn column_name(path: &str) -> String {
+    let name: String = path
+        .trim_start_matches("$.")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    name.trim_matches('_').to_string()
+}
+
+fn quote(identifier: &str) -> String {
+    format!("\"{}\"", identifier.replace('"', "\"\""))
+}
+
+impl Store {
+    /// Creates the pipeline's tables, or adds columns a changed field list needs.
+    pub fn ensure_pipeline_tables(&self, tables: &PipelineTables) -> Result<(), StagingError> {
+        for stage in [Stage::Extracted, Stage::Transformed, Stage::Changes, Stage::Results] {
+            let table = tables.table(stage);
+            let wanted = tables.columns(stage);
+            let existing = self.table_columns(&table)?;
+            if existing.is_empty() {
+                let columns: Vec<String> = wanted
+                    .iter()
+                    .map(|c| format!("{} {}", quote(&c.name), c.column_type.sql()))
+                    .collect();
+                self.connection().execute_batch(&format!(
+                    "CREATE TABLE {} ({})",
+                    quote(&table),
+                    columns.join(", ")
+                ))?;
+                continue;
+            }
+            for column in wanted {
+                if !existing.iter().any(|e| e.eq_ignore_ascii_case(&column.name)) {
+                    self.connection().execute_batch(&format!(
+                        "ALTER TABLE {} ADD COLUMN {} {}",
+                        quote(&table),
+                        quote(&column.name),
+                        column.column_type.sql()
+                    ))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Column names of `table` in order; empty when it does not exist.
+    pub fn table_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
+        let mut statement = self.connection().prepare(
+            "SELECT column_name FROM duckdb_columns()
+             WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        )?;
+        let names = statement.query_map([table], |row| row.get::<_, String>(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    /// Appends rows given as (column, value) pairs through DuckDB's Appender. Columns a row
+    /// does not name are NULL; naming a column the table lacks is an error.
+    pub fn append(
+        &self,
+        tables: &PipelineTables,
+        stage: Stage,
+        rows: &[Vec<(String, Value)>],
+    ) -> Result<usize, StagingError> {
+        let table = tables.table(stage);
+        let columns = self.table_columns(&table)?;
+        let mut appender = self.connection().appender(&table)?;
+        for row in rows {
+            let mut values = vec![Value::Null; columns.len()];
+            for (name, value) in row {
+                let index = columns
+                    .iter()
+                    .position(|c| c.eq_ignore_ascii_case(name))
+                    .ok_or_else(|| {
+                        duckdb::Error::InvalidParameterName(format!("{table} has no column {name}"))
+                    })?;
+                values[index] = value.clone();
+            }
+            appender.append_row(appender_params_from_iter(values))?;
+        }
+        appender.flush()?;
+        Ok(rows.len())
+    }
+}

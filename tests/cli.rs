@@ -1,0 +1,207 @@
+//! The `etl` binary as a user runs it: exit codes, output formats, and the issue's
+//! "done when" checks against copies of the example project.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Runs `etl` in `dir` with a clean environment (no project variables from the caller).
+fn etl(dir: &Path, args: &[&str]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_etl"));
+    command.args(args).current_dir(dir).env_remove("ETL_PROJECT");
+    for (key, _) in std::env::vars() {
+        if key.starts_with("SF_") || key.starts_with("HALO_") {
+            command.env_remove(key);
+        }
+    }
+    command.output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+/// A copy of the example project (etl.yaml and pipelines/) in a fresh folder.
+fn example_project() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(repo().join("etl.yaml"), dir.path().join("etl.yaml")).unwrap();
+    std::fs::create_dir(dir.path().join("pipelines")).unwrap();
+    for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, dir.path().join("pipelines").join(path.file_name().unwrap())).unwrap();
+    }
+    dir
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let before = std::fs::read_to_string(&path).unwrap();
+    assert!(before.contains(from), "{file} has no `{from}`");
+    std::fs::write(&path, before.replacen(from, to, 1)).unwrap();
+}
+
+/// The line number of the first line containing `needle` in `file`.
+fn line_of(dir: &Path, file: &str, needle: &str) -> usize {
+    let text = std::fs::read_to_string(dir.join(file)).unwrap();
+    text.lines().position(|l| l.contains(needle)).unwrap() + 1
+}
+
+#[test]
+fn sql_select_42() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = etl(dir.path(), &["sql", "select 42"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert!(text(&out.stdout).contains("│ 42 │"), "{}", text(&out.stdout));
+    assert!(dir.path().join(".etl/staging.duckdb").exists());
+}
+
+#[test]
+fn sql_formats() {
+    let dir = tempfile::tempdir().unwrap();
+    let query = "select 1 as n, 'a,b' as s, DATE '2024-02-29' as d, NULL as z";
+    let csv = etl(dir.path(), &["sql", query, "--format", "csv"]);
+    assert_eq!(text(&csv.stdout), "n,s,d,z\n1,\"a,b\",2024-02-29,\n");
+    let json = etl(dir.path(), &["sql", query, "--format", "json"]);
+    let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(parsed, serde_json::json!([{"n": 1, "s": "a,b", "d": "2024-02-29", "z": null}]));
+}
+
+#[test]
+fn sql_reads_the_query_from_stdin() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["sql", "-", "--format", "csv"])
+        .current_dir(dir.path())
+        .env_remove("ETL_PROJECT")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    child.stdin.take().unwrap().write_all(b"select 6 * 7 as answer;\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(text(&out.stdout), "answer\n42\n");
+}
+
+#[test]
+fn a_bad_query_prints_duckdbs_message_and_exits_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = etl(dir.path(), &["sql", "selec 1"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("syntax error at or near \"selec\""), "{}", text(&out.stderr));
+    let out = etl(dir.path(), &["sql", "select * from no_such_table"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(text(&out.stderr).contains("no_such_table"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn staging_tables_are_there_to_query() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = etl(dir.path(), &["sql", "select table_name from duckdb_tables() order by 1", "--format", "csv"]);
+    assert_eq!(text(&out.stdout), "table_name\netl_meta\nid_map\nruns\nwatermarks\n");
+}
+
+#[test]
+fn runs_is_empty_at_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = etl(dir.path(), &["runs"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(text(&out.stdout).contains("no runs yet"));
+    let json = etl(dir.path(), &["runs", "--format", "json"]);
+    assert_eq!(text(&json.stdout).trim(), "[]");
+}
+
+#[test]
+fn the_example_pipelines_validate() {
+    let dir = example_project();
+    let out = etl(dir.path(), &["validate", "pipelines/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "ok: 6 files valid (5 pipelines)\n");
+    let out = etl(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn validating_one_file_still_knows_the_other_pipelines() {
+    let dir = example_project();
+    let out = etl(dir.path(), &["validate", "pipelines/opportunities.yaml"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+}
+
+#[test]
+fn lower_case_stage_name_fails_with_line_and_hint() {
+    let dir = example_project();
+    edit(dir.path(), "pipelines/opportunities.yaml", "salesforce: StageName", "salesforce: stagename");
+    let line = line_of(dir.path(), "pipelines/opportunities.yaml", "stagename");
+    let out = etl(dir.path(), &["validate", "pipelines/"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("pipelines/opportunities.yaml:{line}:19")), "{stderr}");
+    assert!(stderr.contains("did you mean `StageName`?"), "{stderr}");
+    insta::assert_snapshot!("stagename", stderr);
+}
+
+#[test]
+fn misspelt_fields_key_fails_with_line_and_hint() {
+    let dir = example_project();
+    edit(dir.path(), "pipelines/accounts.yaml", "fields:", "feilds:");
+    let line = line_of(dir.path(), "pipelines/accounts.yaml", "feilds:");
+    let out = etl(dir.path(), &["validate", "pipelines/"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains(&format!("pipelines/accounts.yaml:{line}:1")), "{stderr}");
+    assert!(stderr.contains("did you mean `fields`?"), "{stderr}");
+}
+
+#[test]
+fn account_id_mapped_twice_fails_with_line_and_hint() {
+    let dir = example_project();
+    edit(
+        dir.path(),
+        "pipelines/opportunities.yaml",
+        "  - { salesforce: OwnerId",
+        "  - { salesforce: AccountId, halo: customfields.CFAccount }\n  - { salesforce: OwnerId",
+    );
+    let line = line_of(dir.path(), "pipelines/opportunities.yaml", "CFAccount");
+    let out = etl(dir.path(), &["validate", "pipelines/", "--format", "json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["valid"], false);
+    let diagnostic = &report["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "mapped-twice");
+    assert_eq!(diagnostic["message"], "Salesforce field `AccountId` is mapped twice");
+    assert_eq!(diagnostic["line"], line);
+    assert!(diagnostic["hint"].as_str().unwrap().contains("template"));
+}
+
+#[test]
+fn missing_variable_in_the_project_file_exits_2_without_leaking() {
+    let dir = example_project();
+    edit(dir.path(), "etl.yaml", "${HALO_CLIENT_SECRET:-etl-sandbox-secret}", "${HALO_CLIENT_SECRET}");
+    let out = etl(dir.path(), &["validate"]);
+    assert_eq!(out.status.code(), Some(2));
+    let stderr = text(&out.stderr);
+    assert!(stderr.contains("environment variable `HALO_CLIENT_SECRET` is not set"), "{stderr}");
+    assert!(stderr.contains("etl.yaml:26:"), "{stderr}");
+    let with_secret = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["validate"])
+        .current_dir(dir.path())
+        .env("HALO_CLIENT_SECRET", "s3cr3t-value-never-shown")
+        .output()
+        .unwrap();
+    assert_eq!(with_secret.status.code(), Some(0), "{}", text(&with_secret.stderr));
+    assert!(!text(&with_secret.stdout).contains("s3cr3t"));
+    assert!(!text(&with_secret.stderr).contains("s3cr3t"));
+}
+
+#[test]
+fn schema_prints_json_schema() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = etl(dir.path(), &["schema", "pipeline"]);
+    let schema: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(schema["title"], "etl pipeline");
+    assert!(schema["properties"]["fields"].is_object());
+}

@@ -1,0 +1,169 @@
+//! The staging file: round trip through the Appender, upgrades of older files, and clear
+//! refusals for files in use, foreign or too new.
+
+use std::process::Command;
+
+use duckdb::types::Value;
+use etl::staging::{Column, ColumnType, PipelineTables, Stage, StagingError, Store, MIGRATIONS, SCHEMA_VERSION};
+
+fn tables() -> PipelineTables {
+    PipelineTables {
+        pipeline: "accounts".into(),
+        extracted: vec![
+            Column::new("Name", ColumnType::Text),
+            Column::new("AnnualRevenue", ColumnType::Double),
+            Column::new("CreatedDate", ColumnType::Timestamp),
+        ],
+        transformed: vec![Column::new("name", ColumnType::Text)],
+    }
+}
+
+fn row(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+}
+
+#[test]
+fn append_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("s.duckdb");
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let tables = tables();
+    store.ensure_pipeline_tables(&tables).unwrap();
+    let run_id = store.begin_run("run", &["accounts".into()]).unwrap();
+    let rows = vec![
+        row(&[
+            ("run_id", Value::Text(run_id.clone())),
+            ("source_id", Value::Text("001000000000001AAA".into())),
+            ("Name", Value::Text("Acme, Inc.".into())),
+            ("AnnualRevenue", Value::Double(1.5e6)),
+            ("CreatedDate", Value::Text("2024-05-01 10:00:00".into())),
+            ("record", Value::Text(r#"{"Name":"Acme, Inc."}"#.into())),
+        ]),
+        row(&[
+            ("run_id", Value::Text(run_id.clone())),
+            ("source_id", Value::Text("001000000000002AAA".into())),
+        ]),
+    ];
+    assert_eq!(store.append(&tables, Stage::Extracted, &rows).unwrap(), 2);
+    store.finish_run(&run_id, "ok", &serde_json::json!({"extracted": 2})).unwrap();
+    drop(store);
+
+    let store = Store::open(&path).unwrap();
+    let result = store
+        .query("SELECT Name, AnnualRevenue, CreatedDate::VARCHAR, record->>'Name' FROM accounts_extracted ORDER BY source_id")
+        .unwrap();
+    assert_eq!(result.columns[0], "Name");
+    assert_eq!(result.rows[0][0], Value::Text("Acme, Inc.".into()));
+    assert_eq!(result.rows[0][1], Value::Double(1.5e6));
+    assert_eq!(result.rows[0][2], Value::Text("2024-05-01 10:00:00".into()));
+    assert_eq!(result.rows[0][3], Value::Text("Acme, Inc.".into()));
+    assert_eq!(result.rows[1][0], Value::Null);
+    let runs = store.runs().unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, "ok");
+    assert_eq!(runs[0].pipelines, "accounts");
+}
+
+#[test]
+fn a_changed_field_list_adds_columns_and_keeps_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let mut tables = tables();
+    store.ensure_pipeline_tables(&tables).unwrap();
+    store
+        .append(&tables, Stage::Extracted, &[row(&[("source_id", Value::Text("a".into()))])])
+        .unwrap();
+    tables.extracted.push(Column::new("Website", ColumnType::Text));
+    store.ensure_pipeline_tables(&tables).unwrap();
+    let columns = store.table_columns("accounts_extracted").unwrap();
+    assert_eq!(columns.last().map(String::as_str), Some("Website"));
+    let count = store.query("SELECT count(*) FROM accounts_extracted").unwrap();
+    assert_eq!(count.rows[0][0], Value::BigInt(1));
+}
+
+#[test]
+fn appending_to_a_missing_column_is_an_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let tables = tables();
+    store.ensure_pipeline_tables(&tables).unwrap();
+    let error = store
+        .append(&tables, Stage::Results, &[row(&[("nope", Value::Null)])])
+        .unwrap_err();
+    assert!(error.to_string().contains("accounts_results has no column nope"), "{error}");
+}
+
+#[test]
+fn an_older_file_is_upgraded_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.duckdb");
+    {
+        // A file as the first released schema left it, with a run in it.
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE etl_meta (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL); INSERT INTO etl_meta VALUES ('schema_version', '1');")
+            .unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch("INSERT INTO runs VALUES ('r1', 'run', TIMESTAMP '2026-01-01 00:00:00', NULL, 'ok', ['accounts'], NULL)")
+            .unwrap();
+    }
+    let store = Store::open(&path).unwrap();
+    assert_eq!(store.schema_version().unwrap(), SCHEMA_VERSION);
+    let result = store
+        .query("SELECT run_id, api_calls_source FROM runs")
+        .unwrap();
+    assert_eq!(result.rows, vec![vec![Value::Text("r1".into()), Value::BigInt(0)]]);
+    assert!(store.table_columns("id_map").unwrap().contains(&"target_hash".to_string()));
+}
+
+#[test]
+fn a_newer_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("new.duckdb");
+    drop(Store::open(&path).unwrap());
+    {
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute_batch("UPDATE etl_meta SET value = '99' WHERE key = 'schema_version'").unwrap();
+    }
+    let error = Store::open(&path).err().unwrap();
+    assert!(matches!(error, StagingError::TooNew { found: 99, .. }), "{error}");
+}
+
+#[test]
+fn a_foreign_duckdb_file_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("foreign.duckdb");
+    {
+        let conn = duckdb::Connection::open(&path).unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER)").unwrap();
+    }
+    let error = Store::open(&path).err().unwrap();
+    assert!(matches!(error, StagingError::Foreign { .. }), "{error}");
+    assert!(error.to_string().contains("is not an etl staging file"));
+}
+
+#[test]
+fn a_file_that_is_not_duckdb_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("garbage.duckdb");
+    std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
+    let error = Store::open(&path).err().unwrap();
+    assert!(matches!(error, StagingError::Open { .. }), "{error}");
+    assert!(error.to_string().starts_with("cannot open the staging file"));
+}
+
+#[test]
+fn a_file_held_by_another_process_gives_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(".etl/staging.duckdb");
+    let _held = Store::open(&path).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["sql", "select 1"])
+        .current_dir(dir.path())
+        .env_remove("ETL_PROJECT")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("is in use by another etl process"), "{stderr}");
+}
