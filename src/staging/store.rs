@@ -177,7 +177,7 @@ fn new_run_id() -> String {
     let secs = now.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
-    let date = super::values::cell_to_text(&duckdb::types::Value::Date32(days as i32));
+    let date = crate::civil::format_date(days);
     format!(
         "r{}-{:02}{:02}{:02}-{:04x}",
         date.replace('-', ""),

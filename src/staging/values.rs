@@ -2,19 +2,7 @@
 
 use duckdb::types::{TimeUnit, Value};
 
-/// Days since 1970-01-01 → (year, month, day), proleptic Gregorian.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
+use crate::civil::format_date;
 
 fn micros(unit: TimeUnit, value: i64) -> i64 {
     match unit {
@@ -38,8 +26,7 @@ fn time_of_day(micros_in_day: i64) -> String {
 fn timestamp(unit: TimeUnit, value: i64) -> String {
     let total = micros(unit, value);
     let days = total.div_euclid(86_400_000_000);
-    let (y, m, d) = civil_from_days(days);
-    format!("{y:04}-{m:02}-{d:02} {}", time_of_day(total.rem_euclid(86_400_000_000)))
+    format!("{} {}", format_date(days), time_of_day(total.rem_euclid(86_400_000_000)))
 }
 
 /// The value as DuckDB's own CLI would print it; NULL is empty.
@@ -63,10 +50,7 @@ pub fn cell_to_text(value: &Value) -> String {
         Value::Timestamp(unit, v) => timestamp(*unit, *v),
         Value::Text(s) | Value::Enum(s) => s.clone(),
         Value::Blob(b) | Value::Geometry(b) => format!("<{} bytes>", b.len()),
-        Value::Date32(days) => {
-            let (y, m, d) = civil_from_days(i64::from(*days));
-            format!("{y:04}-{m:02}-{d:02}")
-        }
+        Value::Date32(days) => format_date(i64::from(*days)),
         Value::Time64(unit, v) => time_of_day(micros(*unit, *v)),
         Value::Interval { months, days, nanos } => {
             format!("{months} months {days} days {}", time_of_day(nanos / 1_000))
