@@ -41,7 +41,8 @@ pub fn parse_date(text: &str) -> Option<i64> {
     let year: i64 = parts.next()?.parse().ok()?;
     let month: u32 = parts.next()?.parse().ok()?;
     let day: u32 = parts.next()?.parse().ok()?;
-    ((1..=12).contains(&month) && (1..=31).contains(&day)).then(|| days_from_civil(year, month, day))
+    ((1..=12).contains(&month) && (1..=31).contains(&day))
+        .then(|| days_from_civil(year, month, day))
 }
 
 /// Milliseconds since the epoch, now.
@@ -92,7 +93,10 @@ pub fn parse_datetime(text: &str) -> Option<i64> {
             sign * (digits[..2].parse::<i64>().ok()? * 60 + digits[2..].parse::<i64>().ok()?)
         }
     };
-    Some(((days * 86_400 + hours * 3600 + minutes * 60 + seconds) - offset_minutes * 60) * 1000 + millis)
+    Some(
+        ((days * 86_400 + hours * 3600 + minutes * 60 + seconds) - offset_minutes * 60) * 1000
+            + millis,
+    )
 }
 
 #[cfg(test)]
@@ -108,6 +112,9 @@ mod tests {
         assert_eq!(format_date(19_723), "2024-01-01");
         let ms = parse_datetime("2024-05-01T10:00:00.250+0000").unwrap();
         assert_eq!(salesforce_datetime(ms), "2024-05-01T10:00:00.250+0000");
-        assert_eq!(parse_datetime("2024-05-01T12:00:00+02:00"), parse_datetime("2024-05-01T10:00:00Z"));
+        assert_eq!(
+            parse_datetime("2024-05-01T12:00:00+02:00"),
+            parse_datetime("2024-05-01T10:00:00Z")
+        );
     }
 }

@@ -11,7 +11,10 @@ fn repo() -> PathBuf {
 /// Runs `etl` in `dir` with a clean environment (no project variables from the caller).
 fn etl(dir: &Path, args: &[&str]) -> Output {
     let mut command = Command::new(env!("CARGO_BIN_EXE_etl"));
-    command.args(args).current_dir(dir).env_remove("ETL_PROJECT");
+    command
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ETL_PROJECT");
     for (key, _) in std::env::vars() {
         if key.starts_with("SF_") || key.starts_with("HALO_") {
             command.env_remove(key);
@@ -31,7 +34,11 @@ fn example_project() -> tempfile::TempDir {
     std::fs::create_dir(dir.path().join("pipelines")).unwrap();
     for entry in std::fs::read_dir(repo().join("pipelines")).unwrap() {
         let path = entry.unwrap().path();
-        std::fs::copy(&path, dir.path().join("pipelines").join(path.file_name().unwrap())).unwrap();
+        std::fs::copy(
+            &path,
+            dir.path().join("pipelines").join(path.file_name().unwrap()),
+        )
+        .unwrap();
     }
     dir
 }
@@ -54,7 +61,11 @@ fn sql_select_42() {
     let dir = tempfile::tempdir().unwrap();
     let out = etl(dir.path(), &["sql", "select 42"]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("│ 42 │"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("│ 42 │"),
+        "{}",
+        text(&out.stdout)
+    );
     assert!(dir.path().join(".etl/staging.duckdb").exists());
 }
 
@@ -62,11 +73,16 @@ fn sql_select_42() {
 fn sql_formats() {
     let dir = tempfile::tempdir().unwrap();
     let query = "select 1 as n, 'a,b' as s, DATE '2024-02-29' as d, NULL as z";
+    let table = etl(dir.path(), &["sql", query]);
+    assert_eq!(table.status.code(), Some(0), "{}", text(&table.stderr));
     let csv = etl(dir.path(), &["sql", query, "--format", "csv"]);
     assert_eq!(text(&csv.stdout), "n,s,d,z\n1,\"a,b\",2024-02-29,\n");
     let json = etl(dir.path(), &["sql", query, "--format", "json"]);
     let parsed: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
-    assert_eq!(parsed, serde_json::json!([{"n": 1, "s": "a,b", "d": "2024-02-29", "z": null}]));
+    assert_eq!(
+        parsed,
+        serde_json::json!([{"n": 1, "s": "a,b", "d": "2024-02-29", "z": null}])
+    );
 }
 
 #[test]
@@ -81,7 +97,12 @@ fn sql_reads_the_query_from_stdin() {
         .spawn()
         .unwrap();
     use std::io::Write;
-    child.stdin.take().unwrap().write_all(b"select 6 * 7 as answer;\n").unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(b"select 6 * 7 as answer;\n")
+        .unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(text(&out.stdout), "answer\n42\n");
 }
@@ -91,17 +112,36 @@ fn a_bad_query_prints_duckdbs_message_and_exits_2() {
     let dir = tempfile::tempdir().unwrap();
     let out = etl(dir.path(), &["sql", "selec 1"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("syntax error at or near \"selec\""), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("syntax error at or near \"selec\""),
+        "{}",
+        text(&out.stderr)
+    );
     let out = etl(dir.path(), &["sql", "select * from no_such_table"]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(text(&out.stderr).contains("no_such_table"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("no_such_table"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
 fn staging_tables_are_there_to_query() {
     let dir = tempfile::tempdir().unwrap();
-    let out = etl(dir.path(), &["sql", "select table_name from duckdb_tables() order by 1", "--format", "csv"]);
-    assert_eq!(text(&out.stdout), "table_name\netl_meta\nid_map\nruns\nwatermarks\n");
+    let out = etl(
+        dir.path(),
+        &[
+            "sql",
+            "select table_name from duckdb_tables() order by 1",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        text(&out.stdout),
+        "table_name\netl_meta\nid_map\nruns\nwatermarks\n"
+    );
 }
 
 #[test]
@@ -134,12 +174,20 @@ fn validating_one_file_still_knows_the_other_pipelines() {
 #[test]
 fn lower_case_stage_name_fails_with_line_and_hint() {
     let dir = example_project();
-    edit(dir.path(), "pipelines/opportunities.yaml", "salesforce: StageName", "salesforce: stagename");
+    edit(
+        dir.path(),
+        "pipelines/opportunities.yaml",
+        "salesforce: StageName",
+        "salesforce: stagename",
+    );
     let line = line_of(dir.path(), "pipelines/opportunities.yaml", "stagename");
     let out = etl(dir.path(), &["validate", "pipelines/"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("pipelines/opportunities.yaml:{line}:19")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pipelines/opportunities.yaml:{line}:19")),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean `StageName`?"), "{stderr}");
     insta::assert_snapshot!("stagename", stderr);
 }
@@ -152,7 +200,10 @@ fn misspelt_fields_key_fails_with_line_and_hint() {
     let out = etl(dir.path(), &["validate", "pipelines/"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(&format!("pipelines/accounts.yaml:{line}:1")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("pipelines/accounts.yaml:{line}:1")),
+        "{stderr}"
+    );
     assert!(stderr.contains("did you mean `fields`?"), "{stderr}");
 }
 
@@ -162,8 +213,8 @@ fn account_id_mapped_twice_fails_with_line_and_hint() {
     edit(
         dir.path(),
         "pipelines/opportunities.yaml",
-        "  - { salesforce: OwnerId",
-        "  - { salesforce: AccountId, halo: customfields.CFAccount }\n  - { salesforce: OwnerId",
+        "  # The guide's custom ticket field",
+        "  - { salesforce: AccountId, halo: customfields.CFAccount }\n  # The guide's custom ticket field",
     );
     let line = line_of(dir.path(), "pipelines/opportunities.yaml", "CFAccount");
     let out = etl(dir.path(), &["validate", "pipelines/", "--format", "json"]);
@@ -172,7 +223,10 @@ fn account_id_mapped_twice_fails_with_line_and_hint() {
     assert_eq!(report["valid"], false);
     let diagnostic = &report["diagnostics"][0];
     assert_eq!(diagnostic["code"], "mapped-twice");
-    assert_eq!(diagnostic["message"], "Salesforce field `AccountId` is mapped twice");
+    assert_eq!(
+        diagnostic["message"],
+        "Salesforce field `AccountId` is mapped twice"
+    );
     assert_eq!(diagnostic["line"], line);
     assert!(diagnostic["hint"].as_str().unwrap().contains("template"));
 }
@@ -180,19 +234,33 @@ fn account_id_mapped_twice_fails_with_line_and_hint() {
 #[test]
 fn missing_variable_in_the_project_file_exits_2_without_leaking() {
     let dir = example_project();
-    edit(dir.path(), "etl.yaml", "${HALO_CLIENT_SECRET:-etl-sandbox-secret}", "${HALO_CLIENT_SECRET}");
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "${HALO_CLIENT_SECRET:-etl-sandbox-secret}",
+        "${HALO_CLIENT_SECRET}",
+    );
     let out = etl(dir.path(), &["validate"]);
     assert_eq!(out.status.code(), Some(2));
     let stderr = text(&out.stderr);
-    assert!(stderr.contains("environment variable `HALO_CLIENT_SECRET` is not set"), "{stderr}");
-    assert!(stderr.contains("etl.yaml:26:"), "{stderr}");
+    assert!(
+        stderr.contains("environment variable `HALO_CLIENT_SECRET` is not set"),
+        "{stderr}"
+    );
+    let line = line_of(dir.path(), "etl.yaml", "${HALO_CLIENT_SECRET}");
+    assert!(stderr.contains(&format!("etl.yaml:{line}:20")), "{stderr}");
     let with_secret = Command::new(env!("CARGO_BIN_EXE_etl"))
         .args(["validate"])
         .current_dir(dir.path())
         .env("HALO_CLIENT_SECRET", "s3cr3t-value-never-shown")
         .output()
         .unwrap();
-    assert_eq!(with_secret.status.code(), Some(0), "{}", text(&with_secret.stderr));
+    assert_eq!(
+        with_secret.status.code(),
+        Some(0),
+        "{}",
+        text(&with_secret.stderr)
+    );
     assert!(!text(&with_secret.stdout).contains("s3cr3t"));
     assert!(!text(&with_secret.stderr).contains("s3cr3t"));
 }

@@ -20,8 +20,14 @@ fn org() -> (Org, Vec<String>) {
     let u2 = org.create("User", record(json!({"FirstName": "Grace", "LastName": "Hopper", "Email": "grace@example.com", "Username": "grace@example.com", "Alias": "gh", "IsActive": true})), admin);
     let a1 = org.create("Account", record(json!({"Name": "Acme Ltd", "Type": "Customer - Direct", "BillingCity": "London", "AnnualRevenue": 1000000.0, "NumberOfEmployees": 50, "OwnerId": u1})), admin);
     let a2 = org.create("Account", record(json!({"Name": "Globex Inc.", "Type": "Prospect", "BillingCity": "Boston", "AnnualRevenue": null, "NumberOfEmployees": 7, "OwnerId": u2})), admin);
-    let a3 = org.create("Account", record(json!({"Name": "Initech", "Type": "Other", "BillingCity": "Austin", "OwnerId": u1})), admin);
-    org.get_mut(&a3).unwrap().insert("IsDeleted".into(), json!(true));
+    let a3 = org.create(
+        "Account",
+        record(json!({"Name": "Initech", "Type": "Other", "BillingCity": "Austin", "OwnerId": u1})),
+        admin,
+    );
+    org.get_mut(&a3)
+        .unwrap()
+        .insert("IsDeleted".into(), json!(true));
     org.create("Contact", record(json!({"FirstName": "Alan", "LastName": "Turing", "Email": "alan@acme.test", "AccountId": a1, "OwnerId": u1})), admin);
     org.create("Contact", record(json!({"FirstName": "Edsger", "LastName": "Dijkstra", "Email": "edsger@acme.test", "AccountId": a1, "OwnerId": u1})), admin);
     org.create("Contact", record(json!({"FirstName": "Barbara", "LastName": "Liskov", "Email": null, "AccountId": null, "OwnerId": u2})), admin);
@@ -29,8 +35,16 @@ fn org() -> (Org, Vec<String>) {
     org.create("Opportunity", record(json!({"Name": "Small deal", "StageName": "Prospecting", "Amount": 100.0, "CloseDate": civil::format_date(today + 40), "AccountId": a2, "IsWon": false, "OwnerId": u2})), admin);
     org.create("Opportunity", record(json!({"Name": "Old deal", "StageName": "Closed Lost", "Amount": null, "CloseDate": "2020-06-30", "AccountId": a2, "IsWon": false, "OwnerId": u2})), admin);
     let case = org.create("Case", record(json!({"Subject": "Printer offline", "Status": "New", "Priority": "High", "AccountId": a1, "OwnerId": u1})), admin);
-    org.create("CaseComment", record(json!({"ParentId": case, "CommentBody": "Rebooted it", "IsPublished": true})), admin);
-    org.create("CaseComment", record(json!({"ParentId": case, "CommentBody": "Internal note", "IsPublished": false})), admin);
+    org.create(
+        "CaseComment",
+        record(json!({"ParentId": case, "CommentBody": "Rebooted it", "IsPublished": true})),
+        admin,
+    );
+    org.create(
+        "CaseComment",
+        record(json!({"ParentId": case, "CommentBody": "Internal note", "IsPublished": false})),
+        admin,
+    );
     org.create("Attachment", record(json!({"ParentId": a1, "Name": "contract.pdf", "ContentType": "application/pdf", "BodyLength": 3})), admin);
     (org, vec![a1, a2, a3, u1, u2])
 }
@@ -39,14 +53,23 @@ fn org() -> (Org, Vec<String>) {
 fn column(org: &Org, soql: &str, field: &str, all: bool) -> Vec<Value> {
     let execution = execute(org, soql, all).unwrap_or_else(|e| panic!("{soql}: {e}"));
     if let Some(rows) = &execution.aggregate_rows {
-        return rows.iter().map(|r| r.pointer(&format!("/{}", field.replace('.', "/"))).cloned().unwrap_or(Value::Null)).collect();
+        return rows
+            .iter()
+            .map(|r| {
+                r.pointer(&format!("/{}", field.replace('.', "/")))
+                    .cloned()
+                    .unwrap_or(Value::Null)
+            })
+            .collect();
     }
     execution
         .ids
         .iter()
         .map(|id| {
             let row = project(org, &execution, org.get(id).unwrap(), "62.0").unwrap();
-            row.pointer(&format!("/{}", field.replace('.', "/"))).cloned().unwrap_or(Value::Null)
+            row.pointer(&format!("/{}", field.replace('.', "/")))
+                .cloned()
+                .unwrap_or(Value::Null)
         })
         .collect()
 }
@@ -122,7 +145,12 @@ fn valid_queries_return_the_expected_rows() {
 #[test]
 fn query_all_includes_deleted_rows() {
     let (org, _) = org();
-    let all = column(&org, "SELECT Name, IsDeleted FROM Account WHERE IsDeleted = true", "Name", true);
+    let all = column(
+        &org,
+        "SELECT Name, IsDeleted FROM Account WHERE IsDeleted = true",
+        "Name",
+        true,
+    );
     assert_eq!(all, vec![json!("Initech")]);
     assert!(names(&org, "SELECT Name FROM Account WHERE IsDeleted = true").is_empty());
 }
@@ -131,10 +159,30 @@ fn query_all_includes_deleted_rows() {
 fn record_shape_matches_the_rest_api() {
     let (org, ids) = org();
     let execution = execute(&org, "SELECT Id, Name, Owner.Email, Parent.Name, (SELECT Id, Name FROM Attachments), (SELECT Id FROM Opportunities) FROM Account WHERE Name = 'Acme Ltd'", false).unwrap();
-    let row = project(&org, &execution, org.get(&execution.ids[0]).unwrap(), "62.0").unwrap();
-    assert_eq!(row["attributes"], json!({"type": "Account", "url": format!("/services/data/v62.0/sobjects/Account/{}", ids[0])}));
+    let row = project(
+        &org,
+        &execution,
+        org.get(&execution.ids[0]).unwrap(),
+        "62.0",
+    )
+    .unwrap();
+    assert_eq!(
+        row["attributes"],
+        json!({"type": "Account", "url": format!("/services/data/v62.0/sobjects/Account/{}", ids[0])})
+    );
     let keys: Vec<&String> = row.as_object().unwrap().keys().collect();
-    assert_eq!(keys, ["attributes", "Id", "Name", "Owner", "Parent", "Attachments", "Opportunities"]);
+    assert_eq!(
+        keys,
+        [
+            "attributes",
+            "Id",
+            "Name",
+            "Owner",
+            "Parent",
+            "Attachments",
+            "Opportunities"
+        ]
+    );
     assert_eq!(row["Owner"]["Email"], "ada@example.com");
     assert_eq!(row["Owner"]["attributes"]["type"], "User");
     assert_eq!(row["Parent"], Value::Null);
@@ -142,9 +190,18 @@ fn record_shape_matches_the_rest_api() {
     assert_eq!(row["Attachments"]["done"], true);
     assert_eq!(row["Attachments"]["records"][0]["Name"], "contract.pdf");
     assert_eq!(row["Opportunities"]["totalSize"], 1);
-    let globex = execute(&org, "SELECT Id, (SELECT Id FROM Attachments) FROM Account WHERE Name = 'Globex Inc.'", false).unwrap();
+    let globex = execute(
+        &org,
+        "SELECT Id, (SELECT Id FROM Attachments) FROM Account WHERE Name = 'Globex Inc.'",
+        false,
+    )
+    .unwrap();
     let row = project(&org, &globex, org.get(&globex.ids[0]).unwrap(), "62.0").unwrap();
-    assert_eq!(row["Attachments"], Value::Null, "no child rows is null, not an empty result");
+    assert_eq!(
+        row["Attachments"],
+        Value::Null,
+        "no child rows is null, not an empty result"
+    );
 }
 
 #[test]
@@ -153,13 +210,43 @@ fn aggregates_and_counts() {
     let count = execute(&org, "SELECT COUNT() FROM Opportunity", false).unwrap();
     assert_eq!(count.total_size, 3);
     assert_eq!(count.aggregate_rows, Some(vec![]));
-    assert_eq!(column(&org, "SELECT COUNT(Id) FROM Opportunity", "expr0", false), vec![json!(3)]);
-    assert_eq!(column(&org, "SELECT COUNT(Amount) n FROM Opportunity", "n", false), vec![json!(2)]);
-    assert_eq!(column(&org, "SELECT SUM(Amount) FROM Opportunity", "expr0", false), vec![json!(5100.0)]);
-    assert_eq!(column(&org, "SELECT MAX(Amount), MIN(Amount) FROM Opportunity", "expr1", false), vec![json!(100.0)]);
-    let grouped = column(&org, "SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName", "StageName", false);
+    assert_eq!(
+        column(&org, "SELECT COUNT(Id) FROM Opportunity", "expr0", false),
+        vec![json!(3)]
+    );
+    assert_eq!(
+        column(&org, "SELECT COUNT(Amount) n FROM Opportunity", "n", false),
+        vec![json!(2)]
+    );
+    assert_eq!(
+        column(&org, "SELECT SUM(Amount) FROM Opportunity", "expr0", false),
+        vec![json!(5100.0)]
+    );
+    assert_eq!(
+        column(
+            &org,
+            "SELECT MAX(Amount), MIN(Amount) FROM Opportunity",
+            "expr1",
+            false
+        ),
+        vec![json!(100.0)]
+    );
+    let grouped = column(
+        &org,
+        "SELECT StageName, COUNT(Id) FROM Opportunity GROUP BY StageName",
+        "StageName",
+        false,
+    );
     assert_eq!(grouped.len(), 3);
-    assert_eq!(column(&org, "SELECT COUNT_DISTINCT(AccountId) FROM Opportunity", "expr0", false), vec![json!(2)]);
+    assert_eq!(
+        column(
+            &org,
+            "SELECT COUNT_DISTINCT(AccountId) FROM Opportunity",
+            "expr0",
+            false
+        ),
+        vec![json!(2)]
+    );
     let attributes = column(&org, "SELECT COUNT(Id) FROM Account", "attributes", false);
     assert_eq!(attributes, vec![json!({"type": "AggregateResult"})]);
 }
@@ -195,11 +282,16 @@ fn invalid_queries_fail_as_salesforce_fails_them() {
         ("SELECT Id FROM Account WHERE CreatedDate = LAST_N_DAYS", "MALFORMED_QUERY", "unexpected token: <EOF>", 55),
     ];
     for (soql, code, text, column) in cases {
-        let error = execute(&org, soql, false).err().unwrap_or_else(|| panic!("{soql} should fail"));
+        let error = execute(&org, soql, false)
+            .err()
+            .unwrap_or_else(|| panic!("{soql} should fail"));
         assert_eq!(error.code.as_str(), *code, "{soql}: {error}");
         assert!(error.text.contains(text), "{soql}: {}", error.text);
         assert_eq!(error.row_column(soql).1, *column, "{soql}");
         let message = error.salesforce_message(soql);
-        assert!(message.contains(&format!("ERROR at Row:1:Column:{column}\n")), "{message}");
+        assert!(
+            message.contains(&format!("ERROR at Row:1:Column:{column}\n")),
+            "{message}"
+        );
     }
 }

@@ -3,7 +3,9 @@
 use etl::config::schema::{pipeline_schema, project_schema, render};
 
 fn check(name: &str, generated: String) {
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").join(name);
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schemas")
+        .join(name);
     let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
     assert!(
         on_disk == generated,

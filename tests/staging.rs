@@ -4,7 +4,9 @@
 use std::process::Command;
 
 use duckdb::types::Value;
-use etl::staging::{Column, ColumnType, PipelineTables, Stage, StagingError, Store, MIGRATIONS, SCHEMA_VERSION};
+use etl::staging::{
+    Column, ColumnType, PipelineTables, Stage, StagingError, Store, MIGRATIONS, SCHEMA_VERSION,
+};
 
 fn tables() -> PipelineTables {
     PipelineTables {
@@ -19,7 +21,10 @@ fn tables() -> PipelineTables {
 }
 
 fn row(pairs: &[(&str, Value)]) -> Vec<(String, Value)> {
-    pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect()
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect()
 }
 
 #[test]
@@ -46,7 +51,9 @@ fn append_and_read_back() {
         ]),
     ];
     assert_eq!(store.append(&tables, Stage::Extracted, &rows).unwrap(), 2);
-    store.finish_run(&run_id, "ok", &serde_json::json!({"extracted": 2})).unwrap();
+    store
+        .finish_run(&run_id, "ok", &serde_json::json!({"extracted": 2}))
+        .unwrap();
     drop(store);
 
     let store = Store::open(&path).unwrap();
@@ -72,13 +79,21 @@ fn a_changed_field_list_adds_columns_and_keeps_rows() {
     let mut tables = tables();
     store.ensure_pipeline_tables(&tables).unwrap();
     store
-        .append(&tables, Stage::Extracted, &[row(&[("source_id", Value::Text("a".into()))])])
+        .append(
+            &tables,
+            Stage::Extracted,
+            &[row(&[("source_id", Value::Text("a".into()))])],
+        )
         .unwrap();
-    tables.extracted.push(Column::new("Website", ColumnType::Text));
+    tables
+        .extracted
+        .push(Column::new("Website", ColumnType::Text));
     store.ensure_pipeline_tables(&tables).unwrap();
     let columns = store.table_columns("accounts_extracted").unwrap();
     assert_eq!(columns.last().map(String::as_str), Some("Website"));
-    let count = store.query("SELECT count(*) FROM accounts_extracted").unwrap();
+    let count = store
+        .query("SELECT count(*) FROM accounts_extracted")
+        .unwrap();
     assert_eq!(count.rows[0][0], Value::BigInt(1));
 }
 
@@ -91,7 +106,12 @@ fn appending_to_a_missing_column_is_an_error() {
     let error = store
         .append(&tables, Stage::Results, &[row(&[("nope", Value::Null)])])
         .unwrap_err();
-    assert!(error.to_string().contains("accounts_results has no column nope"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("accounts_results has no column nope"),
+        "{error}"
+    );
 }
 
 #[test]
@@ -112,8 +132,14 @@ fn an_older_file_is_upgraded_in_place() {
     let result = store
         .query("SELECT run_id, api_calls_source FROM runs")
         .unwrap();
-    assert_eq!(result.rows, vec![vec![Value::Text("r1".into()), Value::BigInt(0)]]);
-    assert!(store.table_columns("id_map").unwrap().contains(&"target_hash".to_string()));
+    assert_eq!(
+        result.rows,
+        vec![vec![Value::Text("r1".into()), Value::BigInt(0)]]
+    );
+    assert!(store
+        .table_columns("id_map")
+        .unwrap()
+        .contains(&"target_hash".to_string()));
 }
 
 #[test]
@@ -123,10 +149,14 @@ fn a_newer_file_is_refused() {
     drop(Store::open(&path).unwrap());
     {
         let conn = duckdb::Connection::open(&path).unwrap();
-        conn.execute_batch("UPDATE etl_meta SET value = '99' WHERE key = 'schema_version'").unwrap();
+        conn.execute_batch("UPDATE etl_meta SET value = '99' WHERE key = 'schema_version'")
+            .unwrap();
     }
     let error = Store::open(&path).err().unwrap();
-    assert!(matches!(error, StagingError::TooNew { found: 99, .. }), "{error}");
+    assert!(
+        matches!(error, StagingError::TooNew { found: 99, .. }),
+        "{error}"
+    );
 }
 
 #[test]
@@ -135,7 +165,8 @@ fn a_foreign_duckdb_file_is_refused() {
     let path = dir.path().join("foreign.duckdb");
     {
         let conn = duckdb::Connection::open(&path).unwrap();
-        conn.execute_batch("CREATE TABLE invoices (id INTEGER)").unwrap();
+        conn.execute_batch("CREATE TABLE invoices (id INTEGER)")
+            .unwrap();
     }
     let error = Store::open(&path).err().unwrap();
     assert!(matches!(error, StagingError::Foreign { .. }), "{error}");
@@ -149,7 +180,9 @@ fn a_file_that_is_not_duckdb_is_refused() {
     std::fs::write(&path, vec![0x42u8; 8192]).unwrap();
     let error = Store::open(&path).err().unwrap();
     assert!(matches!(error, StagingError::Open { .. }), "{error}");
-    assert!(error.to_string().starts_with("cannot open the staging file"));
+    assert!(error
+        .to_string()
+        .starts_with("cannot open the staging file"));
 }
 
 #[test]
@@ -165,5 +198,8 @@ fn a_file_held_by_another_process_gives_a_clear_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("is in use by another etl process"), "{stderr}");
+    assert!(
+        stderr.contains("is in use by another etl process"),
+        "{stderr}"
+    );
 }

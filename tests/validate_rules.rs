@@ -37,7 +37,11 @@ fn validate(files: &[(&str, &str)]) -> (tempfile::TempDir, Vec<Diagnostic>) {
 
 fn only(files: &[(&str, &str)]) -> Diagnostic {
     let (_dir, diagnostics) = validate(files);
-    assert_eq!(diagnostics.len(), 1, "expected one diagnostic, got {diagnostics:#?}");
+    assert_eq!(
+        diagnostics.len(),
+        1,
+        "expected one diagnostic, got {diagnostics:#?}"
+    );
     diagnostics.into_iter().next().unwrap()
 }
 
@@ -74,13 +78,19 @@ fn unknown_key_with_did_you_mean() {
 
 #[test]
 fn missing_required_key() {
-    let d = pipeline(&GOOD.replace("halo:
+    let d = pipeline(&GOOD.replace(
+        "halo:
   entity: Tickets
   defaults: { tickettype_id: 23 }
-", ""));
+",
+        "",
+    ));
     assert_eq!(d.code, "missing-key");
     assert_eq!(d.message, "missing required key `halo`");
-    assert_eq!(d.hint.as_deref(), Some("The Halo side: entity, constant values and how existing records are matched."));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("The Halo side: entity, constant values and how existing records are matched.")
+    );
 }
 
 #[test]
@@ -91,11 +101,21 @@ fn every_problem_in_a_file_is_reported_at_once() {
         .replace("defaults:", "defualts:");
     let (_dir, diagnostics) = validate(&[("pipelines/p.yaml", &text)]);
     let codes: Vec<&str> = diagnostics.iter().map(|d| d.code).collect();
-    assert_eq!(codes, ["unknown-value", "unknown-key", "wrong-type"], "{diagnostics:#?}");
-    assert_eq!(diagnostics[0].label.as_deref(), Some("did you mean `Tickets`?"));
+    assert_eq!(
+        codes,
+        ["unknown-value", "unknown-key", "wrong-type"],
+        "{diagnostics:#?}"
+    );
+    assert_eq!(
+        diagnostics[0].label.as_deref(),
+        Some("did you mean `Tickets`?")
+    );
     assert_eq!(diagnostics[0].line, 6);
     assert_eq!(diagnostics[1].line, 7);
-    assert_eq!(diagnostics[2].message, "expected true or false, found a string");
+    assert_eq!(
+        diagnostics[2].message,
+        "expected true or false, found a string"
+    );
     assert_eq!(diagnostics[2].line, 9);
 }
 
@@ -111,24 +131,40 @@ fn wrong_value_type() {
 fn import_mode_outside_the_set() {
     let d = pipeline(&format!("{GOOD}sync: {{ import: upsrt }}\n"));
     assert_eq!(d.code, "unknown-value");
-    assert_eq!(d.message, "`upsrt` is not one of: create, update, upsert, off");
+    assert_eq!(
+        d.message,
+        "`upsrt` is not one of: create, update, upsert, off"
+    );
     assert_eq!(d.label.as_deref(), Some("did you mean `upsert`?"));
     assert_eq!(d.line, 12);
 }
 
 #[test]
 fn where_clause_that_does_not_parse_points_inside_the_query() {
-    let d = pipeline(&GOOD.replace("where: IsDeleted = false", "where: \"IsDeleted = false AND\""));
+    let d = pipeline(&GOOD.replace(
+        "where: IsDeleted = false",
+        "where: \"IsDeleted = false AND\"",
+    ));
     assert_eq!(d.code, "soql");
-    assert_eq!(d.message, "SOQL does not parse: unexpected token: <EOF> (MALFORMED_QUERY)");
+    assert_eq!(
+        d.message,
+        "SOQL does not parse: unexpected token: <EOF> (MALFORMED_QUERY)"
+    );
     assert_eq!((d.line, d.column), (4, 32));
 }
 
 #[test]
 fn full_query_with_a_typo_in_from() {
-    let d = pipeline(&GOOD.replace("where: IsDeleted = false", "query: SELECT Id, Name FORM Opportunity"));
+    let d = pipeline(&GOOD.replace(
+        "where: IsDeleted = false",
+        "query: SELECT Id, Name FORM Opportunity",
+    ));
     assert_eq!(d.code, "soql");
-    assert!(d.message.contains("unexpected token: 'FORM'"), "{}", d.message);
+    assert!(
+        d.message.contains("unexpected token: 'FORM'"),
+        "{}",
+        d.message
+    );
     assert_eq!((d.line, d.column), (4, 26));
     assert_eq!(d.hint.as_deref(), Some("expected FROM"));
 }
@@ -137,7 +173,10 @@ fn full_query_with_a_typo_in_from() {
 fn query_from_another_object() {
     let d = pipeline(&GOOD.replace("where: IsDeleted = false", "query: SELECT Id FROM Account"));
     assert_eq!(d.code, "soql");
-    assert_eq!(d.message, "the query reads `Account` but the pipeline's object is `Opportunity`");
+    assert_eq!(
+        d.message,
+        "the query reads `Account` but the pipeline's object is `Opportunity`"
+    );
 }
 
 #[test]
@@ -154,7 +193,9 @@ fn lower_case_field_name_suggests_the_api_name() {
 
 #[test]
 fn custom_field_without_suffix() {
-    let d = pipeline(&format!("{GOOD}  - {{ salesforce: TaskType, halo: customfields.CFTaskType }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: TaskType, halo: customfields.CFTaskType }}\n"
+    ));
     assert_eq!(d.code, "salesforce-field");
     assert_eq!(d.label.as_deref(), Some("did you mean `TaskType__c`?"));
     assert_eq!(d.line, 12);
@@ -170,14 +211,18 @@ fn fields_in_where_are_checked_too() {
 
 #[test]
 fn relationship_path_with_a_typo() {
-    let d = pipeline(&format!("{GOOD}  - {{ salesforce: Ownr.Email, halo: customfields.CFOwner }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: Ownr.Email, halo: customfields.CFOwner }}\n"
+    ));
     assert_eq!(d.message, "no relationship `Ownr` on Opportunity");
     assert_eq!(d.label.as_deref(), Some("did you mean `Owner`?"));
 }
 
 #[test]
 fn same_salesforce_field_mapped_twice() {
-    let d = pipeline(&format!("{GOOD}  - {{ salesforce: AccountId, halo: customfields.CFAccount }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: AccountId, halo: customfields.CFAccount }}\n"
+    ));
     assert_eq!(d.code, "mapped-twice");
     assert_eq!(d.message, "Salesforce field `AccountId` is mapped twice");
     assert_eq!(d.label.as_deref(), Some("first mapped on line 11"));
@@ -186,7 +231,9 @@ fn same_salesforce_field_mapped_twice() {
 
 #[test]
 fn same_halo_field_mapped_twice() {
-    let d = pipeline(&format!("{GOOD}  - {{ salesforce: Description, halo: summary }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: Description, halo: summary }}\n"
+    ));
     assert_eq!(d.code, "mapped-twice");
     assert_eq!(d.message, "Halo field `summary` is mapped twice");
     assert_eq!(d.line, 12);
@@ -194,20 +241,29 @@ fn same_halo_field_mapped_twice() {
 
 #[test]
 fn read_only_field_cannot_sync_back() {
-    let d = pipeline(&format!("{GOOD}  - {{ salesforce: IsWon, halo: customfields.CFWon, sync_back: true }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: IsWon, halo: customfields.CFWon, sync_back: true }}\n"
+    ));
     assert_eq!(d.code, "sync-back");
-    assert_eq!(d.message, "`IsWon` is read-only in Salesforce and cannot be synced back");
+    assert_eq!(
+        d.message,
+        "`IsWon` is read-only in Salesforce and cannot be synced back"
+    );
 }
 
 #[test]
 fn lookup_of_a_pipeline_that_does_not_exist() {
     let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client }\nfields:\n  - { salesforce: Name, halo: name }\n";
     let text = GOOD.replace("halo: client_id }", "halo: client_id, lookup: acounts }");
-    let (_dir, diagnostics) = validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
+    let (_dir, diagnostics) =
+        validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     let d = &diagnostics[0];
     assert_eq!(d.code, "unknown-pipeline");
-    assert_eq!(d.message, "`lookup` names pipeline `acounts`, which does not exist");
+    assert_eq!(
+        d.message,
+        "`lookup` names pipeline `acounts`, which does not exist"
+    );
     assert_eq!(d.label.as_deref(), Some("did you mean `accounts`?"));
     assert_eq!(file_name(&d.file), PathBuf::from("p.yaml"));
     assert_eq!(d.line, 11);
@@ -217,7 +273,8 @@ fn lookup_of_a_pipeline_that_does_not_exist() {
 fn lookup_without_depends_on_is_a_warning() {
     let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client }\nfields:\n  - { salesforce: Name, halo: name }\n";
     let text = GOOD.replace("halo: client_id }", "halo: client_id, lookup: accounts }");
-    let (_dir, diagnostics) = validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
+    let (_dir, diagnostics) =
+        validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     assert_eq!(diagnostics[0].code, "lookup-order");
     assert!(!diagnostics[0].is_error());
@@ -236,7 +293,10 @@ fn dependency_cycle() {
 
 #[test]
 fn unknown_dependency() {
-    let d = pipeline(&GOOD.replace("salesforce:\n  object", "depends_on: [acounts]\nsalesforce:\n  object"));
+    let d = pipeline(&GOOD.replace(
+        "salesforce:\n  object",
+        "depends_on: [acounts]\nsalesforce:\n  object",
+    ));
     assert_eq!(d.code, "unknown-pipeline");
     assert_eq!(d.line, 2);
 }
@@ -246,14 +306,24 @@ fn template_that_does_not_compile_points_at_its_line() {
     let text = format!("{GOOD}  - halo: details\n    template: |\n      {{{{ record.Name }}}}\n      {{{{ record.Description | upper }}\n");
     let d = pipeline(&text);
     assert_eq!(d.code, "template");
-    assert!(d.message.starts_with("template does not compile: syntax error"), "{}", d.message);
+    assert!(
+        d.message
+            .starts_with("template does not compile: syntax error"),
+        "{}",
+        d.message
+    );
     assert_eq!(d.line, 15);
-    assert_eq!(d.hint.as_deref(), Some("line 2 of the template; templates use minijinja (Jinja2) syntax"));
+    assert_eq!(
+        d.hint.as_deref(),
+        Some("line 2 of the template; templates use minijinja (Jinja2) syntax")
+    );
 }
 
 #[test]
 fn template_with_an_unknown_filter() {
-    let d = pipeline(&format!("{GOOD}  - {{ halo: details, template: \"{{{{ record.Name | shout }}}}\" }}\n"));
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ halo: details, template: \"{{{{ record.Name | shout }}}}\" }}\n"
+    ));
     assert_eq!(d.code, "template");
     assert!(d.message.contains("unknown filter"), "{}", d.message);
     assert_eq!(d.line, 12);
@@ -261,7 +331,9 @@ fn template_with_an_unknown_filter() {
 
 #[test]
 fn selection_ids_must_be_ids_of_the_object() {
-    let d = pipeline(&format!("{GOOD}selection:\n  exclude: [001000000000001AAA]\n"));
+    let d = pipeline(&format!(
+        "{GOOD}selection:\n  exclude: [001000000000001AAA]\n"
+    ));
     assert_eq!(d.code, "salesforce-id");
     assert_eq!(d.message, "`001000000000001AAA` is not an Opportunity Id");
     assert_eq!(d.line, 13);
@@ -312,21 +384,54 @@ fn sign_in_flow_needs_its_settings() {
 fn the_example_project_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = config::load(&root.join("etl.yaml"), &[], &|_| None);
-    assert!(workspace.diagnostics.is_empty(), "{:#?}", workspace.diagnostics);
-    let names: Vec<&str> = workspace.pipelines.iter().map(|p| p.pipeline.pipeline.as_str()).collect();
-    assert_eq!(names, ["accounts", "case_comments", "cases", "contacts", "opportunities"]);
+    assert!(
+        workspace.diagnostics.is_empty(),
+        "{:#?}",
+        workspace.diagnostics
+    );
+    let names: Vec<&str> = workspace
+        .pipelines
+        .iter()
+        .map(|p| p.pipeline.pipeline.as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "accounts",
+            "case_comments",
+            "cases",
+            "contacts",
+            "opportunities"
+        ]
+    );
     let order = config::rules::run_order(
-        &workspace.pipelines.iter().map(|p| p.pipeline.clone()).collect::<Vec<_>>(),
+        &workspace
+            .pipelines
+            .iter()
+            .map(|p| p.pipeline.clone())
+            .collect::<Vec<_>>(),
     );
     let ordered: Vec<&str> = order.iter().map(|&i| names[i]).collect();
-    assert_eq!(ordered, ["accounts", "contacts", "opportunities", "cases", "case_comments"]);
+    assert_eq!(
+        ordered,
+        [
+            "accounts",
+            "contacts",
+            "opportunities",
+            "cases",
+            "case_comments"
+        ]
+    );
 }
 
 #[test]
 fn yaml_1_1_words_are_strings_and_duplicate_keys_are_named() {
     let d = pipeline(&format!("{GOOD}attachments: yes\n"));
     assert_eq!(d.message, "expected true or false, found a string");
-    let d = pipeline(&GOOD.replace("halo:\n  entity: Tickets", "halo:\n  entity: Tickets\n  entity: Client"));
+    let d = pipeline(&GOOD.replace(
+        "halo:\n  entity: Tickets",
+        "halo:\n  entity: Tickets\n  entity: Client",
+    ));
     assert_eq!(d.code, "duplicate-key");
     assert_eq!(d.message, "`entity` is given twice");
     assert_eq!(d.line, 7);

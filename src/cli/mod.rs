@@ -5,6 +5,7 @@
 
 mod output;
 mod runs;
+mod sandbox;
 mod schema;
 mod sql;
 mod validate;
@@ -17,7 +18,11 @@ use clap::{Parser, Subcommand, ValueEnum};
 pub const EXIT_CONFIG: i32 = 2;
 
 #[derive(Debug, Parser)]
-#[command(name = "etl", version, about = "Declarative Salesforce ⇄ Halo sync, staged in DuckDB")]
+#[command(
+    name = "etl",
+    version,
+    about = "Declarative Salesforce ⇄ Halo sync, staged in DuckDB"
+)]
 pub struct Cli {
     /// Project file; relative paths inside it start from its folder.
     #[arg(long, global = true, env = "ETL_PROJECT", default_value = "etl.yaml")]
@@ -66,6 +71,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
     },
+    /// Serve a local emulator of a Salesforce org (prints its URLs and credentials as one JSON line).
+    Sandbox(sandbox::SandboxArgs),
     /// List run history from the staging file.
     Runs {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -81,6 +88,7 @@ pub fn main() -> i32 {
         Command::Schema { which, write } => schema::run(which, write.as_deref()),
         Command::Sql { query, format } => sql::run(&cli.project, &query, format),
         Command::Runs { format } => runs::run(&cli.project, format),
+        Command::Sandbox(args) => sandbox::run(args),
     }
 }
 
@@ -93,7 +101,11 @@ fn open_store(project: &std::path::Path) -> Result<crate::staging::Store, i32> {
         ..Default::default()
     };
     if project.exists() {
-        match crate::config::loader::load_project(project, &crate::config::process_env, &mut problems) {
+        match crate::config::loader::load_project(
+            project,
+            &crate::config::process_env,
+            &mut problems,
+        ) {
             Some(loaded) => workspace.project = loaded,
             None => {
                 for problem in problems.iter().filter(|p| p.is_error()) {

@@ -40,7 +40,10 @@ pub fn print_result(result: &ResultTable, format: TableFormat) {
                     )
                 })
                 .collect();
-            println!("{}", serde_json::to_string_pretty(&rows).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&rows).unwrap_or_default()
+            );
         }
     }
 }
@@ -65,6 +68,9 @@ mod tests {
 
     #[test]
     fn quotes_csv_cells_that_need_it() {
-        assert_eq!(csv_line(["a", "b,c", "say \"hi\""].into_iter()), "a,\"b,c\",\"say \"\"hi\"\"\"");
+        assert_eq!(
+            csv_line(["a", "b,c", "say \"hi\""].into_iter()),
+            "a,\"b,c\",\"say \"\"hi\"\"\""
+        );
     }
 }

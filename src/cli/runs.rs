@@ -25,9 +25,16 @@ pub fn run(project: &Path, format: TableFormat) -> i32 {
     }
     let text = |s: &str| Value::Text(s.to_string());
     let table = ResultTable {
-        columns: ["run_id", "command", "started_at", "finished_at", "status", "pipelines"]
-            .map(String::from)
-            .to_vec(),
+        columns: [
+            "run_id",
+            "command",
+            "started_at",
+            "finished_at",
+            "status",
+            "pipelines",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: runs
             .iter()
             .map(|r| {

@@ -7,7 +7,11 @@ use crate::config::{self, Severity};
 
 pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat) -> i32 {
     let workspace = config::load(project, paths, &config::process_env);
-    let errors = workspace.diagnostics.iter().filter(|d| d.is_error()).count();
+    let errors = workspace
+        .diagnostics
+        .iter()
+        .filter(|d| d.is_error())
+        .count();
     let warnings = workspace
         .diagnostics
         .iter()
@@ -22,7 +26,10 @@ pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat) -> i32 {
                 "files": workspace.files,
                 "diagnostics": workspace.diagnostics,
             });
-            println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&report).unwrap_or_default()
+            );
         }
         DiagnosticFormat::Text => {
             for diagnostic in &workspace.diagnostics {
@@ -38,7 +45,11 @@ pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat) -> i32 {
                 println!(
                     "ok: {files} {noun} valid ({} pipelines{})",
                     workspace.pipelines.len(),
-                    if warnings > 0 { format!(", {warnings} warnings") } else { String::new() }
+                    if warnings > 0 {
+                        format!(", {warnings} warnings")
+                    } else {
+                        String::new()
+                    }
                 );
             } else {
                 eprintln!("{errors} errors, {warnings} warnings in {files} {noun}");

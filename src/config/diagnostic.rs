@@ -163,7 +163,13 @@ impl Diagnostic {
         let gutter = " ".repeat(number.len());
         let mut out = String::new();
         let _ = writeln!(out, "{severity}[{}]: {}", self.code, self.message);
-        let _ = writeln!(out, "{gutter}--> {}:{}:{}", file.display(), self.line, self.column);
+        let _ = writeln!(
+            out,
+            "{gutter}--> {}:{}:{}",
+            file.display(),
+            self.line,
+            self.column
+        );
         let _ = writeln!(out, "{gutter} |");
         let _ = writeln!(out, "{number} | {}", self.snippet);
         let pad: String = self
@@ -172,7 +178,11 @@ impl Diagnostic {
             .take(self.column - 1)
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        let label = self.label.as_deref().map(|l| format!(" {l}")).unwrap_or_default();
+        let label = self
+            .label
+            .as_deref()
+            .map(|l| format!(" {l}"))
+            .unwrap_or_default();
         let _ = writeln!(out, "{gutter} | {pad}{}{label}", "^".repeat(self.width));
         if let Some(hint) = &self.hint {
             let _ = writeln!(out, "{gutter} = hint: {hint}");
@@ -188,7 +198,12 @@ mod tests {
     #[test]
     fn renders_with_caret_under_the_spot() {
         let file = SourceFile::new("p.yaml", "pipeline: x\nfeilds:\n");
-        let loc = Loc { line: 2, column: 1, offset: 12, len: 6 };
+        let loc = Loc {
+            line: 2,
+            column: 1,
+            offset: 12,
+            len: 6,
+        };
         let d = file
             .error("unknown-key", loc, "unknown key `feilds`")
             .label("did you mean `fields`?");
@@ -201,7 +216,12 @@ mod tests {
     #[test]
     fn masks_secrets() {
         let file = SourceFile::new("p.yaml", "secret: hunter2\n");
-        let loc = Loc { line: 1, column: 9, offset: 8, len: 7 };
+        let loc = Loc {
+            line: 1,
+            column: 9,
+            offset: 8,
+            len: 7,
+        };
         let d = file.error("literal-secret", loc, "x").mask_snippet();
         assert_eq!(d.snippet, "secret: *******");
     }

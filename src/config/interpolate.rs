@@ -39,7 +39,11 @@ impl Problem {
     fn into_diagnostic(self, file: &SourceFile, loc: super::yaml::Loc) -> Diagnostic {
         match self {
             Problem::Missing(name) => file
-                .error("missing-env", loc, format!("environment variable `{name}` is not set"))
+                .error(
+                    "missing-env",
+                    loc,
+                    format!("environment variable `{name}` is not set"),
+                )
                 .label(format!("uses ${{{name}}}"))
                 .hint(format!(
                     "set it (`export {name}=…`) or give a default: ${{{name}:-value}}"
@@ -111,14 +115,23 @@ mod tests {
 
     #[test]
     fn expands_variables_and_defaults() {
-        assert_eq!(expand("https://${HOST}/x", &env).unwrap(), "https://example.org/x");
+        assert_eq!(
+            expand("https://${HOST}/x", &env).unwrap(),
+            "https://example.org/x"
+        );
         assert_eq!(expand("${PORT:-8080}", &env).unwrap(), "8080");
-        assert_eq!(expand("$${HOST} costs $5", &env).unwrap(), "${HOST} costs $5");
+        assert_eq!(
+            expand("$${HOST} costs $5", &env).unwrap(),
+            "${HOST} costs $5"
+        );
     }
 
     #[test]
     fn reports_missing_and_malformed() {
-        assert_eq!(expand("${NOPE}", &env), Err(Problem::Missing("NOPE".into())));
+        assert_eq!(
+            expand("${NOPE}", &env),
+            Err(Problem::Missing("NOPE".into()))
+        );
         assert_eq!(expand("${HOST", &env), Err(Problem::Unclosed));
         assert_eq!(expand("${1X}", &env), Err(Problem::BadName("1X".into())));
     }

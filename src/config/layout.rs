@@ -19,7 +19,9 @@ fn column_type(salesforce_type: &str) -> ColumnType {
 
 /// The type of a Salesforce field path, when the offline catalog knows it.
 fn source_type(object: Option<&ObjectInfo>, path: &str) -> ColumnType {
-    let Some(mut current) = object else { return ColumnType::Text };
+    let Some(mut current) = object else {
+        return ColumnType::Text;
+    };
     let segments: Vec<&str> = path.split('.').collect();
     for (i, segment) in segments.iter().enumerate() {
         if i + 1 == segments.len() {
@@ -55,7 +57,11 @@ pub fn pipeline_tables(pipeline: &Pipeline) -> PipelineTables {
     let mut extracted: Vec<Column> = Vec::new();
     let mut transformed: Vec<Column> = Vec::new();
     for mapping in &pipeline.fields {
-        if let Some(field) = mapping.salesforce.as_deref().filter(|f| !f.starts_with('$')) {
+        if let Some(field) = mapping
+            .salesforce
+            .as_deref()
+            .filter(|f| !f.starts_with('$'))
+        {
             let name = column_name(field);
             if !extracted.iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
                 extracted.push(Column::new(name, source_type(object, field)));
@@ -63,7 +69,10 @@ pub fn pipeline_tables(pipeline: &Pipeline) -> PipelineTables {
         }
         if let Some(field) = &mapping.halo {
             let name = column_name(field);
-            if !transformed.iter().any(|c| c.name.eq_ignore_ascii_case(&name)) {
+            if !transformed
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&name))
+            {
                 transformed.push(Column::new(name, target_type(object, mapping)));
             }
         }

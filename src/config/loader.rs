@@ -38,7 +38,11 @@ impl Workspace {
 
     /// The staging file: `staging` from the project file, relative to it, or the default.
     pub fn staging_path(&self) -> PathBuf {
-        let configured = self.project.staging.as_deref().unwrap_or(".etl/staging.duckdb");
+        let configured = self
+            .project
+            .staging
+            .as_deref()
+            .unwrap_or(".etl/staging.duckdb");
         self.root.join(configured)
     }
 
@@ -57,19 +61,35 @@ fn is_project_file(path: &Path) -> bool {
 }
 
 fn is_yaml(path: &Path) -> bool {
-    matches!(path.extension().and_then(|e| e.to_str()), Some("yaml" | "yml"))
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml")
+    )
 }
 
 /// Reads and checks the shape of one file. Returns the tree only when it is worth checking
 /// further (it parsed); shape problems are in `out`.
-fn read_checked(path: &Path, schema: &Value, env: Lookup, out: &mut Vec<Diagnostic>) -> Option<(SourceFile, Node)> {
+fn read_checked(
+    path: &Path,
+    schema: &Value,
+    env: Lookup,
+    out: &mut Vec<Diagnostic>,
+) -> Option<(SourceFile, Node)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(error) => {
             let file = SourceFile::new(path, "");
             out.push(
-                file.error("read", Loc { line: 1, column: 1, ..Loc::default() }, format!("cannot read the file: {error}"))
-                    .hint("check the path and permissions"),
+                file.error(
+                    "read",
+                    Loc {
+                        line: 1,
+                        column: 1,
+                        ..Loc::default()
+                    },
+                    format!("cannot read the file: {error}"),
+                )
+                .hint("check the path and permissions"),
             );
             return None;
         }
@@ -79,8 +99,12 @@ fn read_checked(path: &Path, schema: &Value, env: Lookup, out: &mut Vec<Diagnost
         Ok(tree) => tree,
         Err(error) => {
             out.push(
-                file.error("yaml-syntax", error.loc, format!("YAML syntax error: {}", error.message))
-                    .hint("check indentation, quotes and brackets near this spot"),
+                file.error(
+                    "yaml-syntax",
+                    error.loc,
+                    format!("YAML syntax error: {}", error.message),
+                )
+                .hint("check indentation, quotes and brackets near this spot"),
             );
             return None;
         }
@@ -91,12 +115,20 @@ fn read_checked(path: &Path, schema: &Value, env: Lookup, out: &mut Vec<Diagnost
 }
 
 /// Builds the typed model once the shape is known to be right.
-fn typed<T: DeserializeOwned>(file: &SourceFile, tree: &Node, out: &mut Vec<Diagnostic>) -> Option<T> {
+fn typed<T: DeserializeOwned>(
+    file: &SourceFile,
+    tree: &Node,
+    out: &mut Vec<Diagnostic>,
+) -> Option<T> {
     match serde_json::from_value(tree.to_json()) {
         Ok(value) => Some(value),
         Err(error) => {
             // The shape check should have caught this; say what serde says rather than guess.
-            out.push(file.error("invalid", tree.loc, format!("invalid configuration: {error}")));
+            out.push(file.error(
+                "invalid",
+                tree.loc,
+                format!("invalid configuration: {error}"),
+            ));
             None
         }
     }
@@ -128,14 +160,21 @@ pub fn load_pipeline(path: &Path, env: Lookup, out: &mut Vec<Diagnostic>) -> Pip
         return PipelineLoad::Broken { name: None };
     };
     if out[before..].iter().any(Diagnostic::is_error) {
-        let name = tree.get("pipeline").and_then(Node::as_str).map(str::to_string);
+        let name = tree
+            .get("pipeline")
+            .and_then(Node::as_str)
+            .map(str::to_string);
         return PipelineLoad::Broken { name };
     }
     let Some(pipeline) = typed::<Pipeline>(&source, &tree, out) else {
         return PipelineLoad::Broken { name: None };
     };
     rules::check_pipeline(&source, &tree, &pipeline, out);
-    PipelineLoad::Loaded(Box::new(LoadedPipeline { source, tree, pipeline }))
+    PipelineLoad::Loaded(Box::new(LoadedPipeline {
+        source,
+        tree,
+        pipeline,
+    }))
 }
 
 /// Expands folders into their YAML files (sorted, recursively); files stay as given.
@@ -152,8 +191,16 @@ fn expand(paths: &[PathBuf], out: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
         } else {
             let file = SourceFile::new(path, "");
             out.push(
-                file.error("read", Loc { line: 1, column: 1, ..Loc::default() }, "no such file or folder")
-                    .hint("pass pipeline files or folders, e.g. `etl validate pipelines/`"),
+                file.error(
+                    "read",
+                    Loc {
+                        line: 1,
+                        column: 1,
+                        ..Loc::default()
+                    },
+                    "no such file or folder",
+                )
+                .hint("pass pipeline files or folders, e.g. `etl validate pipelines/`"),
             );
         }
     }
@@ -161,7 +208,9 @@ fn expand(paths: &[PathBuf], out: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
 }
 
 fn collect_yaml(dir: &Path, found: &mut Vec<PathBuf>) {
-    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
     for entry in entries.flatten() {
         let path = entry.path();
         if path.is_dir() {
@@ -220,7 +269,11 @@ pub fn load(project_file: &Path, paths: &[PathBuf], env: Lookup) -> Workspace {
     }
     // Rules across files need every pipeline of the project, also when only some were named:
     // the others are read as context and their own problems are not reported here.
-    let requested: Vec<PathBuf> = workspace.pipelines.iter().map(|p| canonical(&p.source.path)).collect();
+    let requested: Vec<PathBuf> = workspace
+        .pipelines
+        .iter()
+        .map(|p| canonical(&p.source.path))
+        .collect();
     let mut context = workspace.pipelines.clone();
     let dir = workspace.pipelines_dir();
     if !paths.is_empty() && dir.is_dir() {
@@ -236,14 +289,20 @@ pub fn load(project_file: &Path, paths: &[PathBuf], env: Lookup) -> Workspace {
     }
     let mut across = Vec::new();
     rules::check_workspace(&context, &broken_names, &mut across);
-    out.extend(across.into_iter().filter(|d| requested.contains(&canonical(&d.file))));
+    out.extend(
+        across
+            .into_iter()
+            .filter(|d| requested.contains(&canonical(&d.file))),
+    );
     workspace.diagnostics = out;
     workspace
 }
 
 /// The folder relative paths in a project file start from: the file's own folder.
 pub fn project_root(project_file: &Path) -> PathBuf {
-    project_file.parent().map_or_else(PathBuf::new, Path::to_path_buf)
+    project_file
+        .parent()
+        .map_or_else(PathBuf::new, Path::to_path_buf)
 }
 
 fn canonical(path: &Path) -> PathBuf {

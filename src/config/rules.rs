@@ -5,7 +5,9 @@
 use std::collections::{HashMap, HashSet};
 
 use super::diagnostic::{Diagnostic, SourceFile};
-use super::model::{HaloConnection, ImportMode, Pipeline, Project, SalesforceConnection, SalesforceFlow};
+use super::model::{
+    HaloConnection, ImportMode, Pipeline, Project, SalesforceConnection, SalesforceFlow,
+};
 use super::suggest::closest;
 use super::yaml::{Loc, Node};
 use crate::salesforce::catalog::{self, ObjectInfo};
@@ -48,7 +50,10 @@ fn loc_at(tree: &Node, path: &[Step]) -> Loc {
 fn inner_position(file: &SourceFile, node: &Node, offset: usize) -> (usize, usize) {
     let value = node.as_str().unwrap_or("");
     let offset = offset.min(value.len());
-    let quoted = matches!(file.text.as_bytes().get(node.loc.offset), Some(b'\'' | b'"'));
+    let quoted = matches!(
+        file.text.as_bytes().get(node.loc.offset),
+        Some(b'\'' | b'"')
+    );
     let before = &value[..offset];
     let newlines = before.matches('\n').count();
     let line_start = before.rfind('\n').map_or(0, |i| i + 1);
@@ -85,14 +90,25 @@ fn soql_diagnostic(file: &SourceFile, node: &Node, query: &str, error: &SoqlErro
         error.offset,
         width,
         "soql",
-        format!("SOQL does not parse: {} ({})", error.text, error.code.as_str()),
+        format!(
+            "SOQL does not parse: {} ({})",
+            error.text,
+            error.code.as_str()
+        ),
     )
     .maybe_hint(error.hint.clone())
 }
 
 /// Checks everything that can be known about one pipeline file on its own.
-pub fn check_pipeline(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
-    let name_ok = pipeline.pipeline.starts_with(|c: char| c.is_ascii_lowercase())
+pub fn check_pipeline(
+    file: &SourceFile,
+    tree: &Node,
+    pipeline: &Pipeline,
+    out: &mut Vec<Diagnostic>,
+) {
+    let name_ok = pipeline
+        .pipeline
+        .starts_with(|c: char| c.is_ascii_lowercase())
         && pipeline
             .pipeline
             .chars()
@@ -152,8 +168,12 @@ struct PathProblem {
 
 /// Resolves `Owner.Email`-style paths; `Ok(None)` when part of it cannot be known offline
 /// (custom fields and relationships, objects outside the catalog).
-fn resolve_path(object: &ObjectInfo, path: &[&str]) -> Result<Option<&'static catalog::FieldInfo>, PathProblem> {
-    let mut current = catalog::standard_object(&object.name).expect("object comes from the catalog");
+fn resolve_path(
+    object: &ObjectInfo,
+    path: &[&str],
+) -> Result<Option<&'static catalog::FieldInfo>, PathProblem> {
+    let mut current =
+        catalog::standard_object(&object.name).expect("object comes from the catalog");
     for (i, segment) in path.iter().enumerate() {
         let last = i + 1 == path.len();
         if segment.ends_with("__c") || segment.ends_with("__r") {
@@ -203,7 +223,8 @@ fn resolve_path(object: &ObjectInfo, path: &[&str]) -> Result<Option<&'static ca
                 let by_field = current
                     .field(segment)
                     .and_then(|f| f.relationship_name.as_deref());
-                let suggestion = by_field.or_else(|| closest(segment, relationships.iter().copied()));
+                let suggestion =
+                    by_field.or_else(|| closest(segment, relationships.iter().copied()));
                 return Err(PathProblem {
                     segment: i,
                     message: format!("no relationship `{segment}` on {}", current.name),
@@ -233,7 +254,14 @@ fn path_diagnostic(
 ) -> Diagnostic {
     let offset = base_offset + segment_offset(path, problem.segment);
     let width = path[problem.segment].chars().count();
-    let mut diagnostic = inner_error(file, node, offset, width, "salesforce-field", problem.message);
+    let mut diagnostic = inner_error(
+        file,
+        node,
+        offset,
+        width,
+        "salesforce-field",
+        problem.message,
+    );
     if let Some(label) = problem.label {
         diagnostic = diagnostic.label(label);
     }
@@ -250,8 +278,12 @@ fn check_soql(
     let side = &pipeline.salesforce;
     if side.where_clause.is_some() && side.query.is_some() {
         out.push(
-            file.error("soql", loc_at(tree, &[Step::Key("salesforce"), Step::Key("query")]), "both `where` and `query` are given")
-                .hint("use `where` for a condition, or put the condition inside `query`"),
+            file.error(
+                "soql",
+                loc_at(tree, &[Step::Key("salesforce"), Step::Key("query")]),
+                "both `where` and `query` are given",
+            )
+            .hint("use `where` for a condition, or put the condition inside `query`"),
         );
     }
     let mut field_refs: Vec<(Node, soql::FieldRef)> = Vec::new();
@@ -290,7 +322,12 @@ fn check_soql(
                         .hint("make FROM name the same object as `salesforce.object`"),
                     );
                 } else {
-                    field_refs.extend(query.field_refs().into_iter().map(|r| (node.clone(), r.clone())));
+                    field_refs.extend(
+                        query
+                            .field_refs()
+                            .into_iter()
+                            .map(|r| (node.clone(), r.clone())),
+                    );
                 }
             }
             Err(error) => out.push(soql_diagnostic(file, node, text, &error)),
@@ -300,7 +337,13 @@ fn check_soql(
     for (node, field) in field_refs {
         let path: Vec<&str> = field.path.iter().map(String::as_str).collect();
         if let Err(problem) = resolve_path(object, &path) {
-            out.push(path_diagnostic(file, &node, field.span.start, &path, problem));
+            out.push(path_diagnostic(
+                file,
+                &node,
+                field.span.start,
+                &path,
+                problem,
+            ));
         }
     }
 }
@@ -312,7 +355,9 @@ fn check_incremental(
     object: Option<&ObjectInfo>,
     out: &mut Vec<Diagnostic>,
 ) {
-    let Some(incremental) = &pipeline.salesforce.incremental else { return };
+    let Some(incremental) = &pipeline.salesforce.incremental else {
+        return;
+    };
     let base = [Step::Key("salesforce"), Step::Key("incremental")];
     let field_node = node_at(tree, &base)
         .filter(|n| n.as_str().is_some())
@@ -322,8 +367,15 @@ fn check_incremental(
         match resolve_path(object, &[field]) {
             Err(problem) => out.push(path_diagnostic(file, node, 0, &[field], problem)),
             Ok(Some(info)) if !matches!(info.field_type.as_str(), "datetime" | "date") => out.push(
-                file.error("incremental", node.loc, format!("`{field}` is a {} field, not a date or datetime", info.field_type))
-                    .hint("use SystemModstamp (or LastModifiedDate) as the cursor"),
+                file.error(
+                    "incremental",
+                    node.loc,
+                    format!(
+                        "`{field}` is a {} field, not a date or datetime",
+                        info.field_type
+                    ),
+                )
+                .hint("use SystemModstamp (or LastModifiedDate) as the cursor"),
             ),
             Ok(_) => {}
         }
@@ -386,7 +438,8 @@ fn check_json_path(
             b'[' => match text[i..].find(']') {
                 Some(close) => {
                     let inside = &text[i + 1..i + close];
-                    let quoted = inside.len() >= 2 && inside.starts_with('\'') && inside.ends_with('\'');
+                    let quoted =
+                        inside.len() >= 2 && inside.starts_with('\'') && inside.ends_with('\'');
                     if quoted {
                         names.push((i + 2, &inside[1..inside.len() - 1]));
                     } else if inside != "*" && inside.parse::<usize>().is_err() {
@@ -413,7 +466,9 @@ fn check_json_path(
         );
         return;
     }
-    let (Some(object), Some((offset, first))) = (object, names.first()) else { return };
+    let (Some(object), Some((offset, first))) = (object, names.first()) else {
+        return;
+    };
     if first.ends_with("__c") || first.ends_with("__r") {
         return;
     }
@@ -421,7 +476,12 @@ fn check_json_path(
         .fields
         .iter()
         .map(|f| f.name.as_str())
-        .chain(object.fields.iter().filter_map(|f| f.relationship_name.as_deref()))
+        .chain(
+            object
+                .fields
+                .iter()
+                .filter_map(|f| f.relationship_name.as_deref()),
+        )
         .chain(object.child_relationships.iter().map(|(r, _)| r.as_str()))
         .collect();
     if !known.contains(first) {
@@ -466,7 +526,8 @@ fn check_fields(
                     .hint("give a `salesforce` field, a `template`, or a constant `default`"),
             );
         }
-        if let (Some(field), Some(node)) = (&mapping.salesforce, node_at(tree, &path("salesforce"))) {
+        if let (Some(field), Some(node)) = (&mapping.salesforce, node_at(tree, &path("salesforce")))
+        {
             if field.starts_with('$') {
                 check_json_path(file, node, field, object, out);
             } else if let Some(object) = object {
@@ -490,7 +551,17 @@ fn check_fields(
             if imports {
                 report_duplicate(file, tree, &mut salesforce_seen, key.clone(), i, "salesforce", "Salesforce field", "to use a value twice, map it once and read it elsewhere with a template: \"{{ record.Field }}\"", out);
             } else if mapping.sync_back {
-                report_duplicate(file, tree, &mut sync_back_seen, key, i, "salesforce", "Salesforce field synced back", "only one Halo field can write a Salesforce field", out);
+                report_duplicate(
+                    file,
+                    tree,
+                    &mut sync_back_seen,
+                    key,
+                    i,
+                    "salesforce",
+                    "Salesforce field synced back",
+                    "only one Halo field can write a Salesforce field",
+                    out,
+                );
             }
         }
         if mapping.sync_back && mapping.template.is_some() {
@@ -501,12 +572,26 @@ fn check_fields(
         }
         if mapping.sync_back && mapping.salesforce.is_none() {
             out.push(
-                file.error("sync-back", loc_at(tree, &path("sync_back")), "`sync_back` needs a `salesforce` field to write to")
-                    .hint("add `salesforce: <FieldName>` to this mapping"),
+                file.error(
+                    "sync-back",
+                    loc_at(tree, &path("sync_back")),
+                    "`sync_back` needs a `salesforce` field to write to",
+                )
+                .hint("add `salesforce: <FieldName>` to this mapping"),
             );
         }
         if let Some(halo) = &mapping.halo {
-            report_duplicate(file, tree, &mut halo_seen, halo.to_ascii_lowercase(), i, "halo", "Halo field", "each Halo field takes its value from one mapping", out);
+            report_duplicate(
+                file,
+                tree,
+                &mut halo_seen,
+                halo.to_ascii_lowercase(),
+                i,
+                "halo",
+                "Halo field",
+                "each Halo field takes its value from one mapping",
+                out,
+            );
         }
         if let (Some(text), Some(node)) = (&mapping.template, node_at(tree, &path("template"))) {
             if let Err(error) = template::check(text) {
@@ -516,7 +601,10 @@ fn check_fields(
                 } else {
                     (node.loc.line + line_in_template - 1, node.loc.column)
                 };
-                let width = text.lines().nth(line_in_template - 1).map_or(1, |l| l.trim_end().chars().count());
+                let width = text
+                    .lines()
+                    .nth(line_in_template - 1)
+                    .map_or(1, |l| l.trim_end().chars().count());
                 out.push(
                     file.error_at("template", line, column, width, format!("template does not compile: {}", error.message))
                         .hint(format!("line {line_in_template} of the template; templates use minijinja (Jinja2) syntax")),
@@ -540,14 +628,24 @@ fn report_duplicate(
 ) {
     match seen.get(&key) {
         Some(first) => {
-            let here = node_at(tree, &[Step::Key("fields"), Step::Index(index), Step::Key(side)]);
-            let there = loc_at(tree, &[Step::Key("fields"), Step::Index(*first), Step::Key(side)]);
+            let here = node_at(
+                tree,
+                &[Step::Key("fields"), Step::Index(index), Step::Key(side)],
+            );
+            let there = loc_at(
+                tree,
+                &[Step::Key("fields"), Step::Index(*first), Step::Key(side)],
+            );
             let value = here.and_then(Node::as_str).unwrap_or(&key).to_string();
             let loc = here.map_or(tree.loc, |n| n.loc);
             out.push(
-                file.error("mapped-twice", loc, format!("{what} `{value}` is mapped twice"))
-                    .label(format!("first mapped on line {}", there.line))
-                    .hint(hint.to_string()),
+                file.error(
+                    "mapped-twice",
+                    loc,
+                    format!("{what} `{value}` is mapped twice"),
+                )
+                .label(format!("first mapped on line {}", there.line))
+                .hint(hint.to_string()),
             );
         }
         None => {
@@ -556,7 +654,12 @@ fn report_duplicate(
     }
 }
 
-fn check_match_keys(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+fn check_match_keys(
+    file: &SourceFile,
+    tree: &Node,
+    pipeline: &Pipeline,
+    out: &mut Vec<Diagnostic>,
+) {
     let mapped: HashSet<&str> = pipeline
         .fields
         .iter()
@@ -565,7 +668,10 @@ fn check_match_keys(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &m
         .collect();
     for (i, key) in pipeline.halo.match_on.iter().enumerate() {
         if !mapped.contains(key.as_str()) {
-            let loc = loc_at(tree, &[Step::Key("halo"), Step::Key("match"), Step::Index(i)]);
+            let loc = loc_at(
+                tree,
+                &[Step::Key("halo"), Step::Key("match"), Step::Index(i)],
+            );
             let mut diagnostic = file.error(
                 "match-key",
                 loc,
@@ -574,7 +680,9 @@ fn check_match_keys(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &m
             if let Some(suggestion) = closest(key, mapped.iter().copied()) {
                 diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
             }
-            out.push(diagnostic.hint("records are matched on values the pipeline writes: map this field in `fields`"));
+            out.push(diagnostic.hint(
+                "records are matched on values the pipeline writes: map this field in `fields`",
+            ));
         }
     }
 }
@@ -587,19 +695,37 @@ fn check_selection(
     object: Option<&ObjectInfo>,
     out: &mut Vec<Diagnostic>,
 ) {
-    for (key, ids) in [("only", &pipeline.selection.only), ("exclude", &pipeline.selection.exclude)] {
+    for (key, ids) in [
+        ("only", &pipeline.selection.only),
+        ("exclude", &pipeline.selection.exclude),
+    ] {
         for (i, id) in ids.iter().enumerate() {
-            let loc = loc_at(tree, &[Step::Key("selection"), Step::Key(key), Step::Index(i)]);
-            let shaped = matches!(id.len(), 15 | 18) && id.chars().all(|c| c.is_ascii_alphanumeric());
+            let loc = loc_at(
+                tree,
+                &[Step::Key("selection"), Step::Key(key), Step::Index(i)],
+            );
+            let shaped =
+                matches!(id.len(), 15 | 18) && id.chars().all(|c| c.is_ascii_alphanumeric());
             if !shaped {
                 out.push(
-                    file.error("salesforce-id", loc, format!("`{id}` is not a Salesforce Id"))
-                        .hint("Ids are 15 or 18 letters and digits, e.g. 001xx000003DGb2AAG"),
+                    file.error(
+                        "salesforce-id",
+                        loc,
+                        format!("`{id}` is not a Salesforce Id"),
+                    )
+                    .hint("Ids are 15 or 18 letters and digits, e.g. 001xx000003DGb2AAG"),
                 );
             } else if let Some(object) = object.filter(|o| !id.starts_with(&o.key_prefix)) {
                 out.push(
-                    file.error("salesforce-id", loc, format!("`{id}` is not an {} Id", object.name))
-                        .hint(format!("{} Ids start with {}", object.name, object.key_prefix)),
+                    file.error(
+                        "salesforce-id",
+                        loc,
+                        format!("`{id}` is not an {} Id", object.name),
+                    )
+                    .hint(format!(
+                        "{} Ids start with {}",
+                        object.name, object.key_prefix
+                    )),
                 );
             }
         }
@@ -608,7 +734,11 @@ fn check_selection(
 
 /// Rules across pipeline files: unique names, known `depends_on` and `lookup` targets, no cycles.
 /// `other_names` are pipelines whose files have errors of their own: known, but not checkable.
-pub fn check_workspace(pipelines: &[LoadedPipeline], other_names: &[String], out: &mut Vec<Diagnostic>) {
+pub fn check_workspace(
+    pipelines: &[LoadedPipeline],
+    other_names: &[String],
+    out: &mut Vec<Diagnostic>,
+) {
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, loaded) in pipelines.iter().enumerate() {
         let name = loaded.pipeline.pipeline.as_str();
@@ -617,8 +747,15 @@ pub fn check_workspace(pipelines: &[LoadedPipeline], other_names: &[String], out
             out.push(
                 loaded
                     .source
-                    .error("duplicate-pipeline", loc_at(&loaded.tree, &[Step::Key("pipeline")]), format!("pipeline `{name}` is defined twice"))
-                    .hint(format!("also defined in {}; pipeline names must be unique", other.display())),
+                    .error(
+                        "duplicate-pipeline",
+                        loc_at(&loaded.tree, &[Step::Key("pipeline")]),
+                        format!("pipeline `{name}` is defined twice"),
+                    )
+                    .hint(format!(
+                        "also defined in {}; pipeline names must be unique",
+                        other.display()
+                    )),
             );
         } else {
             by_name.insert(name, i);
@@ -630,7 +767,11 @@ pub fn check_workspace(pipelines: &[LoadedPipeline], other_names: &[String], out
         .chain(other_names.iter().map(String::as_str))
         .collect();
     let unknown = |file: &SourceFile, loc: Loc, target: &str, what: &str| {
-        let mut diagnostic = file.error("unknown-pipeline", loc, format!("{what} names pipeline `{target}`, which does not exist"));
+        let mut diagnostic = file.error(
+            "unknown-pipeline",
+            loc,
+            format!("{what} names pipeline `{target}`, which does not exist"),
+        );
         if let Some(suggestion) = closest(target, names.iter().copied()) {
             diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
         }
@@ -642,20 +783,39 @@ pub fn check_workspace(pipelines: &[LoadedPipeline], other_names: &[String], out
         let (tree, file) = (&loaded.tree, &loaded.source);
         for (i, dependency) in loaded.pipeline.depends_on.iter().enumerate() {
             if !names.contains(&dependency.as_str()) {
-                out.push(unknown(file, loc_at(tree, &[Step::Key("depends_on"), Step::Index(i)]), dependency, "`depends_on`"));
+                out.push(unknown(
+                    file,
+                    loc_at(tree, &[Step::Key("depends_on"), Step::Index(i)]),
+                    dependency,
+                    "`depends_on`",
+                ));
             }
         }
         let before = ancestors(pipelines, &by_name, &loaded.pipeline.pipeline);
         for (i, mapping) in loaded.pipeline.fields.iter().enumerate() {
-            let Some(target) = mapping.lookup.as_ref().and_then(|l| l.pipeline()) else { continue };
-            let loc = loc_at(tree, &[Step::Key("fields"), Step::Index(i), Step::Key("lookup")]);
+            let Some(target) = mapping.lookup.as_ref().and_then(|l| l.pipeline()) else {
+                continue;
+            };
+            let loc = loc_at(
+                tree,
+                &[Step::Key("fields"), Step::Index(i), Step::Key("lookup")],
+            );
             if !names.contains(&target) {
                 out.push(unknown(file, loc, target, "`lookup`"));
-            } else if by_name.contains_key(target) && !before.contains(target) && target != loaded.pipeline.pipeline {
+            } else if by_name.contains_key(target)
+                && !before.contains(target)
+                && target != loaded.pipeline.pipeline
+            {
                 out.push(
-                    file.error("lookup-order", loc, format!("`lookup: {target}` reads a pipeline that may run after this one"))
-                        .hint(format!("add `{target}` to depends_on so its id map is filled first"))
-                        .warning(),
+                    file.error(
+                        "lookup-order",
+                        loc,
+                        format!("`lookup: {target}` reads a pipeline that may run after this one"),
+                    )
+                    .hint(format!(
+                        "add `{target}` to depends_on so its id map is filled first"
+                    ))
+                    .warning(),
                 );
             }
         }
@@ -664,11 +824,22 @@ pub fn check_workspace(pipelines: &[LoadedPipeline], other_names: &[String], out
 }
 
 /// Every pipeline `name` depends on, directly or not.
-fn ancestors<'p>(pipelines: &'p [LoadedPipeline], by_name: &HashMap<&str, usize>, name: &str) -> HashSet<&'p str> {
+fn ancestors<'p>(
+    pipelines: &'p [LoadedPipeline],
+    by_name: &HashMap<&str, usize>,
+    name: &str,
+) -> HashSet<&'p str> {
     let mut seen = HashSet::new();
     let mut stack: Vec<&str> = by_name
         .get(name)
-        .map(|i| pipelines[*i].pipeline.depends_on.iter().map(String::as_str).collect())
+        .map(|i| {
+            pipelines[*i]
+                .pipeline
+                .depends_on
+                .iter()
+                .map(String::as_str)
+                .collect()
+        })
         .unwrap_or_default();
     while let Some(next) = stack.pop() {
         if let Some(i) = by_name.get(next) {
@@ -681,7 +852,11 @@ fn ancestors<'p>(pipelines: &'p [LoadedPipeline], by_name: &HashMap<&str, usize>
     seen
 }
 
-fn report_cycles(pipelines: &[LoadedPipeline], by_name: &HashMap<&str, usize>, out: &mut Vec<Diagnostic>) {
+fn report_cycles(
+    pipelines: &[LoadedPipeline],
+    by_name: &HashMap<&str, usize>,
+    out: &mut Vec<Diagnostic>,
+) {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
@@ -700,7 +875,9 @@ fn report_cycles(pipelines: &[LoadedPipeline], by_name: &HashMap<&str, usize>, o
         stack.push(index);
         let loaded = &pipelines[index];
         for (d, dependency) in loaded.pipeline.depends_on.iter().enumerate() {
-            let Some(&next) = by_name.get(dependency.as_str()) else { continue };
+            let Some(&next) = by_name.get(dependency.as_str()) else {
+                continue;
+            };
             match marks[next] {
                 Mark::Active => {
                     let from = stack.iter().position(|&s| s == next).unwrap_or(0);
@@ -769,14 +946,30 @@ pub fn check_project(file: &SourceFile, tree: &Node, project: &Project, out: &mu
         }
     }
     if let Some(HaloConnection { .. }) = &project.connections.halo {
-        literal_secret(file, tree, &[Step::Key("connections"), Step::Key("halo"), Step::Key("client_secret")], out);
+        literal_secret(
+            file,
+            tree,
+            &[
+                Step::Key("connections"),
+                Step::Key("halo"),
+                Step::Key("client_secret"),
+            ],
+            out,
+        );
     }
 }
 
-fn check_flow(file: &SourceFile, tree: &Node, salesforce: &SalesforceConnection, out: &mut Vec<Diagnostic>) {
+fn check_flow(
+    file: &SourceFile,
+    tree: &Node,
+    salesforce: &SalesforceConnection,
+    out: &mut Vec<Diagnostic>,
+) {
     let needs: &[(&str, bool)] = match salesforce.flow {
         SalesforceFlow::WebServer => &[],
-        SalesforceFlow::ClientCredentials => &[("client_secret", salesforce.client_secret.is_some())],
+        SalesforceFlow::ClientCredentials => {
+            &[("client_secret", salesforce.client_secret.is_some())]
+        }
         SalesforceFlow::JwtBearer => &[
             ("username", salesforce.username.is_some()),
             ("private_key_file", salesforce.private_key_file.is_some()),
@@ -787,20 +980,36 @@ fn check_flow(file: &SourceFile, tree: &Node, salesforce: &SalesforceConnection,
             ("password", salesforce.password.is_some()),
         ],
     };
-    let flow_loc = loc_at(tree, &[Step::Key("connections"), Step::Key("salesforce"), Step::Key("flow")]);
+    let flow_loc = loc_at(
+        tree,
+        &[
+            Step::Key("connections"),
+            Step::Key("salesforce"),
+            Step::Key("flow"),
+        ],
+    );
     for (key, present) in needs {
         if !present {
             out.push(
-                file.error("missing-key", flow_loc, format!("this sign-in flow needs `{key}` under connections.salesforce"))
-                    .hint(format!("add `{key}: ${{SF_{}}}`", key.to_ascii_uppercase())),
+                file.error(
+                    "missing-key",
+                    flow_loc,
+                    format!("this sign-in flow needs `{key}` under connections.salesforce"),
+                )
+                .hint(format!("add `{key}: ${{SF_{}}}`", key.to_ascii_uppercase())),
             );
         }
     }
 }
 
 fn literal_secret(file: &SourceFile, tree: &Node, path: &[Step], out: &mut Vec<Diagnostic>) {
-    let Some(node) = node_at(tree, path) else { return };
-    let written = file.text.get(node.loc.offset..node.loc.offset + node.loc.len).unwrap_or("");
+    let Some(node) = node_at(tree, path) else {
+        return;
+    };
+    let written = file
+        .text
+        .get(node.loc.offset..node.loc.offset + node.loc.len)
+        .unwrap_or("");
     if !written.contains("${") {
         let system = match path.get(1) {
             Some(Step::Key("salesforce")) => "SF_",

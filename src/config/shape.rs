@@ -18,7 +18,11 @@ pub fn check(node: &Node, schema: &Value, file: &SourceFile) -> Vec<Diagnostic> 
     if matches!(node.value, NodeValue::Null) {
         checker.out.push(
             file.error("empty-file", node.loc, "the file is empty")
-                .hint(describe(schema).unwrap_or("see the schema in schemas/").to_string()),
+                .hint(
+                    describe(schema)
+                        .unwrap_or("see the schema in schemas/")
+                        .to_string(),
+                ),
         );
     } else {
         checker.check(node, schema, None);
@@ -35,6 +39,11 @@ struct Checker<'a> {
 /// The first sentence of a schema's description, for hints.
 fn describe(schema: &Value) -> Option<&str> {
     schema.get("description").and_then(Value::as_str)
+}
+
+/// A description as a one-line hint (doc comments wrap lines).
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
 }
 
 fn kind_matches(node: &Node, ty: &str) -> bool {
@@ -76,7 +85,10 @@ fn string_choices(schema: &Value) -> Option<Vec<&str>> {
     if let Some(Value::Array(values)) = schema.get("enum") {
         return values.iter().map(Value::as_str).collect();
     }
-    let alternatives = schema.get("oneOf").or_else(|| schema.get("anyOf"))?.as_array()?;
+    let alternatives = schema
+        .get("oneOf")
+        .or_else(|| schema.get("anyOf"))?
+        .as_array()?;
     let mut choices = Vec::new();
     for alternative in alternatives {
         if let Some(c) = alternative.get("const").and_then(Value::as_str) {
@@ -119,8 +131,10 @@ impl<'a> Checker<'a> {
         match schema {
             Value::Bool(true) => return,
             Value::Bool(false) => {
-                self.out
-                    .push(self.file.error("not-allowed", node.loc, "no value is allowed here"));
+                self.out.push(
+                    self.file
+                        .error("not-allowed", node.loc, "no value is allowed here"),
+                );
                 return;
             }
             _ => {}
@@ -168,7 +182,10 @@ impl<'a> Checker<'a> {
             expected.join(" or ")
         };
         let quote_hint = (types.contains(&"string")
-            && matches!(node.value, NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Bool(_)))
+            && matches!(
+                node.value,
+                NodeValue::Int(_) | NodeValue::Float(_) | NodeValue::Bool(_)
+            ))
         .then(|| "put the value in quotes to make it a string".to_string());
         self.out.push(
             self.file
@@ -177,7 +194,7 @@ impl<'a> Checker<'a> {
                     node.loc,
                     format!("expected {expected}, found {}", node.kind()),
                 )
-                .maybe_hint(quote_hint.or_else(|| hint.map(str::to_string))),
+                .maybe_hint(quote_hint.or_else(|| hint.map(one_line))),
         );
     }
 
@@ -198,9 +215,13 @@ impl<'a> Checker<'a> {
                     .error(
                         "wrong-type",
                         node.loc,
-                        format!("expected one of {}, found {}", choices.join(", "), node.kind()),
+                        format!(
+                            "expected one of {}, found {}",
+                            choices.join(", "),
+                            node.kind()
+                        ),
                     )
-                    .maybe_hint(hint.map(str::to_string)),
+                    .maybe_hint(hint.map(one_line)),
             );
             return;
         };
@@ -215,7 +236,7 @@ impl<'a> Checker<'a> {
         if let Some(suggestion) = closest(value, choices.iter().copied()) {
             diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
         }
-        self.out.push(diagnostic.maybe_hint(hint.map(str::to_string)));
+        self.out.push(diagnostic.maybe_hint(hint.map(one_line)));
     }
 
     fn check_alternatives(&mut self, node: &Node, alternatives: &'a [Value], hint: Option<&str>) {
@@ -232,7 +253,9 @@ impl<'a> Checker<'a> {
                 return;
             }
             let types = types_of(resolved);
-            if fitting_kind.is_none() && (types.is_empty() || types.iter().any(|t| kind_matches(node, t))) {
+            if fitting_kind.is_none()
+                && (types.is_empty() || types.iter().any(|t| kind_matches(node, t)))
+            {
                 fitting_kind = Some(trial.out);
             }
         }
@@ -277,7 +300,12 @@ impl<'a> Checker<'a> {
         }
     }
 
-    fn check_object(&mut self, node: &Node, entries: &[(super::yaml::Key, Node)], schema: &'a Value) {
+    fn check_object(
+        &mut self,
+        node: &Node,
+        entries: &[(super::yaml::Key, Node)],
+        schema: &'a Value,
+    ) {
         let properties = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
         let mut seen: Vec<&str> = Vec::new();
@@ -287,7 +315,11 @@ impl<'a> Checker<'a> {
             if seen.contains(&key.name.as_str()) {
                 self.out.push(
                     self.file
-                        .error("duplicate-key", key.loc, format!("`{}` is given twice", key.name))
+                        .error(
+                            "duplicate-key",
+                            key.loc,
+                            format!("`{}` is given twice", key.name),
+                        )
                         .hint("keep one; YAML would silently use the last"),
                 );
                 continue;
@@ -308,10 +340,14 @@ impl<'a> Checker<'a> {
                     let description = properties
                         .and_then(|p| p.get(name))
                         .and_then(|p| describe(p).or_else(|| describe(self.resolve(p))));
-                    let hint = description.map(str::to_string);
+                    let hint = description.map(one_line);
                     self.out.push(
                         self.file
-                            .error("missing-key", node.loc, format!("missing required key `{name}`"))
+                            .error(
+                                "missing-key",
+                                node.loc,
+                                format!("missing required key `{name}`"),
+                            )
                             .maybe_hint(hint),
                     );
                 }
@@ -328,9 +364,11 @@ impl<'a> Checker<'a> {
         let names: Vec<&'a str> = properties
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default();
-        let mut diagnostic = self
-            .file
-            .error("unknown-key", key.loc, format!("unknown key `{}`", key.name));
+        let mut diagnostic = self.file.error(
+            "unknown-key",
+            key.loc,
+            format!("unknown key `{}`", key.name),
+        );
         let suggestion = closest(&key.name, names.iter().copied());
         if let Some(suggestion) = suggestion {
             diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));

@@ -26,8 +26,14 @@ mod tests {
 
     #[test]
     fn finds_typos_and_case_slips() {
-        assert_eq!(closest("feilds", ["pipeline", "fields", "halo"]), Some("fields"));
-        assert_eq!(closest("stagename", ["Name", "StageName"]), Some("StageName"));
+        assert_eq!(
+            closest("feilds", ["pipeline", "fields", "halo"]),
+            Some("fields")
+        );
+        assert_eq!(
+            closest("stagename", ["Name", "StageName"]),
+            Some("StageName")
+        );
         assert_eq!(closest("zzz", ["fields"]), None);
     }
 }

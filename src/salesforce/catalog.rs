@@ -16,6 +16,10 @@ pub struct FieldInfo {
     pub createable: bool,
     pub updateable: bool,
     pub nillable: bool,
+    /// Usable as an external id in upserts.
+    pub external_id: bool,
+    /// A custom field (`__c`).
+    pub custom: bool,
     /// Object(s) a reference field points to.
     pub reference_to: Vec<String>,
     /// Name used in SOQL paths for a reference (`Owner` for `OwnerId`).
@@ -58,7 +62,7 @@ SystemModstamp datetime 0 -
 ";
 
 /// One line per field: `Name type length flags [ref=A|B] [rel=Name] [values=a|b]`, where flags
-/// are c (createable), u (updateable), n (nillable) or `-` for none.
+/// are c (createable), u (updateable), n (nillable), x (external id) or `-` for none.
 const OBJECTS: &[(&str, &str, &str, &str)] = &[
     ("Account", "001", "Contacts:Contact Opportunities:Opportunity Cases:Case Attachments:Attachment ContentDocumentLinks:ContentDocumentLink", "
 Name string 255 cu
@@ -235,6 +239,7 @@ fn parse_field(line: &str) -> FieldInfo {
     let field_type = parts.next().unwrap_or_default().to_string();
     let length = parts.next().and_then(|l| l.parse().ok()).unwrap_or(0);
     let flags = parts.next().unwrap_or("-");
+    let custom = name.ends_with("__c");
     let mut field = FieldInfo {
         name,
         field_type,
@@ -242,6 +247,8 @@ fn parse_field(line: &str) -> FieldInfo {
         createable: flags.contains('c'),
         updateable: flags.contains('u'),
         nillable: flags.contains('n'),
+        external_id: flags.contains('x'),
+        custom,
         reference_to: Vec::new(),
         relationship_name: None,
         picklist_values: values,
@@ -288,6 +295,12 @@ fn catalog() -> &'static HashMap<String, ObjectInfo> {
 /// The standard object called exactly `name`, if this tool knows it offline.
 pub fn standard_object(name: &str) -> Option<&'static ObjectInfo> {
     catalog().get(name)
+}
+
+/// Parses one field line of the table format above (also used for custom fields in a
+/// sandbox data folder).
+pub fn field_from_line(line: &str) -> FieldInfo {
+    parse_field(line)
 }
 
 /// Names of every standard object known offline, sorted.

@@ -3,3 +3,4 @@
 //! knows it is talking to one.
 
 pub mod salesforce;
+pub mod server;

@@ -33,9 +33,31 @@ pub fn parse_condition(text: &str) -> Result<Condition, SoqlError> {
 
 /// Words that end a clause, so they can never be an alias.
 const CLAUSE_WORDS: &[&str] = &[
-    "SELECT", "FROM", "WHERE", "WITH", "GROUP", "HAVING", "ORDER", "LIMIT", "OFFSET", "FOR",
-    "USING", "AND", "OR", "NOT", "ASC", "DESC", "NULLS", "BY", "IN", "LIKE", "INCLUDES",
-    "EXCLUDES", "UPDATE", "VIEW", "REFERENCE",
+    "SELECT",
+    "FROM",
+    "WHERE",
+    "WITH",
+    "GROUP",
+    "HAVING",
+    "ORDER",
+    "LIMIT",
+    "OFFSET",
+    "FOR",
+    "USING",
+    "AND",
+    "OR",
+    "NOT",
+    "ASC",
+    "DESC",
+    "NULLS",
+    "BY",
+    "IN",
+    "LIKE",
+    "INCLUDES",
+    "EXCLUDES",
+    "UPDATE",
+    "VIEW",
+    "REFERENCE",
 ];
 
 const AGGREGATES: &[(&str, AggregateFunction)] = &[
@@ -52,20 +74,54 @@ const FIELD_FUNCTIONS: &[&str] = &["TOLABEL", "FORMAT", "CONVERTCURRENCY"];
 
 /// Relative date literals without an argument.
 const DATE_LITERALS: &[&str] = &[
-    "YESTERDAY", "TODAY", "TOMORROW", "LAST_WEEK", "THIS_WEEK", "NEXT_WEEK", "LAST_MONTH",
-    "THIS_MONTH", "NEXT_MONTH", "LAST_90_DAYS", "NEXT_90_DAYS", "THIS_QUARTER", "LAST_QUARTER",
-    "NEXT_QUARTER", "THIS_YEAR", "LAST_YEAR", "NEXT_YEAR", "THIS_FISCAL_QUARTER",
-    "LAST_FISCAL_QUARTER", "NEXT_FISCAL_QUARTER", "THIS_FISCAL_YEAR", "LAST_FISCAL_YEAR",
+    "YESTERDAY",
+    "TODAY",
+    "TOMORROW",
+    "LAST_WEEK",
+    "THIS_WEEK",
+    "NEXT_WEEK",
+    "LAST_MONTH",
+    "THIS_MONTH",
+    "NEXT_MONTH",
+    "LAST_90_DAYS",
+    "NEXT_90_DAYS",
+    "THIS_QUARTER",
+    "LAST_QUARTER",
+    "NEXT_QUARTER",
+    "THIS_YEAR",
+    "LAST_YEAR",
+    "NEXT_YEAR",
+    "THIS_FISCAL_QUARTER",
+    "LAST_FISCAL_QUARTER",
+    "NEXT_FISCAL_QUARTER",
+    "THIS_FISCAL_YEAR",
+    "LAST_FISCAL_YEAR",
     "NEXT_FISCAL_YEAR",
 ];
 
 /// Relative date literals that take `:n`.
 const DATE_LITERALS_N: &[&str] = &[
-    "LAST_N_DAYS", "NEXT_N_DAYS", "N_DAYS_AGO", "LAST_N_WEEKS", "NEXT_N_WEEKS", "N_WEEKS_AGO",
-    "LAST_N_MONTHS", "NEXT_N_MONTHS", "N_MONTHS_AGO", "LAST_N_QUARTERS", "NEXT_N_QUARTERS",
-    "N_QUARTERS_AGO", "LAST_N_YEARS", "NEXT_N_YEARS", "N_YEARS_AGO", "LAST_N_FISCAL_QUARTERS",
-    "NEXT_N_FISCAL_QUARTERS", "N_FISCAL_QUARTERS_AGO", "LAST_N_FISCAL_YEARS",
-    "NEXT_N_FISCAL_YEARS", "N_FISCAL_YEARS_AGO",
+    "LAST_N_DAYS",
+    "NEXT_N_DAYS",
+    "N_DAYS_AGO",
+    "LAST_N_WEEKS",
+    "NEXT_N_WEEKS",
+    "N_WEEKS_AGO",
+    "LAST_N_MONTHS",
+    "NEXT_N_MONTHS",
+    "N_MONTHS_AGO",
+    "LAST_N_QUARTERS",
+    "NEXT_N_QUARTERS",
+    "N_QUARTERS_AGO",
+    "LAST_N_YEARS",
+    "NEXT_N_YEARS",
+    "N_YEARS_AGO",
+    "LAST_N_FISCAL_QUARTERS",
+    "NEXT_N_FISCAL_QUARTERS",
+    "N_FISCAL_QUARTERS_AGO",
+    "LAST_N_FISCAL_YEARS",
+    "NEXT_N_FISCAL_YEARS",
+    "N_FISCAL_YEARS_AGO",
 ];
 
 struct Parser<'q> {
@@ -185,7 +241,8 @@ impl<'q> Parser<'q> {
             }
         }
         if self.at_keyword("HAVING") {
-            return Err(self.unexpected("ORDER BY, LIMIT or the end of the query")
+            return Err(self
+                .unexpected("ORDER BY, LIMIT or the end of the query")
                 .with_hint("HAVING is not supported by this tool; filter in WHERE instead"));
         }
         if self.eat_keyword("ORDER") {
@@ -204,7 +261,10 @@ impl<'q> Parser<'q> {
             offset = Some(self.integer("a row count after OFFSET")?);
         }
         if self.eat_keyword("FOR") {
-            if !(self.eat_keyword("VIEW") || self.eat_keyword("REFERENCE") || self.eat_keyword("UPDATE")) {
+            if !(self.eat_keyword("VIEW")
+                || self.eat_keyword("REFERENCE")
+                || self.eat_keyword("UPDATE"))
+            {
                 return Err(self.unexpected("VIEW, REFERENCE or UPDATE"));
             }
         }
@@ -303,7 +363,9 @@ impl<'q> Parser<'q> {
                 format!("Unknown function {name}"),
                 start,
             )
-            .with_hint("use COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX, toLabel, FORMAT or convertCurrency"));
+            .with_hint(
+                "use COUNT, COUNT_DISTINCT, SUM, AVG, MIN, MAX, toLabel, FORMAT or convertCurrency",
+            ));
         }
         let field = self.field_path()?;
         Ok(SelectItem::Field { field, alias: None })
@@ -352,7 +414,8 @@ impl<'q> Parser<'q> {
 
     fn operand(&mut self) -> Result<Operand, SoqlError> {
         let start = self.peek().span.start;
-        if matches!(self.peek().kind, TokenKind::Word(_)) && self.peek_at(1).kind == TokenKind::LParen
+        if matches!(self.peek().kind, TokenKind::Word(_))
+            && self.peek_at(1).kind == TokenKind::LParen
         {
             let (name, _) = self.word("a function")?;
             self.next();
@@ -412,9 +475,9 @@ impl<'q> Parser<'q> {
             parts.push(self.unary_condition()?);
         }
         if self.at_keyword(other) {
-            return Err(self.unexpected(connective).with_hint(
-                "SOQL needs parentheses to mix AND and OR, e.g. (A AND B) OR C",
-            ));
+            return Err(self
+                .unexpected(connective)
+                .with_hint("SOQL needs parentheses to mix AND and OR, e.g. (A AND B) OR C"));
         }
         Ok(if connective == "AND" {
             Condition::And(parts)
@@ -509,7 +572,8 @@ impl<'q> Parser<'q> {
                 values,
             });
         }
-        Err(self.unexpected("an operator (=, !=, <, <=, >, >=, LIKE, IN, NOT IN, INCLUDES, EXCLUDES)"))
+        Err(self
+            .unexpected("an operator (=, !=, <, <=, >, >=, LIKE, IN, NOT IN, INCLUDES, EXCLUDES)"))
     }
 
     fn value_list(&mut self) -> Result<Vec<Value>, SoqlError> {
@@ -576,12 +640,17 @@ mod tests {
         assert_eq!(q.offset, Some(5));
         assert_eq!(q.order_by[0].nulls_last, Some(true));
         let fields: Vec<String> = q.field_refs().iter().map(|f| f.dotted()).collect();
-        assert_eq!(fields, ["Id", "Owner.Email", "Name", "Type", "CreatedDate", "Name"]);
+        assert_eq!(
+            fields,
+            ["Id", "Owner.Email", "Name", "Type", "CreatedDate", "Name"]
+        );
     }
 
     #[test]
     fn count_only() {
-        assert!(parse("select count() from Account").unwrap().is_count_only());
+        assert!(parse("select count() from Account")
+            .unwrap()
+            .is_count_only());
     }
 
     #[test]

@@ -9,9 +9,15 @@ pub enum StagingError {
     #[error("{path} is not an etl staging file (it holds other tables); point `staging:` in etl.yaml at a new file")]
     Foreign { path: PathBuf },
     #[error("the staging file {path} was written by a newer etl (schema version {found}, this etl knows up to {known}); upgrade etl")]
-    TooNew { path: PathBuf, found: i64, known: i64 },
+    TooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("cannot open the staging file {path}: {detail}")]
     Open { path: PathBuf, detail: String },
+    #[error("column `{column}` has type {data_type}, which etl cannot print; cast it in the query, e.g. `{column}::VARCHAR`")]
+    Unprintable { column: String, data_type: String },
     /// DuckDB's own message, e.g. for a query that does not parse.
     #[error("{0}")]
     Sql(#[from] duckdb::Error),

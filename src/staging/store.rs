@@ -85,9 +85,9 @@ impl Store {
 
     fn migrate(&self) -> Result<(), StagingError> {
         if !self.table_exists("etl_meta")? {
-            let tables: i64 = self
-                .conn
-                .query_row("SELECT count(*) FROM duckdb_tables()", [], |row| row.get(0))?;
+            let tables: i64 =
+                self.conn
+                    .query_row("SELECT count(*) FROM duckdb_tables()", [], |row| row.get(0))?;
             if tables > 0 {
                 return Err(StagingError::Foreign {
                     path: self.path.clone(),
@@ -142,7 +142,12 @@ impl Store {
     }
 
     /// Records how a run ended.
-    pub fn finish_run(&self, run_id: &str, status: &str, summary: &serde_json::Value) -> Result<(), StagingError> {
+    pub fn finish_run(
+        &self,
+        run_id: &str,
+        status: &str,
+        summary: &serde_json::Value,
+    ) -> Result<(), StagingError> {
         self.conn.execute(
             "UPDATE runs SET finished_at = now()::TIMESTAMP, status = ?, summary = ? WHERE run_id = ?",
             params![status, summary.to_string(), run_id],
@@ -173,7 +178,9 @@ impl Store {
 
 /// A run id that sorts by time: `r20261128-104500-3f2a`.
 fn new_run_id() -> String {
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let secs = now.as_secs() as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);

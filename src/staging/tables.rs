@@ -2,8 +2,8 @@
 //! Fixed columns (run id, record ids, the whole record as JSON) plus typed columns from the
 //! pipeline's field list; a changed field list adds columns rather than losing old runs.
 
-use duckdb::types::Value;
 use duckdb::appender_params_from_iter;
+use duckdb::types::Value;
 
 use super::error::StagingError;
 use super::store::Store;
@@ -70,10 +70,7 @@ impl Stage {
     /// Columns every table of this stage has, before the typed ones.
     pub fn fixed_columns(self) -> Vec<Column> {
         use ColumnType::*;
-        let mut columns = vec![
-            Column::new("run_id", Text),
-            Column::new("source_id", Text),
-        ];
+        let mut columns = vec![Column::new("run_id", Text), Column::new("source_id", Text)];
         match self {
             Stage::Extracted => columns.push(Column::new("record", Json)),
             Stage::Transformed => {
@@ -128,7 +125,10 @@ impl PipelineTables {
     pub fn columns(&self, stage: Stage) -> Vec<Column> {
         let mut columns = stage.fixed_columns();
         for column in self.typed_columns(stage) {
-            if !columns.iter().any(|c| c.name.eq_ignore_ascii_case(&column.name)) {
+            if !columns
+                .iter()
+                .any(|c| c.name.eq_ignore_ascii_case(&column.name))
+            {
                 columns.push(column.clone());
             }
         }
@@ -153,7 +153,12 @@ fn quote(identifier: &str) -> String {
 impl Store {
     /// Creates the pipeline's tables, or adds columns a changed field list needs.
     pub fn ensure_pipeline_tables(&self, tables: &PipelineTables) -> Result<(), StagingError> {
-        for stage in [Stage::Extracted, Stage::Transformed, Stage::Changes, Stage::Results] {
+        for stage in [
+            Stage::Extracted,
+            Stage::Transformed,
+            Stage::Changes,
+            Stage::Results,
+        ] {
             let table = tables.table(stage);
             let wanted = tables.columns(stage);
             let existing = self.table_columns(&table)?;
@@ -170,7 +175,10 @@ impl Store {
                 continue;
             }
             for column in wanted {
-                if !existing.iter().any(|e| e.eq_ignore_ascii_case(&column.name)) {
+                if !existing
+                    .iter()
+                    .any(|e| e.eq_ignore_ascii_case(&column.name))
+                {
                     self.connection().execute_batch(&format!(
                         "ALTER TABLE {} ADD COLUMN {} {}",
                         quote(&table),

@@ -26,7 +26,11 @@ fn time_of_day(micros_in_day: i64) -> String {
 fn timestamp(unit: TimeUnit, value: i64) -> String {
     let total = micros(unit, value);
     let days = total.div_euclid(86_400_000_000);
-    format!("{} {}", format_date(days), time_of_day(total.rem_euclid(86_400_000_000)))
+    format!(
+        "{} {}",
+        format_date(days),
+        time_of_day(total.rem_euclid(86_400_000_000))
+    )
 }
 
 /// The value as DuckDB's own CLI would print it; NULL is empty.
@@ -52,7 +56,11 @@ pub fn cell_to_text(value: &Value) -> String {
         Value::Blob(b) | Value::Geometry(b) => format!("<{} bytes>", b.len()),
         Value::Date32(days) => format_date(i64::from(*days)),
         Value::Time64(unit, v) => time_of_day(micros(*unit, *v)),
-        Value::Interval { months, days, nanos } => {
+        Value::Interval {
+            months,
+            days,
+            nanos,
+        } => {
             format!("{months} months {days} days {}", time_of_day(nanos / 1_000))
         }
         Value::List(items) | Value::Array(items) => {
@@ -74,6 +82,8 @@ pub fn cell_to_text(value: &Value) -> String {
             format!("{{{}}}", inner.join(", "))
         }
         Value::Union(inner) => cell_to_text(inner),
+        // The enum is non-exhaustive: a type added by a newer DuckDB prints as its debug form.
+        other => format!("{other:?}"),
     }
 }
 
@@ -93,7 +103,9 @@ pub fn cell_to_json(value: &Value) -> serde_json::Value {
         Value::UBigInt(v) => J::from(*v),
         Value::Float(v) => J::from(f64::from(*v)),
         Value::Double(v) => J::from(*v),
-        Value::List(items) | Value::Array(items) => J::Array(items.iter().map(cell_to_json).collect()),
+        Value::List(items) | Value::Array(items) => {
+            J::Array(items.iter().map(cell_to_json).collect())
+        }
         Value::Struct(fields) => J::Object(
             fields
                 .iter()
@@ -118,7 +130,10 @@ mod tests {
         assert_eq!(cell_to_text(&Value::Date32(0)), "1970-01-01");
         assert_eq!(cell_to_text(&Value::Date32(19_723)), "2024-01-01");
         assert_eq!(
-            cell_to_text(&Value::Timestamp(TimeUnit::Microsecond, 1_704_067_200_500_000)),
+            cell_to_text(&Value::Timestamp(
+                TimeUnit::Microsecond,
+                1_704_067_200_500_000
+            )),
             "2024-01-01 00:00:00.5"
         );
         assert_eq!(cell_to_text(&Value::Date32(-1)), "1969-12-31");

@@ -31,7 +31,9 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
         Err(error)
             if matches!(
                 error.kind(),
-                ErrorKind::UnknownFilter | ErrorKind::UnknownFunction | ErrorKind::UnknownTest
+                ErrorKind::UnknownFilter
+                    | ErrorKind::UnknownFunction
+                    | ErrorKind::UnknownTest
                     | ErrorKind::SyntaxError
             ) =>
         {

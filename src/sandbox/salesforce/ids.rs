@@ -46,7 +46,10 @@ pub fn make(prefix: &str, n: u64) -> String {
         *slot = BASE62[(value % 62) as usize];
         value /= 62;
     }
-    let id15 = format!("{prefix}5g0{}", std::str::from_utf8(&counter).expect("base62 is ascii"));
+    let id15 = format!(
+        "{prefix}5g0{}",
+        std::str::from_utf8(&counter).expect("base62 is ascii")
+    );
     to_18(&id15)
 }
 
@@ -62,8 +65,14 @@ mod tests {
 
     #[test]
     fn normalises_and_rejects() {
-        assert_eq!(normalize("00D7F000001Yvo8").as_deref(), Some("00D7F000001Yvo8UAC"));
-        assert_eq!(normalize("00D7F000001Yvo8uac").as_deref(), Some("00D7F000001Yvo8UAC"));
+        assert_eq!(
+            normalize("00D7F000001Yvo8").as_deref(),
+            Some("00D7F000001Yvo8UAC")
+        );
+        assert_eq!(
+            normalize("00D7F000001Yvo8uac").as_deref(),
+            Some("00D7F000001Yvo8UAC")
+        );
         assert_eq!(normalize("00D7F000001Yvo8XXX"), None);
         assert_eq!(normalize("not-an-id"), None);
     }

@@ -1,7 +1,16 @@
 //! The emulated Salesforce org: its data, SOQL execution, seed data and (as it grows) the HTTP
 //! API that serves them with Salesforce's wire formats.
 
+pub mod api;
+mod collections;
+pub mod describe;
+pub mod dml;
+pub mod http;
 pub mod ids;
+pub mod oauth;
 pub mod org;
+pub mod persist;
 pub mod query;
+mod rest;
 pub mod seed;
+pub mod state;

@@ -95,7 +95,9 @@ impl Org {
     }
 
     pub fn records(&self, object: &str) -> &[Record] {
-        self.tables.get(object).map_or(&[], |t| t.records.as_slice())
+        self.tables
+            .get(object)
+            .map_or(&[], |t| t.records.as_slice())
     }
 
     /// The record with this (18-character) Id, deleted or not.
@@ -110,6 +112,16 @@ impl Org {
         let table = self.tables.get_mut(&object)?;
         let index = *table.by_id.get(id)?;
         Some(&mut table.records[index])
+    }
+
+    /// Every object's records, for saving.
+    pub fn tables(&self) -> impl Iterator<Item = (&String, &Table)> {
+        self.tables.iter()
+    }
+
+    /// Every blob, for saving.
+    pub fn blobs(&self) -> impl Iterator<Item = (&String, &Vec<u8>)> {
+        self.blobs.iter()
     }
 
     pub fn put_blob(&mut self, id: &str, body: Vec<u8>) {
@@ -189,7 +201,9 @@ impl Org {
     pub fn touch(&mut self, id: &str, changes: Record, by: &str) -> bool {
         let now = civil::salesforce_datetime(self.tick());
         let object = self.object_of_id(id).unwrap_or_default().to_string();
-        let Some(record) = self.get_mut(id) else { return false };
+        let Some(record) = self.get_mut(id) else {
+            return false;
+        };
         record.extend(changes);
         derive_fields(&object, record);
         record.insert("LastModifiedDate".into(), Value::String(now.clone()));
@@ -202,8 +216,16 @@ impl Org {
 /// Fields Salesforce computes: a person's `Name` from first and last name.
 pub fn derive_fields(object: &str, record: &mut Record) {
     if matches!(object, "Contact" | "User") {
-        let part = |key: &str| record.get(key).and_then(Value::as_str).unwrap_or("").to_string();
-        let name = format!("{} {}", part("FirstName"), part("LastName")).trim().to_string();
+        let part = |key: &str| {
+            record
+                .get(key)
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string()
+        };
+        let name = format!("{} {}", part("FirstName"), part("LastName"))
+            .trim()
+            .to_string();
         record.insert("Name".into(), Value::String(name));
     }
 }

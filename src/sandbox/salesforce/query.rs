@@ -12,8 +12,8 @@ use super::org::{Org, Record};
 use crate::civil;
 use crate::salesforce::catalog::{FieldInfo, ObjectInfo};
 use crate::soql::{
-    self, AggregateFunction, CompareOp, Condition, ErrorCode, FieldRef, Operand, Query,
-    SelectItem, SoqlError, Value as Literal,
+    self, AggregateFunction, CompareOp, Condition, ErrorCode, FieldRef, Operand, Query, SelectItem,
+    SoqlError, Value as Literal,
 };
 
 /// A field path resolved against the describe: the reference fields to follow, then the field.
@@ -61,7 +61,12 @@ fn find_relationship<'a>(object: &'a ObjectInfo, name: &str) -> Option<&'a Field
 }
 
 /// Resolves `path` on `object`, dropping a leading object name or alias.
-fn resolve(org: &Org, object: &ObjectInfo, alias: Option<&str>, field: &FieldRef) -> Result<ResolvedPath, SoqlError> {
+fn resolve(
+    org: &Org,
+    object: &ObjectInfo,
+    alias: Option<&str>,
+    field: &FieldRef,
+) -> Result<ResolvedPath, SoqlError> {
     let mut segments: &[String] = &field.path;
     if segments.len() > 1
         && (segments[0].eq_ignore_ascii_case(&object.name)
@@ -76,7 +81,10 @@ fn resolve(org: &Org, object: &ObjectInfo, alias: Option<&str>, field: &FieldRef
             let info = find_field(current, segment).ok_or_else(|| {
                 field_error(
                     field,
-                    format!("No such column '{segment}' on entity '{}'. {FIELD_HINT}", current.name),
+                    format!(
+                        "No such column '{segment}' on entity '{}'. {FIELD_HINT}",
+                        current.name
+                    ),
                 )
             })?;
             return Ok(ResolvedPath {
@@ -87,7 +95,9 @@ fn resolve(org: &Org, object: &ObjectInfo, alias: Option<&str>, field: &FieldRef
         let reference = find_relationship(current, segment).ok_or_else(|| {
             field_error(
                 field,
-                format!("Didn't understand relationship '{segment}' in field path. {RELATIONSHIP_HINT}"),
+                format!(
+                    "Didn't understand relationship '{segment}' in field path. {RELATIONSHIP_HINT}"
+                ),
             )
         })?;
         let target = reference
@@ -157,7 +167,12 @@ fn type_family(field: &FieldInfo) -> &'static str {
     }
 }
 
-fn check_literal(field: &FieldRef, info: &FieldInfo, value: &Literal, value_offset: usize) -> Result<(), SoqlError> {
+fn check_literal(
+    field: &FieldRef,
+    info: &FieldInfo,
+    value: &Literal,
+    value_offset: usize,
+) -> Result<(), SoqlError> {
     let family = type_family(info);
     let bad = match (family, value) {
         (_, Literal::Null) => false,
@@ -199,8 +214,18 @@ impl<'o> Planner<'o> {
 
     fn filter(&self, condition: &Condition) -> Result<Filter, SoqlError> {
         Ok(match condition {
-            Condition::And(parts) => Filter::And(parts.iter().map(|p| self.filter(p)).collect::<Result<_, _>>()?),
-            Condition::Or(parts) => Filter::Or(parts.iter().map(|p| self.filter(p)).collect::<Result<_, _>>()?),
+            Condition::And(parts) => Filter::And(
+                parts
+                    .iter()
+                    .map(|p| self.filter(p))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Condition::Or(parts) => Filter::Or(
+                parts
+                    .iter()
+                    .map(|p| self.filter(p))
+                    .collect::<Result<_, _>>()?,
+            ),
             Condition::Not(inner) => Filter::Not(Box::new(self.filter(inner)?)),
             Condition::Compare {
                 left,
@@ -213,7 +238,13 @@ impl<'o> Planner<'o> {
                     Operand::Function { name, .. } => Some(name.to_ascii_uppercase()),
                     Operand::Field(field) => {
                         if *op == CompareOp::Like && type_family(&path.field) != "string" {
-                            return Err(field_error(field, format!("invalid operator on {} field: LIKE", path.field.field_type)));
+                            return Err(field_error(
+                                field,
+                                format!(
+                                    "invalid operator on {} field: LIKE",
+                                    path.field.field_type
+                                ),
+                            ));
                         }
                         check_literal(field, &path.field, value, value_span.start)?;
                         None
@@ -226,7 +257,11 @@ impl<'o> Planner<'o> {
                     value: value.clone(),
                 }
             }
-            Condition::In { left, negated, values } => {
+            Condition::In {
+                left,
+                negated,
+                values,
+            } => {
                 let path = self.resolve(left.field())?;
                 for value in values {
                     check_literal(left.field(), &path.field, value, left.field().span.start)?;
@@ -237,18 +272,29 @@ impl<'o> Planner<'o> {
                     values: values.clone(),
                 }
             }
-            Condition::InSubQuery { left, negated, query } => {
+            Condition::InSubQuery {
+                left,
+                negated,
+                query,
+            } => {
                 let path = self.resolve(left.field())?;
                 let inner = execute_query(self.org, query, self.include_deleted)?;
                 let ids = match &inner.query.select.first() {
                     Some(SelectItem::Field { field, .. }) => {
                         let inner_object = self.org.describe(&inner.object).expect("resolved");
-                        let inner_path = resolve(self.org, inner_object, inner.query.from.alias.as_deref(), field)?;
+                        let inner_path = resolve(
+                            self.org,
+                            inner_object,
+                            inner.query.from.alias.as_deref(),
+                            field,
+                        )?;
                         inner
                             .ids
                             .iter()
                             .filter_map(|id| self.org.get(id))
-                            .filter_map(|r| inner_path.value(self.org, r)?.as_str().map(str::to_string))
+                            .filter_map(|r| {
+                                inner_path.value(self.org, r)?.as_str().map(str::to_string)
+                            })
                             .collect()
                     }
                     _ => Vec::new(),
@@ -259,7 +305,11 @@ impl<'o> Planner<'o> {
                     ids,
                 }
             }
-            Condition::Includes { left, excludes, values } => Filter::Includes {
+            Condition::Includes {
+                left,
+                excludes,
+                values,
+            } => Filter::Includes {
                 path: self.resolve(left.field())?,
                 excludes: *excludes,
                 values: values.clone(),
@@ -292,9 +342,18 @@ fn relative_range(name: &str, n: Option<i64>, today: i64) -> (i64, i64) {
         "NEXT_MONTH" => (month_start(y, m + 1), month_start(y, m + 2) - 1),
         "LAST_90_DAYS" => (today - 90, today),
         "NEXT_90_DAYS" => (today, today + 90),
-        "THIS_QUARTER" | "THIS_FISCAL_QUARTER" => (month_start(y, quarter_first_month), month_start(y, quarter_first_month + 3) - 1),
-        "LAST_QUARTER" | "LAST_FISCAL_QUARTER" => (month_start(y, quarter_first_month - 3), month_start(y, quarter_first_month) - 1),
-        "NEXT_QUARTER" | "NEXT_FISCAL_QUARTER" => (month_start(y, quarter_first_month + 3), month_start(y, quarter_first_month + 6) - 1),
+        "THIS_QUARTER" | "THIS_FISCAL_QUARTER" => (
+            month_start(y, quarter_first_month),
+            month_start(y, quarter_first_month + 3) - 1,
+        ),
+        "LAST_QUARTER" | "LAST_FISCAL_QUARTER" => (
+            month_start(y, quarter_first_month - 3),
+            month_start(y, quarter_first_month) - 1,
+        ),
+        "NEXT_QUARTER" | "NEXT_FISCAL_QUARTER" => (
+            month_start(y, quarter_first_month + 3),
+            month_start(y, quarter_first_month + 6) - 1,
+        ),
         "THIS_YEAR" | "THIS_FISCAL_YEAR" => (month_start(y, 1), month_start(y + 1, 1) - 1),
         "LAST_YEAR" | "LAST_FISCAL_YEAR" => (month_start(y - 1, 1), month_start(y, 1) - 1),
         "NEXT_YEAR" | "NEXT_FISCAL_YEAR" => (month_start(y + 1, 1), month_start(y + 2, 1) - 1),
@@ -307,12 +366,25 @@ fn relative_range(name: &str, n: Option<i64>, today: i64) -> (i64, i64) {
         "LAST_N_MONTHS" => (month_start(y, m - n), month_start(y, m) - 1),
         "NEXT_N_MONTHS" => (month_start(y, m + 1), month_start(y, m + 1 + n) - 1),
         "N_MONTHS_AGO" => (month_start(y, m - n), month_start(y, m - n + 1) - 1),
-        "LAST_N_QUARTERS" | "LAST_N_FISCAL_QUARTERS" => (month_start(y, quarter_first_month - 3 * n), month_start(y, quarter_first_month) - 1),
-        "NEXT_N_QUARTERS" | "NEXT_N_FISCAL_QUARTERS" => (month_start(y, quarter_first_month + 3), month_start(y, quarter_first_month + 3 + 3 * n) - 1),
-        "N_QUARTERS_AGO" | "N_FISCAL_QUARTERS_AGO" => (month_start(y, quarter_first_month - 3 * n), month_start(y, quarter_first_month - 3 * n + 3) - 1),
+        "LAST_N_QUARTERS" | "LAST_N_FISCAL_QUARTERS" => (
+            month_start(y, quarter_first_month - 3 * n),
+            month_start(y, quarter_first_month) - 1,
+        ),
+        "NEXT_N_QUARTERS" | "NEXT_N_FISCAL_QUARTERS" => (
+            month_start(y, quarter_first_month + 3),
+            month_start(y, quarter_first_month + 3 + 3 * n) - 1,
+        ),
+        "N_QUARTERS_AGO" | "N_FISCAL_QUARTERS_AGO" => (
+            month_start(y, quarter_first_month - 3 * n),
+            month_start(y, quarter_first_month - 3 * n + 3) - 1,
+        ),
         "LAST_N_YEARS" | "LAST_N_FISCAL_YEARS" => (month_start(y - n, 1), month_start(y, 1) - 1),
-        "NEXT_N_YEARS" | "NEXT_N_FISCAL_YEARS" => (month_start(y + 1, 1), month_start(y + 1 + n, 1) - 1),
-        "N_YEARS_AGO" | "N_FISCAL_YEARS_AGO" => (month_start(y - n, 1), month_start(y - n + 1, 1) - 1),
+        "NEXT_N_YEARS" | "NEXT_N_FISCAL_YEARS" => {
+            (month_start(y + 1, 1), month_start(y + 1 + n, 1) - 1)
+        }
+        "N_YEARS_AGO" | "N_FISCAL_YEARS_AGO" => {
+            (month_start(y - n, 1), month_start(y - n + 1, 1) - 1)
+        }
         _ => (today, today),
     }
 }
@@ -336,7 +408,9 @@ fn compare(field: &FieldInfo, value: &Value, literal: &Literal, today: i64) -> O
             }
         }
         Literal::Date(d) => civil::parse_date(value.as_str()?)?.partial_cmp(&civil::parse_date(d)?),
-        Literal::DateTime(d) => civil::parse_datetime(value.as_str()?)?.partial_cmp(&civil::parse_datetime(d)?),
+        Literal::DateTime(d) => {
+            civil::parse_datetime(value.as_str()?)?.partial_cmp(&civil::parse_datetime(d)?)
+        }
         Literal::Relative(r) => {
             let day = civil::parse_date(value.as_str()?)?;
             let (start, end) = relative_range(&r.name, r.n, today);
@@ -355,7 +429,11 @@ fn compare(field: &FieldInfo, value: &Value, literal: &Literal, today: i64) -> O
 fn like(text: &str, pattern: &str) -> bool {
     let text: Vec<char> = text.to_lowercase().chars().collect();
     let mut tokens: Vec<(char, bool)> = Vec::new(); // (char, is_wildcard)
-    let mut chars = pattern.to_lowercase().chars().collect::<Vec<_>>().into_iter();
+    let mut chars = pattern
+        .to_lowercase()
+        .chars()
+        .collect::<Vec<_>>()
+        .into_iter();
     while let Some(c) = chars.next() {
         match c {
             '\\' => tokens.extend(chars.next().map(|n| (n, false))),
@@ -396,7 +474,12 @@ impl Filter {
             Filter::And(parts) => parts.iter().all(|p| p.matches(org, record, today)),
             Filter::Or(parts) => parts.iter().any(|p| p.matches(org, record, today)),
             Filter::Not(inner) => !inner.matches(org, record, today),
-            Filter::Compare { path, function, op, value } => {
+            Filter::Compare {
+                path,
+                function,
+                op,
+                value,
+            } => {
                 let raw = path.value(org, record).filter(|v| !v.is_null());
                 let computed;
                 let actual = match function {
@@ -419,7 +502,10 @@ impl Filter {
                         }
                         let ordering = if function.is_some() {
                             match literal {
-                                Literal::Number(n) => actual.as_f64().zip(n.parse::<f64>().ok()).and_then(|(a, b)| a.partial_cmp(&b)),
+                                Literal::Number(n) => actual
+                                    .as_f64()
+                                    .zip(n.parse::<f64>().ok())
+                                    .and_then(|(a, b)| a.partial_cmp(&b)),
                                 Literal::Date(d) => actual.as_str().map(|a| a.cmp(d.as_str())),
                                 _ => None,
                             }
@@ -441,7 +527,11 @@ impl Filter {
                     }
                 }
             }
-            Filter::In { path, negated, values } => {
+            Filter::In {
+                path,
+                negated,
+                values,
+            } => {
                 let actual = path.value(org, record).filter(|v| !v.is_null());
                 let found = values.iter().any(|literal| match (actual, literal) {
                     (None, Literal::Null) => true,
@@ -457,7 +547,11 @@ impl Filter {
                     .is_some_and(|id| ids.iter().any(|i| i.eq_ignore_ascii_case(id)));
                 found != *negated
             }
-            Filter::Includes { path, excludes, values } => {
+            Filter::Includes {
+                path,
+                excludes,
+                values,
+            } => {
                 let selected: Vec<String> = path
                     .value(org, record)
                     .and_then(Value::as_str)
@@ -475,17 +569,37 @@ impl Filter {
     }
 }
 
-fn sort_key_compare(a: Option<&Value>, b: Option<&Value>, descending: bool, nulls_last: Option<bool>) -> Ordering {
+fn sort_key_compare(
+    a: Option<&Value>,
+    b: Option<&Value>,
+    descending: bool,
+    nulls_last: Option<bool>,
+) -> Ordering {
     let nulls_last = nulls_last.unwrap_or(descending);
     let a = a.filter(|v| !v.is_null());
     let b = b.filter(|v| !v.is_null());
     match (a, b) {
         (None, None) => Ordering::Equal,
-        (None, Some(_)) => if nulls_last { Ordering::Greater } else { Ordering::Less },
-        (Some(_), None) => if nulls_last { Ordering::Less } else { Ordering::Greater },
+        (None, Some(_)) => {
+            if nulls_last {
+                Ordering::Greater
+            } else {
+                Ordering::Less
+            }
+        }
+        (Some(_), None) => {
+            if nulls_last {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            }
+        }
         (Some(x), Some(y)) => {
             let ordering = match (x, y) {
-                (Value::Number(p), Value::Number(q)) => p.as_f64().partial_cmp(&q.as_f64()).unwrap_or(Ordering::Equal),
+                (Value::Number(p), Value::Number(q)) => p
+                    .as_f64()
+                    .partial_cmp(&q.as_f64())
+                    .unwrap_or(Ordering::Equal),
                 (Value::Bool(p), Value::Bool(q)) => p.cmp(q),
                 (Value::String(p), Value::String(q)) => p.to_lowercase().cmp(&q.to_lowercase()),
                 _ => Ordering::Equal,
@@ -546,18 +660,34 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         .as_ref()
         .map(|c| planner.filter(c))
         .transpose()?;
-    let group_paths: Vec<ResolvedPath> = query.group_by.iter().map(|f| planner.resolve(f)).collect::<Result<_, _>>()?;
+    let group_paths: Vec<ResolvedPath> = query
+        .group_by
+        .iter()
+        .map(|f| planner.resolve(f))
+        .collect::<Result<_, _>>()?;
     let order: Vec<(ResolvedPath, bool, Option<bool>)> = query
         .order_by
         .iter()
-        .map(|o| Ok((planner.resolve(o.operand.field())?, o.descending, o.nulls_last)))
+        .map(|o| {
+            Ok((
+                planner.resolve(o.operand.field())?,
+                o.descending,
+                o.nulls_last,
+            ))
+        })
         .collect::<Result<_, SoqlError>>()?;
     if has_aggregate || !group_paths.is_empty() {
         for item in &query.select {
             if let SelectItem::Field { field, .. } = item {
-                let grouped = query.group_by.iter().any(|g| g.dotted().eq_ignore_ascii_case(&field.dotted()));
+                let grouped = query
+                    .group_by
+                    .iter()
+                    .any(|g| g.dotted().eq_ignore_ascii_case(&field.dotted()));
                 if !grouped {
-                    return Err(field_error(field, format!("Field must be grouped or aggregated: {}", field.dotted())));
+                    return Err(field_error(
+                        field,
+                        format!("Field must be grouped or aggregated: {}", field.dotted()),
+                    ));
                 }
             }
         }
@@ -575,16 +705,35 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         let rows = aggregate(org, query, &planner, &group_paths, &matched)?;
         if query.is_count_only() {
             let total = matched.len();
-            return Ok(Execution { query: query.clone(), object: object_name.to_string(), ids: Vec::new(), aggregate_rows: Some(Vec::new()), total_size: total, include_deleted });
+            return Ok(Execution {
+                query: query.clone(),
+                object: object_name.to_string(),
+                ids: Vec::new(),
+                aggregate_rows: Some(Vec::new()),
+                total_size: total,
+                include_deleted,
+            });
         }
         let total = rows.len();
-        return Ok(Execution { query: query.clone(), object: object_name.to_string(), ids: Vec::new(), aggregate_rows: Some(rows), total_size: total, include_deleted });
+        return Ok(Execution {
+            query: query.clone(),
+            object: object_name.to_string(),
+            ids: Vec::new(),
+            aggregate_rows: Some(rows),
+            total_size: total,
+            include_deleted,
+        });
     }
 
     if !order.is_empty() {
         matched.sort_by(|a, b| {
             for (path, descending, nulls_last) in &order {
-                let ordering = sort_key_compare(path.value(org, a), path.value(org, b), *descending, *nulls_last);
+                let ordering = sort_key_compare(
+                    path.value(org, a),
+                    path.value(org, b),
+                    *descending,
+                    *nulls_last,
+                );
                 if ordering != Ordering::Equal {
                     return ordering;
                 }
@@ -613,7 +762,11 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
 /// The child object and its field pointing at the parent, for a subquery's FROM.
 /// The child object, its field pointing at the parent, and the relationship name as the
 /// describe spells it, for a subquery's FROM.
-fn child_relationship<'o>(org: &'o Org, parent: &ObjectInfo, sub: &Query) -> Result<(&'o ObjectInfo, String, String), SoqlError> {
+fn child_relationship<'o>(
+    org: &'o Org,
+    parent: &ObjectInfo,
+    sub: &Query,
+) -> Result<(&'o ObjectInfo, String, String), SoqlError> {
     let invalid = || {
         SoqlError::new(
             ErrorCode::InvalidType,
@@ -670,11 +823,21 @@ fn aggregate(
         for item in &query.select {
             match item {
                 SelectItem::Field { field, alias } => {
-                    let position = query.group_by.iter().position(|g| g.dotted().eq_ignore_ascii_case(&field.dotted()));
-                    let name = alias.clone().unwrap_or_else(|| field.path.last().cloned().unwrap_or_default());
+                    let position = query
+                        .group_by
+                        .iter()
+                        .position(|g| g.dotted().eq_ignore_ascii_case(&field.dotted()));
+                    let name = alias
+                        .clone()
+                        .unwrap_or_else(|| field.path.last().cloned().unwrap_or_default());
                     row.insert(name, position.map_or(Value::Null, |p| key[p].clone()));
                 }
-                SelectItem::Aggregate { function, field, alias, .. } => {
+                SelectItem::Aggregate {
+                    function,
+                    field,
+                    alias,
+                    ..
+                } => {
                     let name = alias.clone().unwrap_or_else(|| {
                         let n = format!("expr{expr}");
                         expr += 1;
@@ -683,7 +846,11 @@ fn aggregate(
                     let values: Vec<&Value> = match field {
                         Some(f) => {
                             let path = planner.resolve(f)?;
-                            members.iter().filter_map(|r| path.value(org, r)).filter(|v| !v.is_null()).collect()
+                            members
+                                .iter()
+                                .filter_map(|r| path.value(org, r))
+                                .filter(|v| !v.is_null())
+                                .collect()
                         }
                         None => Vec::new(),
                     };
@@ -692,7 +859,8 @@ fn aggregate(
                         AggregateFunction::Count if field.is_none() => json!(members.len()),
                         AggregateFunction::Count => json!(values.len()),
                         AggregateFunction::CountDistinct => {
-                            let mut seen: Vec<String> = values.iter().map(|v| v.to_string()).collect();
+                            let mut seen: Vec<String> =
+                                values.iter().map(|v| v.to_string()).collect();
                             seen.sort();
                             seen.dedup();
                             json!(seen.len())
@@ -700,15 +868,29 @@ fn aggregate(
                         AggregateFunction::Sum => json!(numbers().sum::<f64>()),
                         AggregateFunction::Avg => {
                             let n: Vec<f64> = numbers().collect();
-                            if n.is_empty() { Value::Null } else { json!(n.iter().sum::<f64>() / n.len() as f64) }
+                            if n.is_empty() {
+                                Value::Null
+                            } else {
+                                json!(n.iter().sum::<f64>() / n.len() as f64)
+                            }
                         }
-                        AggregateFunction::Min => values.iter().min_by(|a, b| sort_key_compare(Some(a), Some(b), false, None)).map_or(Value::Null, |v| (*v).clone()),
-                        AggregateFunction::Max => values.iter().max_by(|a, b| sort_key_compare(Some(a), Some(b), false, None)).map_or(Value::Null, |v| (*v).clone()),
+                        AggregateFunction::Min => values
+                            .iter()
+                            .min_by(|a, b| sort_key_compare(Some(a), Some(b), false, None))
+                            .map_or(Value::Null, |v| (*v).clone()),
+                        AggregateFunction::Max => values
+                            .iter()
+                            .max_by(|a, b| sort_key_compare(Some(a), Some(b), false, None))
+                            .map_or(Value::Null, |v| (*v).clone()),
                     };
                     row.insert(name, value);
                 }
                 SelectItem::SubQuery { span, .. } => {
-                    return Err(SoqlError::new(ErrorCode::MalformedQuery, "Aggregate query does not support subqueries", span.start));
+                    return Err(SoqlError::new(
+                        ErrorCode::MalformedQuery,
+                        "Aggregate query does not support subqueries",
+                        span.start,
+                    ));
                 }
             }
         }
@@ -720,20 +902,31 @@ fn aggregate(
 /// The `attributes` object of a record in a response.
 pub fn attributes(object: &str, id: Option<&str>, version: &str) -> Value {
     match id {
-        Some(id) => json!({"type": object, "url": format!("/services/data/v{version}/sobjects/{object}/{id}")}),
+        Some(id) => {
+            json!({"type": object, "url": format!("/services/data/v{version}/sobjects/{object}/{id}")})
+        }
         None => json!({"type": object}),
     }
 }
 
 /// Shapes one matching record as the REST API returns it: selected fields in SELECT order,
 /// parents as nested objects, children as nested query results (`null` when there are none).
-pub fn project(org: &Org, execution: &Execution, record: &Record, version: &str) -> Result<Value, SoqlError> {
+pub fn project(
+    org: &Org,
+    execution: &Execution,
+    record: &Record,
+    version: &str,
+) -> Result<Value, SoqlError> {
     let object = org.describe(&execution.object).expect("resolved");
     let alias = execution.query.from.alias.as_deref();
     let mut out = Map::new();
     out.insert(
         "attributes".into(),
-        attributes(&execution.object, record.get("Id").and_then(Value::as_str), version),
+        attributes(
+            &execution.object,
+            record.get("Id").and_then(Value::as_str),
+            version,
+        ),
     );
     for item in &execution.query.select {
         match item {
@@ -760,7 +953,17 @@ pub fn project(org: &Org, execution: &Execution, record: &Record, version: &str)
                         .ids
                         .iter()
                         .filter_map(|id| org.get(id))
-                        .map(|r| project(org, &Execution { object: child.name.clone(), ..inner.clone() }, r, version))
+                        .map(|r| {
+                            project(
+                                org,
+                                &Execution {
+                                    object: child.name.clone(),
+                                    ..inner.clone()
+                                },
+                                r,
+                                version,
+                            )
+                        })
                         .collect::<Result<_, _>>()?;
                     out.insert(
                         relationship,
@@ -774,7 +977,13 @@ pub fn project(org: &Org, execution: &Execution, record: &Record, version: &str)
     Ok(Value::Object(out))
 }
 
-fn insert_path(org: &Org, out: &mut Map<String, Value>, record: &Record, path: &ResolvedPath, version: &str) {
+fn insert_path(
+    org: &Org,
+    out: &mut Map<String, Value>,
+    record: &Record,
+    path: &ResolvedPath,
+    version: &str,
+) {
     let mut target = out;
     let mut current = Some(record);
     for (reference, relationship) in &path.hops {
@@ -786,7 +995,9 @@ fn insert_path(org: &Org, out: &mut Map<String, Value>, record: &Record, path: &
         match parent {
             Some(parent) => {
                 if entry.is_null() {
-                    let object = org.object_of_id(parent.get("Id").and_then(Value::as_str).unwrap_or_default()).unwrap_or_default();
+                    let object = org
+                        .object_of_id(parent.get("Id").and_then(Value::as_str).unwrap_or_default())
+                        .unwrap_or_default();
                     *entry = json!({"attributes": attributes(object, parent.get("Id").and_then(Value::as_str), version)});
                 }
                 current = Some(parent);
@@ -801,9 +1012,15 @@ fn insert_path(org: &Org, out: &mut Map<String, Value>, record: &Record, path: &
         .unwrap_or(Value::Null);
     let value = if path.field.field_type == "base64" {
         // Blob fields read as the URL of their content, as in the REST API.
-        let id = current.and_then(|r| r.get("Id")).and_then(Value::as_str).unwrap_or_default();
+        let id = current
+            .and_then(|r| r.get("Id"))
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         let object = org.object_of_id(id).unwrap_or_default();
-        Value::String(format!("/services/data/v{version}/sobjects/{object}/{id}/{}", path.field.name))
+        Value::String(format!(
+            "/services/data/v{version}/sobjects/{object}/{id}/{}",
+            path.field.name
+        ))
     } else {
         value
     };

@@ -30,12 +30,81 @@ impl Rng {
     }
 }
 
-const FIRST: &[&str] = &["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Frances", "Ken", "Margaret", "Dennis", "Radia", "Linus", "Katherine", "Tim", "Hedy", "John"];
-const LAST: &[&str] = &["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Allen", "Thompson", "Hamilton", "Ritchie", "Perlman", "Torvalds", "Johnson", "Berners-Lee", "Lamarr", "Backus"];
-const WORDS: &[&str] = &["Acme", "Globex", "Initech", "Umbrella", "Stark", "Wayne", "Wonka", "Tyrell", "Cyberdyne", "Soylent", "Hooli", "Vandelay", "Oscorp", "Aperture", "Massive", "Dynamic"];
-const SUFFIX: &[&str] = &["Ltd", "Inc.", "Group", "Holdings", "Partners", "Labs", "Systems", "Co."];
-const CITIES: &[(&str, &str)] = &[("London", "Greater London"), ("Manchester", "Lancashire"), ("Leeds", "West Yorkshire"), ("Bristol", "Somerset"), ("Austin", "TX"), ("Denver", "CO"), ("Portland", "OR"), ("Boston", "MA")];
-const STREETS: &[&str] = &["High Street", "Station Road", "Main Street", "Church Lane", "Mill Road", "Park Avenue"];
+const FIRST: &[&str] = &[
+    "Ada",
+    "Grace",
+    "Alan",
+    "Edsger",
+    "Barbara",
+    "Donald",
+    "Frances",
+    "Ken",
+    "Margaret",
+    "Dennis",
+    "Radia",
+    "Linus",
+    "Katherine",
+    "Tim",
+    "Hedy",
+    "John",
+];
+const LAST: &[&str] = &[
+    "Lovelace",
+    "Hopper",
+    "Turing",
+    "Dijkstra",
+    "Liskov",
+    "Knuth",
+    "Allen",
+    "Thompson",
+    "Hamilton",
+    "Ritchie",
+    "Perlman",
+    "Torvalds",
+    "Johnson",
+    "Berners-Lee",
+    "Lamarr",
+    "Backus",
+];
+const WORDS: &[&str] = &[
+    "Acme",
+    "Globex",
+    "Initech",
+    "Umbrella",
+    "Stark",
+    "Wayne",
+    "Wonka",
+    "Tyrell",
+    "Cyberdyne",
+    "Soylent",
+    "Hooli",
+    "Vandelay",
+    "Oscorp",
+    "Aperture",
+    "Massive",
+    "Dynamic",
+];
+const SUFFIX: &[&str] = &[
+    "Ltd", "Inc.", "Group", "Holdings", "Partners", "Labs", "Systems", "Co.",
+];
+const CITIES: &[(&str, &str)] = &[
+    ("London", "Greater London"),
+    ("Manchester", "Lancashire"),
+    ("Leeds", "West Yorkshire"),
+    ("Bristol", "Somerset"),
+    ("Austin", "TX"),
+    ("Denver", "CO"),
+    ("Portland", "OR"),
+    ("Boston", "MA"),
+];
+const STREETS: &[&str] = &[
+    "High Street",
+    "Station Road",
+    "Main Street",
+    "Church Lane",
+    "Mill Road",
+    "Park Avenue",
+];
 
 /// Seconds after this instant are the seeded records' timestamps (2026-01-01T00:00:00Z).
 const EPOCH_MILLIS: i64 = 1_767_225_600_000;
@@ -50,7 +119,9 @@ fn stamp(record: &mut Record, millis: i64, owner: &str) {
 }
 
 fn base(object: &str, n: u64, millis: i64, owner: &str) -> Record {
-    let prefix = &catalog::standard_object(object).expect("catalog object").key_prefix;
+    let prefix = &catalog::standard_object(object)
+        .expect("catalog object")
+        .key_prefix;
     let mut record = Record::new();
     record.insert("Id".into(), Value::String(ids::make(prefix, n)));
     record.insert("IsDeleted".into(), Value::Bool(false));
@@ -77,7 +148,12 @@ pub fn seed(org: &mut Org, accounts: u64) {
         let mut user = base("User", u, tick(), &admin);
         let first = FIRST[(u as usize - 1) % FIRST.len()];
         let last = LAST[(u as usize * 7) % LAST.len()];
-        let email = format!("{}.{}{}@example.com", first.to_lowercase(), last.to_lowercase().replace('-', ""), u);
+        let email = format!(
+            "{}.{}{}@example.com",
+            first.to_lowercase(),
+            last.to_lowercase().replace('-', ""),
+            u
+        );
         for (key, value) in [
             ("Username", json!(email.clone())),
             ("FirstName", json!(first)),
@@ -97,25 +173,51 @@ pub fn seed(org: &mut Org, accounts: u64) {
         .map(|f| f.picklist_values.clone())
         .unwrap_or_default();
     let probabilities = [10, 10, 20, 50, 60, 70, 75, 90, 100, 0];
-    let (mut contacts, mut opportunities, mut cases, mut comments, mut attachments) = (0u64, 0u64, 0u64, 0u64, 0u64);
+    let (mut contacts, mut opportunities, mut cases, mut comments, mut attachments) =
+        (0u64, 0u64, 0u64, 0u64, 0u64);
     for a in 1..=accounts {
         let owner = owner_of(a);
         let mut account = base("Account", a, tick(), &owner);
         let (city, state) = CITIES[rng.below(CITIES.len() as u64) as usize];
-        let name = format!("{} {} {}", rng.pick(WORDS), rng.pick(WORDS), rng.pick(SUFFIX));
+        let name = format!(
+            "{} {} {}",
+            rng.pick(WORDS),
+            rng.pick(WORDS),
+            rng.pick(SUFFIX)
+        );
         let name = format!("{name} #{a}");
         for (key, value) in [
             ("Name", json!(name)),
-            ("Type", json!(rng.pick(&["Prospect", "Customer - Direct", "Customer - Channel", "Other"]))),
-            ("BillingStreet", json!(format!("{} {}", 1 + rng.below(200), rng.pick(STREETS)))),
+            (
+                "Type",
+                json!(rng.pick(&[
+                    "Prospect",
+                    "Customer - Direct",
+                    "Customer - Channel",
+                    "Other"
+                ])),
+            ),
+            (
+                "BillingStreet",
+                json!(format!("{} {}", 1 + rng.below(200), rng.pick(STREETS))),
+            ),
             ("BillingCity", json!(city)),
             ("BillingState", json!(state)),
-            ("BillingPostalCode", json!(format!("{:05}", rng.below(99_999)))),
+            (
+                "BillingPostalCode",
+                json!(format!("{:05}", rng.below(99_999))),
+            ),
             ("BillingCountry", json!("United Kingdom")),
             ("Phone", json!(format!("+44 20 7946 {:04}", a % 10_000))),
             ("Website", json!(format!("https://www.example-{a}.com"))),
-            ("Industry", json!(rng.pick(&["Technology", "Finance", "Retail", "Healthcare", "Education"]))),
-            ("AnnualRevenue", json!((1 + rng.below(500)) as f64 * 10_000.0)),
+            (
+                "Industry",
+                json!(rng.pick(&["Technology", "Finance", "Retail", "Healthcare", "Education"])),
+            ),
+            (
+                "AnnualRevenue",
+                json!((1 + rng.below(500)) as f64 * 10_000.0),
+            ),
             ("NumberOfEmployees", json!(1 + rng.below(5000))),
             ("OwnerId", json!(owner)),
         ] {
@@ -134,10 +236,26 @@ pub fn seed(org: &mut Org, accounts: u64) {
                 ("FirstName", json!(first)),
                 ("LastName", json!(last)),
                 ("Name", json!(format!("{first} {last}"))),
-                ("Email", json!(format!("{}.{}.{contacts}@example.org", first.to_lowercase(), last.to_lowercase().replace('-', "")))),
-                ("Phone", json!(format!("+44 161 496 {:04}", contacts % 10_000))),
-                ("MobilePhone", json!(format!("+44 7700 9{:05}", contacts % 100_000))),
-                ("Title", json!(rng.pick(&["CEO", "CTO", "IT Manager", "Buyer", "Engineer"]))),
+                (
+                    "Email",
+                    json!(format!(
+                        "{}.{}.{contacts}@example.org",
+                        first.to_lowercase(),
+                        last.to_lowercase().replace('-', "")
+                    )),
+                ),
+                (
+                    "Phone",
+                    json!(format!("+44 161 496 {:04}", contacts % 10_000)),
+                ),
+                (
+                    "MobilePhone",
+                    json!(format!("+44 7700 9{:05}", contacts % 100_000)),
+                ),
+                (
+                    "Title",
+                    json!(rng.pick(&["CEO", "CTO", "IT Manager", "Buyer", "Engineer"])),
+                ),
                 ("OwnerId", json!(owner)),
             ] {
                 contact.insert(key.into(), value);
@@ -145,7 +263,8 @@ pub fn seed(org: &mut Org, accounts: u64) {
             if contacts % 50 == 0 {
                 contact.insert("IsDeleted".into(), json!(true));
             }
-            first_contact.get_or_insert_with(|| contact["Id"].as_str().unwrap_or_default().to_string());
+            first_contact
+                .get_or_insert_with(|| contact["Id"].as_str().unwrap_or_default().to_string());
             org.put("Contact", contact);
         }
         let contact_id = first_contact.unwrap_or_default();
@@ -153,20 +272,36 @@ pub fn seed(org: &mut Org, accounts: u64) {
             opportunities += 1;
             let stage = (opportunities as usize - 1) % stages.len().max(1);
             let mut opportunity = base("Opportunity", opportunities, tick(), &owner);
-            let close_day = civil::parse_date("2026-01-01").unwrap_or_default() + rng.below(540) as i64 - 180;
+            let close_day =
+                civil::parse_date("2026-01-01").unwrap_or_default() + rng.below(540) as i64 - 180;
             let closed = stage >= 8;
             for (key, value) in [
                 ("AccountId", json!(account_id)),
                 ("ContactId", json!(contact_id)),
-                ("Name", json!(format!("Opportunity {opportunities} for account {a}"))),
-                ("Description", json!(format!("Seeded opportunity {opportunities}"))),
-                ("StageName", json!(stages.get(stage).cloned().unwrap_or_default())),
+                (
+                    "Name",
+                    json!(format!("Opportunity {opportunities} for account {a}")),
+                ),
+                (
+                    "Description",
+                    json!(format!("Seeded opportunity {opportunities}")),
+                ),
+                (
+                    "StageName",
+                    json!(stages.get(stage).cloned().unwrap_or_default()),
+                ),
                 ("Amount", json!((1 + rng.below(1000)) as f64 * 100.0)),
-                ("Probability", json!(probabilities[stage % probabilities.len()] as f64)),
+                (
+                    "Probability",
+                    json!(probabilities[stage % probabilities.len()] as f64),
+                ),
                 ("CloseDate", json!(civil::format_date(close_day))),
                 ("IsClosed", json!(closed)),
                 ("IsWon", json!(stage == 8)),
-                ("Type", json!(rng.pick(&["New Customer", "Existing Customer - Upgrade"]))),
+                (
+                    "Type",
+                    json!(rng.pick(&["New Customer", "Existing Customer - Upgrade"])),
+                ),
                 ("OwnerId", json!(owner)),
             ] {
                 opportunity.insert(key.into(), value);
@@ -192,9 +327,24 @@ pub fn seed(org: &mut Org, accounts: u64) {
                 ("CaseNumber", json!(format!("{:08}", cases))),
                 ("AccountId", json!(account_id)),
                 ("ContactId", json!(contact_id)),
-                ("Subject", json!(format!("Case {cases}: {}", rng.pick(&["Printer offline", "VPN drops", "New starter", "Password reset", "Email bounce"])))),
+                (
+                    "Subject",
+                    json!(format!(
+                        "Case {cases}: {}",
+                        rng.pick(&[
+                            "Printer offline",
+                            "VPN drops",
+                            "New starter",
+                            "Password reset",
+                            "Email bounce"
+                        ])
+                    )),
+                ),
                 ("Description", json!("Seeded case")),
-                ("Status", json!(rng.pick(&["New", "Working", "Escalated", "Closed"]))),
+                (
+                    "Status",
+                    json!(rng.pick(&["New", "Working", "Escalated", "Closed"])),
+                ),
                 ("Priority", json!(rng.pick(&["High", "Medium", "Low"]))),
                 ("Origin", json!(rng.pick(&["Phone", "Email", "Web"]))),
                 ("IsEscalated", json!(false)),
@@ -208,7 +358,13 @@ pub fn seed(org: &mut Org, accounts: u64) {
                 comments += 1;
                 let mut comment = base("CaseComment", comments, tick(), &owner);
                 comment.insert("ParentId".into(), json!(case_id));
-                comment.insert("CommentBody".into(), json!(format!("{} comment {comments}", if published { "Public" } else { "Internal" })));
+                comment.insert(
+                    "CommentBody".into(),
+                    json!(format!(
+                        "{} comment {comments}",
+                        if published { "Public" } else { "Internal" }
+                    )),
+                );
                 comment.insert("IsPublished".into(), json!(published));
                 org.put("CaseComment", comment);
             }

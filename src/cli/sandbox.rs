@@ -1,0 +1,77 @@
+//! `etl sandbox`: serve the emulated Salesforce org on localhost until Ctrl-C.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::sandbox::salesforce::state::Config;
+use crate::sandbox::server::{self, Options};
+
+#[derive(Debug, clap::Args)]
+pub struct SandboxArgs {
+    /// Folder the org is saved to; a second start sees the same data. Without it the org lives
+    /// in memory only.
+    #[arg(long, value_name = "DIR")]
+    pub data: Option<PathBuf>,
+    /// Accounts to seed into a fresh org (with their contacts, opportunities, cases, …).
+    #[arg(long, default_value_t = 300)]
+    pub accounts: u64,
+    /// Port of the Salesforce API (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub salesforce_port: u16,
+    /// Approve OAuth authorize requests without showing the approve page (for scripts).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Seconds an access token lives before API calls answer 401 INVALID_SESSION_ID.
+    #[arg(long, default_value_t = 7200)]
+    pub token_lifetime: u64,
+    /// API calls allowed per day before REQUEST_LIMIT_EXCEEDED.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub daily_limit: u64,
+}
+
+pub fn run(args: SandboxArgs) -> i32 {
+    let options = Options {
+        data_dir: args.data,
+        accounts: args.accounts,
+        salesforce_port: args.salesforce_port,
+        salesforce: Config {
+            auto_approve: args.auto_approve,
+            token_lifetime: Duration::from_secs(args.token_lifetime),
+            daily_limit: args.daily_limit,
+            ..Config::default()
+        },
+    };
+    let running = match server::start(options) {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("error: cannot start the sandbox: {error}");
+            return 3;
+        }
+    };
+    println!("{}", running.description());
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return 1;
+        }
+    };
+    runtime.block_on(async {
+        #[cfg(unix)]
+        {
+            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    });
+    running.stop();
+    eprintln!("sandbox stopped");
+    0
+}

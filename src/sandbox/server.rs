@@ -1,0 +1,179 @@
+//! Starting and stopping the sandbox: binds its ports on 127.0.0.1 (port 0 picks a free one),
+//! seeds or loads its data, serves on a background runtime, saves changes to the data folder
+//! every few seconds and on stop. Tests start it in-process; `etl sandbox` wraps it.
+
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use serde_json::{json, Value};
+use tokio::sync::oneshot;
+
+use super::salesforce::http::{lock, Shared};
+use super::salesforce::org::Org;
+use super::salesforce::state::{Config, State};
+use super::salesforce::{api, persist, seed};
+
+/// How to start the sandbox.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Folder the org is saved to and loaded from; `None` keeps it in memory.
+    pub data_dir: Option<PathBuf>,
+    /// Accounts seeded into a fresh org.
+    pub accounts: u64,
+    pub salesforce_port: u16,
+    pub salesforce: Config,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            data_dir: None,
+            accounts: 300,
+            salesforce_port: 0,
+            salesforce: Config::default(),
+        }
+    }
+}
+
+/// A running sandbox. Dropping it stops it (and saves).
+pub struct Running {
+    pub salesforce_url: String,
+    salesforce: Shared,
+    data_dir: Option<PathBuf>,
+    shutdown: Option<oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+fn build_org(options: &Options) -> std::io::Result<Org> {
+    let mut org = Org::new();
+    match &options.data_dir {
+        Some(dir) => {
+            std::fs::create_dir_all(dir)?;
+            persist::load_custom_fields(&mut org, dir)?;
+            if persist::exists(dir) {
+                persist::load(&mut org, dir)?;
+            } else {
+                seed::seed(&mut org, options.accounts);
+                persist::save(&org, dir)?;
+            }
+        }
+        None => seed::seed(&mut org, options.accounts),
+    }
+    Ok(org)
+}
+
+/// Starts the sandbox and returns once it accepts connections.
+pub fn start(options: Options) -> std::io::Result<Running> {
+    let org = build_org(&options)?;
+    let listener = TcpListener::bind(("127.0.0.1", options.salesforce_port))?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let shared: Shared = Arc::new(Mutex::new(State::new(
+        options.salesforce.clone(),
+        org,
+        url.clone(),
+    )));
+    let (tx, rx) = oneshot::channel::<()>();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    let router = api::router(shared.clone());
+    let saver_state = shared.clone();
+    let saver_dir = options.data_dir.clone();
+    let thread = std::thread::Builder::new()
+        .name("sandbox".into())
+        .spawn(move || {
+            runtime.block_on(async move {
+                let listener = match tokio::net::TcpListener::from_std(listener) {
+                    Ok(listener) => listener,
+                    Err(error) => {
+                        eprintln!("sandbox: cannot listen: {error}");
+                        return;
+                    }
+                };
+                if let Some(dir) = saver_dir {
+                    tokio::spawn(async move {
+                        loop {
+                            tokio::time::sleep(Duration::from_secs(2)).await;
+                            save_if_dirty(&saver_state, &dir);
+                        }
+                    });
+                }
+                let served = axum::serve(listener, router)
+                    .with_graceful_shutdown(async {
+                        let _ = rx.await;
+                    })
+                    .await;
+                if let Err(error) = served {
+                    eprintln!("sandbox: server stopped: {error}");
+                }
+            });
+        })?;
+    Ok(Running {
+        salesforce_url: url,
+        salesforce: shared,
+        data_dir: options.data_dir,
+        shutdown: Some(tx),
+        thread: Some(thread),
+    })
+}
+
+fn save_if_dirty(shared: &Shared, dir: &std::path::Path) {
+    let mut state = lock(shared);
+    if state.dirty {
+        match persist::save(&state.org, dir) {
+            Ok(()) => state.dirty = false,
+            Err(error) => eprintln!("sandbox: cannot save to {}: {error}", dir.display()),
+        }
+    }
+}
+
+impl Running {
+    /// The Salesforce org's state, for tests that look inside.
+    pub fn salesforce_state(&self) -> Shared {
+        self.salesforce.clone()
+    }
+
+    /// What `etl sandbox` prints: where each API is and the credentials it accepts.
+    pub fn description(&self) -> Value {
+        let state = lock(&self.salesforce);
+        json!({
+            "salesforce": {
+                "instance_url": self.salesforce_url,
+                "login_url": self.salesforce_url,
+                "client_id": state.config.client_id,
+                "client_secret": state.config.client_secret,
+                "username": state.config.username,
+                "password": state.config.password,
+                "redirect_uri": state.config.redirect_uri,
+            }
+        })
+    }
+
+    /// Stops serving and saves the data folder.
+    pub fn stop(mut self) {
+        self.shutdown_now();
+    }
+
+    fn shutdown_now(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        if let Some(dir) = &self.data_dir {
+            save_if_dirty(&self.salesforce, dir);
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown_now();
+    }
+}
