@@ -60,7 +60,10 @@ fn build_org(options: &Options) -> std::io::Result<Org> {
                 persist::save(&org, dir)?;
             }
         }
-        None => seed::seed(&mut org, options.accounts),
+        None => {
+            persist::default_custom_fields(&mut org);
+            seed::seed(&mut org, options.accounts);
+        }
     }
     Ok(org)
 }

@@ -214,7 +214,7 @@ impl<'q> Parser<'q> {
         self.expect_keyword("SELECT")?;
         let select = self.select_list()?;
         self.expect_keyword("FROM")?;
-        let from = self.from_clause()?;
+        let from = self.parse_from()?;
         let mut where_clause = None;
         let mut group_by = Vec::new();
         let mut order_by = Vec::new();
@@ -260,13 +260,12 @@ impl<'q> Parser<'q> {
         if self.eat_keyword("OFFSET") {
             offset = Some(self.integer("a row count after OFFSET")?);
         }
-        if self.eat_keyword("FOR") {
-            if !(self.eat_keyword("VIEW")
+        if self.eat_keyword("FOR")
+            && !(self.eat_keyword("VIEW")
                 || self.eat_keyword("REFERENCE")
                 || self.eat_keyword("UPDATE"))
-            {
-                return Err(self.unexpected("VIEW, REFERENCE or UPDATE"));
-            }
+        {
+            return Err(self.unexpected("VIEW, REFERENCE or UPDATE"));
         }
         Ok(Query {
             select,
@@ -382,7 +381,7 @@ impl<'q> Parser<'q> {
         }
     }
 
-    fn from_clause(&mut self) -> Result<FromClause, SoqlError> {
+    fn parse_from(&mut self) -> Result<FromClause, SoqlError> {
         if Self::is_clause_word(self.peek()) {
             return Err(self.unexpected("an object name after FROM"));
         }

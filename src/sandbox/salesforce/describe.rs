@@ -20,22 +20,20 @@ fn soap_type(field: &FieldInfo) -> &'static str {
     }
 }
 
+/// A readable label from an API name: `BillingCity` → `Billing City`, `AccountId` → `Account ID`.
 fn label_of(name: &str) -> String {
     let base = name.strip_suffix("__c").unwrap_or(name);
-    let base = if base.ends_with("Id") && base.len() > 2 {
-        format!("{} ID", &base[..base.len() - 2])
-    } else {
-        base.to_string()
+    let base = match base.strip_suffix("Id") {
+        Some(stem) if !stem.is_empty() => format!("{stem} ID"),
+        _ => base.to_string(),
     };
     let mut out = String::new();
-    for (i, c) in base.chars().enumerate() {
-        if i > 0
-            && c.is_ascii_uppercase()
-            && !out.ends_with(' ')
-            && !base[..i].ends_with(|p: char| p.is_ascii_uppercase())
-        {
+    let mut previous_upper = true;
+    for c in base.chars() {
+        if c.is_ascii_uppercase() && !previous_upper && !out.ends_with(' ') {
             out.push(' ');
         }
+        previous_upper = c.is_ascii_uppercase() || c == ' ';
         out.push(c);
     }
     out

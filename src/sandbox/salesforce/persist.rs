@@ -30,7 +30,21 @@ pub fn load_custom_fields(org: &mut Org, dir: &Path) -> std::io::Result<()> {
     if !path.exists() {
         fs::write(&path, DEFAULT_CUSTOM_FIELDS)?;
     }
-    for line in fs::read_to_string(&path)?.lines() {
+    add_custom_fields(org, &fs::read_to_string(&path)?).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+/// Adds the default custom fields, for an org kept in memory.
+pub fn default_custom_fields(org: &mut Org) {
+    add_custom_fields(org, DEFAULT_CUSTOM_FIELDS).expect("the defaults name standard objects");
+}
+
+fn add_custom_fields(org: &mut Org, text: &str) -> Result<(), String> {
+    for line in text.lines() {
         let line = line.trim();
         if line.is_empty() || line.starts_with('#') {
             continue;
@@ -38,13 +52,7 @@ pub fn load_custom_fields(org: &mut Org, dir: &Path) -> std::io::Result<()> {
         let Some((object, rest)) = line.split_once(' ') else {
             continue;
         };
-        let field = catalog::field_from_line(rest.trim());
-        org.add_custom_field(object, field).map_err(|e| {
-            std::io::Error::new(
-                std::io::ErrorKind::InvalidData,
-                format!("{}: {e}", path.display()),
-            )
-        })?;
+        org.add_custom_field(object, catalog::field_from_line(rest.trim()))?;
     }
     Ok(())
 }
