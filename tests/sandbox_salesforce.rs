@@ -991,3 +991,69 @@ fn a_second_start_sees_the_same_org() {
         .iter()
         .any(|f| f["name"] == "TaskType__c" && f["custom"] == true));
 }
+
+fn put_csv(sandbox: &Running, token: &str, path: &str, csv: &str) -> Reply {
+    reply(
+        agent()
+            .put(format!("{}{path}", sandbox.salesforce_url))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "text/csv")
+            .send(csv),
+    )
+}
+
+#[test]
+fn bulk_ingest_runs_to_job_complete_with_result_csvs() {
+    let sandbox = start(1, Config::default());
+    let token = token(&sandbox);
+    let job = send(&sandbox, &token, "POST", "/services/data/v62.0/jobs/ingest", &json!({"object": "Account", "operation": "insert", "contentType": "CSV", "lineEnding": "LF"})).json();
+    assert_eq!(job["state"], "Open");
+    assert_eq!(job["apiVersion"], 62.0);
+    let id = job["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("750"));
+    assert_eq!(job["contentUrl"], format!("services/data/v62.0/jobs/ingest/{id}/batches"));
+    let csv = "Name,BillingCity,AnnualRevenue\nBulk One,Leeds,1000\n\"Bulk, Two\",York,\n,Hull,5\n";
+    assert_eq!(put_csv(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/batches"), csv).status, 201);
+    let closed = send(&sandbox, &token, "PATCH", &format!("/services/data/v62.0/jobs/ingest/{id}"), &json!({"state": "UploadComplete"})).json();
+    assert_eq!(closed["state"], "UploadComplete");
+    let done = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}")).json();
+    assert_eq!(done["state"], "JobComplete");
+    assert_eq!(done["numberRecordsProcessed"], 3);
+    assert_eq!(done["numberRecordsFailed"], 1);
+    assert_eq!(done["jobType"], "V2Ingest");
+    let ok = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/successfulResults/"));
+    assert_eq!(ok.header("content-type"), Some("text/csv"));
+    let text = String::from_utf8(ok.body).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines[0], "\"sf__Id\",\"sf__Created\",\"Name\",\"BillingCity\",\"AnnualRevenue\"");
+    assert_eq!(lines.len(), 3);
+    assert!(lines[2].ends_with(",\"true\",\"Bulk, Two\",\"York\",\"\""), "{}", lines[2]);
+    let failed = String::from_utf8(get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/failedResults/")).body).unwrap();
+    assert_eq!(failed.lines().nth(1), Some("\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"\",\"Hull\",\"5\""));
+    let query = get(&sandbox, &token, &format!("/services/data/v62.0/query?q={}", encode("SELECT AnnualRevenue FROM Account WHERE Name = 'Bulk One'"))).json();
+    assert_eq!(query["records"][0]["AnnualRevenue"], 1000.0);
+    assert_eq!(send(&sandbox, &token, "DELETE", &format!("/services/data/v62.0/jobs/ingest/{id}"), &Value::Null).status, 204);
+}
+
+#[test]
+fn bulk_query_pages_with_sforce_locator() {
+    let sandbox = start(30, Config::default());
+    let token = token(&sandbox);
+    let job = send(&sandbox, &token, "POST", "/services/data/v62.0/jobs/query", &json!({"operation": "query", "query": "SELECT Id, Name, Owner.Email, CreatedDate FROM Account"})).json();
+    assert_eq!(job["state"], "UploadComplete");
+    let id = job["id"].as_str().unwrap().to_string();
+    let status = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}")).json();
+    assert_eq!(status["state"], "JobComplete");
+    assert_eq!(status["numberRecordsProcessed"], 30);
+    let first = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20"));
+    assert_eq!(first.header("Sforce-NumberOfRecords"), Some("20"));
+    let locator = first.header("Sforce-Locator").unwrap().to_string();
+    assert_ne!(locator, "null");
+    let text = String::from_utf8(first.body.clone()).unwrap();
+    assert_eq!(text.lines().next(), Some("\"Id\",\"Name\",\"Owner.Email\",\"CreatedDate\""));
+    assert!(text.lines().nth(1).unwrap().ends_with("Z\""), "datetimes end in Z in Bulk CSV");
+    let second = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20&locator={locator}"));
+    assert_eq!(second.header("Sforce-NumberOfRecords"), Some("10"));
+    assert_eq!(second.header("Sforce-Locator"), Some("null"));
+    assert_eq!(String::from_utf8(second.body).unwrap().lines().count(), 11, "the header repeats on every page");
+}

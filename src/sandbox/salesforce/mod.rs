@@ -6,6 +6,7 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+pub mod bulk;
 mod collections;
 pub mod describe;
 pub mod dml;

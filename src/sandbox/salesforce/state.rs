@@ -78,6 +78,9 @@ pub struct State {
     pub refresh_tokens: HashMap<String, String>,
     pub codes: HashMap<String, CodeGrant>,
     pub cursors: HashMap<String, Cursor>,
+    /// Bulk API 2.0 jobs by Id.
+    pub jobs: HashMap<String, super::bulk::Job>,
+    jobs_created: u64,
     pub api_used: u64,
     /// Set by every write, cleared when the data folder is saved.
     pub dirty: bool,
@@ -124,6 +127,8 @@ impl State {
             refresh_tokens: HashMap::new(),
             codes: HashMap::new(),
             cursors: HashMap::new(),
+            jobs: HashMap::new(),
+            jobs_created: 0,
             api_used: 0,
             dirty: false,
         }
@@ -155,6 +160,12 @@ impl State {
         self.refresh_tokens
             .insert(token.clone(), user_id.to_string());
         token
+    }
+
+    /// A fresh Bulk job Id (`750…`).
+    pub fn next_job_id(&mut self) -> String {
+        self.jobs_created += 1;
+        ids::make("750", self.jobs_created)
     }
 
     /// Forgets cursors idle for longer than their lifetime.
