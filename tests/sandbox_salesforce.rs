@@ -1011,28 +1011,89 @@ fn bulk_ingest_runs_to_job_complete_with_result_csvs() {
     assert_eq!(job["apiVersion"], 62.0);
     let id = job["id"].as_str().unwrap().to_string();
     assert!(id.starts_with("750"));
-    assert_eq!(job["contentUrl"], format!("services/data/v62.0/jobs/ingest/{id}/batches"));
+    assert_eq!(
+        job["contentUrl"],
+        format!("services/data/v62.0/jobs/ingest/{id}/batches")
+    );
     let csv = "Name,BillingCity,AnnualRevenue\nBulk One,Leeds,1000\n\"Bulk, Two\",York,\n,Hull,5\n";
-    assert_eq!(put_csv(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/batches"), csv).status, 201);
-    let closed = send(&sandbox, &token, "PATCH", &format!("/services/data/v62.0/jobs/ingest/{id}"), &json!({"state": "UploadComplete"})).json();
+    assert_eq!(
+        put_csv(
+            &sandbox,
+            &token,
+            &format!("/services/data/v62.0/jobs/ingest/{id}/batches"),
+            csv
+        )
+        .status,
+        201
+    );
+    let closed = send(
+        &sandbox,
+        &token,
+        "PATCH",
+        &format!("/services/data/v62.0/jobs/ingest/{id}"),
+        &json!({"state": "UploadComplete"}),
+    )
+    .json();
     assert_eq!(closed["state"], "UploadComplete");
-    let done = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}")).json();
+    let done = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/jobs/ingest/{id}"),
+    )
+    .json();
     assert_eq!(done["state"], "JobComplete");
     assert_eq!(done["numberRecordsProcessed"], 3);
     assert_eq!(done["numberRecordsFailed"], 1);
     assert_eq!(done["jobType"], "V2Ingest");
-    let ok = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/successfulResults/"));
+    let ok = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/jobs/ingest/{id}/successfulResults/"),
+    );
     assert_eq!(ok.header("content-type"), Some("text/csv"));
     let text = String::from_utf8(ok.body).unwrap();
     let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines[0], "\"sf__Id\",\"sf__Created\",\"Name\",\"BillingCity\",\"AnnualRevenue\"");
+    assert_eq!(
+        lines[0],
+        "\"sf__Id\",\"sf__Created\",\"Name\",\"BillingCity\",\"AnnualRevenue\""
+    );
     assert_eq!(lines.len(), 3);
-    assert!(lines[2].ends_with(",\"true\",\"Bulk, Two\",\"York\",\"\""), "{}", lines[2]);
-    let failed = String::from_utf8(get(&sandbox, &token, &format!("/services/data/v62.0/jobs/ingest/{id}/failedResults/")).body).unwrap();
+    assert!(
+        lines[2].ends_with(",\"true\",\"Bulk, Two\",\"York\",\"\""),
+        "{}",
+        lines[2]
+    );
+    let failed = String::from_utf8(
+        get(
+            &sandbox,
+            &token,
+            &format!("/services/data/v62.0/jobs/ingest/{id}/failedResults/"),
+        )
+        .body,
+    )
+    .unwrap();
     assert_eq!(failed.lines().nth(1), Some("\"\",\"REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --\",\"\",\"Hull\",\"5\""));
-    let query = get(&sandbox, &token, &format!("/services/data/v62.0/query?q={}", encode("SELECT AnnualRevenue FROM Account WHERE Name = 'Bulk One'"))).json();
+    let query = get(
+        &sandbox,
+        &token,
+        &format!(
+            "/services/data/v62.0/query?q={}",
+            encode("SELECT AnnualRevenue FROM Account WHERE Name = 'Bulk One'")
+        ),
+    )
+    .json();
     assert_eq!(query["records"][0]["AnnualRevenue"], 1000.0);
-    assert_eq!(send(&sandbox, &token, "DELETE", &format!("/services/data/v62.0/jobs/ingest/{id}"), &Value::Null).status, 204);
+    assert_eq!(
+        send(
+            &sandbox,
+            &token,
+            "DELETE",
+            &format!("/services/data/v62.0/jobs/ingest/{id}"),
+            &Value::Null
+        )
+        .status,
+        204
+    );
 }
 
 #[test]
@@ -1042,18 +1103,155 @@ fn bulk_query_pages_with_sforce_locator() {
     let job = send(&sandbox, &token, "POST", "/services/data/v62.0/jobs/query", &json!({"operation": "query", "query": "SELECT Id, Name, Owner.Email, CreatedDate FROM Account"})).json();
     assert_eq!(job["state"], "UploadComplete");
     let id = job["id"].as_str().unwrap().to_string();
-    let status = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}")).json();
+    let status = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/jobs/query/{id}"),
+    )
+    .json();
     assert_eq!(status["state"], "JobComplete");
     assert_eq!(status["numberRecordsProcessed"], 30);
-    let first = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20"));
+    let first = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20"),
+    );
     assert_eq!(first.header("Sforce-NumberOfRecords"), Some("20"));
     let locator = first.header("Sforce-Locator").unwrap().to_string();
     assert_ne!(locator, "null");
     let text = String::from_utf8(first.body.clone()).unwrap();
-    assert_eq!(text.lines().next(), Some("\"Id\",\"Name\",\"Owner.Email\",\"CreatedDate\""));
-    assert!(text.lines().nth(1).unwrap().ends_with("Z\""), "datetimes end in Z in Bulk CSV");
-    let second = get(&sandbox, &token, &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20&locator={locator}"));
+    assert_eq!(
+        text.lines().next(),
+        Some("\"Id\",\"Name\",\"Owner.Email\",\"CreatedDate\"")
+    );
+    assert!(
+        text.lines().nth(1).unwrap().ends_with("Z\""),
+        "datetimes end in Z in Bulk CSV"
+    );
+    let second = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/jobs/query/{id}/results?maxRecords=20&locator={locator}"),
+    );
     assert_eq!(second.header("Sforce-NumberOfRecords"), Some("10"));
     assert_eq!(second.header("Sforce-Locator"), Some("null"));
-    assert_eq!(String::from_utf8(second.body).unwrap().lines().count(), 11, "the header repeats on every page");
+    assert_eq!(
+        String::from_utf8(second.body).unwrap().lines().count(),
+        11,
+        "the header repeats on every page"
+    );
+}
+
+fn start_with_faults(yaml: &str) -> Running {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("faults.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let plan = etl::sandbox::faults::FaultPlan::load(&path).unwrap();
+    server::start(Options {
+        accounts: 3,
+        faults: Some(plan),
+        ..Options::default()
+    })
+    .unwrap()
+}
+
+#[test]
+fn injected_faults_look_like_salesforce_errors() {
+    let sandbox = start_with_faults(
+        "seed: 1\nfaults:\n  - { route: \"/services/data/*/limits\", kind: status, status: 503 }\n  - { route: \"/services/data/*/composite/*\", methods: [POST], kind: unable_to_lock_row }\n  - { route: \"/services/data/*/sobjects\", kind: session_expired }\n  - { route: \"/services/data/*/query*\", kind: latency, latency_ms: 5 }\n",
+    );
+    let token = token(&sandbox);
+    let r = get(&sandbox, &token, "/services/data/v62.0/limits");
+    assert_eq!(r.status, 503);
+    assert_eq!(
+        r.json(),
+        json!([{"message": "Server temporarily unavailable", "errorCode": "SERVER_UNAVAILABLE"}])
+    );
+    let r = send(
+        &sandbox,
+        &token,
+        "POST",
+        "/services/data/v62.0/composite/sobjects",
+        &json!({"records": [{"attributes": {"type": "Account"}, "Name": "x"}]}),
+    );
+    assert_eq!(r.status, 400);
+    assert_eq!(r.json()[0]["errorCode"], "UNABLE_TO_LOCK_ROW");
+    let r = get(
+        &sandbox,
+        &token,
+        &format!(
+            "/services/data/v62.0/query?q={}",
+            encode("SELECT Id FROM Account")
+        ),
+    );
+    assert_eq!(r.status, 200, "latency delays but does not fail");
+    let r = get(&sandbox, &token, "/services/data/v62.0/sobjects");
+    assert_eq!(r.status, 401);
+    let r = get(
+        &sandbox,
+        &token,
+        &format!(
+            "/services/data/v62.0/query?q={}",
+            encode("SELECT Id FROM Account")
+        ),
+    );
+    assert_eq!(r.status, 401, "the session stays expired");
+}
+
+#[test]
+fn fault_decisions_are_reproducible_with_a_seed() {
+    let plan = "seed: 42\nfaults:\n  - { route: \"/services/data/*/limits\", probability: 0.3, kind: status, status: 500 }\n";
+    let pattern = |sandbox: &Running| {
+        let token = token(sandbox);
+        (0..60)
+            .map(|_| get(sandbox, &token, "/services/data/v62.0/limits").status)
+            .collect::<Vec<u16>>()
+    };
+    let first = pattern(&start_with_faults(plan));
+    let second = pattern(&start_with_faults(plan));
+    assert_eq!(first, second);
+    let failures = first.iter().filter(|s| **s == 500).count();
+    assert!(
+        (5..=35).contains(&failures),
+        "about 30% of 60, got {failures}"
+    );
+}
+
+#[test]
+fn a_dropped_connection_cuts_the_response() {
+    let sandbox = start_with_faults(
+        "faults:\n  - { route: \"/services/data/*/query*\", kind: drop_connection }\n",
+    );
+    let token = token(&sandbox);
+    let response = agent()
+        .get(format!(
+            "{}/services/data/v62.0/query?q={}",
+            sandbox.salesforce_url,
+            encode("SELECT Id, Name FROM Account")
+        ))
+        .header("Authorization", format!("Bearer {token}"))
+        .call();
+    let cut = match response {
+        Err(_) => true,
+        Ok(mut r) => r.body_mut().read_to_vec().is_err(),
+    };
+    assert!(cut, "the body must not arrive whole");
+}
+
+#[test]
+fn fault_files_are_checked() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("f.yaml");
+    std::fs::write(
+        &path,
+        "faults:\n  - { route: \"*\", kind: status, status: 404 }\n",
+    )
+    .unwrap();
+    let error = etl::sandbox::faults::FaultPlan::load(&path).unwrap_err();
+    assert!(
+        error.contains("needs status: 500, 502, 503 or 504"),
+        "{error}"
+    );
+    std::fs::write(&path, "faults:\n  - { route: \"*\", kind: explode }\n").unwrap();
+    assert!(etl::sandbox::faults::FaultPlan::load(&path).is_err());
 }

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::sandbox::faults::FaultPlan;
 use crate::sandbox::salesforce::state::Config;
 use crate::sandbox::server::{self, Options};
 
@@ -27,10 +28,22 @@ pub struct SandboxArgs {
     /// API calls allowed per day before REQUEST_LIMIT_EXCEEDED.
     #[arg(long, default_value_t = 1_000_000)]
     pub daily_limit: u64,
+    /// YAML file of faults to inject (latency, 500/503, limits, row locks, expired sessions,
+    /// dropped connections), per route, reproducible with its seed.
+    #[arg(long, value_name = "FILE")]
+    pub faults: Option<PathBuf>,
 }
 
 pub fn run(args: SandboxArgs) -> i32 {
+    let faults = match args.faults.as_deref().map(FaultPlan::load).transpose() {
+        Ok(plan) => plan,
+        Err(message) => {
+            eprintln!("error: {message}");
+            return 2;
+        }
+    };
     let options = Options {
+        faults,
         data_dir: args.data,
         accounts: args.accounts,
         salesforce_port: args.salesforce_port,

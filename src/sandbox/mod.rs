@@ -2,5 +2,6 @@
 //! pipeline work. They follow the real wire formats in `shared/reference/`; the engine never
 //! knows it is talking to one.
 
+pub mod faults;
 pub mod salesforce;
 pub mod server;

@@ -11,7 +11,8 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
-use super::salesforce::http::{lock, Shared};
+use super::faults::{self, FaultPlan, Injector};
+use super::salesforce::http::{lock, SalesforceFaults, Shared};
 use super::salesforce::org::Org;
 use super::salesforce::state::{Config, State};
 use super::salesforce::{api, persist, seed};
@@ -25,6 +26,8 @@ pub struct Options {
     pub accounts: u64,
     pub salesforce_port: u16,
     pub salesforce: Config,
+    /// Faults to inject into responses.
+    pub faults: Option<FaultPlan>,
 }
 
 impl Default for Options {
@@ -34,6 +37,7 @@ impl Default for Options {
             accounts: 300,
             salesforce_port: 0,
             salesforce: Config::default(),
+            faults: None,
         }
     }
 }
@@ -84,7 +88,14 @@ pub fn start(options: Options) -> std::io::Result<Running> {
         .worker_threads(2)
         .enable_all()
         .build()?;
-    let router = api::router(shared.clone());
+    let mut router = api::router(shared.clone());
+    if let Some(plan) = options.faults.clone() {
+        let injector = Injector::new(plan, Box::new(SalesforceFaults(shared.clone())));
+        router = router.layer(axum::middleware::from_fn_with_state(
+            injector,
+            faults::inject,
+        ));
+    }
     let saver_state = shared.clone();
     let saver_dir = options.data_dir.clone();
     let thread = std::thread::Builder::new()

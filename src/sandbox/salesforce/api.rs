@@ -71,17 +71,52 @@ pub fn router(shared: Shared) -> Router {
             "/services/data/{version}/composite/sobjects/{object}/{key}",
             axum::routing::patch(collections::typed_collection),
         )
-        .route("/services/data/{version}/jobs/ingest", post(bulk::create_ingest))
-        .route("/services/data/{version}/jobs/ingest/", post(bulk::create_ingest))
-        .route("/services/data/{version}/jobs/ingest/{id}", get(bulk::ingest_job).patch(bulk::ingest_job).delete(bulk::ingest_job))
-        .route("/services/data/{version}/jobs/ingest/{id}/batches", axum::routing::put(bulk::upload))
-        .route("/services/data/{version}/jobs/ingest/{id}/batches/", axum::routing::put(bulk::upload))
-        .route("/services/data/{version}/jobs/ingest/{id}/{which}", get(bulk::ingest_results))
-        .route("/services/data/{version}/jobs/ingest/{id}/{which}/", get(bulk::ingest_results))
-        .route("/services/data/{version}/jobs/query", post(bulk::create_query))
-        .route("/services/data/{version}/jobs/query/", post(bulk::create_query))
-        .route("/services/data/{version}/jobs/query/{id}", get(bulk::query_job).delete(bulk::query_job))
-        .route("/services/data/{version}/jobs/query/{id}/results", get(bulk::query_results))
+        .route(
+            "/services/data/{version}/jobs/ingest",
+            post(bulk::create_ingest),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/",
+            post(bulk::create_ingest),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}",
+            get(bulk::ingest_job)
+                .patch(bulk::ingest_job)
+                .delete(bulk::ingest_job),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/batches",
+            axum::routing::put(bulk::upload),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/batches/",
+            axum::routing::put(bulk::upload),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/{which}",
+            get(bulk::ingest_results),
+        )
+        .route(
+            "/services/data/{version}/jobs/ingest/{id}/{which}/",
+            get(bulk::ingest_results),
+        )
+        .route(
+            "/services/data/{version}/jobs/query",
+            post(bulk::create_query),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/",
+            post(bulk::create_query),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}",
+            get(bulk::query_job).delete(bulk::query_job),
+        )
+        .route(
+            "/services/data/{version}/jobs/query/{id}/results",
+            get(bulk::query_results),
+        )
         .route("/__sandbox/touch/{id}", post(touch))
         .with_state(shared)
 }

@@ -11,7 +11,9 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::dml::{self, RecordError, Upserted};
-use super::http::{authenticate, error, json_response, lock, not_found, version, with_limit_info, Shared};
+use super::http::{
+    authenticate, error, json_response, lock, not_found, version, with_limit_info, Shared,
+};
 use super::org::Org;
 use super::query;
 use super::state::State;
@@ -68,13 +70,26 @@ impl Job {
         });
         let map = info.as_object_mut().expect("object");
         if self.kind == JobKind::Ingest {
-            map.insert("contentUrl".into(), json!(format!("services/data/v{}/jobs/ingest/{}/batches", self.api_version, self.id)));
+            map.insert(
+                "contentUrl".into(),
+                json!(format!(
+                    "services/data/v{}/jobs/ingest/{}/batches",
+                    self.api_version, self.id
+                )),
+            );
             if let Some(field) = &self.external_id {
                 map.insert("externalIdFieldName".into(), json!(field));
             }
         }
         if matches!(self.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
-            map.insert("jobType".into(), json!(if self.kind == JobKind::Ingest { "V2Ingest" } else { "V2Query" }));
+            map.insert(
+                "jobType".into(),
+                json!(if self.kind == JobKind::Ingest {
+                    "V2Ingest"
+                } else {
+                    "V2Query"
+                }),
+            );
             map.insert("numberRecordsProcessed".into(), json!(self.processed));
             if self.kind == JobKind::Ingest {
                 map.insert("numberRecordsFailed".into(), json!(self.failed));
@@ -89,8 +104,15 @@ impl Job {
     }
 }
 
-fn api_call(shared: &Shared, headers: &HeaderMap, segment: &str, work: impl FnOnce(&mut State, &str, &str) -> Response) -> Response {
-    let Some(v) = version(segment) else { return not_found() };
+fn api_call(
+    shared: &Shared,
+    headers: &HeaderMap,
+    segment: &str,
+    work: impl FnOnce(&mut State, &str, &str) -> Response,
+) -> Response {
+    let Some(v) = version(segment) else {
+        return not_found();
+    };
     let mut state = lock(shared);
     let user = match authenticate(&mut state, headers) {
         Ok(user) => user,
@@ -101,7 +123,14 @@ fn api_call(shared: &Shared, headers: &HeaderMap, segment: &str, work: impl FnOn
     with_limit_info(response, used, limit)
 }
 
-fn new_job(state: &mut State, kind: JobKind, operation: &str, object: &str, user: &str, version: &str) -> Job {
+fn new_job(
+    state: &mut State,
+    kind: JobKind,
+    operation: &str,
+    object: &str,
+    user: &str,
+    version: &str,
+) -> Job {
     Job {
         id: state.next_job_id(),
         kind,
@@ -125,18 +154,41 @@ fn new_job(state: &mut State, kind: JobKind, operation: &str, object: &str, user
 }
 
 /// `POST /jobs/ingest`
-pub async fn create_ingest(Extract(shared): Extract<Shared>, Path(segment): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create_ingest(
+    Extract(shared): Extract<Shared>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, user, v| {
         let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-            return error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", "Unexpected character in the request body");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "JSON_PARSER_ERROR",
+                "Unexpected character in the request body",
+            );
         };
-        let operation = request["operation"].as_str().unwrap_or_default().to_string();
-        if !matches!(operation.as_str(), "insert" | "update" | "upsert" | "delete" | "hardDelete") {
-            return error(StatusCode::BAD_REQUEST, "INVALIDJOB", &format!("InvalidJob : Invalid operation: {operation}"));
+        let operation = request["operation"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        if !matches!(
+            operation.as_str(),
+            "insert" | "update" | "upsert" | "delete" | "hardDelete"
+        ) {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDJOB",
+                &format!("InvalidJob : Invalid operation: {operation}"),
+            );
         }
         let requested = request["object"].as_str().unwrap_or_default();
         let Some(object) = state.org.object_name(requested).map(str::to_string) else {
-            return error(StatusCode::BAD_REQUEST, "INVALIDENTITY", &format!("Entity '{requested}' is not supported by the Bulk API."));
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDENTITY",
+                &format!("Entity '{requested}' is not supported by the Bulk API."),
+            );
         };
         let external_id = request["externalIdFieldName"].as_str().map(str::to_string);
         if operation == "upsert" && external_id.is_none() {
@@ -151,11 +203,26 @@ pub async fn create_ingest(Extract(shared): Extract<Shared>, Path(segment): Path
 }
 
 /// `PUT /jobs/ingest/{id}/batches`: the job's CSV.
-pub async fn upload(Extract(shared): Extract<Shared>, Path((segment, id)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn upload(
+    Extract(shared): Extract<Shared>,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, _, _| {
-        let Some(job) = state.jobs.get_mut(&id).filter(|j| j.kind == JobKind::Ingest) else { return not_found() };
+        let Some(job) = state
+            .jobs
+            .get_mut(&id)
+            .filter(|j| j.kind == JobKind::Ingest)
+        else {
+            return not_found();
+        };
         if job.state != "Open" {
-            return error(StatusCode::CONFLICT, "INVALIDJOBSTATE", &format!("Job {} is not in Open state", job.id));
+            return error(
+                StatusCode::CONFLICT,
+                "INVALIDJOBSTATE",
+                &format!("Job {} is not in Open state", job.id),
+            );
         }
         job.data.extend_from_slice(&body);
         StatusCode::CREATED.into_response()
@@ -163,20 +230,40 @@ pub async fn upload(Extract(shared): Extract<Shared>, Path((segment, id)): Path<
 }
 
 /// `GET|PATCH|DELETE /jobs/ingest/{id}`
-pub async fn ingest_job(Extract(shared): Extract<Shared>, method: Method, Path((segment, id)): Path<(String, String)>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn ingest_job(
+    Extract(shared): Extract<Shared>,
+    method: Method,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, user, _| {
-        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Ingest).cloned() else { return not_found() };
+        let Some(job) = state
+            .jobs
+            .get(&id)
+            .filter(|j| j.kind == JobKind::Ingest)
+            .cloned()
+        else {
+            return not_found();
+        };
         match method {
             Method::GET => json_response(StatusCode::OK, &job.info()),
             Method::DELETE => {
                 if !matches!(job.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
-                    return error(StatusCode::BAD_REQUEST, "INVALIDJOBSTATE", "Job must be in a terminal state to be deleted");
+                    return error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALIDJOBSTATE",
+                        "Job must be in a terminal state to be deleted",
+                    );
                 }
                 state.jobs.remove(&id);
                 StatusCode::NO_CONTENT.into_response()
             }
             _ => {
-                let wanted = serde_json::from_slice::<Value>(&body).ok().and_then(|v| v["state"].as_str().map(str::to_string)).unwrap_or_default();
+                let wanted = serde_json::from_slice::<Value>(&body)
+                    .ok()
+                    .and_then(|v| v["state"].as_str().map(str::to_string))
+                    .unwrap_or_default();
                 let mut job = job;
                 match (wanted.as_str(), job.state.as_str()) {
                     ("UploadComplete", "Open") => {
@@ -189,12 +276,18 @@ pub async fn ingest_job(Extract(shared): Extract<Shared>, method: Method, Path((
                     }
                     ("Aborted", "Open" | "UploadComplete") => {
                         job.state = "Aborted".into();
-                        job.unprocessed = parse_csv(&job.data).map(|(_, rows)| rows).unwrap_or_default();
+                        job.unprocessed = parse_csv(&job.data)
+                            .map(|(_, rows)| rows)
+                            .unwrap_or_default();
                         let info = job.info();
                         state.jobs.insert(id, job);
                         json_response(StatusCode::OK, &info)
                     }
-                    _ => error(StatusCode::BAD_REQUEST, "INVALIDJOBSTATE", &format!("Unable to change job state from {} to {wanted}", job.state)),
+                    _ => error(
+                        StatusCode::BAD_REQUEST,
+                        "INVALIDJOBSTATE",
+                        &format!("Unable to change job state from {} to {wanted}", job.state),
+                    ),
                 }
             }
         }
@@ -204,8 +297,16 @@ pub async fn ingest_job(Extract(shared): Extract<Shared>, method: Method, Path((
 type Csv = (Vec<String>, Vec<Vec<String>>);
 
 fn parse_csv(data: &[u8]) -> Result<Csv, String> {
-    let mut reader = csv::ReaderBuilder::new().has_headers(true).flexible(false).from_reader(data);
-    let header: Vec<String> = reader.headers().map_err(|e| e.to_string())?.iter().map(str::to_string).collect();
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(false)
+        .from_reader(data);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| e.to_string())?
+        .iter()
+        .map(str::to_string)
+        .collect();
     let mut rows = Vec::new();
     for record in reader.records() {
         let record = record.map_err(|e| e.to_string())?;
@@ -229,8 +330,12 @@ fn cell_value(field: Option<&FieldInfo>, text: &str) -> Option<Value> {
             "false" | "0" | "no" => json!(false),
             _ => json!(text),
         },
-        "int" => text.parse::<i64>().map_or_else(|_| json!(text), |n| json!(n)),
-        "double" | "currency" | "percent" => text.parse::<f64>().map_or_else(|_| json!(text), |n| json!(n)),
+        "int" => text
+            .parse::<i64>()
+            .map_or_else(|_| json!(text), |n| json!(n)),
+        "double" | "currency" | "percent" => text
+            .parse::<f64>()
+            .map_or_else(|_| json!(text), |n| json!(n)),
         _ => json!(text),
     })
 }
@@ -249,7 +354,14 @@ fn run_ingest(org: &mut Org, job: &mut Job, user: &str) {
         }
     };
     let info = org.describe(&job.object).cloned();
-    let field_of = |name: &str| info.as_ref().and_then(|o| o.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)).cloned());
+    let field_of = |name: &str| {
+        info.as_ref().and_then(|o| {
+            o.fields
+                .iter()
+                .find(|f| f.name.eq_ignore_ascii_case(name))
+                .cloned()
+        })
+    };
     for row in rows {
         let mut fields = Map::new();
         for (name, text) in header.iter().zip(&row) {
@@ -257,20 +369,43 @@ fn run_ingest(org: &mut Org, job: &mut Job, user: &str) {
                 fields.insert(name.clone(), value);
             }
         }
-        let id_of = |fields: &Map<String, Value>| fields.iter().find(|(k, _)| k.eq_ignore_ascii_case("Id")).and_then(|(_, v)| v.as_str()).unwrap_or_default().to_string();
+        let id_of = |fields: &Map<String, Value>| {
+            fields
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Id"))
+                .and_then(|(_, v)| v.as_str())
+                .unwrap_or_default()
+                .to_string()
+        };
         let outcome: Result<(String, bool), RecordError> = match job.operation.as_str() {
             "insert" => dml::create(org, &job.object, &fields, user).map(|id| (id, true)),
             "update" => {
                 let id = id_of(&fields);
-                dml::update(org, &job.object, &id, &fields, user).map(|()| (dml::live_record(org, &job.object, &id).map(|(i, _)| i).unwrap_or(id), false)).map_err(|(_, e)| e)
+                dml::update(org, &job.object, &id, &fields, user)
+                    .map(|()| {
+                        (
+                            dml::live_record(org, &job.object, &id)
+                                .map(|(i, _)| i)
+                                .unwrap_or(id),
+                            false,
+                        )
+                    })
+                    .map_err(|(_, e)| e)
             }
             "delete" | "hardDelete" => {
                 let id = id_of(&fields);
-                dml::delete(org, &job.object, &id, user).map(|()| (super::ids::normalize(&id).unwrap_or(id), false)).map_err(|(_, e)| e)
+                dml::delete(org, &job.object, &id, user)
+                    .map(|()| (super::ids::normalize(&id).unwrap_or(id), false))
+                    .map_err(|(_, e)| e)
             }
             _ => {
                 let key = job.external_id.clone().unwrap_or_default();
-                let value = fields.iter().find(|(k, _)| k.eq_ignore_ascii_case(&key)).and_then(|(_, v)| v.as_str()).unwrap_or_default().to_string();
+                let value = fields
+                    .iter()
+                    .find(|(k, _)| k.eq_ignore_ascii_case(&key))
+                    .and_then(|(_, v)| v.as_str())
+                    .unwrap_or_default()
+                    .to_string();
                 fields.retain(|k, _| !k.eq_ignore_ascii_case(&key));
                 match dml::upsert(org, &job.object, &key, &value, &fields, user) {
                     Ok(Upserted::Created(id)) => Ok((id, true)),
@@ -284,7 +419,11 @@ fn run_ingest(org: &mut Org, job: &mut Job, user: &str) {
             Ok((id, created)) => job.successes.push((id, created, row)),
             Err(e) => {
                 job.failed += 1;
-                let id = if job.operation == "insert" { String::new() } else { id_of(&fields) };
+                let id = if job.operation == "insert" {
+                    String::new()
+                } else {
+                    id_of(&fields)
+                };
                 job.failures.push((id, error_text(&e), row));
             }
         }
@@ -294,33 +433,56 @@ fn run_ingest(org: &mut Org, job: &mut Job, user: &str) {
 }
 
 fn csv_response(rows: &[Vec<String>]) -> Response {
-    let mut writer = csv::WriterBuilder::new().quote_style(csv::QuoteStyle::Always).from_writer(Vec::new());
+    let mut writer = csv::WriterBuilder::new()
+        .quote_style(csv::QuoteStyle::Always)
+        .from_writer(Vec::new());
     for row in rows {
         let _ = writer.write_record(row);
     }
     let body = writer.into_inner().unwrap_or_default();
     let mut response = (StatusCode::OK, body).into_response();
-    response.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
+    response
+        .headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static("text/csv"));
     response
 }
 
 /// `GET /jobs/ingest/{id}/successfulResults/`, `/failedResults/`, `/unprocessedrecords/`
-pub async fn ingest_results(Extract(shared): Extract<Shared>, Path((segment, id, which)): Path<(String, String, String)>, headers: HeaderMap) -> Response {
+pub async fn ingest_results(
+    Extract(shared): Extract<Shared>,
+    Path((segment, id, which)): Path<(String, String, String)>,
+    headers: HeaderMap,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, _, _| {
-        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Ingest) else { return not_found() };
+        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Ingest) else {
+            return not_found();
+        };
         if !matches!(job.state.as_str(), "JobComplete" | "Failed" | "Aborted") {
-            return error(StatusCode::BAD_REQUEST, "INVALIDJOBSTATE", "Job is not complete");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "INVALIDJOBSTATE",
+                "Job is not complete",
+            );
         }
         let header = job.header.clone();
         match which.as_str() {
             "successfulResults" => {
-                let mut rows = vec![[vec!["sf__Id".to_string(), "sf__Created".to_string()], header].concat()];
-                rows.extend(job.successes.iter().map(|(id, created, row)| [vec![id.clone(), created.to_string()], row.clone()].concat()));
+                let mut rows = vec![[
+                    vec!["sf__Id".to_string(), "sf__Created".to_string()],
+                    header,
+                ]
+                .concat()];
+                rows.extend(job.successes.iter().map(|(id, created, row)| {
+                    [vec![id.clone(), created.to_string()], row.clone()].concat()
+                }));
                 csv_response(&rows)
             }
             "failedResults" => {
-                let mut rows = vec![[vec!["sf__Id".to_string(), "sf__Error".to_string()], header].concat()];
-                rows.extend(job.failures.iter().map(|(id, message, row)| [vec![id.clone(), message.clone()], row.clone()].concat()));
+                let mut rows =
+                    vec![[vec!["sf__Id".to_string(), "sf__Error".to_string()], header].concat()];
+                rows.extend(job.failures.iter().map(|(id, message, row)| {
+                    [vec![id.clone(), message.clone()], row.clone()].concat()
+                }));
                 csv_response(&rows)
             }
             "unprocessedrecords" => {
@@ -335,20 +497,43 @@ pub async fn ingest_results(Extract(shared): Extract<Shared>, Path((segment, id,
 }
 
 /// `POST /jobs/query`: runs the query now; results are read page by page.
-pub async fn create_query(Extract(shared): Extract<Shared>, Path(segment): Path<String>, headers: HeaderMap, body: Bytes) -> Response {
+pub async fn create_query(
+    Extract(shared): Extract<Shared>,
+    Path(segment): Path<String>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, user, v| {
         let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-            return error(StatusCode::BAD_REQUEST, "JSON_PARSER_ERROR", "Unexpected character in the request body");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "JSON_PARSER_ERROR",
+                "Unexpected character in the request body",
+            );
         };
         let operation = request["operation"].as_str().unwrap_or("query").to_string();
         let text = request["query"].as_str().unwrap_or_default().to_string();
         let execution = match query::execute(&state.org, &text, operation == "queryAll") {
             Ok(execution) => execution,
-            Err(e) => return error(StatusCode::BAD_REQUEST, e.code.as_str(), &e.salesforce_message(&text)),
+            Err(e) => {
+                return error(
+                    StatusCode::BAD_REQUEST,
+                    e.code.as_str(),
+                    &e.salesforce_message(&text),
+                )
+            }
         };
-        let has_subquery = execution.query.select.iter().any(|i| matches!(i, crate::soql::SelectItem::SubQuery { .. }));
+        let has_subquery = execution
+            .query
+            .select
+            .iter()
+            .any(|i| matches!(i, crate::soql::SelectItem::SubQuery { .. }));
         if execution.aggregate_rows.is_some() || has_subquery {
-            return error(StatusCode::BAD_REQUEST, "API_ERROR", "Aggregate queries and subqueries are not supported by the Bulk API");
+            return error(
+                StatusCode::BAD_REQUEST,
+                "API_ERROR",
+                "Aggregate queries and subqueries are not supported by the Bulk API",
+            );
         }
         let object = execution.object.clone();
         let mut job = new_job(state, JobKind::Query, &operation, &object, user, v);
@@ -376,17 +561,29 @@ fn query_rows(org: &Org, execution: &query::Execution, version: &str) -> Vec<Vec
     let mut rows = vec![paths.iter().map(|p| p.join(".")).collect::<Vec<_>>()];
     for id in &execution.ids {
         let Some(record) = org.get(id) else { continue };
-        let Ok(shaped) = query::project(org, execution, record, version) else { continue };
+        let Ok(shaped) = query::project(org, execution, record, version) else {
+            continue;
+        };
         let row = paths
             .iter()
             .map(|path| {
                 let mut value = &shaped;
                 let mut segments: &[String] = path;
-                if segments.len() > 1 && (segments[0].eq_ignore_ascii_case(&execution.object) || execution.query.from.alias.as_deref().is_some_and(|a| a.eq_ignore_ascii_case(&segments[0]))) {
+                if segments.len() > 1
+                    && (segments[0].eq_ignore_ascii_case(&execution.object)
+                        || execution
+                            .query
+                            .from
+                            .alias
+                            .as_deref()
+                            .is_some_and(|a| a.eq_ignore_ascii_case(&segments[0])))
+                {
                     segments = &segments[1..];
                 }
                 for segment in segments {
-                    let key = value.as_object().and_then(|m| m.keys().find(|k| k.eq_ignore_ascii_case(segment)).cloned());
+                    let key = value
+                        .as_object()
+                        .and_then(|m| m.keys().find(|k| k.eq_ignore_ascii_case(segment)).cloned());
                     value = match key.and_then(|k| value.get(&k)) {
                         Some(v) => v,
                         None => return String::new(),
@@ -394,7 +591,9 @@ fn query_rows(org: &Org, execution: &query::Execution, version: &str) -> Vec<Vec
                 }
                 match value {
                     Value::Null => String::new(),
-                    Value::String(s) if s.len() == 28 && s.ends_with("+0000") => s.replace("+0000", "Z"),
+                    Value::String(s) if s.len() == 28 && s.ends_with("+0000") => {
+                        s.replace("+0000", "Z")
+                    }
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 }
@@ -406,9 +605,21 @@ fn query_rows(org: &Org, execution: &query::Execution, version: &str) -> Vec<Vec
 }
 
 /// `GET /jobs/query/{id}`
-pub async fn query_job(Extract(shared): Extract<Shared>, method: Method, Path((segment, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+pub async fn query_job(
+    Extract(shared): Extract<Shared>,
+    method: Method,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, _, _| {
-        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Query).cloned() else { return not_found() };
+        let Some(job) = state
+            .jobs
+            .get(&id)
+            .filter(|j| j.kind == JobKind::Query)
+            .cloned()
+        else {
+            return not_found();
+        };
         if method == Method::DELETE {
             state.jobs.remove(&id);
             return StatusCode::NO_CONTENT.into_response();
@@ -418,9 +629,16 @@ pub async fn query_job(Extract(shared): Extract<Shared>, method: Method, Path((s
 }
 
 /// `GET /jobs/query/{id}/results?maxRecords=&locator=`
-pub async fn query_results(Extract(shared): Extract<Shared>, Path((segment, id)): Path<(String, String)>, headers: HeaderMap, Query(params): Query<HashMap<String, String>>) -> Response {
+pub async fn query_results(
+    Extract(shared): Extract<Shared>,
+    Path((segment, id)): Path<(String, String)>,
+    headers: HeaderMap,
+    Query(params): Query<HashMap<String, String>>,
+) -> Response {
     api_call(&shared, &headers, &segment, |state, _, _| {
-        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Query) else { return not_found() };
+        let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Query) else {
+            return not_found();
+        };
         let total = job.rows.len().saturating_sub(1);
         let start = match params.get("locator").filter(|l| !l.is_empty()) {
             Some(locator) => match locator.parse::<usize>() {
@@ -429,12 +647,20 @@ pub async fn query_results(Extract(shared): Extract<Shared>, Path((segment, id))
             },
             None => 0,
         };
-        let max = params.get("maxRecords").and_then(|m| m.parse::<usize>().ok()).filter(|m| *m > 0).unwrap_or(50_000);
+        let max = params
+            .get("maxRecords")
+            .and_then(|m| m.parse::<usize>().ok())
+            .filter(|m| *m > 0)
+            .unwrap_or(50_000);
         let end = (start + max).min(total);
         let mut rows = vec![job.rows[0].clone()];
         rows.extend(job.rows[1 + start..1 + end].iter().cloned());
         let mut response = csv_response(&rows);
-        let locator = if end < total { end.to_string() } else { "null".to_string() };
+        let locator = if end < total {
+            end.to_string()
+        } else {
+            "null".to_string()
+        };
         let headers = response.headers_mut();
         headers.insert("Sforce-NumberOfRecords", HeaderValue::from(end - start));
         if let Ok(value) = HeaderValue::from_str(&locator) {

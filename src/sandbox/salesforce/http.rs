@@ -95,3 +95,38 @@ pub fn not_found() -> Response {
         "The requested resource does not exist",
     )
 }
+
+/// Injected faults worded as Salesforce words them.
+pub struct SalesforceFaults(pub Shared);
+
+impl crate::sandbox::faults::ErrorStyle for SalesforceFaults {
+    fn error(&self, kind: crate::sandbox::faults::FaultKind, status: StatusCode) -> Response {
+        use crate::sandbox::faults::FaultKind;
+        match kind {
+            FaultKind::RequestLimit => error(status, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded."),
+            FaultKind::UnableToLockRow => json_response(
+                status,
+                &json!([{"message": "unable to obtain exclusive access to this record or 1 records", "errorCode": "UNABLE_TO_LOCK_ROW", "fields": []}]),
+            ),
+            FaultKind::SessionExpired => error(status, "INVALID_SESSION_ID", "Session expired or invalid"),
+            _ if status == StatusCode::SERVICE_UNAVAILABLE => error(status, "SERVER_UNAVAILABLE", "Server temporarily unavailable"),
+            _ => error(
+                status,
+                "UNKNOWN_EXCEPTION",
+                "An unexpected error occurred. Please include this ErrorId if you contact support: 1742913655-28311 (-1432789012)",
+            ),
+        }
+    }
+
+    fn expire_session(&self, request: &axum::extract::Request) {
+        let token = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .map(|t| t.trim().to_string());
+        if let Some(token) = token {
+            lock(&self.0).sessions.remove(&token);
+        }
+    }
+}
