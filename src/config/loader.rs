@@ -82,11 +82,7 @@ fn read_checked(
             out.push(
                 file.error(
                     "read",
-                    Loc {
-                        line: 1,
-                        column: 1,
-                        ..Loc::default()
-                    },
+                    Loc::start(),
                     format!("cannot read the file: {error}"),
                 )
                 .hint("check the path and permissions"),
@@ -191,16 +187,8 @@ fn expand(paths: &[PathBuf], out: &mut Vec<Diagnostic>) -> Vec<PathBuf> {
         } else {
             let file = SourceFile::new(path, "");
             out.push(
-                file.error(
-                    "read",
-                    Loc {
-                        line: 1,
-                        column: 1,
-                        ..Loc::default()
-                    },
-                    "no such file or folder",
-                )
-                .hint("pass pipeline files or folders, e.g. `etl validate pipelines/`"),
+                file.error("read", Loc::start(), "no such file or folder")
+                    .hint("pass pipeline files or folders, e.g. `etl validate pipelines/`"),
             );
         }
     }

@@ -15,6 +15,15 @@ pub struct Loc {
 }
 
 impl Loc {
+    /// The start of a file, for problems with the file as a whole.
+    pub fn start() -> Loc {
+        Loc {
+            line: 1,
+            column: 1,
+            ..Loc::default()
+        }
+    }
+
     fn from_saphyr(location: &Location) -> Loc {
         let span = location.span();
         Loc {
@@ -128,11 +137,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
     if text.trim().is_empty() {
         return Ok(Node {
             value: NodeValue::Null,
-            loc: Loc {
-                line: 1,
-                column: 1,
-                ..Loc::default()
-            },
+            loc: Loc::start(),
         });
     }
     // YAML 1.2 booleans only, so `import: off` stays the word `off`; duplicate keys reach the
@@ -147,11 +152,7 @@ pub fn parse(text: &str) -> Result<Node, SyntaxError> {
             let loc = error
                 .location()
                 .map(|l| Loc::from_saphyr(&l))
-                .unwrap_or(Loc {
-                    line: 1,
-                    column: 1,
-                    ..Loc::default()
-                });
+                .unwrap_or(Loc::start());
             let message = error.without_snippet().to_string();
             // The crate prefixes "line L column C: "; the diagnostic shows the position itself.
             let message = message

@@ -11,9 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::dml::{self, RecordError, Upserted};
-use super::http::{
-    authenticate, error, json_response, lock, not_found, version, with_limit_info, Shared,
-};
+use super::http::{error, json_body, json_response, not_found, versioned_call, Shared};
 use super::org::Org;
 use super::query;
 use super::state::State;
@@ -104,25 +102,6 @@ impl Job {
     }
 }
 
-fn api_call(
-    shared: &Shared,
-    headers: &HeaderMap,
-    segment: &str,
-    work: impl FnOnce(&mut State, &str, &str) -> Response,
-) -> Response {
-    let Some(v) = version(segment) else {
-        return not_found();
-    };
-    let mut state = lock(shared);
-    let user = match authenticate(&mut state, headers) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let response = work(&mut state, &user, &v);
-    let (used, limit) = (state.api_used, state.config.daily_limit);
-    with_limit_info(response, used, limit)
-}
-
 fn new_job(
     state: &mut State,
     kind: JobKind,
@@ -160,13 +139,10 @@ pub async fn create_ingest(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, user, v| {
-        let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                "Unexpected character in the request body",
-            );
+    versioned_call(&shared, &headers, &segment, |state, user, v| {
+        let request = match json_body(&body) {
+            Ok(request) => request,
+            Err(response) => return response,
         };
         let operation = request["operation"]
             .as_str()
@@ -209,7 +185,7 @@ pub async fn upload(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, _, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         let Some(job) = state
             .jobs
             .get_mut(&id)
@@ -237,7 +213,7 @@ pub async fn ingest_job(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, user, _| {
+    versioned_call(&shared, &headers, &segment, |state, user, _| {
         let Some(job) = state
             .jobs
             .get(&id)
@@ -453,7 +429,7 @@ pub async fn ingest_results(
     Path((segment, id, which)): Path<(String, String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, _, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Ingest) else {
             return not_found();
         };
@@ -503,13 +479,10 @@ pub async fn create_query(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, user, v| {
-        let Ok(request) = serde_json::from_slice::<Value>(&body) else {
-            return error(
-                StatusCode::BAD_REQUEST,
-                "JSON_PARSER_ERROR",
-                "Unexpected character in the request body",
-            );
+    versioned_call(&shared, &headers, &segment, |state, user, v| {
+        let request = match json_body(&body) {
+            Ok(request) => request,
+            Err(response) => return response,
         };
         let operation = request["operation"].as_str().unwrap_or("query").to_string();
         let text = request["query"].as_str().unwrap_or_default().to_string();
@@ -611,7 +584,7 @@ pub async fn query_job(
     Path((segment, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, _, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         let Some(job) = state
             .jobs
             .get(&id)
@@ -635,7 +608,7 @@ pub async fn query_results(
     headers: HeaderMap,
     Query(params): Query<HashMap<String, String>>,
 ) -> Response {
-    api_call(&shared, &headers, &segment, |state, _, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         let Some(job) = state.jobs.get(&id).filter(|j| j.kind == JobKind::Query) else {
             return not_found();
         };

@@ -10,9 +10,7 @@ use axum::response::Response;
 use serde_json::{json, Map, Value};
 
 use super::dml::{self, Operation, RecordError, Upserted};
-use super::http::{
-    authenticate, error, json_response, lock, not_found, version, with_limit_info, Shared,
-};
+use super::http::{error, json_body, json_response, not_found, versioned_call, Shared};
 use super::org::Org;
 
 const LIMIT: usize = 200;
@@ -35,13 +33,7 @@ fn rolled_back() -> Value {
 
 /// The body's `allOrNone` and `records`.
 fn parse(body: &Bytes) -> Result<(bool, Vec<Map<String, Value>>), Response> {
-    let value: Value = serde_json::from_slice(body).map_err(|e| {
-        error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            &format!("Unexpected character: {e}"),
-        )
-    })?;
+    let value = json_body(body)?;
     let all_or_none = value
         .get("allOrNone")
         .and_then(Value::as_bool)
@@ -188,15 +180,7 @@ fn write(
     upsert: Option<(String, String)>,
     body: &Bytes,
 ) -> Response {
-    if version(segment).is_none() {
-        return not_found();
-    }
-    let mut state = lock(shared);
-    let user = match authenticate(&mut state, headers) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let response = (|| {
+    versioned_call(shared, headers, segment, |state, user, _| {
         let (all_or_none, records) = match parse(body) {
             Ok(parsed) => parsed,
             Err(response) => return response,
@@ -218,22 +202,27 @@ fn write(
                 .map(|r| precheck(&state.org, &method, upsert_ref, r))
                 .collect();
             if checks.iter().any(Result::is_err) {
-                let results: Vec<Value> = checks
-                    .iter()
-                    .map(|c| c.as_ref().err().map_or_else(rolled_back, failure))
-                    .collect();
-                return json_response(StatusCode::OK, &Value::Array(results));
+                return json_response(StatusCode::OK, &all_or_none_results(&checks));
             }
         }
         let results: Vec<Value> = records
             .iter()
-            .map(|r| apply(&mut state.org, &method, upsert_ref, r, &user))
+            .map(|r| apply(&mut state.org, &method, upsert_ref, r, user))
             .collect();
         state.dirty = true;
         json_response(StatusCode::OK, &Value::Array(results))
-    })();
-    let (used, limit) = (state.api_used, state.config.daily_limit);
-    with_limit_info(response, used, limit)
+    })
+}
+
+/// Results of an `allOrNone` request that failed: each failing record's error, and
+/// `ALL_OR_NONE_OPERATION_ROLLED_BACK` for the others.
+fn all_or_none_results<T>(checks: &[Result<T, RecordError>]) -> Value {
+    Value::Array(
+        checks
+            .iter()
+            .map(|c| c.as_ref().err().map_or_else(rolled_back, failure))
+            .collect(),
+    )
 }
 
 /// `POST|PATCH|DELETE /composite/sobjects`
@@ -248,27 +237,20 @@ pub async fn collection(
     if method != Method::DELETE {
         return write(&shared, &segment, &headers, method, None, &body);
     }
-    if version(&segment).is_none() {
-        return not_found();
-    }
-    let mut state = lock(&shared);
-    let user = match authenticate(&mut state, &headers) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let ids: Vec<String> = params
-        .get("ids")
-        .map(|s| {
-            s.split(',')
-                .map(|i| i.trim().to_string())
-                .filter(|i| !i.is_empty())
-                .collect()
-        })
-        .unwrap_or_default();
-    let all_or_none = params.get("allOrNone").is_some_and(|v| v == "true");
-    let response = if ids.len() > LIMIT {
-        too_many()
-    } else {
+    versioned_call(&shared, &headers, &segment, |state, user, _| {
+        let ids: Vec<String> = params
+            .get("ids")
+            .map(|s| {
+                s.split(',')
+                    .map(|i| i.trim().to_string())
+                    .filter(|i| !i.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let all_or_none = params.get("allOrNone").is_some_and(|v| v == "true");
+        if ids.len() > LIMIT {
+            return too_many();
+        }
         let check = |org: &Org, id: &str| -> Result<String, RecordError> {
             let object = org.object_of_id(id).map(str::to_string).ok_or_else(|| {
                 RecordError::new("MALFORMED_ID", format!("malformed id {id}"), &[])
@@ -280,26 +262,27 @@ pub async fn collection(
         let checks: Vec<Result<String, RecordError>> =
             ids.iter().map(|id| check(&state.org, id)).collect();
         if all_or_none && checks.iter().any(Result::is_err) {
-            let results: Vec<Value> = checks
-                .iter()
-                .map(|c| c.as_ref().err().map_or_else(rolled_back, failure))
-                .collect();
-            json_response(StatusCode::OK, &Value::Array(results))
-        } else {
-            let results: Vec<Value> = ids
-                .iter()
-                .zip(checks)
-                .map(|(id, check)| match check.and_then(|object| dml::delete(&mut state.org, &object, id, &user).map_err(|(_, e)| e)) {
-                    Ok(()) => json!({"id": super::ids::normalize(id), "success": true, "errors": []}),
-                    Err(e) => json!({"id": null, "success": false, "errors": [e.to_collection_json()]}),
-                })
-                .collect();
-            state.dirty = true;
-            json_response(StatusCode::OK, &Value::Array(results))
+            return json_response(StatusCode::OK, &all_or_none_results(&checks));
         }
-    };
-    let (used, limit) = (state.api_used, state.config.daily_limit);
-    with_limit_info(response, used, limit)
+        let results: Vec<Value> = ids
+            .iter()
+            .zip(checks)
+            .map(|(id, check)| {
+                match check.and_then(|object| {
+                    dml::delete(&mut state.org, &object, id, user).map_err(|(_, e)| e)
+                }) {
+                    Ok(()) => {
+                        json!({"id": super::ids::normalize(id), "success": true, "errors": []})
+                    }
+                    Err(e) => {
+                        json!({"id": null, "success": false, "errors": [e.to_collection_json()]})
+                    }
+                }
+            })
+            .collect();
+        state.dirty = true;
+        json_response(StatusCode::OK, &Value::Array(results))
+    })
 }
 
 /// `PATCH /composite/sobjects/{Type}/{ExternalIdField}`: upsert by an external id.

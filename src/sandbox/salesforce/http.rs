@@ -88,6 +88,48 @@ pub fn version(segment: &str) -> Option<String> {
     ((20.0..=66.0).contains(&value) && number.contains('.')).then(|| number.to_string())
 }
 
+/// Runs `work` for an authenticated call (with the caller's user Id) and stamps the response
+/// with the API usage.
+pub fn api_call(
+    shared: &Shared,
+    headers: &HeaderMap,
+    work: impl FnOnce(&mut State, &str) -> Response,
+) -> Response {
+    let mut state = lock(shared);
+    let user = match authenticate(&mut state, headers) {
+        Ok(user) => user,
+        Err(response) => return response,
+    };
+    let response = work(&mut state, &user);
+    let (used, limit) = (state.api_used, state.config.daily_limit);
+    with_limit_info(response, used, limit)
+}
+
+/// `api_call` under `/services/data/vXX.X/`: an unknown version is a 404, else `work` also gets
+/// the version number.
+pub fn versioned_call(
+    shared: &Shared,
+    headers: &HeaderMap,
+    segment: &str,
+    work: impl FnOnce(&mut State, &str, &str) -> Response,
+) -> Response {
+    let Some(v) = version(segment) else {
+        return not_found();
+    };
+    api_call(shared, headers, |state, user| work(state, user, &v))
+}
+
+/// A JSON request body, or Salesforce's parser error.
+pub fn json_body(body: &[u8]) -> Result<Value, Response> {
+    serde_json::from_slice(body).map_err(|e| {
+        error(
+            StatusCode::BAD_REQUEST,
+            "JSON_PARSER_ERROR",
+            &format!("Unexpected character in the request body: {e}"),
+        )
+    })
+}
+
 pub fn not_found() -> Response {
     error(
         StatusCode::NOT_FOUND,

@@ -36,6 +36,8 @@ pub struct Execution {
     pub total_size: usize,
     /// `queryAll`: deleted rows included (also in subqueries).
     pub include_deleted: bool,
+    /// The resolved path of each SELECT item that is a field, so pages need not resolve again.
+    select_paths: Vec<Option<ResolvedPath>>,
 }
 
 const FIELD_HINT: &str = "If you are attempting to use a custom field, be sure to append the '__c' after the custom field name. Please reference your WSDL or the describe call for the appropriate names.";
@@ -639,10 +641,12 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
     };
     // Resolve every selected name first so errors come in query order, as Salesforce's do.
     let mut has_aggregate = false;
+    let mut select_paths = Vec::with_capacity(query.select.len());
     for item in &query.select {
         match item {
             SelectItem::Field { field, .. } => {
-                planner.resolve(field)?;
+                select_paths.push(Some(planner.resolve(field)?));
+                continue;
             }
             SelectItem::Aggregate { field, .. } => {
                 has_aggregate = true;
@@ -654,6 +658,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
                 child_relationship(org, object, sub)?;
             }
         }
+        select_paths.push(None);
     }
     let filter = query
         .where_clause
@@ -712,6 +717,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
                 aggregate_rows: Some(Vec::new()),
                 total_size: total,
                 include_deleted,
+                select_paths,
             });
         }
         let total = rows.len();
@@ -722,6 +728,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
             aggregate_rows: Some(rows),
             total_size: total,
             include_deleted,
+            select_paths,
         });
     }
 
@@ -756,6 +763,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         aggregate_rows: None,
         total_size: total,
         include_deleted,
+        select_paths,
     })
 }
 
@@ -928,11 +936,16 @@ pub fn project(
             version,
         ),
     );
-    for item in &execution.query.select {
+    for (index, item) in execution.query.select.iter().enumerate() {
         match item {
             SelectItem::Field { field, .. } => {
-                let path = resolve(org, object, alias, field)?;
-                insert_path(org, &mut out, record, &path, version);
+                match execution.select_paths.get(index).and_then(Option::as_ref) {
+                    Some(path) => insert_path(org, &mut out, record, path, version),
+                    None => {
+                        let path = resolve(org, object, alias, field)?;
+                        insert_path(org, &mut out, record, &path, version);
+                    }
+                }
             }
             SelectItem::SubQuery { query: sub, .. } => {
                 let (child, parent_field, relationship) = child_relationship(org, object, sub)?;

@@ -13,27 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::describe;
 use super::dml::{self, RecordError, Upserted};
-use super::http::{
-    authenticate, error, json_response, lock, not_found, version, with_limit_info, Shared,
-};
+use super::http::{api_call, error, json_body, json_response, not_found, version, Shared};
 use super::query::{self, Execution};
 use super::state::{random_token, Cursor, State, ALPHANUMERIC};
-
-/// Runs `work` for an authenticated call and stamps the response with the API usage.
-fn api_call(
-    shared: &Shared,
-    headers: &HeaderMap,
-    work: impl FnOnce(&mut State, &str) -> Response,
-) -> Response {
-    let mut state = lock(shared);
-    let user = match authenticate(&mut state, headers) {
-        Ok(user) => user,
-        Err(response) => return response,
-    };
-    let response = work(&mut state, &user);
-    let (used, limit) = (state.api_used, state.config.daily_limit);
-    with_limit_info(response, used, limit)
-}
 
 const RELEASES: &[(&str, &str)] = &[
     ("58.0", "Summer '23"),
@@ -276,17 +258,12 @@ fn record_error(status: u16, e: &RecordError) -> Response {
 }
 
 fn parse_body(body: &Bytes) -> Result<Map<String, Value>, Response> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(error(
+    match json_body(body)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(error(
             StatusCode::BAD_REQUEST,
             "JSON_PARSER_ERROR",
             "Cannot deserialize instance of sObject from a non-object value",
-        )),
-        Err(e) => Err(error(
-            StatusCode::BAD_REQUEST,
-            "JSON_PARSER_ERROR",
-            &format!("Unexpected character: {e}"),
         )),
     }
 }
