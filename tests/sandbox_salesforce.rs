@@ -415,6 +415,18 @@ fn query_pages_with_next_records_url() {
     }
     assert_eq!(ids.len() as u64, total);
     assert_eq!(pages, 2);
+    let locator = first.json()["nextRecordsUrl"]
+        .as_str()
+        .unwrap()
+        .rsplit_once('-')
+        .unwrap()
+        .0
+        .to_string();
+    let beyond = get(&sandbox, &token, &format!("{locator}-999999"));
+    assert_eq!(
+        beyond.status, 400,
+        "an offset past the end is refused, not a crash"
+    );
     let stale = get(
         &sandbox,
         &token,

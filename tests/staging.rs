@@ -203,3 +203,57 @@ fn a_file_held_by_another_process_gives_a_clear_error() {
         "{stderr}"
     );
 }
+
+#[test]
+fn example_pipelines_stage_into_typed_tables() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let workspace = etl::config::load(&root.join("etl.yaml"), &[], &|_| None);
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    for loaded in &workspace.pipelines {
+        store
+            .ensure_pipeline_tables(&etl::config::layout::pipeline_tables(&loaded.pipeline))
+            .unwrap();
+    }
+    let types = store
+        .query(
+            "SELECT table_name || '.' || column_name, data_type FROM duckdb_columns()
+             WHERE table_name = 'opportunities_extracted' AND column_name IN ('Amount', 'CloseDate', 'Name', 'record')
+                OR table_name = 'opportunities_transformed' AND column_name IN ('oppvalue', 'client_id', 'customfields_CFSalesforceStage')
+                OR table_name = 'accounts_extracted' AND column_name = 'Owner_Email'
+             ORDER BY 1",
+        )
+        .unwrap();
+    let pairs: Vec<(String, String)> = types
+        .rows
+        .iter()
+        .map(|r| match (&r[0], &r[1]) {
+            (Value::Text(a), Value::Text(b)) => (a.clone(), b.clone()),
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    let expected = [
+        ("accounts_extracted.Owner_Email", "VARCHAR"),
+        ("opportunities_extracted.Amount", "DOUBLE"),
+        ("opportunities_extracted.CloseDate", "DATE"),
+        ("opportunities_extracted.Name", "VARCHAR"),
+        ("opportunities_extracted.record", "JSON"),
+        ("opportunities_transformed.client_id", "VARCHAR"),
+        (
+            "opportunities_transformed.customfields_CFSalesforceStage",
+            "VARCHAR",
+        ),
+        ("opportunities_transformed.oppvalue", "DOUBLE"),
+    ];
+    let expected: Vec<(String, String)> = expected
+        .iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    assert_eq!(pairs, expected);
+    let tables = store
+        .query(
+            "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%\\_results' ESCAPE '\\'",
+        )
+        .unwrap();
+    assert_eq!(tables.rows[0][0], Value::BigInt(5));
+}

@@ -3,6 +3,7 @@
 //! upsert, delete and blob download.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Instant;
 
 use axum::body::Bytes;
@@ -109,7 +110,7 @@ fn batch_size(headers: &HeaderMap) -> usize {
 /// One page of a query result, opening a cursor when more pages follow.
 fn page(
     state: &mut State,
-    execution: Execution,
+    execution: Arc<Execution>,
     version: &str,
     batch: usize,
     offset: usize,
@@ -119,6 +120,7 @@ fn page(
         let body = json!({"totalSize": execution.total_size, "done": true, "records": rows});
         return json_response(StatusCode::OK, &body);
     }
+    let offset = offset.min(execution.ids.len());
     let end = (offset + batch).min(execution.ids.len());
     let mut records = Vec::with_capacity(end - offset);
     for id in &execution.ids[offset..end] {
@@ -170,7 +172,7 @@ fn run_query(
             );
         };
         match query::execute(&state.org, q, all) {
-            Ok(execution) => page(state, execution, &v, batch_size(headers), 0, None),
+            Ok(execution) => page(state, Arc::new(execution), &v, batch_size(headers), 0, None),
             Err(e) => error(
                 StatusCode::BAD_REQUEST,
                 e.code.as_str(),
@@ -224,7 +226,12 @@ pub async fn query_more(
         let Ok(offset) = offset.parse::<usize>() else {
             return invalid();
         };
-        let Some(cursor) = state.cursors.get(locator).cloned() else {
+        let Some(cursor) = state
+            .cursors
+            .get(locator)
+            .filter(|c| offset <= c.execution.ids.len())
+            .cloned()
+        else {
             return invalid();
         };
         page(

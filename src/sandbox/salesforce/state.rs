@@ -62,7 +62,8 @@ pub struct CodeGrant {
 
 #[derive(Debug, Clone)]
 pub struct Cursor {
-    pub execution: Execution,
+    /// Shared, so that serving a page does not copy the whole result's Ids.
+    pub execution: std::sync::Arc<Execution>,
     pub version: String,
     pub batch_size: usize,
     pub last_used: Instant,
