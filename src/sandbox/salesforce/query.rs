@@ -909,12 +909,16 @@ fn aggregate(
 
 /// The `attributes` object of a record in a response.
 pub fn attributes(object: &str, id: Option<&str>, version: &str) -> Value {
-    match id {
-        Some(id) => {
-            json!({"type": object, "url": format!("/services/data/v{version}/sobjects/{object}/{id}")})
-        }
-        None => json!({"type": object}),
+    // Built by hand: this runs once per record of every page.
+    let mut map = Map::with_capacity(2);
+    map.insert("type".into(), Value::String(object.to_string()));
+    if let Some(id) = id {
+        map.insert(
+            "url".into(),
+            Value::String(format!("/services/data/v{version}/sobjects/{object}/{id}")),
+        );
     }
+    Value::Object(map)
 }
 
 /// Shapes one matching record as the REST API returns it: selected fields in SELECT order,
