@@ -100,20 +100,6 @@ pub enum HaloEntity {
     Agent,
 }
 
-impl HaloEntity {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            HaloEntity::Client => "Client",
-            HaloEntity::Site => "Site",
-            HaloEntity::Users => "Users",
-            HaloEntity::Tickets => "Tickets",
-            HaloEntity::Opportunities => "Opportunities",
-            HaloEntity::Actions => "Actions",
-            HaloEntity::Agent => "Agent",
-        }
-    }
-}
-
 /// Which Halo records a pipeline writes.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -169,12 +155,6 @@ pub struct SyncBack {
     /// Update Salesforce records linked to Halo records that changed.
     #[serde(default)]
     pub update: bool,
-}
-
-impl SyncBack {
-    pub fn enabled(&self) -> bool {
-        self.create || self.update
-    }
 }
 
 /// One field mapping. Reads `salesforce` (or computes `template`), maps the value, and writes
