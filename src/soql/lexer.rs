@@ -189,13 +189,14 @@ fn number_or_date(query: &str, i: &mut usize) -> TokenKind {
     let whole = digits(i);
     let looks_like_date = whole == 4
         && bytes.get(*i) == Some(&b'-')
-        && query.len() >= start + 10
-        && query[start..start + 10].bytes().enumerate().all(|(k, b)| {
-            if k == 4 || k == 7 {
-                b == b'-'
-            } else {
-                b.is_ascii_digit()
-            }
+        && query.get(start..start + 10).is_some_and(|date| {
+            date.bytes().enumerate().all(|(k, b)| {
+                if k == 4 || k == 7 {
+                    b == b'-'
+                } else {
+                    b.is_ascii_digit()
+                }
+            })
         });
     if looks_like_date {
         *i = start + 10;

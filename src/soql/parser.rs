@@ -673,6 +673,17 @@ mod tests {
     }
 
     #[test]
+    fn multibyte_text_never_splits_a_character() {
+        for query in [
+            "SELECT Id FROM Account WHERE d = 2024-0é",
+            "SELECT Id FROM Account WHERE Name = 'é' AND x = 2024-01-0é",
+            "SELECT é FROM Account",
+        ] {
+            assert!(parse(query).is_err(), "{query}");
+        }
+    }
+
+    #[test]
     fn eof_is_reported() {
         let err = parse("SELECT Id FROM").unwrap_err();
         assert_eq!(err.text, "unexpected token: <EOF>");
