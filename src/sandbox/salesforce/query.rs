@@ -443,15 +443,31 @@ fn like(text: &str, pattern: &str) -> bool {
             c => tokens.push((c, false)),
         }
     }
-    fn matches(t: &[char], p: &[(char, bool)]) -> bool {
-        match p.first() {
-            None => t.is_empty(),
-            Some(('%', true)) => (0..=t.len()).any(|skip| matches(&t[skip..], &p[1..])),
-            Some(('_', true)) => !t.is_empty() && matches(&t[1..], &p[1..]),
-            Some((c, _)) => t.first() == Some(c) && matches(&t[1..], &p[1..]),
+    // Dynamic programming over (pattern position, text position): linear in their product, so
+    // no pattern can make a query backtrack for ever.
+    let mut reachable = vec![false; text.len() + 1];
+    reachable[0] = true;
+    for &(c, wildcard) in &tokens {
+        let mut next = vec![false; text.len() + 1];
+        match (c, wildcard) {
+            ('%', true) => {
+                let mut seen = false;
+                for (i, slot) in next.iter_mut().enumerate() {
+                    seen |= reachable[i];
+                    *slot = seen;
+                }
+            }
+            (c, wildcard) => {
+                for i in 0..text.len() {
+                    if reachable[i] && ((c == '_' && wildcard) || text[i] == c) {
+                        next[i + 1] = true;
+                    }
+                }
+            }
         }
+        reachable = next;
     }
-    matches(&text, &tokens)
+    reachable[text.len()]
 }
 
 /// The value a date function gives for a date or datetime (`CALENDAR_YEAR(CloseDate)`).
@@ -1042,4 +1058,23 @@ fn insert_path(
         value
     };
     target.insert(path.field.name.clone(), value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::like;
+
+    #[test]
+    fn like_patterns() {
+        assert!(like("Acme Ltd", "acme%"));
+        assert!(like("Globex Inc.", "%INC_"));
+        assert!(!like("Acme Ltd", "Acme"));
+        assert!(like("100% sure", "100\\% %"));
+        assert!(!like("100 sure", "100\\%%"));
+        let long = "a".repeat(5000);
+        assert!(
+            !like(&long, &format!("{}b", "%a".repeat(40))),
+            "no exponential backtracking"
+        );
+    }
 }
