@@ -273,3 +273,39 @@ fn schema_prints_json_schema() {
     assert_eq!(schema["title"], "etl pipeline");
     assert!(schema["properties"]["fields"].is_object());
 }
+
+#[test]
+fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("org");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["sandbox", "--accounts", "5", "--data"])
+        .arg(&data)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let description: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let url = description["salesforce"]["instance_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    assert_eq!(description["salesforce"]["client_id"], "etl-sandbox-client");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        data.join("salesforce-records.jsonl").exists(),
+        "the org is saved to the data folder"
+    );
+}
