@@ -13,7 +13,7 @@ use hmac::{Hmac, Mac};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use super::http::{authenticate, json_response, lock, with_limit_info, Shared};
+use super::http::{api_call, json_response, lock, Shared};
 use super::state::{random_token, CodeGrant, State, ALPHANUMERIC};
 use crate::civil;
 
@@ -378,43 +378,40 @@ pub async fn identity(
     Path((org_id, user_id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let mut state = lock(&shared);
-    if let Err(response) = authenticate(&mut state, &headers) {
-        return response;
-    }
-    let Some(user) = state
-        .org
-        .get(&user_id)
-        .cloned()
-        .filter(|_| org_id == state.org.org_id)
-    else {
-        return super::http::not_found();
-    };
-    let text = |k: &str| user.get(k).cloned().unwrap_or(Value::Null);
-    let base = state.base_url.clone();
-    let body = json!({
-        "id": state.identity_url(&user_id),
-        "asserted_user": true,
-        "user_id": user_id,
-        "organization_id": org_id,
-        "username": text("Username"),
-        "nick_name": text("Alias"),
-        "display_name": text("Name"),
-        "email": text("Email"),
-        "first_name": text("FirstName"),
-        "last_name": text("LastName"),
-        "active": text("IsActive"),
-        "user_type": "STANDARD",
-        "language": "en_US",
-        "locale": "en_GB",
-        "utcOffset": 0,
-        "urls": {
-            "rest": format!("{base}/services/data/v{{version}}/"),
-            "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),
-            "query": format!("{base}/services/data/v{{version}}/query/"),
-            "limits": format!("{base}/services/data/v{{version}}/limits/"),
-        },
-    });
-    let (used, limit) = (state.api_used, state.config.daily_limit);
-    with_limit_info(json_response(StatusCode::OK, &body), used, limit)
+    api_call(&shared, &headers, |state, _| {
+        let Some(user) = state
+            .org
+            .get(&user_id)
+            .cloned()
+            .filter(|_| org_id == state.org.org_id)
+        else {
+            return super::http::not_found();
+        };
+        let text = |k: &str| user.get(k).cloned().unwrap_or(Value::Null);
+        let base = state.base_url.clone();
+        let body = json!({
+            "id": state.identity_url(&user_id),
+            "asserted_user": true,
+            "user_id": user_id,
+            "organization_id": org_id,
+            "username": text("Username"),
+            "nick_name": text("Alias"),
+            "display_name": text("Name"),
+            "email": text("Email"),
+            "first_name": text("FirstName"),
+            "last_name": text("LastName"),
+            "active": text("IsActive"),
+            "user_type": "STANDARD",
+            "language": "en_US",
+            "locale": "en_GB",
+            "utcOffset": 0,
+            "urls": {
+                "rest": format!("{base}/services/data/v{{version}}/"),
+                "sobjects": format!("{base}/services/data/v{{version}}/sobjects/"),
+                "query": format!("{base}/services/data/v{{version}}/query/"),
+                "limits": format!("{base}/services/data/v{{version}}/limits/"),
+            },
+        });
+        json_response(StatusCode::OK, &body)
+    })
 }

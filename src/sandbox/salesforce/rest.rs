@@ -14,7 +14,7 @@ use serde_json::{json, Map, Value};
 
 use super::describe;
 use super::dml::{self, RecordError, Upserted};
-use super::http::{api_call, error, json_body, json_response, not_found, version, Shared};
+use super::http::{error, json_body, json_response, not_found, versioned_call, Shared};
 use super::query::{self, Execution};
 use super::state::{random_token, Cursor, State, ALPHANUMERIC};
 
@@ -45,10 +45,7 @@ pub async fn resources(
     Path(segment): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(v) = version(&segment) else {
-        return not_found();
-    };
-    api_call(&shared, &headers, |_, _| {
+    versioned_call(&shared, &headers, &segment, |_, _, v| {
         let base = format!("/services/data/v{v}");
         let names = [
             "sobjects",
@@ -78,10 +75,7 @@ pub async fn limits(
     Path(segment): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    if version(&segment).is_none() {
-        return not_found();
-    }
-    api_call(&shared, &headers, |state, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         let limit = state.config.daily_limit;
         let body = json!({
             "DailyApiRequests": {"Max": limit, "Remaining": limit.saturating_sub(state.api_used)},
@@ -165,10 +159,7 @@ fn run_query(
     params: &HashMap<String, String>,
     all: bool,
 ) -> Response {
-    let Some(v) = version(segment) else {
-        return not_found();
-    };
-    api_call(shared, headers, |state, _| {
+    versioned_call(shared, headers, segment, |state, _, v| {
         let Some(q) = params.get("q") else {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -177,7 +168,7 @@ fn run_query(
             );
         };
         match query::execute(&state.org, q, all) {
-            Ok(execution) => page(state, Arc::new(execution), &v, batch_size(headers), 0, None),
+            Ok(execution) => page(state, Arc::new(execution), v, batch_size(headers), 0, None),
             Err(e) => error(
                 StatusCode::BAD_REQUEST,
                 e.code.as_str(),
@@ -213,10 +204,7 @@ pub async fn query_more(
     Path((segment, next)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    if version(&segment).is_none() {
-        return not_found();
-    }
-    api_call(&shared, &headers, |state, _| {
+    versioned_call(&shared, &headers, &segment, |state, _, _| {
         state.expire_cursors();
         let invalid = || {
             error(
@@ -256,11 +244,8 @@ pub async fn global_describe(
     Path(segment): Path<String>,
     headers: HeaderMap,
 ) -> Response {
-    let Some(v) = version(&segment) else {
-        return not_found();
-    };
-    api_call(&shared, &headers, |state, _| {
-        json_response(StatusCode::OK, &describe::global(&state.org, &v))
+    versioned_call(&shared, &headers, &segment, |state, _, v| {
+        json_response(StatusCode::OK, &describe::global(&state.org, v))
     })
 }
 
@@ -328,10 +313,7 @@ pub async fn sobject_root(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(v) = version(&segment) else {
-        return not_found();
-    };
-    api_call(&shared, &headers, |state, user| {
+    versioned_call(&shared, &headers, &segment, |state, user, v| {
         let Some(object) = state.org.object_name(&object).map(str::to_string) else {
             return not_found();
         };
@@ -339,7 +321,7 @@ pub async fn sobject_root(
             let info = state.org.describe(&object).expect("known");
             return json_response(
                 StatusCode::OK,
-                &json!({"objectDescribe": describe::object_summary(info, &v), "recentItems": []}),
+                &json!({"objectDescribe": describe::object_summary(info, v), "recentItems": []}),
             );
         }
         let fields = match parse_body(&body) {
@@ -374,16 +356,13 @@ pub async fn sobject_record(
     Query(params): Query<HashMap<String, String>>,
     body: Bytes,
 ) -> Response {
-    let Some(v) = version(&segment) else {
-        return not_found();
-    };
-    api_call(&shared, &headers, |state, user| {
+    versioned_call(&shared, &headers, &segment, |state, user, v| {
         let Some(object) = state.org.object_name(&object).map(str::to_string) else {
             return not_found();
         };
         if id == "describe" && method == Method::GET {
             let info = state.org.describe(&object).expect("known");
-            return json_response(StatusCode::OK, &describe::object(&state.org, info, &v));
+            return json_response(StatusCode::OK, &describe::object(&state.org, info, v));
         }
         match method {
             Method::GET => match dml::live_record(&state.org, &object, &id) {
@@ -393,7 +372,7 @@ pub async fn sobject_record(
                         state,
                         &object,
                         &id,
-                        &v,
+                        v,
                         params.get("fields").map(String::as_str),
                     ),
                 ),
@@ -437,10 +416,7 @@ pub async fn sobject_field(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let Some(v) = version(&segment) else {
-        return not_found();
-    };
-    api_call(&shared, &headers, |state, user| {
+    versioned_call(&shared, &headers, &segment, |state, user, v| {
         let Some(object) = state.org.object_name(&object).map(str::to_string) else {
             return not_found();
         };
