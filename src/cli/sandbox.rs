@@ -76,7 +76,6 @@ pub fn run(args: SandboxArgs) -> i32 {
             return 3;
         }
     };
-    println!("{}", running.description());
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -87,18 +86,10 @@ pub fn run(args: SandboxArgs) -> i32 {
             return 1;
         }
     };
-    runtime.block_on(async {
-        #[cfg(unix)]
-        {
-            let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match terminate.as_mut() { Some(s) => { s.recv().await; } None => std::future::pending::<()>().await } } => {}
-            }
-        }
-        #[cfg(not(unix))]
-        let _ = tokio::signal::ctrl_c().await;
-    });
+    // Handlers go in before the JSON line is printed: whoever reads the line may signal at once.
+    let stop = runtime.block_on(async { StopSignals::install() });
+    println!("{}", running.description());
+    runtime.block_on(stop.wait());
     running.stop();
     eprintln!("sandbox stopped");
     0
@@ -119,4 +110,47 @@ fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
         requests,
         window: Duration::from_secs(seconds),
     })
+}
+
+/// Ctrl-C and (on Unix) SIGTERM, registered up front.
+struct StopSignals {
+    #[cfg(unix)]
+    interrupt: Option<tokio::signal::unix::Signal>,
+    #[cfg(unix)]
+    terminate: Option<tokio::signal::unix::Signal>,
+}
+
+impl StopSignals {
+    fn install() -> StopSignals {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            StopSignals {
+                interrupt: signal(SignalKind::interrupt()).ok(),
+                terminate: signal(SignalKind::terminate()).ok(),
+            }
+        }
+        #[cfg(not(unix))]
+        StopSignals {}
+    }
+
+    async fn wait(mut self) {
+        #[cfg(unix)]
+        {
+            async fn next(signal: Option<&mut tokio::signal::unix::Signal>) {
+                match signal {
+                    Some(signal) => {
+                        signal.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            }
+            tokio::select! {
+                _ = next(self.interrupt.as_mut()) => {}
+                _ = next(self.terminate.as_mut()) => {}
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }
