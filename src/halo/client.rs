@@ -23,7 +23,8 @@ pub struct ClientOptions {
     pub rate_limit: Option<RateLimit>,
     /// Retries on 429, 5xx and lost connections.
     pub retry: RetryPolicy,
-    /// Records per page when listing (Halo caps tickets at 100 and says so in its answer).
+    /// Records per page when listing. 100 by default: Halo caps tickets there, and lists that
+    /// answer without a count can only be ended by a short page.
     pub page_size: u32,
     /// Records per POST when writing.
     pub batch_size: usize,

@@ -1,9 +1,10 @@
 //! Listing an entity as a stream of pages: `pageinate=true&page_size=N&page_no=1..`, one page
 //! in memory at a time. Halo answers lists either wrapped (`{"record_count": n, "users": [...],
 //! "page_no", "page_size"}`) or as a bare array (Agent, TicketType, FieldInfo); both are read.
-//! Paging stops when `record_count` records have been seen or a page comes back short — judged
-//! against the page size Halo echoes, since it caps tickets at 100 whatever was asked. An
-//! endpoint that ignores paging (it sends the same first page again) is read once.
+//! Paging stops when `record_count` records have been seen (Halo caps tickets at 100 per page
+//! whatever was asked, so page length alone cannot tell the end), or, for answers without a
+//! count, when a page comes back short or empty. An endpoint that ignores paging (it sends the
+//! same first page again) is read once.
 //!
 //! Incremental reads pass `lastupdatefromdate`, which Halo compares with each record's
 //! `last_update`.
@@ -190,11 +191,14 @@ impl Progress {
         self.previous_first = first;
         let length = page.records.len() as u64;
         self.seen += length;
-        let page_size = page.page_size.unwrap_or(asked_page_size as u64).max(1);
         let more = match page.record_count {
-            Some(total) => self.seen < total && length >= page_size,
-            // A bare array longer than asked means the endpoint does not page.
-            None => length == page_size,
+            // The count decides, not the page length: an instance that caps the page size
+            // without saying so must not end the list early. A count gone stale (records deleted
+            // meanwhile) costs one empty page.
+            Some(total) => self.seen < total,
+            // Without a count a short page is the last; a bare array longer than asked means
+            // the endpoint does not page at all.
+            None => length == page.page_size.unwrap_or(asked_page_size as u64).max(1),
         };
         (true, more)
     }
@@ -307,22 +311,31 @@ mod tests {
     }
 
     #[test]
-    fn capped_page_size_is_believed() {
-        // Asked for 500, Halo capped tickets at 100: a page of 100 is not short.
+    fn a_silently_capped_page_does_not_end_the_list() {
+        // Asked for 500, Halo capped tickets at 100 (said or not): the count says go on.
         let mut progress = Progress::default();
         let page = read_page(
             "Tickets",
-            json!({ "page_size": 100, "record_count": 250, "tickets": records(1, 100) }),
+            json!({ "record_count": 250, "tickets": records(1, 100) }),
         )
         .unwrap();
         assert_eq!(progress.after(&page, 500), (true, true));
     }
 
     #[test]
-    fn short_page_stops_even_if_count_says_more() {
-        // Records deleted while paging: the count is stale, the short page is final.
+    fn a_stale_count_ends_at_the_empty_page() {
+        // Records deleted while paging: the count promised 25, only 17 remain.
         let mut progress = Progress::default();
-        assert_eq!(progress.after(&wrapped(1, 7, 25, 10), 10), (true, false));
+        assert_eq!(progress.after(&wrapped(1, 10, 25, 10), 10), (true, true));
+        assert_eq!(progress.after(&wrapped(11, 7, 25, 10), 10), (true, true));
+        assert_eq!(progress.after(&wrapped(0, 0, 17, 10), 10), (false, false));
+    }
+
+    #[test]
+    fn without_a_count_a_short_page_is_the_last() {
+        let mut progress = Progress::default();
+        let short = read_page("Agent", Value::Array(records(1, 7))).unwrap();
+        assert_eq!(progress.after(&short, 10), (true, false));
     }
 
     #[test]
