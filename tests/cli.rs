@@ -297,6 +297,19 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
         .to_string();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
     assert_eq!(description["salesforce"]["client_id"], "etl-sandbox-client");
+    let halo = description["halo"]["base_url"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(
+        halo.starts_with("http://127.0.0.1:") && halo != url,
+        "{halo}"
+    );
+    assert_eq!(
+        description["halo"]["auth_url"],
+        format!("{halo}/auth").as_str()
+    );
+    assert_eq!(description["halo"]["tenant"], "sandbox");
     let killed = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])
         .status()
@@ -305,7 +318,7 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(0));
     assert!(
-        data.join("salesforce-records.jsonl").exists(),
-        "the org is saved to the data folder"
+        data.join("salesforce-records.jsonl").exists() && data.join("halo-records.jsonl").exists(),
+        "both systems are saved to the data folder"
     );
 }

@@ -1,9 +1,11 @@
-//! `etl sandbox`: serve the emulated Salesforce org on localhost until Ctrl-C.
+//! `etl sandbox`: serve the emulated Salesforce org and Halo instance on localhost until Ctrl-C.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::config::rules::parse_duration;
 use crate::sandbox::faults::FaultPlan;
+use crate::sandbox::halo::{self, RateLimit};
 use crate::sandbox::salesforce::state::Config;
 use crate::sandbox::server::{self, Options};
 
@@ -19,10 +21,17 @@ pub struct SandboxArgs {
     /// Port of the Salesforce API (0 picks a free one).
     #[arg(long, default_value_t = 0)]
     pub salesforce_port: u16,
+    /// Port of the Halo API and its auth server (0 picks a free one).
+    #[arg(long, default_value_t = 0)]
+    pub halo_port: u16,
+    /// Enforce Halo's hosted rate limit: REQUESTS per rolling window, e.g. `300/5m` (Halo's
+    /// own), `20/10s`. Off by default, as on a self-hosted instance.
+    #[arg(long, value_name = "REQUESTS/WINDOW", value_parser = parse_rate_limit)]
+    pub halo_rate_limit: Option<RateLimit>,
     /// Approve OAuth authorize requests without showing the approve page (for scripts).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Seconds an access token lives before API calls answer 401 INVALID_SESSION_ID.
+    /// Seconds an access token lives (on both APIs) before calls answer 401.
     #[arg(long, default_value_t = 7200)]
     pub token_lifetime: u64,
     /// API calls allowed per day before REQUEST_LIMIT_EXCEEDED.
@@ -52,6 +61,12 @@ pub fn run(args: SandboxArgs) -> i32 {
             token_lifetime: Duration::from_secs(args.token_lifetime),
             daily_limit: args.daily_limit,
             ..Config::default()
+        },
+        halo_port: args.halo_port,
+        halo: halo::Config {
+            token_lifetime: Duration::from_secs(args.token_lifetime),
+            rate_limit: args.halo_rate_limit,
+            ..halo::Config::default()
         },
     };
     let running = match server::start(options) {
@@ -87,4 +102,21 @@ pub fn run(args: SandboxArgs) -> i32 {
     running.stop();
     eprintln!("sandbox stopped");
     0
+}
+
+/// `300/5m` → 300 requests per 5 minutes.
+fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
+    let usage = "expected REQUESTS/WINDOW, e.g. 300/5m";
+    let (requests, window) = text.split_once('/').ok_or(usage)?;
+    let requests: u32 = requests
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or(usage)?;
+    let seconds = parse_duration(window).filter(|s| *s > 0).ok_or(usage)?;
+    Ok(RateLimit {
+        requests,
+        window: Duration::from_secs(seconds),
+    })
 }

@@ -3,5 +3,7 @@
 //! knows it is talking to one.
 
 pub mod faults;
+pub mod files;
+pub mod halo;
 pub mod salesforce;
 pub mod server;

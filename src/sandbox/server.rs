@@ -1,6 +1,7 @@
-//! Starting and stopping the sandbox: binds its ports on 127.0.0.1 (port 0 picks a free one),
-//! seeds or loads its data, serves on a background runtime, saves changes to the data folder
-//! every few seconds and on stop. Tests start it in-process; `etl sandbox` wraps it.
+//! Starting and stopping the sandbox: binds the Salesforce and Halo ports on 127.0.0.1 (port 0
+//! picks a free one), seeds or loads both systems' data, serves on a background runtime, saves
+//! changes to the data folder every few seconds and on stop. Tests start it in-process;
+//! `etl sandbox` wraps it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -12,6 +13,7 @@ use serde_json::{json, Value};
 use tokio::sync::oneshot;
 
 use super::faults::{self, FaultPlan, Injector};
+use super::halo;
 use super::salesforce::http::{lock, SalesforceFaults, Shared};
 use super::salesforce::org::Org;
 use super::salesforce::state::{Config, State};
@@ -26,7 +28,10 @@ pub struct Options {
     pub accounts: u64,
     pub salesforce_port: u16,
     pub salesforce: Config,
-    /// Faults to inject into responses.
+    pub halo_port: u16,
+    pub halo: halo::Config,
+    /// Faults to inject into responses (both APIs; a rule's route tells them apart:
+    /// `/services/*` is Salesforce, `/api/*` and `/auth/*` are Halo).
     pub faults: Option<FaultPlan>,
 }
 
@@ -37,6 +42,8 @@ impl Default for Options {
             accounts: 300,
             salesforce_port: 0,
             salesforce: Config::default(),
+            halo_port: 0,
+            halo: halo::Config::default(),
             faults: None,
         }
     }
@@ -45,7 +52,10 @@ impl Default for Options {
 /// A running sandbox. Dropping it stops it (and saves).
 pub struct Running {
     pub salesforce_url: String,
+    /// The Halo instance's base URL; its API is under `/api`, its auth server under `/auth`.
+    pub halo_url: String,
     salesforce: Shared,
+    halo: halo::state::Shared,
     data_dir: Option<PathBuf>,
     shutdown: Option<oneshot::Sender<()>>,
     thread: Option<JoinHandle<()>>,
@@ -72,16 +82,67 @@ fn build_org(options: &Options) -> std::io::Result<Org> {
     Ok(org)
 }
 
+fn build_halo(options: &Options, org: &Org) -> std::io::Result<halo::store::Store> {
+    if let Some(dir) = &options.data_dir {
+        if halo::persist::exists(dir) {
+            return halo::persist::load(dir);
+        }
+    }
+    let mut store = halo::store::Store::new();
+    halo::seed::seed(&mut store, org);
+    if let Some(dir) = &options.data_dir {
+        halo::persist::save(&store, dir)?;
+    }
+    Ok(store)
+}
+
+fn bind(port: u16) -> std::io::Result<(TcpListener, String)> {
+    let listener = TcpListener::bind(("127.0.0.1", port))?;
+    listener.set_nonblocking(true)?;
+    let url = format!("http://{}", listener.local_addr()?);
+    Ok((listener, url))
+}
+
+/// Serves `router` on `listener` until `stop` fires.
+async fn serve(
+    listener: TcpListener,
+    router: axum::Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+    name: &str,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("sandbox: {name} cannot listen: {error}");
+            return;
+        }
+    };
+    let mut stop = stop;
+    let served = axum::serve(listener, router)
+        .with_graceful_shutdown(async move {
+            let _ = stop.wait_for(|stopped| *stopped).await;
+        })
+        .await;
+    if let Err(error) = served {
+        eprintln!("sandbox: {name} stopped: {error}");
+    }
+}
+
 /// Starts the sandbox and returns once it accepts connections.
 pub fn start(options: Options) -> std::io::Result<Running> {
     let org = build_org(&options)?;
-    let listener = TcpListener::bind(("127.0.0.1", options.salesforce_port))?;
-    listener.set_nonblocking(true)?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let store = build_halo(&options, &org)?;
+    let (listener, url) = bind(options.salesforce_port)?;
+    let (halo_listener, halo_url) = bind(options.halo_port)?;
     let shared: Shared = Arc::new(Mutex::new(State::new(
         options.salesforce.clone(),
         org,
         url.clone(),
+    )));
+    let halo_shared: halo::state::Shared = Arc::new(Mutex::new(halo::state::State::new(
+        options.halo.clone(),
+        store,
+        halo_url.clone(),
     )));
     let (tx, rx) = oneshot::channel::<()>();
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -89,57 +150,68 @@ pub fn start(options: Options) -> std::io::Result<Running> {
         .enable_all()
         .build()?;
     let mut router = api::router(shared.clone());
+    let mut halo_router = halo::api::router(halo_shared.clone());
     if let Some(plan) = options.faults.clone() {
-        let injector = Injector::new(plan, Box::new(SalesforceFaults(shared.clone())));
+        let injector = Injector::new(plan.clone(), Box::new(SalesforceFaults(shared.clone())));
         router = router.layer(axum::middleware::from_fn_with_state(
+            injector,
+            faults::inject,
+        ));
+        let injector = Injector::new(plan, Box::new(halo::http::HaloFaults(halo_shared.clone())));
+        halo_router = halo_router.layer(axum::middleware::from_fn_with_state(
             injector,
             faults::inject,
         ));
     }
     let saver_state = shared.clone();
+    let saver_halo = halo_shared.clone();
     let saver_dir = options.data_dir.clone();
     let thread = std::thread::Builder::new()
         .name("sandbox".into())
         .spawn(move || {
             runtime.block_on(async move {
-                let listener = match tokio::net::TcpListener::from_std(listener) {
-                    Ok(listener) => listener,
-                    Err(error) => {
-                        eprintln!("sandbox: cannot listen: {error}");
-                        return;
-                    }
-                };
                 if let Some(dir) = saver_dir {
                     tokio::spawn(async move {
                         loop {
                             tokio::time::sleep(Duration::from_secs(2)).await;
-                            save_if_dirty(&saver_state, &dir);
+                            save_if_dirty(&saver_state, &saver_halo, &dir);
                         }
                     });
                 }
-                let served = axum::serve(listener, router)
-                    .with_graceful_shutdown(async {
-                        let _ = rx.await;
-                    })
-                    .await;
-                if let Err(error) = served {
-                    eprintln!("sandbox: server stopped: {error}");
-                }
+                let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+                tokio::spawn(async move {
+                    let _ = rx.await;
+                    let _ = stop_tx.send(true);
+                });
+                tokio::join!(
+                    serve(listener, router, stop_rx.clone(), "Salesforce"),
+                    serve(halo_listener, halo_router, stop_rx, "Halo"),
+                );
             });
         })?;
     Ok(Running {
         salesforce_url: url,
+        halo_url,
         salesforce: shared,
+        halo: halo_shared,
         data_dir: options.data_dir,
         shutdown: Some(tx),
         thread: Some(thread),
     })
 }
 
-fn save_if_dirty(shared: &Shared, dir: &std::path::Path) {
+fn save_if_dirty(shared: &Shared, halo_shared: &halo::state::Shared, dir: &std::path::Path) {
     let mut state = lock(shared);
     if state.dirty {
         match persist::save(&state.org, dir) {
+            Ok(()) => state.dirty = false,
+            Err(error) => eprintln!("sandbox: cannot save to {}: {error}", dir.display()),
+        }
+    }
+    drop(state);
+    let mut state = halo::state::lock(halo_shared);
+    if state.dirty {
+        match halo::persist::save(&state.store, dir) {
             Ok(()) => state.dirty = false,
             Err(error) => eprintln!("sandbox: cannot save to {}: {error}", dir.display()),
         }
@@ -152,9 +224,15 @@ impl Running {
         self.salesforce.clone()
     }
 
+    /// The Halo instance's state, for tests that look inside.
+    pub fn halo_state(&self) -> halo::state::Shared {
+        self.halo.clone()
+    }
+
     /// What `etl sandbox` prints: where each API is and the credentials it accepts.
     pub fn description(&self) -> Value {
         let state = lock(&self.salesforce);
+        let halo = halo::state::lock(&self.halo);
         json!({
             "salesforce": {
                 "instance_url": self.salesforce_url,
@@ -164,6 +242,13 @@ impl Running {
                 "username": state.config.username,
                 "password": state.config.password,
                 "redirect_uri": state.config.redirect_uri,
+            },
+            "halo": {
+                "base_url": self.halo_url,
+                "auth_url": format!("{}/auth", self.halo_url),
+                "client_id": halo.config.client_id,
+                "client_secret": halo.config.client_secret,
+                "tenant": halo.config.tenant,
             }
         })
     }
@@ -181,7 +266,7 @@ impl Running {
             let _ = thread.join();
         }
         if let Some(dir) = &self.data_dir {
-            save_if_dirty(&self.salesforce, dir);
+            save_if_dirty(&self.salesforce, &self.halo, dir);
         }
     }
 }

@@ -2,15 +2,15 @@
 //! sees the same org: records as JSON lines, blobs base64-encoded, custom fields as the
 //! catalog's one-line format. Files are written to a temporary name and renamed into place.
 
-use std::fs::{self, File};
-use std::io::{BufRead, BufReader, BufWriter, Write};
+use std::fs;
 use std::path::Path;
 
 use base64::Engine;
-use serde_json::{json, Value};
+use serde_json::json;
 
 use super::org::Org;
 use crate::salesforce::catalog;
+use crate::sandbox::files::{read_json_lines, write_json_lines};
 
 const RECORDS: &str = "salesforce-records.jsonl";
 const BLOBS: &str = "salesforce-blobs.jsonl";
@@ -62,84 +62,42 @@ pub fn exists(dir: &Path) -> bool {
     dir.join(RECORDS).exists()
 }
 
-fn write_atomically(
-    path: &Path,
-    fill: impl FnOnce(&mut BufWriter<File>) -> std::io::Result<()>,
-) -> std::io::Result<()> {
-    let temporary = path.with_extension("tmp");
-    {
-        let mut out = BufWriter::new(File::create(&temporary)?);
-        fill(&mut out)?;
-        out.flush()?;
-        out.get_ref().sync_all()?;
-    }
-    fs::rename(&temporary, path)
-}
-
 /// Writes the org's records and blobs into `dir`.
 pub fn save(org: &Org, dir: &Path) -> std::io::Result<()> {
     fs::create_dir_all(dir)?;
-    write_atomically(&dir.join(RECORDS), |out| {
-        let mut objects: Vec<_> = org.tables().collect();
-        objects.sort_by(|a, b| a.0.cmp(b.0));
-        for (object, table) in objects {
-            for record in &table.records {
-                serde_json::to_writer(&mut *out, &json!({"object": object, "record": record}))?;
-                out.write_all(b"\n")?;
-            }
-        }
-        Ok(())
-    })?;
-    write_atomically(&dir.join(BLOBS), |out| {
-        for (id, bytes) in org.blobs() {
-            let data = base64::engine::general_purpose::STANDARD.encode(bytes);
-            serde_json::to_writer(&mut *out, &json!({"id": id, "data": data}))?;
-            out.write_all(b"\n")?;
-        }
-        Ok(())
-    })
+    let mut objects: Vec<_> = org.tables().collect();
+    objects.sort_by(|a, b| a.0.cmp(b.0));
+    let records = objects.into_iter().flat_map(|(object, table)| {
+        table
+            .records
+            .iter()
+            .map(move |record| json!({"object": object, "record": record}))
+    });
+    write_json_lines(&dir.join(RECORDS), records)?;
+    let blobs = org.blobs().map(|(id, bytes)| {
+        json!({"id": id, "data": base64::engine::general_purpose::STANDARD.encode(bytes)})
+    });
+    write_json_lines(&dir.join(BLOBS), blobs)
 }
 
 /// Reads a saved org from `dir` into `org` (which has its custom fields already).
 pub fn load(org: &mut Org, dir: &Path) -> std::io::Result<()> {
-    let bad = |line: usize, file: &str| {
-        std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            format!(
-                "{}: line {line} is not a saved record",
-                dir.join(file).display()
-            ),
-        )
-    };
-    for (n, line) in BufReader::new(File::open(dir.join(RECORDS))?)
-        .lines()
-        .enumerate()
-    {
-        let value: Value = serde_json::from_str(&line?).map_err(|_| bad(n + 1, RECORDS))?;
-        let object = value
-            .get("object")
-            .and_then(Value::as_str)
-            .ok_or_else(|| bad(n + 1, RECORDS))?;
-        let record = value
-            .get("record")
-            .and_then(Value::as_object)
-            .ok_or_else(|| bad(n + 1, RECORDS))?;
+    read_json_lines(&dir.join(RECORDS), |value| {
+        let object = value.get("object")?.as_str()?;
+        let record = value.get("record")?.as_object()?;
         org.put(object, record.clone());
-    }
-    if let Ok(file) = File::open(dir.join(BLOBS)) {
-        for (n, line) in BufReader::new(file).lines().enumerate() {
-            let value: Value = serde_json::from_str(&line?).map_err(|_| bad(n + 1, BLOBS))?;
-            let id = value
-                .get("id")
-                .and_then(Value::as_str)
-                .ok_or_else(|| bad(n + 1, BLOBS))?;
-            let data = value
-                .get("data")
-                .and_then(Value::as_str)
-                .and_then(|d| base64::engine::general_purpose::STANDARD.decode(d).ok())
-                .ok_or_else(|| bad(n + 1, BLOBS))?;
+        Some(())
+    })?;
+    let blobs = dir.join(BLOBS);
+    if blobs.exists() {
+        read_json_lines(&blobs, |value| {
+            let id = value.get("id")?.as_str()?;
+            let data = base64::engine::general_purpose::STANDARD
+                .decode(value.get("data")?.as_str()?)
+                .ok()?;
             org.put_blob(id, data);
-        }
+            Some(())
+        })?;
     }
     Ok(())
 }
