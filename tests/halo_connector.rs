@@ -123,7 +123,13 @@ fn wrong_credentials_and_tenant_are_refused_with_halos_message() {
     let client = HaloClient::new(&wrong_secret, options()).unwrap();
     let error = client.get("Client", 1).unwrap_err();
     assert!(
-        matches!(error, HaloError::Auth { status: 401, .. }),
+        matches!(
+            error,
+            HaloError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
         "{error:?}"
     );
     assert!(error.to_string().contains("invalid_client"), "{error}");
@@ -506,6 +512,42 @@ fn rides_out_a_429_storm_without_losing_a_write() {
         .collect();
     assert_eq!(stored.len(), 72, "every write landed exactly once");
     assert_eq!(names.len(), 72);
+}
+
+#[test]
+fn the_client_limiter_keeps_under_halos_limit() {
+    let sandbox = start(
+        Config {
+            rate_limit: Some(etl::sandbox::halo::RateLimit {
+                requests: 5,
+                window: Duration::from_secs(1),
+            }),
+            ..Config::default()
+        },
+        None,
+    );
+    // The same count over a slightly longer window: in-flight time cannot push two calls into
+    // one of Halo's windows.
+    let client = HaloClient::new(
+        &connection(&sandbox),
+        ClientOptions {
+            rate_limit: Some(RateLimit {
+                requests: 5,
+                window: Duration::from_millis(1_200),
+            }),
+            ..options()
+        },
+    )
+    .unwrap();
+    let clients = all(&client, "Client", &ListQuery::default());
+    for _ in 0..3 {
+        for record in clients.iter().take(4) {
+            assert!(client.get("Client", id(record)).unwrap().is_some());
+        }
+    }
+    let admitted = etl::sandbox::halo::state::lock(&sandbox.halo_state()).requests;
+    assert_eq!(client.api_calls(), 13);
+    assert_eq!(admitted, 13, "no call was refused with 429");
 }
 
 #[test]

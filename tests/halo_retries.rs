@@ -232,7 +232,13 @@ fn bad_credentials_give_halos_message_without_the_secret() {
     let client = server.client(fast());
     let error = client.get("Client", 1).unwrap_err();
     assert!(
-        matches!(error, HaloError::Auth { status: 401, .. }),
+        matches!(
+            error,
+            HaloError::Auth {
+                status: Some(401),
+                ..
+            }
+        ),
         "{error:?}"
     );
     let text = error.to_string();
@@ -454,4 +460,57 @@ fn a_download_broken_midway_is_an_error_but_one_broken_before_any_byte_is_retrie
     assert_eq!(client.download_attachment(5, &mut out).unwrap(), 10_000);
     assert_eq!(out, "x".repeat(10_000).into_bytes());
     assert_eq!(client.api_calls(), 3);
+}
+
+#[test]
+fn an_https_url_without_tls_fails_at_once_with_a_clear_error() {
+    // Something listens, so the failure is TLS, not the connection.
+    let server = Server::start(Box::new(|_, _| answer(200, "{}")));
+    let connection = HaloConnection {
+        base_url: server.url.replace("http://", "https://"),
+        auth_url: None,
+        tenant: None,
+        client_id: "etl-client".into(),
+        client_secret: "very-secret-value".into(),
+        scope: "all".into(),
+    };
+    let client = HaloClient::new(&connection, fast()).unwrap();
+    let error = client.get("Client", 1).unwrap_err();
+    assert!(
+        matches!(error, HaloError::Auth { status: None, .. }),
+        "{error:?}"
+    );
+    assert!(
+        error.to_string().contains("TLS") || error.to_string().contains("tls"),
+        "{error}"
+    );
+    assert_eq!(
+        client.token_fetches(),
+        1,
+        "not retried: asking again cannot help"
+    );
+}
+
+#[test]
+fn an_unreachable_auth_server_is_retried_then_reported() {
+    // Bind and drop: nothing listens on this port any more.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let connection = HaloConnection {
+        base_url: format!("http://127.0.0.1:{port}"),
+        auth_url: None,
+        tenant: None,
+        client_id: "etl-client".into(),
+        client_secret: "very-secret-value".into(),
+        scope: "all".into(),
+    };
+    let client = HaloClient::new(&connection, fast()).unwrap();
+    let error = client.get("Client", 1).unwrap_err();
+    let text = error.to_string();
+    assert!(text.contains("gave up after 4 attempts"), "{text}");
+    assert!(!text.contains("very-secret-value"));
+    assert_eq!(client.token_fetches(), 4);
 }

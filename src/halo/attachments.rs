@@ -8,7 +8,6 @@ use std::io::{Read, Write};
 
 use base64::Engine;
 use serde_json::{json, Value};
-use ureq::http::Method;
 
 use super::client::HaloClient;
 use super::error::HaloError;
@@ -56,12 +55,7 @@ impl HaloClient {
                 entity: "Attachment".into(),
                 message: format!("cannot encode the upload: {error}"),
             })?;
-        let call = Call {
-            method: Method::POST,
-            body: Some(body),
-            replay_safe: false,
-            ..Call::get("Attachment", "Attachment".into(), Vec::new())
-        };
+        let call = Call::post("Attachment", body, false);
         let record = format!(
             "{:?} on ticket {}",
             attachment.filename, attachment.ticket_id

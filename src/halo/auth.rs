@@ -102,7 +102,8 @@ impl TokenSource {
                 .post(&self.token_url)
                 .content_type("application/x-www-form-urlencoded")
                 .send(self.form.as_bytes());
-            let wait = match sent {
+            // Asking for a token twice is harmless, so every passing failure is retried.
+            let (wait, last) = match sent {
                 Ok(mut response) => {
                     let status = response.status().as_u16();
                     let retry_after = response
@@ -113,20 +114,33 @@ impl TokenSource {
                     let body = response.body_mut().read_to_string().unwrap_or_default();
                     match status {
                         200..=299 => return self.read_token(&body, status),
-                        429 => retry.after_rate_limit(retry_after.as_deref(), attempt),
-                        500..=599 => retry.backoff(attempt),
-                        _ => return Err(self.refusal(status, halo_message(&body))),
+                        429 => (
+                            retry.after_rate_limit(retry_after.as_deref(), attempt),
+                            (Some(status), halo_message(&body)),
+                        ),
+                        500..=599 => (retry.backoff(attempt), (Some(status), halo_message(&body))),
+                        _ => return Err(self.refusal(Some(status), halo_message(&body))),
                     }
                 }
-                Err(error) => {
-                    if attempt >= retry.max_attempts {
-                        return Err(self.refusal(0, format!("cannot reach it: {error}")));
-                    }
-                    retry.backoff(attempt)
-                }
+                Err(
+                    error @ (ureq::Error::ConnectionFailed
+                    | ureq::Error::HostNotFound
+                    | ureq::Error::Io(_)
+                    | ureq::Error::Timeout(_)
+                    | ureq::Error::Protocol(_)),
+                ) => (
+                    retry.backoff(attempt),
+                    (None, format!("cannot reach it: {error}")),
+                ),
+                // A bad URL, an https URL without TLS: asking again cannot help.
+                Err(error) => return Err(self.refusal(None, error.to_string())),
             };
             if attempt >= retry.max_attempts {
-                return Err(self.refusal(0, format!("gave up after {attempt} attempts")));
+                let (status, message) = last;
+                return Err(self.refusal(
+                    status,
+                    format!("{message} (gave up after {attempt} attempts)"),
+                ));
             }
             std::thread::sleep(wait);
         }
@@ -134,12 +148,14 @@ impl TokenSource {
 
     fn read_token(&self, body: &str, status: u16) -> Result<Token, HaloError> {
         let value: Value = serde_json::from_str(body)
-            .map_err(|_| self.refusal(status, "the token answer is not JSON".to_string()))?;
+            .map_err(|_| self.refusal(Some(status), "the token answer is not JSON".to_string()))?;
         let access_token = value
             .get("access_token")
             .and_then(Value::as_str)
             .filter(|token| !token.is_empty())
-            .ok_or_else(|| self.refusal(status, "the answer has no access_token".to_string()))?;
+            .ok_or_else(|| {
+                self.refusal(Some(status), "the answer has no access_token".to_string())
+            })?;
         let lifetime = value
             .get("expires_in")
             .and_then(|seconds| {
@@ -156,7 +172,7 @@ impl TokenSource {
         })
     }
 
-    fn refusal(&self, status: u16, message: String) -> HaloError {
+    fn refusal(&self, status: Option<u16>, message: String) -> HaloError {
         HaloError::Auth {
             token_url: self.token_url.clone(),
             status,

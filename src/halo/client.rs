@@ -7,7 +7,6 @@ use std::fmt;
 use std::time::Duration;
 
 use serde_json::Value;
-use ureq::http::Method;
 
 use super::auth::TokenSource;
 use super::backoff::RetryPolicy;
@@ -136,10 +135,7 @@ impl HaloClient {
     /// Deletes one record; Halo answers with the record as it was.
     pub fn delete(&self, entity: &str, id: u64) -> Result<Value, HaloError> {
         check_entity(entity)?;
-        let call = Call {
-            method: Method::DELETE,
-            ..Call::get(entity, format!("{entity}/{id}"), Vec::new())
-        };
+        let call = Call::delete(entity, format!("{entity}/{id}"));
         self.service
             .json(&call)
             .map_err(|error| error.with_record(format!("id {id}")))

@@ -12,10 +12,11 @@ pub enum HaloError {
     #[error("Halo connection settings: {0}")]
     Settings(String),
     /// The authorisation server refused the client credentials or answered nonsense.
-    #[error("Halo sign-in at {token_url} failed (HTTP {status}): {message}")]
+    #[error("Halo sign-in at {token_url} failed{}: {message}", status_suffix(.status))]
     Auth {
         token_url: String,
-        status: u16,
+        /// `None` when the authorisation server could not be reached.
+        status: Option<u16>,
         message: String,
     },
     /// The API answered an error for one call.
@@ -56,6 +57,13 @@ pub enum HaloError {
     },
 }
 
+fn status_suffix(status: &Option<u16>) -> String {
+    match status {
+        Some(status) => format!(" (HTTP {status})"),
+        None => String::new(),
+    }
+}
+
 fn record_suffix(record: &Option<String>) -> String {
     match record {
         Some(record) => format!(" record {record}"),
@@ -67,7 +75,8 @@ impl HaloError {
     /// The HTTP status Halo answered, when it answered.
     pub fn status(&self) -> Option<u16> {
         match self {
-            HaloError::Auth { status, .. } | HaloError::Api { status, .. } => Some(*status),
+            HaloError::Auth { status, .. } => *status,
+            HaloError::Api { status, .. } => Some(*status),
             HaloError::RateLimited { .. } => Some(429),
             _ => None,
         }

@@ -49,6 +49,24 @@ impl Call {
             replay_safe: true,
         }
     }
+
+    /// A POST of a JSON body to `/api/<entity>`.
+    pub fn post(entity: &str, body: Vec<u8>, replay_safe: bool) -> Call {
+        Call {
+            method: Method::POST,
+            body: Some(body),
+            replay_safe,
+            ..Call::get(entity, entity.to_string(), Vec::new())
+        }
+    }
+
+    /// A DELETE, which Halo may safely receive twice.
+    pub fn delete(entity: &str, path: String) -> Call {
+        Call {
+            method: Method::DELETE,
+            ..Call::get(entity, path, Vec::new())
+        }
+    }
 }
 
 /// An error answer that the caller may want to read itself (a write's 400 names the failing

@@ -12,7 +12,6 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use serde_json::{Map, Value};
-use ureq::http::Method;
 
 use super::client::{check_entity, kind_of, HaloClient};
 use super::custom_fields::custom_field_key;
@@ -120,13 +119,9 @@ impl HaloClient {
             entity: entity.to_string(),
             message: format!("cannot encode the batch: {error}"),
         })?;
-        let call = Call {
-            method: Method::POST,
-            body: Some(body),
-            // Updates can be sent twice harmlessly; a create sent twice is a duplicate.
-            replay_safe: elements.iter().all(|record| is_update(record)),
-            ..Call::get(entity, entity.to_string(), Vec::new())
-        };
+        // Updates can be sent twice harmlessly; a create sent twice is a duplicate.
+        let replay_safe = elements.iter().all(|record| is_update(record));
+        let call = Call::post(entity, body, replay_safe);
         match self.service.json_or_rejection(&call)? {
             Ok(answer) => Ok(BatchAnswer::Saved(match_answers(
                 entity, batch, records, answer,
