@@ -497,7 +497,7 @@ fn rides_out_a_429_storm_without_losing_a_write() {
     let admitted = etl::sandbox::halo::state::lock(&sandbox.halo_state()).requests;
     let refused = client.api_calls() - admitted;
     assert!(
-        refused >= 5,
+        refused >= 3,
         "a storm: only {refused} calls were refused with 429"
     );
 

@@ -2,6 +2,8 @@
 //! request with the bearer token, counts the call, and deals with the answers that are not the
 //! caller's business — a 401 renews the token and replays the call once, a 429 waits as long as
 //! `Retry-After` says, 5xx answers and lost connections back off with jitter and try again.
+//! A 429 holds back every thread sharing the client, not only the one refused: Halo counts
+//! refused calls too, so hammering it during the wait only makes the wait longer.
 //!
 //! A call whose answer was lost is only resent when resending cannot do harm: reads, deletes
 //! and updates. A create is not, because Halo may already have saved it and a second POST would
@@ -9,7 +11,8 @@
 //! the record instead.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::http::{Method, Request, Response};
@@ -102,6 +105,8 @@ pub struct Service {
     api_base: String,
     tokens: TokenSource,
     limiter: Option<RateLimiter>,
+    /// No call leaves before this, set by a 429's wait.
+    resume_at: Mutex<Option<Instant>>,
     retry: RetryPolicy,
     api_calls: AtomicU64,
 }
@@ -128,6 +133,7 @@ impl Service {
             api_base,
             tokens,
             limiter,
+            resume_at: Mutex::new(None),
             retry,
             api_calls: AtomicU64::new(0),
         }
@@ -192,6 +198,7 @@ impl Service {
         let mut renewed = false;
         loop {
             attempt += 1;
+            self.wait_for_resume();
             if let Some(limiter) = &self.limiter {
                 limiter.acquire();
             }
@@ -237,7 +244,9 @@ impl Service {
                                     message: halo_message(&message),
                                 });
                             }
-                            self.retry.after_rate_limit(retry_after.as_deref(), attempt)
+                            let wait = self.retry.after_rate_limit(retry_after.as_deref(), attempt);
+                            self.hold_back(wait);
+                            wait
                         }
                         500..=599 => {
                             let message = halo_message(&read_text(response));
@@ -284,6 +293,32 @@ impl Service {
                 }
             };
             std::thread::sleep(wait);
+        }
+    }
+
+    /// Sleeps while a 429 holds the client back.
+    fn wait_for_resume(&self) {
+        let resume_at = *self
+            .resume_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(resume_at) = resume_at {
+            let now = Instant::now();
+            if resume_at > now {
+                std::thread::sleep(resume_at - now);
+            }
+        }
+    }
+
+    /// Holds every call of this client back for `wait` (or longer, if already held).
+    fn hold_back(&self, wait: Duration) {
+        let until = Instant::now() + wait;
+        let mut resume_at = self
+            .resume_at
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if resume_at.is_none_or(|current| current < until) {
+            *resume_at = Some(until);
         }
     }
 
