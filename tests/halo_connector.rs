@@ -219,6 +219,44 @@ fn pages_through_2500_users_a_page_at_a_time() {
 }
 
 #[test]
+fn tickets_page_at_halos_cap_whatever_was_asked() {
+    let sandbox = start(Config::default(), None);
+    let client = client(&sandbox);
+    let ticket_types = all(&client, "TicketType", &ListQuery::default());
+    let clients = all(&client, "Client", &ListQuery::default());
+    let tickets: Vec<Value> = (0..230)
+        .map(|n| {
+            json!({
+                "summary": format!("Capped {n:03}"), "details": "paging",
+                "tickettype_id": ticket_types[0]["id"], "client_id": clients[0]["id"]
+            })
+        })
+        .collect();
+    let created: BTreeSet<u64> = saved(&client.write("Tickets", &tickets))
+        .iter()
+        .map(id)
+        .collect();
+    let before = client.api_calls();
+    let mut seen = BTreeSet::new();
+    let mut pages = 0;
+    for page in client.list(
+        "Tickets",
+        &ListQuery {
+            page_size: Some(500),
+            ..ListQuery::default()
+        },
+    ) {
+        let page = page.unwrap();
+        assert!(page.len() <= 100, "Halo caps ticket pages at 100");
+        pages += 1;
+        seen.extend(page.iter().map(id));
+    }
+    assert!(created.is_subset(&seen));
+    assert_eq!(pages, (seen.len() as u64).div_ceil(100));
+    assert_eq!(client.api_calls() - before, pages);
+}
+
+#[test]
 fn incremental_reads_pass_lastupdatefromdate() {
     let sandbox = start(Config::default(), None);
     let client = client(&sandbox);

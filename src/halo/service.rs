@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use ureq::http::{Method, Request, Response};
-use ureq::{Agent, Body};
+use ureq::{Agent, Body, Timeout};
 
 use super::auth::TokenSource;
 use super::backoff::RetryPolicy;
@@ -253,14 +253,20 @@ impl Service {
                             // 502/503/504 come from before Halo's code ran; a 500 may come after
                             // it saved, so only replay-safe calls are resent.
                             let unprocessed = matches!(status, 502..=504);
-                            if attempt >= self.retry.max_attempts
-                                || !(unprocessed || call.replay_safe)
-                            {
+                            if !(unprocessed || call.replay_safe) {
                                 return Err(HaloError::Api {
                                     entity: call.entity.clone(),
                                     record: None,
                                     status,
                                     message,
+                                });
+                            }
+                            if attempt >= self.retry.max_attempts {
+                                return Err(HaloError::Api {
+                                    entity: call.entity.clone(),
+                                    record: None,
+                                    status,
+                                    message: format!("{message} (after {attempt} attempts)"),
                                 });
                             }
                             self.retry.backoff(attempt)
@@ -277,7 +283,9 @@ impl Service {
                     let message = error.to_string();
                     match error {
                         // Nothing was sent: always safe to try again.
-                        ureq::Error::ConnectionFailed | ureq::Error::HostNotFound => {
+                        ureq::Error::ConnectionFailed
+                        | ureq::Error::HostNotFound
+                        | ureq::Error::Timeout(Timeout::Resolve | Timeout::Connect) => {
                             if attempt >= self.retry.max_attempts {
                                 return Err(self.transport(call, &url, message));
                             }
