@@ -78,7 +78,11 @@ impl HaloClient {
     /// connection drops after some bytes were written, `out` holds a partial file and an error
     /// is returned (the caller discards it); before that, the download is simply tried again.
     pub fn download_attachment(&self, id: u64, out: &mut dyn Write) -> Result<u64, HaloError> {
-        let call = Call::get("Attachment", format!("Attachment/{id}"), Vec::new());
+        let call = Call {
+            // The file itself, whatever its type, not a JSON description of it.
+            accept: "*/*",
+            ..Call::get("Attachment", format!("Attachment/{id}"), Vec::new())
+        };
         let answer = self.service.exchange(&call, |response| {
             let mut reader = response.into_body().into_reader();
             let mut buffer = vec![0u8; 64 * 1024];

@@ -39,6 +39,8 @@ pub struct Call {
     pub body: Option<Vec<u8>>,
     /// Whether the call may be resent when its answer was lost (see the module docs).
     pub replay_safe: bool,
+    /// The `Accept` header: JSON, except for attachment bytes.
+    pub accept: &'static str,
 }
 
 impl Call {
@@ -50,6 +52,7 @@ impl Call {
             query,
             body: None,
             replay_safe: true,
+            accept: "application/json",
         }
     }
 
@@ -382,7 +385,7 @@ impl Service {
             .method(call.method.clone())
             .uri(url)
             .header("Authorization", bearer)
-            .header("Accept", "application/json");
+            .header("Accept", call.accept);
         match &call.body {
             Some(body) => {
                 let request = request
