@@ -47,6 +47,7 @@ fn connection(sandbox: &Running) -> HaloConnection {
         client_id: text("client_id"),
         client_secret: text("client_secret"),
         scope: "all".into(),
+        rate_limit: None,
     }
 }
 

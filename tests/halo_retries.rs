@@ -89,6 +89,7 @@ impl Server {
             client_id: "etl-client".into(),
             client_secret: "very-secret-value".into(),
             scope: "all".into(),
+            rate_limit: None,
         };
         HaloClient::new(&connection, options).unwrap()
     }
@@ -473,6 +474,7 @@ fn an_https_url_without_tls_fails_at_once_with_a_clear_error() {
         client_id: "etl-client".into(),
         client_secret: "very-secret-value".into(),
         scope: "all".into(),
+        rate_limit: None,
     };
     let client = HaloClient::new(&connection, fast()).unwrap();
     let error = client.get("Client", 1).unwrap_err();
@@ -506,6 +508,7 @@ fn an_unreachable_auth_server_is_retried_then_reported() {
         client_id: "etl-client".into(),
         client_secret: "very-secret-value".into(),
         scope: "all".into(),
+        rate_limit: None,
     };
     let client = HaloClient::new(&connection, fast()).unwrap();
     let error = client.get("Client", 1).unwrap_err();

@@ -4,6 +4,7 @@
 //! or authentication error.
 
 mod output;
+mod run;
 mod runs;
 mod sandbox;
 mod schema;
@@ -71,8 +72,13 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
     },
-    /// Serve a local emulator of a Salesforce org (prints its URLs and credentials as one JSON line).
+    /// Serve local emulators of a Salesforce org and a Halo instance (prints their URLs and
+    /// credentials as one JSON line).
     Sandbox(sandbox::SandboxArgs),
+    /// Extract, transform, plan and load pipelines (Salesforce → Halo), in depends_on order.
+    Run(run::RunArgs),
+    /// Extract, transform and plan without writing: what `etl run` would do.
+    Plan(run::RunArgs),
     /// List run history from the staging file.
     Runs {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -89,6 +95,8 @@ pub fn main() -> i32 {
         Command::Sql { query, format } => sql::run(&cli.project, &query, format),
         Command::Runs { format } => runs::run(&cli.project, format),
         Command::Sandbox(args) => sandbox::run(args),
+        Command::Run(args) => run::run(&cli.project, args, crate::engine::Mode::Load),
+        Command::Plan(args) => run::run(&cli.project, args, crate::engine::Mode::Plan),
     }
 }
 

@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::rules::parse_duration;
+use crate::config::rules::parse_rate;
 use crate::sandbox::faults::FaultPlan;
 use crate::sandbox::halo::{self, RateLimit};
 use crate::sandbox::salesforce::state::Config;
@@ -97,15 +97,8 @@ pub fn run(args: SandboxArgs) -> i32 {
 
 /// `300/5m` → 300 requests per 5 minutes.
 fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
-    let usage = "expected REQUESTS/WINDOW, e.g. 300/5m";
-    let (requests, window) = text.split_once('/').ok_or(usage)?;
-    let requests: u32 = requests
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or(usage)?;
-    let seconds = parse_duration(window).filter(|s| *s > 0).ok_or(usage)?;
+    let (requests, seconds) =
+        parse_rate(text).ok_or("expected REQUESTS/WINDOW, e.g. 300/5m")?;
     Ok(RateLimit {
         requests,
         window: Duration::from_secs(seconds),

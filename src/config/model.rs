@@ -346,6 +346,10 @@ pub struct HaloConnection {
     /// OAuth scope.
     #[serde(default = "default_halo_scope")]
     pub scope: String,
+    /// Client-side request limit, `REQUESTS/WINDOW`: default `300/5m` (hosted Halo's own limit);
+    /// `off` for an instance without one, such as the sandbox.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limit: Option<String>,
 }
 
 /// Defaults every pipeline inherits.

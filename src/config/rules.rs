@@ -394,6 +394,14 @@ fn check_incremental(
 }
 
 /// Seconds in a duration written as `30s`, `10m`, `2h` or `1d`.
+/// `300/5m` → 300 requests per 300 seconds.
+pub fn parse_rate(text: &str) -> Option<(u32, u64)> {
+    let (requests, window) = text.split_once('/')?;
+    let requests: u32 = requests.trim().parse().ok().filter(|n| *n > 0)?;
+    let seconds = parse_duration(window.trim()).filter(|s| *s > 0)?;
+    Some((requests, seconds))
+}
+
 pub fn parse_duration(text: &str) -> Option<u64> {
     let text = text.trim();
     let split = text.find(|c: char| !c.is_ascii_digit())?;
@@ -945,7 +953,29 @@ pub fn check_project(file: &SourceFile, tree: &Node, project: &Project, out: &mu
             literal_secret(file, tree, &[sf_path[0], sf_path[1], Step::Key(key)], out);
         }
     }
-    if let Some(HaloConnection { .. }) = &project.connections.halo {
+    if let Some(HaloConnection { rate_limit, .. }) = &project.connections.halo {
+        if let Some(rate) = rate_limit
+            .as_deref()
+            .map(str::trim)
+            .filter(|r| *r != "off" && parse_rate(r).is_none())
+        {
+            let loc = loc_at(
+                tree,
+                &[
+                    Step::Key("connections"),
+                    Step::Key("halo"),
+                    Step::Key("rate_limit"),
+                ],
+            );
+            out.push(
+                file.error(
+                    "rate-limit",
+                    loc,
+                    format!("`{rate}` is not a request limit"),
+                )
+                .hint("write REQUESTS/WINDOW, e.g. `300/5m` (hosted Halo's limit), or `off`"),
+            );
+        }
         literal_secret(
             file,
             tree,

@@ -200,6 +200,7 @@ mod tests {
             client_id: "id".into(),
             client_secret: "top-secret".into(),
             scope: "all".into(),
+            rate_limit: None,
         }
     }
 

@@ -2,3 +2,4 @@
 //! their fields). The REST client, OAuth flows and Bulk API live here as they arrive.
 
 pub mod catalog;
+pub mod source;

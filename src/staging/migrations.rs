@@ -38,4 +38,8 @@ pub const MIGRATIONS: &[&str] = &[
     "ALTER TABLE runs ADD COLUMN api_calls_source BIGINT DEFAULT 0;
     ALTER TABLE runs ADD COLUMN api_calls_target BIGINT DEFAULT 0;
     ALTER TABLE id_map ADD COLUMN target_hash VARCHAR;",
+    // 3: what was last written to the target (to send only changed fields next time) and the
+    // record as the target saved it (for lookups of its fields, e.g. a customer's main site).
+    "ALTER TABLE id_map ADD COLUMN synced_record JSON;
+    ALTER TABLE id_map ADD COLUMN target_record JSON;",
 ];

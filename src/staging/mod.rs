@@ -3,6 +3,7 @@
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
 mod error;
+mod id_map;
 mod migrations;
 mod query;
 mod store;
@@ -10,8 +11,9 @@ mod tables;
 mod values;
 
 pub use error::StagingError;
+pub use id_map::Link;
 pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 pub use query::ResultTable;
 pub use store::{RunRecord, Store};
 pub use tables::{column_name, Column, ColumnType, PipelineTables, Stage};
-pub use values::{cell_to_json, cell_to_text};
+pub use values::{cell_to_json, cell_to_text, json_to_cell, Cell};

@@ -139,3 +139,34 @@ mod tests {
         assert_eq!(cell_to_text(&Value::Date32(-1)), "1969-12-31");
     }
 }
+
+/// A JSON value as a cell of a typed column: numbers, booleans, dates and datetimes
+/// (`2024-05-01`, `2024-05-01T10:00:00.000+0000`) become the column's type; anything that does
+/// not fit is NULL there (the whole record is kept as JSON beside it).
+pub fn json_to_cell(value: &serde_json::Value, column_type: super::ColumnType) -> Value {
+    use super::ColumnType;
+    use serde_json::Value as Json;
+    match (column_type, value) {
+        (_, Json::Null) => Value::Null,
+        (ColumnType::Text, Json::String(s)) => Value::Text(s.clone()),
+        (ColumnType::Text | ColumnType::Json, other) => Value::Text(other.to_string()),
+        (ColumnType::Integer, v) => v
+            .as_i64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .map_or(Value::Null, Value::BigInt),
+        (ColumnType::Double, v) => v
+            .as_f64()
+            .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+            .map_or(Value::Null, Value::Double),
+        (ColumnType::Boolean, v) => v.as_bool().map_or(Value::Null, Value::Boolean),
+        (ColumnType::Date, Json::String(s)) => crate::civil::parse_date(s)
+            .and_then(|days| i32::try_from(days).ok())
+            .map_or(Value::Null, Value::Date32),
+        (ColumnType::Timestamp, Json::String(s)) => crate::civil::parse_datetime(s)
+            .map_or(Value::Null, |ms| Value::Timestamp(TimeUnit::Millisecond, ms)),
+        _ => Value::Null,
+    }
+}
+
+/// A staged cell (DuckDB's value type), for code that builds rows.
+pub type Cell = Value;

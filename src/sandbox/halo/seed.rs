@@ -70,6 +70,7 @@ pub fn seed(store: &mut Store, org: &Org) {
         ("CFTaskType", "Task Type", 1),
         ("CFSalesforceAccountId", "Salesforce Account Id", 2),
         ("CFSalesforceContactId", "Salesforce Contact Id", 4),
+        ("CFSalesforceAccountType", "Salesforce Account Type", 2),
     ] {
         field_ids.push(store.insert(
             Entity::FieldInfo,

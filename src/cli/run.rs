@@ -1,0 +1,307 @@
+//! `etl run` and `etl plan`: load the pipelines, sign in to both systems (starting the sandbox
+//! in-process when `etl.yaml` points at it and nothing answers there), run each pipeline in
+//! `depends_on` order through the engine, print the review table (plan) or the summary (run).
+
+use std::net::{SocketAddr, TcpStream, ToSocketAddrs};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde_json::json;
+
+use super::EXIT_CONFIG;
+use crate::config::{self, model::ImportMode, rules};
+use crate::engine::{run_pipeline, EngineError, Mode, PipelineSummary, RunOptions};
+use crate::halo::{ClientOptions as HaloOptions, HaloClient, HaloTarget};
+use crate::salesforce::auth::{store_path, TokenStore};
+use crate::salesforce::source::SalesforceSource;
+use crate::salesforce::{ClientOptions as SalesforceOptions, SalesforceClient};
+use crate::sandbox::server::{self as sandbox_server, Running};
+use crate::staging::Store;
+
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Pipeline files or folders (default: `pipelines:` from etl.yaml).
+    pub paths: Vec<PathBuf>,
+    /// Load only these Salesforce Ids; or, with a space or operator in it, only records whose
+    /// staged extract matches this SQL condition (e.g. `"Industry = 'Retail'"`). Repeatable.
+    #[arg(long, value_name = "ID|SQL")]
+    pub select: Vec<String>,
+    /// Never load these Salesforce Ids. Repeatable.
+    #[arg(long, value_name = "ID")]
+    pub exclude: Vec<String>,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Never start the sandbox, even when etl.yaml points at it and nothing answers.
+    #[arg(long)]
+    pub no_sandbox: bool,
+}
+
+/// A URL's host and port when it names this machine (the sandbox's home).
+fn local_address(url: &str) -> Option<SocketAddr> {
+    let rest = url.strip_prefix("http://")?;
+    let authority = rest.split('/').next()?;
+    let (host, port) = authority.rsplit_once(':')?;
+    if !matches!(host, "127.0.0.1" | "localhost") {
+        return None;
+    }
+    (host, port.parse::<u16>().ok()?)
+        .to_socket_addrs()
+        .ok()?
+        .next()
+}
+
+fn answers(address: SocketAddr) -> bool {
+    TcpStream::connect_timeout(&address, Duration::from_millis(300)).is_ok()
+}
+
+/// Starts the sandbox when both systems are configured on this machine and neither answers.
+fn start_sandbox_if_needed(workspace: &config::Workspace) -> Result<Option<Running>, i32> {
+    let connections = &workspace.project.connections;
+    let (Some(salesforce), Some(halo)) = (&connections.salesforce, &connections.halo) else {
+        return Ok(None);
+    };
+    let (Some(sf), Some(h)) = (local_address(&salesforce.login_url), local_address(&halo.base_url))
+    else {
+        return Ok(None);
+    };
+    if answers(sf) || answers(h) {
+        return Ok(None);
+    }
+    let data = workspace.root.join(".etl/sandbox");
+    let options = sandbox_server::Options {
+        data_dir: Some(data.clone()),
+        salesforce_port: sf.port(),
+        halo_port: h.port(),
+        ..sandbox_server::Options::default()
+    };
+    match sandbox_server::start(options) {
+        Ok(running) => {
+            eprintln!(
+                "started the sandbox (Salesforce {}, Halo {}; data in {}) because etl.yaml points at it",
+                running.salesforce_url,
+                running.halo_url,
+                data.display()
+            );
+            Ok(Some(running))
+        }
+        Err(error) => {
+            eprintln!("error: etl.yaml points at the sandbox, which could not start: {error}");
+            Err(3)
+        }
+    }
+}
+
+fn connect_salesforce(workspace: &config::Workspace) -> Result<SalesforceClient, i32> {
+    let Some(connection) = workspace.project.connections.salesforce.as_ref() else {
+        eprintln!("error: etl.yaml has no connections.salesforce section");
+        return Err(EXIT_CONFIG);
+    };
+    let store = TokenStore::new(store_path(
+        &workspace.root,
+        workspace.project.staging.as_deref(),
+        connection.token_store.as_deref(),
+    ));
+    SalesforceClient::connect(connection, store, SalesforceOptions::default()).map_err(|error| {
+        eprintln!("error: Salesforce: {error}");
+        error.exit_code()
+    })
+}
+
+fn connect_halo(workspace: &config::Workspace) -> Result<HaloClient, i32> {
+    let Some(connection) = workspace.project.connections.halo.as_ref() else {
+        eprintln!("error: etl.yaml has no connections.halo section");
+        return Err(EXIT_CONFIG);
+    };
+    let mut options = HaloOptions::default().with_batch_size(workspace.project.defaults.batch_size);
+    match connection.rate_limit.as_deref().map(str::trim) {
+        None => {}
+        Some("off") => options.rate_limit = None,
+        Some(text) => match rules::parse_rate(text) {
+            Some((requests, seconds)) => {
+                options.rate_limit = Some(crate::halo::RateLimit {
+                    requests,
+                    window: Duration::from_secs(seconds),
+                })
+            }
+            None => {
+                eprintln!("error: connections.halo.rate_limit in etl.yaml is `{text}`: write REQUESTS/WINDOW, e.g. 300/5m, or off");
+                return Err(EXIT_CONFIG);
+            }
+        },
+    }
+    HaloClient::new(connection, options).map_err(|error| {
+        eprintln!("error: Halo: {error}");
+        EXIT_CONFIG
+    })
+}
+
+pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
+    let workspace = config::load(project, &args.paths, &config::process_env);
+    for diagnostic in workspace.diagnostics.iter().filter(|d| d.is_error()) {
+        eprintln!("{}", diagnostic.render(None));
+    }
+    if workspace.has_errors() {
+        return EXIT_CONFIG;
+    }
+    if workspace.pipelines.is_empty() {
+        eprintln!("no pipelines found: pass files or folders, e.g. `etl run pipelines/`");
+        return EXIT_CONFIG;
+    }
+    let _sandbox = if args.no_sandbox {
+        None
+    } else {
+        match start_sandbox_if_needed(&workspace) {
+            Ok(sandbox) => sandbox,
+            Err(code) => return code,
+        }
+    };
+    let store = match Store::open(&workspace.staging_path()) {
+        Ok(store) => store,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_CONFIG;
+        }
+    };
+    let salesforce = match connect_salesforce(&workspace) {
+        Ok(client) => client,
+        Err(code) => return code,
+    };
+    let halo = match connect_halo(&workspace) {
+        Ok(client) => client,
+        Err(code) => return code,
+    };
+    let source = SalesforceSource::new(&salesforce);
+    let target = HaloTarget::new(&halo);
+
+    let pipelines: Vec<&config::Pipeline> = workspace.pipelines.iter().map(|p| &p.pipeline).collect();
+    let owned: Vec<config::Pipeline> = pipelines.iter().map(|p| (*p).clone()).collect();
+    let order = rules::run_order(&owned);
+    let names: Vec<String> = order.iter().map(|&i| owned[i].pipeline.clone()).collect();
+    let command = match mode {
+        Mode::Plan => "plan",
+        Mode::Load => "run",
+    };
+    let run_id = match store.begin_run(command, &names) {
+        Ok(id) => id,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return EXIT_CONFIG;
+        }
+    };
+    let (select, select_where): (Vec<String>, Vec<String>) = args
+        .select
+        .iter()
+        .cloned()
+        .partition(|s| !s.contains(|c: char| c.is_whitespace() || "=<>'".contains(c)));
+    let options = RunOptions {
+        run_id: run_id.clone(),
+        mode,
+        batch_size: workspace.project.defaults.batch_size.unwrap_or(200) as usize,
+        default_import: workspace.project.defaults.import.unwrap_or(ImportMode::Upsert),
+        select,
+        select_where: (!select_where.is_empty()).then(|| select_where.join(") AND (")),
+        exclude: args.exclude.clone(),
+    };
+    let mut summaries: Vec<PipelineSummary> = Vec::new();
+    let mut stopped: Option<EngineError> = None;
+    for &index in &order {
+        let pipeline = &owned[index];
+        if !args.json {
+            eprintln!("{}: extracting {} …", pipeline.pipeline, pipeline.salesforce.object);
+        }
+        match run_pipeline(pipeline, &source, &target, &store, &options) {
+            Ok(summary) => summaries.push(summary),
+            Err(error) => {
+                eprintln!("error: pipeline {}: {error}", pipeline.pipeline);
+                stopped = Some(error);
+                break;
+            }
+        }
+    }
+    let failed: u64 = summaries.iter().map(|s| s.failed).sum();
+    let status = match (&stopped, failed) {
+        (Some(_), _) => "error",
+        (None, 0) => "ok",
+        (None, _) => "failed records",
+    };
+    let summary = json!({
+        "run_id": run_id,
+        "command": command,
+        "status": status,
+        "pipelines": summaries,
+    });
+    let _ = store.finish_run(&run_id, status, &summary);
+    let _ = store.connection().execute(
+        "UPDATE runs SET api_calls_source = ?, api_calls_target = ? WHERE run_id = ?",
+        duckdb::params![
+            summaries.iter().map(|s| s.source_api_calls).sum::<u64>() as i64,
+            summaries.iter().map(|s| s.target_api_calls).sum::<u64>() as i64,
+            run_id
+        ],
+    );
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+    } else {
+        print_summary(&summaries, mode);
+        for summary in &summaries {
+            for (id, message) in summary.failures.iter().take(20) {
+                eprintln!("failed {} {id}: {message}", summary.pipeline);
+            }
+        }
+        eprintln!(
+            "run {run_id}: inspect it with `etl sql \"SELECT action, count(*) FROM <pipeline>_changes WHERE run_id = '{run_id}' GROUP BY 1\"`"
+        );
+    }
+    match (stopped, failed) {
+        (Some(error), _) => error.exit_code(),
+        (None, 0) => 0,
+        (None, _) => 1,
+    }
+}
+
+fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    match mode {
+        Mode::Load => {
+            table.set_header([
+                "pipeline", "extracted", "created", "updated", "unchanged", "linked", "skipped",
+                "failed", "API calls (SF/Halo)",
+            ]);
+            for s in summaries {
+                table.add_row([
+                    s.pipeline.clone(),
+                    s.extracted.to_string(),
+                    s.created.to_string(),
+                    s.updated.to_string(),
+                    s.unchanged.to_string(),
+                    s.linked.to_string(),
+                    s.skipped.to_string(),
+                    s.failed.to_string(),
+                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
+                ]);
+            }
+        }
+        Mode::Plan => {
+            table.set_header([
+                "pipeline", "extracted", "create", "update", "unchanged", "link", "skip",
+                "API calls (SF/Halo)",
+            ]);
+            for s in summaries {
+                table.add_row([
+                    s.pipeline.clone(),
+                    s.extracted.to_string(),
+                    s.planned_creates.to_string(),
+                    s.planned_updates.to_string(),
+                    s.unchanged.to_string(),
+                    s.linked.to_string(),
+                    s.skipped.to_string(),
+                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
+                ]);
+            }
+        }
+    }
+    println!("{table}");
+}

@@ -1,0 +1,105 @@
+//! Lookups for the transform: another pipeline's links read from the id map (loaded once per
+//! pipeline), and searches of the target (answered once per entity, field and value).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+use serde_json::Value;
+
+use super::connector::Target;
+use crate::staging::{Link, Store};
+use crate::transform::Lookups;
+
+pub struct EngineLookups<'a> {
+    store: &'a Store,
+    target: &'a dyn Target,
+    links: RefCell<HashMap<String, HashMap<String, Link>>>,
+    searches: RefCell<HashMap<(String, String, String), Option<Value>>>,
+    /// The first search error, reported once instead of on every record.
+    pub search_error: RefCell<Option<String>>,
+}
+
+impl<'a> EngineLookups<'a> {
+    pub fn new(store: &'a Store, target: &'a dyn Target) -> EngineLookups<'a> {
+        EngineLookups {
+            store,
+            target,
+            links: RefCell::new(HashMap::new()),
+            searches: RefCell::new(HashMap::new()),
+            search_error: RefCell::new(None),
+        }
+    }
+
+    fn with_links<T>(&self, pipeline: &str, read: impl FnOnce(&HashMap<String, Link>) -> T) -> T {
+        let mut links = self.links.borrow_mut();
+        if !links.contains_key(pipeline) {
+            let loaded = self.store.links(pipeline).unwrap_or_default();
+            links.insert(pipeline.to_string(), loaded);
+        }
+        read(&links[pipeline])
+    }
+}
+
+/// A target id as JSON: a number when it is one (Halo's ids are integers).
+pub fn id_value(id: &str) -> Value {
+    id.parse::<i64>()
+        .map(Value::from)
+        .unwrap_or_else(|_| Value::String(id.to_string()))
+}
+
+fn id_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n
+            .as_i64()
+            .map(|i| i.to_string())
+            .or_else(|| n.as_f64().map(|f| (f as i64).to_string()))
+            .unwrap_or_default(),
+        other => other.to_string(),
+    }
+}
+
+impl Lookups for EngineLookups<'_> {
+    fn linked(&self, pipeline: &str, field: Option<&str>, source_id: &str) -> Option<Value> {
+        self.with_links(pipeline, |links| {
+            let link = links.get(source_id)?;
+            match field {
+                None => Some(id_value(&link.target_id)),
+                Some(field) => link
+                    .target_record
+                    .as_ref()?
+                    .get(field)
+                    .filter(|v| !v.is_null())
+                    .cloned(),
+            }
+        })
+    }
+
+    fn search(&self, entity: &str, by: &str, value: &Value) -> Option<Value> {
+        let key = (entity.to_string(), by.to_string(), id_text(value).to_lowercase());
+        if let Some(found) = self.searches.borrow().get(&key) {
+            return found.clone();
+        }
+        let found = match self.target.search(entity, by, value) {
+            Ok(found) => found,
+            Err(error) => {
+                self.search_error
+                    .borrow_mut()
+                    .get_or_insert_with(|| error.to_string());
+                None
+            }
+        };
+        self.searches.borrow_mut().insert(key, found.clone());
+        found
+    }
+
+    fn source_of(&self, pipeline: &str, target_id: &Value) -> Option<Value> {
+        let wanted = id_text(target_id);
+        self.with_links(pipeline, |links| {
+            links
+                .iter()
+                .find(|(_, link)| link.target_id == wanted)
+                .map(|(source, _)| Value::String(source.clone()))
+        })
+    }
+}

@@ -1,0 +1,13 @@
+//! The engine: runs pipelines in `depends_on` order through extract → stage → transform → plan
+//! → load, writing every step to the staging file. It talks to the two systems only through the
+//! [`Source`] and [`Target`] traits, so it never names a vendor; the connectors implement them.
+
+pub mod connector;
+pub mod error;
+pub mod lookups;
+pub mod plan;
+pub mod run;
+
+pub use connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest, WriteResult};
+pub use error::EngineError;
+pub use run::{run_pipeline, Mode, PipelineSummary, RunOptions};

@@ -1,0 +1,261 @@
+//! The plan: for each transformed record, what the load will do and why — create, update with
+//! only the changed fields, unchanged (no API call), link to a record the target already has
+//! (matched by the pipeline's `match` keys instead of duplicating), or skip with a reason.
+
+use serde_json::{Map, Value};
+
+use super::connector::{Record, Target};
+use super::error::EngineError;
+use crate::config::model::ImportMode;
+use crate::staging::Link;
+use crate::transform::{changed_fields, record_hash};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    Create,
+    Update,
+    Unchanged,
+    /// Linked to an existing target record that already holds these values.
+    Link,
+    Skip,
+}
+
+impl Action {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Unchanged => "unchanged",
+            Action::Link => "link",
+            Action::Skip => "skip",
+        }
+    }
+
+    /// Whether the load writes to the target for this action.
+    pub fn writes(self) -> bool {
+        matches!(self, Action::Create | Action::Update)
+    }
+}
+
+/// One field that changes: its target path, the value before (if any) and after.
+pub type Change = (String, Option<Value>, Option<Value>);
+
+#[derive(Debug, Clone)]
+pub struct Planned {
+    pub source_id: String,
+    pub action: Action,
+    pub target_id: Option<String>,
+    pub reason: Option<String>,
+    pub changes: Vec<Change>,
+    /// What the target held (last synced, or the matched record).
+    pub before: Option<Record>,
+    /// The transformed record.
+    pub after: Record,
+    /// What to send: the whole record for a create, the changed fields for an update.
+    pub write: Option<Record>,
+    pub hash: String,
+    /// The target's record found by the match keys.
+    pub matched: Option<Record>,
+}
+
+/// The settings of a pipeline the plan needs.
+pub struct PlanContext<'a> {
+    pub entity: &'a str,
+    pub import: ImportMode,
+    pub match_keys: &'a [String],
+    pub target: &'a dyn Target,
+}
+
+fn skip(source_id: &str, after: Record, hash: String, reason: String) -> Planned {
+    Planned {
+        source_id: source_id.to_string(),
+        action: Action::Skip,
+        target_id: None,
+        reason: Some(reason),
+        changes: Vec::new(),
+        before: None,
+        after,
+        write: None,
+        hash,
+        matched: None,
+    }
+}
+
+/// Decides what to do with one transformed record.
+pub fn plan_record(
+    context: &PlanContext,
+    source_id: &str,
+    after: Record,
+    problems: &[String],
+    link: Option<&Link>,
+) -> Result<Planned, EngineError> {
+    let hash = record_hash(&after);
+    if !problems.is_empty() {
+        return Ok(skip(source_id, after, hash, problems.join("; ")));
+    }
+    if let Some(link) = link {
+        let before = link.synced_record.clone().unwrap_or_default();
+        let changes = changed_fields(&before, &after);
+        let mut planned = Planned {
+            source_id: source_id.to_string(),
+            action: Action::Unchanged,
+            target_id: Some(link.target_id.clone()),
+            reason: None,
+            changes: Vec::new(),
+            before: Some(before),
+            after,
+            write: None,
+            hash,
+            matched: None,
+        };
+        if link.source_hash.as_deref() == Some(planned.hash.as_str()) || changes.is_empty() {
+            return Ok(planned);
+        }
+        if context.import == ImportMode::Create {
+            planned.action = Action::Skip;
+            planned.reason = Some("already in the target; `import: create` never updates".into());
+            return Ok(planned);
+        }
+        planned.action = Action::Update;
+        planned.write = Some(subset(&changes));
+        planned.changes = changes;
+        return Ok(planned);
+    }
+    let matched = find_match(context, &after)?;
+    match matched {
+        Some((target_id, record)) => {
+            let changes: Vec<Change> = changed_fields(&record, &after)
+                .into_iter()
+                .filter(|(_, _, new)| new.is_some())
+                .collect();
+            let action = if changes.is_empty() || context.import == ImportMode::Create {
+                Action::Link
+            } else {
+                Action::Update
+            };
+            Ok(Planned {
+                source_id: source_id.to_string(),
+                action,
+                target_id: Some(target_id),
+                reason: Some(format!(
+                    "matched on {}",
+                    context.match_keys.join(", ")
+                )),
+                write: (action == Action::Update).then(|| subset(&changes)),
+                changes,
+                before: Some(record.clone()),
+                after,
+                hash,
+                matched: Some(record),
+            })
+        }
+        None if context.import == ImportMode::Update => Ok(skip(
+            source_id,
+            after,
+            hash,
+            "not in the target; `import: update` never creates".into(),
+        )),
+        None => {
+            let changes = changed_fields(&Map::new(), &after);
+            Ok(Planned {
+                source_id: source_id.to_string(),
+                action: Action::Create,
+                target_id: None,
+                reason: None,
+                changes,
+                before: None,
+                write: Some(after.clone()),
+                after,
+                hash,
+                matched: None,
+            })
+        }
+    }
+}
+
+/// The target record whose match keys equal the transformed record's, when all keys have values.
+fn find_match(
+    context: &PlanContext,
+    after: &Record,
+) -> Result<Option<(String, Record)>, EngineError> {
+    if context.match_keys.is_empty() {
+        return Ok(None);
+    }
+    let mut key = Vec::new();
+    for field in context.match_keys {
+        match get_path(after, field) {
+            Some(value) if !value.is_null() && value != &Value::String(String::new()) => {
+                key.push((field.clone(), value.clone()))
+            }
+            _ => return Ok(None),
+        }
+    }
+    context.target.find(context.entity, &key)
+}
+
+/// A value at a dotted path of a nested record.
+pub fn get_path<'a>(record: &'a Record, path: &str) -> Option<&'a Value> {
+    if let Some(value) = record.get(path) {
+        return Some(value);
+    }
+    let mut parts = path.split('.');
+    let mut current = record.get(parts.next()?)?;
+    for part in parts {
+        current = current.as_object()?.get(part)?;
+    }
+    Some(current)
+}
+
+/// Sets a dotted path, creating objects on the way.
+fn set_path(record: &mut Record, path: &str, value: Value) {
+    let mut parts: Vec<&str> = path.split('.').collect();
+    let last = parts.pop().unwrap_or(path);
+    let mut current = record;
+    for part in parts {
+        let entry = current
+            .entry(part.to_string())
+            .or_insert_with(|| Value::Object(Map::new()));
+        if !entry.is_object() {
+            *entry = Value::Object(Map::new());
+        }
+        current = entry.as_object_mut().expect("made an object above");
+    }
+    current.insert(last.to_string(), value);
+}
+
+/// The record of only the changed fields (a removed value is sent as null).
+pub fn subset(changes: &[Change]) -> Record {
+    let mut record = Map::new();
+    for (path, _, after) in changes {
+        set_path(&mut record, path, after.clone().unwrap_or(Value::Null));
+    }
+    record
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn subsets_nest_by_path() {
+        let changes = vec![
+            ("name".to_string(), None, Some(json!("A"))),
+            ("customfields.CFx".to_string(), None, Some(json!(1))),
+            ("website".to_string(), Some(json!("w")), None),
+        ];
+        assert_eq!(
+            Value::Object(subset(&changes)),
+            json!({"name": "A", "customfields": {"CFx": 1}, "website": null})
+        );
+    }
+
+    #[test]
+    fn paths_read_flat_or_nested() {
+        let record = json!({"a.b": 1, "c": {"d": 2}});
+        let record = record.as_object().unwrap();
+        assert_eq!(get_path(record, "a.b"), Some(&json!(1)));
+        assert_eq!(get_path(record, "c.d"), Some(&json!(2)));
+        assert_eq!(get_path(record, "c.e"), None);
+    }
+}

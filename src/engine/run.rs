@@ -1,0 +1,483 @@
+//! One pipeline's run: extract pages from the source into `<p>_extracted` and, transformed,
+//! into `<p>_transformed`; plan every record against the id map into `<p>_changes`; then load
+//! the writes in batches, each batch's results and links committed in one transaction, so a
+//! run killed at any moment resumes without duplicates.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{json, Value};
+
+use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
+use super::error::EngineError;
+use super::lookups::EngineLookups;
+use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
+use crate::civil;
+use crate::config::layout::pipeline_tables;
+use crate::config::model::{ImportMode, Pipeline};
+use crate::staging::{json_to_cell, Cell, Link, PipelineTables, Stage, Store};
+use crate::transform::{Direction, Transformer};
+
+/// Plan only (`etl plan`), or plan and load (`etl run`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Plan,
+    Load,
+}
+
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub run_id: String,
+    pub mode: Mode,
+    /// Records per load batch (and per checkpoint).
+    pub batch_size: usize,
+    /// The project's import mode, for pipelines that set none.
+    pub default_import: ImportMode,
+    /// `--select`: only these source ids, or records matching this SQL condition.
+    pub select: Vec<String>,
+    pub select_where: Option<String>,
+    /// `--exclude`: never these source ids.
+    pub exclude: Vec<String>,
+}
+
+/// What one pipeline did, for the summary table and `--json`.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PipelineSummary {
+    pub pipeline: String,
+    pub extracted: u64,
+    pub created: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub linked: u64,
+    pub skipped: u64,
+    pub failed: u64,
+    /// Planned actions (in plan mode nothing is written).
+    pub planned_creates: u64,
+    pub planned_updates: u64,
+    pub source_api_calls: u64,
+    pub target_api_calls: u64,
+    /// Records that failed, with the target's message.
+    pub failures: Vec<(String, String)>,
+}
+
+fn now_cell() -> Cell {
+    Cell::Timestamp(
+        duckdb::types::TimeUnit::Millisecond,
+        civil::now_millis(),
+    )
+}
+
+fn text(value: &str) -> Cell {
+    Cell::Text(value.to_string())
+}
+
+fn json_cell(value: &Value) -> Cell {
+    Cell::Text(value.to_string())
+}
+
+/// The typed columns of a stage and the record path each is read from.
+fn typed_paths(pipeline: &Pipeline, tables: &PipelineTables, stage: Stage) -> Vec<(String, String, crate::staging::ColumnType)> {
+    let columns = match stage {
+        Stage::Extracted => &tables.extracted,
+        _ => &tables.transformed,
+    };
+    let mut out = Vec::new();
+    for mapping in &pipeline.fields {
+        let path = match stage {
+            Stage::Extracted => mapping.salesforce.as_deref().filter(|f| !f.starts_with('$')),
+            _ => mapping.halo.as_deref(),
+        };
+        let Some(path) = path else { continue };
+        let name = crate::staging::column_name(path);
+        if let Some(column) = columns.iter().find(|c| c.name == name) {
+            if !out.iter().any(|(n, _, _)| *n == name) {
+                out.push((name, path.to_string(), column.column_type));
+            }
+        }
+    }
+    out
+}
+
+fn typed_cells(record: &Record, paths: &[(String, String, crate::staging::ColumnType)]) -> Vec<(String, Cell)> {
+    paths
+        .iter()
+        .filter_map(|(name, path, column_type)| {
+            get_path(record, path).map(|value| (name.clone(), json_to_cell(value, *column_type)))
+        })
+        .collect()
+}
+
+/// Runs one pipeline's import (Salesforce → Halo direction).
+pub fn run_pipeline(
+    pipeline: &Pipeline,
+    source: &dyn Source,
+    target: &dyn Target,
+    store: &Store,
+    options: &RunOptions,
+) -> Result<PipelineSummary, EngineError> {
+    let mut summary = PipelineSummary {
+        pipeline: pipeline.pipeline.clone(),
+        ..PipelineSummary::default()
+    };
+    let import = pipeline.sync.import.unwrap_or(options.default_import);
+    if import == ImportMode::Off {
+        return Ok(summary);
+    }
+    let (source_calls, target_calls) = (source.api_calls(), target.api_calls());
+    let tables = pipeline_tables(pipeline);
+    store.ensure_pipeline_tables(&tables)?;
+    let transformer = Transformer::new(pipeline, Direction::Import)
+        .map_err(|e| EngineError::Config(format!("pipeline {}: {e}", pipeline.pipeline)))?;
+    let lookups = EngineLookups::new(store, target);
+    let run_id = options.run_id.as_str();
+
+    // Pass 1: extract, stage, transform, stage.
+    let request = ExtractRequest {
+        object: pipeline.salesforce.object.clone(),
+        fields: transformer.source_fields(),
+        filter: pipeline.salesforce.where_clause.clone(),
+        query: pipeline.salesforce.query.clone(),
+    };
+    let extracted_paths = typed_paths(pipeline, &tables, Stage::Extracted);
+    let transformed_paths = typed_paths(pipeline, &tables, Stage::Transformed);
+    let mut problems: HashMap<String, Vec<String>> = HashMap::new();
+    let id_field = source.id_field().to_string();
+    source.extract(&request, &mut |page| {
+        let mut extracted_rows = Vec::with_capacity(page.len());
+        let mut transformed_rows = Vec::with_capacity(page.len());
+        for record in page {
+            let Some(source_id) = record.get(&id_field).and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            let transformed = transformer.transform(&record, &lookups);
+            if !transformed.problems.is_empty() {
+                problems.insert(
+                    source_id.clone(),
+                    transformed
+                        .problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.target, p.message))
+                        .collect(),
+                );
+            }
+            let mut row = vec![
+                ("run_id".to_string(), text(run_id)),
+                ("source_id".to_string(), text(&source_id)),
+                ("record".to_string(), json_cell(&Value::Object(record.clone()))),
+                ("staged_at".to_string(), now_cell()),
+            ];
+            row.extend(typed_cells(&record, &extracted_paths));
+            extracted_rows.push(row);
+            let mut row = vec![
+                ("run_id".to_string(), text(run_id)),
+                ("source_id".to_string(), text(&source_id)),
+                ("record".to_string(), json_cell(&Value::Object(transformed.record.clone()))),
+                ("staged_at".to_string(), now_cell()),
+            ];
+            row.extend(typed_cells(&transformed.record, &transformed_paths));
+            transformed_rows.push(row);
+        }
+        summary.extracted += extracted_rows.len() as u64;
+        store.append(&tables, Stage::Extracted, &extracted_rows)?;
+        store.append(&tables, Stage::Transformed, &transformed_rows)?;
+        Ok(())
+    })?;
+    if let Some(error) = lookups.search_error.borrow().as_ref() {
+        return Err(EngineError::Connection(format!(
+            "pipeline {}: a lookup could not search the target: {error}",
+            pipeline.pipeline
+        )));
+    }
+
+    // Which records the user selected (the guide's "deselect objects").
+    let selected = selection(store, pipeline, &tables, options)?;
+
+    // Pass 2: plan.
+    let links = store.links(&pipeline.pipeline)?;
+    let entity = format!("{:?}", pipeline.halo.entity);
+    let context = PlanContext {
+        entity: &entity,
+        import,
+        match_keys: &pipeline.halo.match_on,
+        target,
+    };
+    let mut planned_writes: Vec<Planned> = Vec::new();
+    let mut settled: Vec<Planned> = Vec::new();
+    let mut change_rows = Vec::new();
+    for (source_id, after) in transformed_records(store, &tables, run_id)? {
+        let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
+        let mut planned = plan_record(&context, &source_id, after, &record_problems, links.get(&source_id))?;
+        if let Some(selected) = &selected {
+            if !selected.contains(&source_id) && planned.action != Action::Unchanged {
+                planned.action = Action::Skip;
+                planned.reason = Some("deselected".into());
+                planned.write = None;
+            }
+        }
+        change_rows.push(change_row(run_id, &planned));
+        match planned.action {
+            Action::Create => summary.planned_creates += 1,
+            Action::Update => summary.planned_updates += 1,
+            _ => {}
+        }
+        if planned.action.writes() {
+            planned_writes.push(planned);
+        } else {
+            settled.push(planned);
+        }
+        if change_rows.len() >= 1000 {
+            store.append(&tables, Stage::Changes, &change_rows)?;
+            change_rows.clear();
+        }
+    }
+    store.append(&tables, Stage::Changes, &change_rows)?;
+
+    if options.mode == Mode::Load {
+        load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
+        for batch in planned_writes.chunks(options.batch_size.max(1)) {
+            load_batch(store, &tables, run_id, pipeline, &entity, target, batch, &mut summary)?;
+        }
+    } else {
+        for planned in &settled {
+            count_settled(planned, &mut summary);
+        }
+    }
+    summary.source_api_calls = source.api_calls() - source_calls;
+    summary.target_api_calls = target.api_calls() - target_calls;
+    Ok(summary)
+}
+
+/// The ids the selection keeps, or `None` when everything is selected.
+fn selection(
+    store: &Store,
+    pipeline: &Pipeline,
+    tables: &PipelineTables,
+    options: &RunOptions,
+) -> Result<Option<HashSet<String>>, EngineError> {
+    let mut only: Vec<String> = pipeline.selection.only.clone();
+    only.extend(options.select.iter().cloned());
+    let exclude: HashSet<String> = pipeline
+        .selection
+        .exclude
+        .iter()
+        .chain(&options.exclude)
+        .cloned()
+        .collect();
+    let conditions: Vec<&String> = pipeline
+        .selection
+        .where_clause
+        .iter()
+        .chain(options.select_where.iter())
+        .collect();
+    if only.is_empty() && exclude.is_empty() && conditions.is_empty() {
+        return Ok(None);
+    }
+    let mut sql = format!(
+        "SELECT source_id FROM \"{}\" WHERE run_id = '{}'",
+        tables.table(Stage::Extracted),
+        options.run_id.replace('\'', "''")
+    );
+    for condition in conditions {
+        sql.push_str(&format!(" AND ({condition})"));
+    }
+    let mut statement = store
+        .connection()
+        .prepare(&sql)
+        .map_err(|e| EngineError::Config(format!("selection `where` of pipeline {}: {e}", pipeline.pipeline)))?;
+    let ids = statement
+        .query_map([], |row| row.get::<_, String>(0))
+        .map_err(|e| EngineError::Config(format!("selection `where` of pipeline {}: {e}", pipeline.pipeline)))?;
+    let mut kept = HashSet::new();
+    for id in ids {
+        let id = id.map_err(crate::staging::StagingError::from)?;
+        if (only.is_empty() || only.contains(&id)) && !exclude.contains(&id) {
+            kept.insert(id);
+        }
+    }
+    Ok(Some(kept))
+}
+
+/// This run's transformed records, in staging order.
+fn transformed_records(
+    store: &Store,
+    tables: &PipelineTables,
+    run_id: &str,
+) -> Result<Vec<(String, Record)>, EngineError> {
+    let mut statement = store.connection().prepare(&format!(
+        "SELECT source_id, record::VARCHAR FROM \"{}\" WHERE run_id = ? ORDER BY rowid",
+        tables.table(Stage::Transformed)
+    )).map_err(crate::staging::StagingError::from)?;
+    let rows = statement
+        .query_map([run_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .map_err(crate::staging::StagingError::from)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let (id, record) = row.map_err(crate::staging::StagingError::from)?;
+        let record = match serde_json::from_str(&record) {
+            Ok(Value::Object(map)) => map,
+            _ => Record::new(),
+        };
+        out.push((id, record));
+    }
+    Ok(out)
+}
+
+fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
+    let changes: Vec<Value> = planned
+        .changes
+        .iter()
+        .map(|(path, before, after)| json!({"field": path, "before": before, "after": after}))
+        .collect();
+    let mut row = vec![
+        ("run_id".to_string(), text(run_id)),
+        ("source_id".to_string(), text(&planned.source_id)),
+        ("action".to_string(), text(planned.action.as_str())),
+        ("changed_fields".to_string(), json_cell(&Value::Array(changes))),
+        ("after".to_string(), json_cell(&Value::Object(planned.after.clone()))),
+        ("staged_at".to_string(), now_cell()),
+    ];
+    if let Some(id) = &planned.target_id {
+        row.push(("target_id".to_string(), text(id)));
+    }
+    if let Some(reason) = &planned.reason {
+        row.push(("reason".to_string(), text(reason)));
+    }
+    if let Some(before) = &planned.before {
+        row.push(("before".to_string(), json_cell(&Value::Object(before.clone()))));
+    }
+    row
+}
+
+fn result_row(
+    run_id: &str,
+    planned: &Planned,
+    target_id: Option<&str>,
+    status: &str,
+    message: Option<&str>,
+) -> Vec<(String, Cell)> {
+    let mut row = vec![
+        ("run_id".to_string(), text(run_id)),
+        ("source_id".to_string(), text(&planned.source_id)),
+        ("action".to_string(), text(planned.action.as_str())),
+        ("status".to_string(), text(status)),
+        ("staged_at".to_string(), now_cell()),
+    ];
+    if let Some(id) = target_id.or(planned.target_id.as_deref()) {
+        row.push(("target_id".to_string(), text(id)));
+    }
+    if let Some(message) = message.or(planned.reason.as_deref()) {
+        row.push(("error_message".to_string(), text(message)));
+    }
+    row
+}
+
+fn count_settled(planned: &Planned, summary: &mut PipelineSummary) {
+    match planned.action {
+        Action::Unchanged => summary.unchanged += 1,
+        Action::Link => summary.linked += 1,
+        _ => summary.skipped += 1,
+    }
+}
+
+/// Results for records that need no write; links made by matching are recorded.
+fn load_settled(
+    store: &Store,
+    tables: &PipelineTables,
+    run_id: &str,
+    pipeline: &Pipeline,
+    settled: &[Planned],
+    summary: &mut PipelineSummary,
+) -> Result<(), EngineError> {
+    let mut rows = Vec::with_capacity(settled.len());
+    let mut links = Vec::new();
+    for planned in settled {
+        count_settled(planned, summary);
+        let status = match planned.action {
+            Action::Unchanged => "unchanged",
+            Action::Link => "linked",
+            _ => "skipped",
+        };
+        rows.push(result_row(run_id, planned, None, status, None));
+        if planned.action == Action::Link {
+            if let Some(target_id) = &planned.target_id {
+                links.push((
+                    planned.source_id.clone(),
+                    Link {
+                        target_id: target_id.clone(),
+                        source_hash: Some(planned.hash.clone()),
+                        synced_record: Some(planned.after.clone()),
+                        target_record: planned.matched.clone(),
+                    },
+                ));
+            }
+        }
+    }
+    store.in_transaction(|store| {
+        store.append(tables, Stage::Results, &rows)?;
+        store.save_links(run_id, &pipeline.pipeline, &links)
+    })?;
+    Ok(())
+}
+
+/// Writes one batch and commits its results and links together.
+#[allow(clippy::too_many_arguments)]
+fn load_batch(
+    store: &Store,
+    tables: &PipelineTables,
+    run_id: &str,
+    pipeline: &Pipeline,
+    entity: &str,
+    target: &dyn Target,
+    batch: &[Planned],
+    summary: &mut PipelineSummary,
+) -> Result<(), EngineError> {
+    let requests: Vec<WriteRequest> = batch
+        .iter()
+        .map(|planned| WriteRequest {
+            action: match (&planned.action, &planned.target_id) {
+                (Action::Update, Some(id)) => WriteAction::Update {
+                    target_id: id.clone(),
+                },
+                _ => WriteAction::Create,
+            },
+            record: planned.write.clone().unwrap_or_default(),
+        })
+        .collect();
+    let results = target.write(entity, &requests);
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut links = Vec::new();
+    for (planned, result) in batch.iter().zip(results) {
+        match result.outcome {
+            Ok((target_id, saved)) => {
+                let status = if planned.action == Action::Create {
+                    summary.created += 1;
+                    "created"
+                } else {
+                    summary.updated += 1;
+                    "updated"
+                };
+                rows.push(result_row(run_id, planned, Some(&target_id), status, None));
+                links.push((
+                    planned.source_id.clone(),
+                    Link {
+                        target_id,
+                        source_hash: Some(planned.hash.clone()),
+                        synced_record: Some(planned.after.clone()),
+                        target_record: Some(saved),
+                    },
+                ));
+            }
+            Err(message) => {
+                summary.failed += 1;
+                summary
+                    .failures
+                    .push((planned.source_id.clone(), message.clone()));
+                rows.push(result_row(run_id, planned, None, "failed", Some(&message)));
+            }
+        }
+    }
+    store.in_transaction(|store| {
+        store.append(tables, Stage::Results, &rows)?;
+        store.save_links(run_id, &pipeline.pipeline, &links)
+    })?;
+    Ok(())
+}

@@ -1,0 +1,215 @@
+//! Halo as the engine's [`Target`]: records shaped by the transform become Halo's POST arrays
+//! (custom fields as `{"CFName": value}` turn into Halo's `[{"name", "value"}]`, a customer's
+//! `main_site` fields go to its main site in one Site POST per batch), answers come back as the
+//! saved records; matches and lookups search Halo's lists.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::{Map, Value};
+
+use super::custom_fields::{custom_field_values, set_custom_field, FieldRef};
+use super::{HaloClient, ListQuery};
+use crate::engine::{EngineError, Record, Target, WriteAction, WriteRequest, WriteResult};
+
+type MatchIndex = HashMap<String, (String, Record)>;
+
+pub struct HaloTarget<'a> {
+    client: &'a HaloClient,
+    /// (entity, field) → lower-cased field value → id, filled by one listing per pair.
+    searches: Mutex<HashMap<(String, String), HashMap<String, Value>>>,
+    /// (entity, match fields) → key → (id, record): one listing of the entity answers every
+    /// match of a run, instead of a search call per record.
+    matches: Mutex<HashMap<(String, Vec<String>), MatchIndex>>,
+}
+
+impl<'a> HaloTarget<'a> {
+    pub fn new(client: &'a HaloClient) -> HaloTarget<'a> {
+        HaloTarget {
+            client,
+            searches: Mutex::new(HashMap::new()),
+            matches: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn match_index(&self, entity: &str, fields: &[String]) -> Result<MatchIndex, EngineError> {
+        let mut index = MatchIndex::new();
+        for record in self.client.records(entity, &ListQuery::default()) {
+            let record = record.map_err(|e| EngineError::Connection(e.to_string()))?;
+            let Some(id) = id_of(&record) else { continue };
+            let normalised = normalise(record);
+            let key: Option<Vec<String>> = fields
+                .iter()
+                .map(|field| {
+                    crate::engine::plan::get_path(&normalised, field)
+                        .filter(|v| !v.is_null())
+                        .map(key_text)
+                })
+                .collect();
+            if let Some(key) = key {
+                index.entry(key.join("\u{1f}")).or_insert((id, normalised));
+            }
+        }
+        Ok(index)
+    }
+}
+
+/// A saved Halo record as the engine keeps it: custom fields as name → value.
+fn normalise(mut record: Value) -> Record {
+    let values = custom_field_values(&record);
+    let Some(object) = record.as_object_mut() else {
+        return Record::new();
+    };
+    if object.contains_key("customfields") {
+        object.insert("customfields".into(), Value::Object(values));
+    }
+    std::mem::take(object)
+}
+
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.trim().to_lowercase(),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0)
+            .map(|f| (f as i64).to_string())
+            .unwrap_or_else(|| n.to_string()),
+        other => other.to_string(),
+    }
+}
+
+fn id_of(record: &Value) -> Option<String> {
+    let id = record.get("id")?;
+    Some(key_text(id)).filter(|id| !id.is_empty() && id != "0")
+}
+
+/// The Halo JSON for one request, and the customer's main-site fields set aside.
+fn to_halo(request: &WriteRequest) -> (Value, Option<Map<String, Value>>) {
+    let mut record = request.record.clone();
+    let main_site = match record.remove("main_site") {
+        Some(Value::Object(site)) => Some(site),
+        _ => None,
+    };
+    let custom = match record.remove("customfields") {
+        Some(Value::Object(custom)) => custom,
+        _ => Map::new(),
+    };
+    if let WriteAction::Update { target_id } = &request.action {
+        let id = target_id
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(target_id.clone()));
+        record.insert("id".into(), id);
+    }
+    let mut value = Value::Object(record);
+    for (name, field_value) in custom {
+        set_custom_field(&mut value, FieldRef::Name(name), field_value);
+    }
+    (value, main_site)
+}
+
+impl Target for HaloTarget<'_> {
+    fn write(&self, entity: &str, batch: &[WriteRequest]) -> Vec<WriteResult> {
+        let (records, sites): (Vec<Value>, Vec<Option<Map<String, Value>>>) =
+            batch.iter().map(to_halo).unzip();
+        let outcomes = self.client.write(entity, &records);
+        let mut results: Vec<WriteResult> = outcomes
+            .into_iter()
+            .map(|outcome| WriteResult {
+                outcome: match outcome.result {
+                    Ok(saved) => match id_of(&saved) {
+                        Some(id) => Ok((id, normalise(saved))),
+                        None => Err(format!("Halo saved the {entity} record but answered without its id")),
+                    },
+                    Err(failure) => Err(failure.message),
+                },
+            })
+            .collect();
+        // The main sites of the customers just saved, in one POST.
+        let mut site_writes = Vec::new();
+        let mut site_owners = Vec::new();
+        for (index, site) in sites.into_iter().enumerate() {
+            let (Some(site), Ok((_, saved))) = (site, &results[index].outcome) else {
+                continue;
+            };
+            match saved.get("main_site_id").filter(|v| !v.is_null()) {
+                Some(site_id) => {
+                    let mut site = site;
+                    site.insert("id".into(), site_id.clone());
+                    site_writes.push(Value::Object(site));
+                    site_owners.push(index);
+                }
+                None => {
+                    results[index].outcome = Err(format!(
+                        "{entity} saved, but it has no main site to hold the mapped `main_site` fields"
+                    ))
+                }
+            }
+        }
+        if !site_writes.is_empty() {
+            for (outcome, index) in self.client.write("Site", &site_writes).into_iter().zip(site_owners) {
+                match outcome.result {
+                    Ok(site) => {
+                        if let Ok((_, saved)) = &mut results[index].outcome {
+                            saved.insert("main_site".into(), Value::Object(normalise(site)));
+                        }
+                    }
+                    Err(failure) => {
+                        let id = results[index]
+                            .outcome
+                            .as_ref()
+                            .map(|(id, _)| id.clone())
+                            .unwrap_or_default();
+                        results[index].outcome = Err(format!(
+                            "{entity} {id} was saved but its main site was not: {}",
+                            failure.message
+                        ));
+                    }
+                }
+            }
+        }
+        results
+    }
+
+    fn find(
+        &self,
+        entity: &str,
+        key: &[(String, Value)],
+    ) -> Result<Option<(String, Record)>, EngineError> {
+        let fields: Vec<String> = key.iter().map(|(field, _)| field.clone()).collect();
+        let wanted: Vec<String> = key.iter().map(|(_, value)| key_text(value)).collect();
+        let mut matches = self
+            .matches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pair = (entity.to_string(), fields);
+        if !matches.contains_key(&pair) {
+            let index = self.match_index(entity, &pair.1)?;
+            matches.insert(pair.clone(), index);
+        }
+        Ok(matches[&pair].get(&wanted.join("\u{1f}")).cloned())
+    }
+
+    fn search(&self, entity: &str, by: &str, value: &Value) -> Result<Option<Value>, EngineError> {
+        let mut searches = self
+            .searches
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let pair = (entity.to_string(), by.to_string());
+        if !searches.contains_key(&pair) {
+            let mut index = HashMap::new();
+            for record in self.client.records(entity, &ListQuery::default()) {
+                let record = record.map_err(|e| EngineError::Connection(e.to_string()))?;
+                if let (Some(field), Some(id)) = (record.get(by), record.get("id")) {
+                    index.entry(key_text(field)).or_insert_with(|| id.clone());
+                }
+            }
+            searches.insert(pair.clone(), index);
+        }
+        Ok(searches[&pair].get(&key_text(value)).cloned())
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.client.api_calls()
+    }
+}

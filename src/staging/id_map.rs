@@ -1,0 +1,101 @@
+//! The id map: for each pipeline, which source record is linked to which target record, the
+//! hash and values last synced (so an unchanged record costs no API call and a changed one
+//! sends only what changed), and the record as the target saved it (for lookups of its fields).
+
+use std::collections::HashMap;
+
+use duckdb::params;
+use serde_json::{Map, Value};
+
+use super::error::StagingError;
+use super::store::Store;
+
+/// One linked pair.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Link {
+    pub target_id: String,
+    /// Hash of the transformed record last written.
+    pub source_hash: Option<String>,
+    /// The transformed record last written.
+    pub synced_record: Option<Map<String, Value>>,
+    /// The target's record as it answered the write.
+    pub target_record: Option<Map<String, Value>>,
+}
+
+fn object(text: Option<String>) -> Option<Map<String, Value>> {
+    match serde_json::from_str(&text?).ok()? {
+        Value::Object(map) => Some(map),
+        _ => None,
+    }
+}
+
+impl Store {
+    /// Every link of a pipeline, by source id.
+    pub fn links(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
+        let mut statement = self.connection().prepare(
+            "SELECT source_id, target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR
+             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
+        )?;
+        let rows = statement.query_map([pipeline], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                Link {
+                    target_id: row.get(1)?,
+                    source_hash: row.get(2)?,
+                    synced_record: object(row.get(3)?),
+                    target_record: object(row.get(4)?),
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// Records links (new or replacing the old ones) for `pipeline`.
+    pub fn save_links(
+        &self,
+        run_id: &str,
+        pipeline: &str,
+        links: &[(String, Link)],
+    ) -> Result<(), StagingError> {
+        let mut statement = self.connection().prepare(
+            "INSERT OR REPLACE INTO id_map
+                (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
+             VALUES (?, ?, ?, ?, now()::TIMESTAMP, ?, ?::JSON, ?::JSON)",
+        )?;
+        for (source_id, link) in links {
+            let json = |record: &Option<Map<String, Value>>| {
+                record
+                    .as_ref()
+                    .map(|r| Value::Object(r.clone()).to_string())
+            };
+            statement.execute(params![
+                pipeline,
+                source_id,
+                link.target_id,
+                link.source_hash,
+                run_id,
+                json(&link.synced_record),
+                json(&link.target_record),
+            ])?;
+        }
+        Ok(())
+    }
+
+    /// Runs `work` in one transaction: all of it is kept, or none.
+    pub fn in_transaction<T>(
+        &self,
+        work: impl FnOnce(&Store) -> Result<T, StagingError>,
+    ) -> Result<T, StagingError> {
+        self.connection().execute_batch("BEGIN TRANSACTION")?;
+        match work(self) {
+            Ok(value) => {
+                self.connection().execute_batch("COMMIT")?;
+                Ok(value)
+            }
+            Err(error) => {
+                let _ = self.connection().execute_batch("ROLLBACK");
+                Err(error)
+            }
+        }
+    }
+}

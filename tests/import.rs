@@ -1,0 +1,223 @@
+//! `etl run` / `etl plan` end to end: the binary against both sandboxes over HTTP, with a real
+//! staging file. The example pipelines import; a rerun writes nothing; records changed in
+//! Salesforce are updated with exactly the changed fields; customers and users that already
+//! exist in Halo are linked, not duplicated; users of unimported accounts go to the default site.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::{json, Value};
+
+use etl::sandbox::server::{self, Options, Running};
+
+struct Project {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().to_path_buf();
+    std::fs::create_dir_all(root.join("pipelines")).unwrap();
+    for name in pipelines {
+        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.yaml"));
+        std::fs::copy(&from, root.join(format!("pipelines/{name}.yaml"))).unwrap();
+    }
+    std::fs::write(
+        root.join("etl.yaml"),
+        format!(
+            "project: test\nstaging: .etl/staging.duckdb\npipelines: pipelines\nconnections:\n  salesforce:\n    login_url: {sf}\n    api_version: \"62.0\"\n    flow: client_credentials\n    client_id: etl-sandbox-client\n    client_secret: ${{SF_SECRET}}\n  halo:\n    base_url: {halo}\n    tenant: sandbox\n    client_id: etl-sandbox-client\n    client_secret: ${{HALO_SECRET}}\n    rate_limit: \"off\"\ndefaults:\n  batch_size: 50\n",
+            sf = sandbox.salesforce_url,
+            halo = sandbox.halo_url
+        ),
+    )
+    .unwrap();
+    Project { _dir: dir, root }
+}
+
+fn etl(project: &Project, args: &[&str]) -> (i32, Value, String) {
+    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .arg("--project")
+        .arg(project.root.join("etl.yaml"))
+        .args(args)
+        .env("SF_SECRET", "etl-sandbox-secret")
+        .env("HALO_SECRET", "etl-sandbox-secret")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
+    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
+    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
+    (output.status.code().unwrap_or(-1), summary, stderr)
+}
+
+fn pipeline<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    summary["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["pipeline"] == name)
+        .unwrap_or_else(|| panic!("no {name} in {summary}"))
+}
+
+fn halo_token(sandbox: &Running) -> String {
+    let mut response = ureq::post(format!("{}/auth/token", sandbox.halo_url))
+        .send_form([
+            ("grant_type", "client_credentials"),
+            ("client_id", "etl-sandbox-client"),
+            ("client_secret", "etl-sandbox-secret"),
+        ])
+        .unwrap();
+    let body: Value = response.body_mut().read_json().unwrap();
+    body["access_token"].as_str().unwrap().to_string()
+}
+
+fn halo_get(sandbox: &Running, token: &str, path: &str) -> Value {
+    let mut response = ureq::get(format!("{}/api/{path}", sandbox.halo_url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .call()
+        .unwrap();
+    response.body_mut().read_json().unwrap()
+}
+
+fn salesforce_records(sandbox: &Running, object: &str) -> Vec<serde_json::Map<String, Value>> {
+    let state = sandbox.salesforce_state();
+    let state = state.lock().unwrap();
+    state.org.records(object).to_vec()
+}
+
+#[test]
+fn accounts_and_contacts_import_then_rerun_changes_nothing() {
+    let sandbox = server::start(Options {
+        accounts: 40,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+
+    // The plan writes nothing and shows what a run would do.
+    let (code, plan, stderr) = etl(&project, &["plan", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let accounts = pipeline(&plan, "accounts");
+    let live_accounts = salesforce_records(&sandbox, "Account")
+        .iter()
+        .filter(|a| a["IsDeleted"] != json!(true))
+        .count() as u64;
+    assert_eq!(accounts["extracted"], live_accounts);
+    // The three customers the Halo seed shares with Salesforce are matched by name.
+    assert_eq!(accounts["linked"], 3, "{plan}");
+    assert_eq!(accounts["planned_creates"], live_accounts - 3);
+    let token = halo_token(&sandbox);
+    assert_eq!(halo_get(&sandbox, &token, "Client")["record_count"], 4, "plan wrote nothing");
+
+    let (code, run, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{run}");
+    let accounts = pipeline(&run, "accounts");
+    assert_eq!(accounts["created"], live_accounts - 3, "{run}");
+    assert_eq!(accounts["failed"], 0);
+    let contacts = pipeline(&run, "contacts");
+    assert_eq!(contacts["failed"], 0, "{run}");
+    assert!(contacts["created"].as_u64().unwrap() > 0);
+    assert_eq!(
+        halo_get(&sandbox, &token, "Client")["record_count"],
+        1 + live_accounts,
+        "every account once, the shared ones not duplicated"
+    );
+
+    // A user lands at its customer's main site; the account manager is the owner's agent.
+    let sf_contact = salesforce_records(&sandbox, "Contact")
+        .into_iter()
+        .find(|c| c["IsDeleted"] != json!(true) && c["AccountId"].is_string())
+        .unwrap();
+    let email = sf_contact["Email"].as_str().unwrap();
+    let users = halo_get(&sandbox, &token, &format!("Users?search={email}"));
+    assert_eq!(users["record_count"], 1, "{users}");
+    let user = &users["users"][0];
+    let client = halo_get(&sandbox, &token, &format!("Client/{}", user["client_id"]));
+    assert_eq!(user["site_id_int"], client["main_site_id"]);
+
+    // A second run writes nothing.
+    let (code, rerun, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    for name in ["accounts", "contacts"] {
+        let p = pipeline(&rerun, name);
+        assert_eq!((p["created"].clone(), p["updated"].clone()), (json!(0), json!(0)), "{rerun}");
+    }
+
+    // Five accounts changed in Salesforce: exactly those five are updated, with only the
+    // changed field.
+    let changed: Vec<String> = salesforce_records(&sandbox, "Account")
+        .iter()
+        .filter(|a| a["IsDeleted"] != json!(true))
+        .take(5)
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    for id in &changed {
+        let mut response = ureq::post(format!("{}/__sandbox/touch/{id}", sandbox.salesforce_url))
+            .send_json(json!({"Website": format!("https://changed.example/{id}")}))
+            .unwrap();
+        let _ = response.body_mut().read_to_string();
+    }
+    let (code, third, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let accounts = pipeline(&third, "accounts");
+    assert_eq!(accounts["updated"], 5, "{third}");
+    assert_eq!(accounts["created"], 0);
+    let run_id = third["run_id"].as_str().unwrap();
+    let (code, _, _) = etl(&project, &["sql", "SELECT 1"]);
+    assert_eq!(code, 0);
+    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .arg("--project")
+        .arg(project.root.join("etl.yaml"))
+        .args([
+            "sql",
+            "--format",
+            "json",
+            &format!("SELECT source_id, changed_fields::VARCHAR AS changed FROM accounts_changes WHERE run_id = '{run_id}' AND action = 'update' ORDER BY source_id"),
+        ])
+        .env("SF_SECRET", "x")
+        .env("HALO_SECRET", "x")
+        .output()
+        .unwrap();
+    let rows: Value = serde_json::from_slice(&output.stdout).unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 5);
+    for row in rows {
+        let changed: Value = serde_json::from_str(row["changed"].as_str().unwrap()).unwrap();
+        let fields: Vec<&str> = changed.as_array().unwrap().iter().map(|c| c["field"].as_str().unwrap()).collect();
+        assert_eq!(fields, ["website"], "{changed}");
+    }
+    let updated = halo_get(&sandbox, &token, "Client?search=");
+    let websites: Vec<&Value> = updated["clients"].as_array().unwrap().iter().map(|c| &c["website"]).collect();
+    for id in &changed {
+        assert!(websites.contains(&&json!(format!("https://changed.example/{id}"))));
+    }
+}
+
+#[test]
+fn deselected_records_are_skipped_and_a_bad_query_shows_salesforces_error() {
+    let sandbox = server::start(Options {
+        accounts: 10,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    let first = salesforce_records(&sandbox, "Account")[5]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (code, run, stderr) = etl(&project, &["run", "--json", "--exclude", &first]);
+    assert_eq!(code, 0, "{stderr}");
+    let accounts = pipeline(&run, "accounts");
+    assert_eq!(accounts["skipped"], 1, "{run}");
+
+    let pipeline_file = project.root.join("pipelines/accounts.yaml");
+    let text = std::fs::read_to_string(&pipeline_file).unwrap();
+    std::fs::write(
+        &pipeline_file,
+        text.replace("where: IsDeleted = false", "where: Nmae = 'x'"),
+    )
+    .unwrap();
+    let (code, _, stderr) = etl(&project, &["run"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("Nmae"), "{stderr}");
+}
