@@ -711,3 +711,65 @@ fn the_api_budget_stops_before_the_org_limit() {
         "the org never went past half its limit"
     );
 }
+
+fn online_diagnostics(org: &Org, pipeline_yaml: &str) -> Vec<etl::config::Diagnostic> {
+    let folder = tempfile::tempdir().unwrap();
+    let path = folder.path().join("opportunities.yaml");
+    std::fs::write(&path, pipeline_yaml).unwrap();
+    let mut offline = Vec::new();
+    let etl::config::loader::PipelineLoad::Loaded(loaded) =
+        etl::config::loader::load_pipeline(&path, &|_| None, &mut offline)
+    else {
+        panic!("pipeline does not load: {offline:?}");
+    };
+    let client = client(org, fast());
+    let mut describes = etl::salesforce::describe::OrgDescribes::new(&client);
+    let mut out = Vec::new();
+    etl::config::rules::check_pipeline_online(
+        &loaded.source,
+        &loaded.tree,
+        &loaded.pipeline,
+        &mut describes,
+        &mut out,
+    );
+    assert!(describes.failure.is_none(), "{:?}", describes.failure);
+    out
+}
+
+#[test]
+fn online_checks_name_the_real_fields() {
+    let org = org(3);
+    login(&org).unwrap();
+    let yaml = "pipeline: opportunities\n\
+salesforce:\n  object: Opportunity\n  incremental: SystemModstamp\n\
+halo:\n  entity: Opportunities\n\
+sync:\n  sync_back: { create: true, update: true }\n\
+fields:\n\
+  - { salesforce: Name, halo: summary, sync_back: true }\n\
+  - { salesforce: stagename, halo: status }\n\
+  - { salesforce: TaskType, halo: customfields.CFTaskType }\n\
+  - { salesforce: TaskType__c, halo: customfields.CFTaskType2 }\n\
+  - { salesforce: Owner.Emial, halo: agent }\n\
+  - { salesforce: Account.Owner.Email, halo: agent2 }\n\
+  - { salesforce: Acount.Name, halo: client_name }\n\
+  - { salesforce: IsWon, halo: won, sync_back: true }\n\
+  - { salesforce: ContactId, halo: contact, sync_back: true }\n";
+    let diagnostics = online_diagnostics(&org, yaml);
+    let rendered: Vec<String> = diagnostics.iter().map(|d| d.render(None)).collect();
+    let all = rendered.join("\n");
+    assert_eq!(diagnostics.len(), 6, "{all}");
+    let at = |line: usize| {
+        diagnostics
+            .iter()
+            .find(|d| d.line == line)
+            .map(|d| d.render(None))
+            .unwrap_or_else(|| panic!("nothing on line {line}: {all}"))
+    };
+    assert!(at(11).contains("did you mean `StageName`?"), "{}", at(11));
+    assert!(at(12).contains("did you mean `TaskType__c`?"), "{}", at(12));
+    assert!(at(14).contains("did you mean `Email`?"), "{}", at(14));
+    assert!(at(16).contains("did you mean `Account`?"), "{}", at(16));
+    assert!(at(17).contains("cannot be updated"), "{}", at(17));
+    // ContactId is create-only on Opportunity: updating it back is refused.
+    assert!(at(18).contains("cannot be updated"), "{}", at(18));
+}

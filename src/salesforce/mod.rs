@@ -10,6 +10,7 @@ pub mod auth;
 pub mod catalog;
 pub mod client;
 pub mod collections;
+pub mod describe;
 
 pub mod error;
 pub mod incremental;
