@@ -773,3 +773,111 @@ fields:\n\
     // ContactId is create-only on Opportunity: updating it back is refused.
     assert!(at(18).contains("cannot be updated"), "{}", at(18));
 }
+
+#[test]
+fn big_extracts_go_through_bulk_page_by_page() {
+    let org = org(5000);
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_query_threshold: 1000,
+            bulk_page_size: 1200,
+            ..fast()
+        },
+    );
+    let mut extract = client
+        .extract(
+            "SELECT Id, Name, NumberOfEmployees, IsDeleted, SystemModstamp FROM Account",
+            false,
+        )
+        .unwrap();
+    assert!(extract.is_bulk());
+    let mut seen = HashSet::new();
+    let mut pages = 0;
+    for page in extract.by_ref() {
+        let page = page.unwrap();
+        assert!(page.len() <= 1200);
+        pages += 1;
+        for record in page {
+            assert_eq!(record["IsDeleted"], json!(false), "typed by the describe");
+            assert!(record["SystemModstamp"]
+                .as_str()
+                .unwrap()
+                .ends_with("+0000"));
+            assert!(record["NumberOfEmployees"].is_null() || record["NumberOfEmployees"].is_i64());
+            seen.insert(record["Id"].as_str().unwrap().to_string());
+        }
+    }
+    assert_eq!((seen.len(), pages), (5000, 5));
+    // Below the threshold, REST.
+    let small = client
+        .extract("SELECT Id FROM Account WHERE Name = 'nobody at all'", false)
+        .unwrap();
+    assert!(!small.is_bulk());
+}
+
+#[test]
+fn a_query_bulk_refuses_falls_back_to_rest() {
+    let org = org(1200);
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_query_threshold: 1000,
+            ..fast()
+        },
+    );
+    // Subqueries are not supported by Bulk API 2.0.
+    let extract = client
+        .extract("SELECT Id, (SELECT Id FROM Contacts) FROM Account", false)
+        .unwrap();
+    assert!(!extract.is_bulk());
+    let records: Vec<Record> = extract.flat_map(|p| p.unwrap()).collect();
+    assert_eq!(records.len(), 1200);
+    assert!(records.iter().all(|r| r.contains_key("Contacts")));
+}
+
+#[test]
+fn big_writes_go_through_bulk_ingest_with_results_joined_back() {
+    let org = org(3);
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_write_threshold: 1000,
+            ..fast()
+        },
+    );
+    let records: Vec<Record> = (0..1500)
+        .map(|i| contact(i, (i % 10 != 3).then_some("Bulk")))
+        .collect();
+    let create = Operation::Create {
+        match_field: Some("External_Id__c".into()),
+    };
+    let calls_before = client.calls();
+    let outcomes = client.write("Contact", &create, &records).unwrap();
+    assert!(
+        client.calls() - calls_before < 10,
+        "one job, not 8 Collections calls"
+    );
+    assert_eq!(outcomes.len(), 1500);
+    let shared = org.sandbox.salesforce_state();
+    for (i, outcome) in outcomes.iter().enumerate() {
+        match outcome {
+            Outcome::Failed { code, fields, .. } => {
+                assert_eq!(i % 10, 3, "record {i}");
+                assert_eq!(code, "REQUIRED_FIELD_MISSING");
+                assert_eq!(fields, &vec!["LastName".to_string()]);
+            }
+            Outcome::Created { id } => {
+                // The Id really is this input row's record.
+                let state = lock(&shared);
+                let stored = state.org.get(id).unwrap();
+                assert_eq!(stored["External_Id__c"], json!(format!("ext-{i}")));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(count_contacts_with_prefix(&org, "ext-"), (1350, 1350));
+}

@@ -171,6 +171,7 @@ impl Response {
 struct Session {
     access_token: String,
     instance_url: String,
+    identity_url: String,
     /// The web-server flow's stored sign-in, kept in step with the file.
     stored: Option<StoredTokens>,
 }
@@ -217,6 +218,7 @@ impl SalesforceClient {
                 Session {
                     access_token: stored.access_token.clone(),
                     instance_url: stored.instance_url.clone(),
+                    identity_url: stored.identity_url.clone(),
                     stored: Some(stored),
                 }
             }
@@ -226,6 +228,7 @@ impl SalesforceClient {
                 Session {
                     access_token: granted.access_token,
                     instance_url: granted.instance_url,
+                    identity_url: granted.identity_url,
                     stored: None,
                 }
             }
@@ -312,18 +315,7 @@ impl SalesforceClient {
 
     /// Who the token belongs to (the identity URL's answer).
     pub fn identity(&self) -> Result<Value, Error> {
-        let url = {
-            let session = lock(&self.session);
-            match &session.stored {
-                Some(stored) => stored.identity_url.clone(),
-                None => String::new(),
-            }
-        };
-        if url.is_empty() {
-            return Err(Error::Config(
-                "the identity of a headless sign-in is not kept".into(),
-            ));
-        }
+        let url = lock(&self.session).identity_url.clone();
         self.get_json(&url)
     }
 
@@ -477,6 +469,7 @@ impl SalesforceClient {
         self.refreshes.fetch_add(1, Ordering::Relaxed);
         session.access_token = granted.access_token.clone();
         session.instance_url = granted.instance_url.clone();
+        session.identity_url = granted.identity_url.clone();
         if let Some(stored) = session.stored.as_mut() {
             stored.access_token = granted.access_token;
             stored.instance_url = granted.instance_url;

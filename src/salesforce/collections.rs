@@ -101,7 +101,27 @@ impl SalesforceClient {
     /// come back as `Err`, with the outcomes of the chunks already written lost to the caller
     /// only in the sense that they were not yet reported: re-running finds them (upsert / the
     /// match field). Everything else is a per-record `Outcome`.
+    ///
+    /// At `bulk_write_threshold` records or more the write goes through a Bulk API 2.0 ingest
+    /// job instead, unless Salesforce refuses to open one (then Collections it is).
     pub fn write(
+        &self,
+        object: &str,
+        operation: &Operation,
+        records: &[Record],
+    ) -> Result<Vec<Outcome>, Error> {
+        if !records.is_empty() && records.len() >= self.options().bulk_write_threshold {
+            match self.open_ingest_job(object, operation) {
+                Ok(job) => return self.run_ingest_job(&job, operation, records),
+                Err(error) if super::bulk::bulk_refused(&error) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        self.write_collections(object, operation, records)
+    }
+
+    /// `write` through sObject Collections only.
+    pub fn write_collections(
         &self,
         object: &str,
         operation: &Operation,

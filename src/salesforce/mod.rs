@@ -6,6 +6,7 @@
 //! it never touches DuckDB.
 
 pub mod auth;
+pub mod bulk;
 
 pub mod catalog;
 pub mod client;
