@@ -500,23 +500,28 @@ pub fn check_pipeline_online(
         match resolve_path(source, &object, &segments) {
             Err(problem) => out.push(path_diagnostic(file, node, 0, &segments, problem)),
             Ok(Some(info)) if mapping.sync_back && segments.len() == 1 => {
-                let refused = if back.update && !info.updateable {
-                    Some("updated")
-                } else if back.create && !info.createable {
-                    Some("created")
-                } else if !info.createable && !info.updateable {
-                    Some("written")
-                } else {
-                    None
-                };
-                if let Some(verb) = refused {
+                if !info.createable && !info.updateable {
                     out.push(
                         file.error(
                             "sync-back",
                             node.loc,
-                            format!("`{field}` cannot be {verb} in this org (describe: createable {}, updateable {})", info.createable, info.updateable),
+                            format!("`{field}` is read-only in this org (describe: neither createable nor updateable) and cannot be synced back"),
                         )
                         .hint("remove `sync_back: true` from this mapping, or give the integration user edit access to the field"),
+                    );
+                } else if (back.update && !info.updateable) || (back.create && !info.createable) {
+                    let (can, cannot) = if info.createable {
+                        ("set when a record is created", "updated")
+                    } else {
+                        ("updated", "set when a record is created")
+                    };
+                    out.push(
+                        file.error(
+                            "sync-back",
+                            node.loc,
+                            format!("`{field}` can be {can} but not {cannot} in this org: Salesforce refuses it in those writes"),
+                        )
+                        .warning(),
                     );
                 }
             }
