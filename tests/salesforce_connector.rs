@@ -820,12 +820,12 @@ fn big_extracts_go_through_bulk_page_by_page() {
 
 #[test]
 fn a_query_bulk_refuses_falls_back_to_rest() {
-    let org = org(1200);
+    let org = org(150);
     login(&org).unwrap();
     let client = client(
         &org,
         ClientOptions {
-            bulk_query_threshold: 1000,
+            bulk_query_threshold: 100,
             ..fast()
         },
     );
@@ -835,7 +835,7 @@ fn a_query_bulk_refuses_falls_back_to_rest() {
         .unwrap();
     assert!(!extract.is_bulk());
     let records: Vec<Record> = extract.flat_map(|p| p.unwrap()).collect();
-    assert_eq!(records.len(), 1200);
+    assert_eq!(records.len(), 150);
     assert!(records.iter().all(|r| r.contains_key("Contacts")));
 }
 
@@ -881,4 +881,42 @@ fn big_writes_go_through_bulk_ingest_with_results_joined_back() {
         }
     }
     assert_eq!(count_contacts_with_prefix(&org, "ext-"), (1350, 1350));
+}
+
+#[test]
+fn compound_addresses_come_out_as_their_components() {
+    let org = org(20);
+    login(&org).unwrap();
+    let client = client(&org, fast());
+    let records = all_records(
+        &client,
+        "SELECT Id, BillingAddress, Owner.Name FROM Account",
+    );
+    assert_eq!(records.len(), 20);
+    let with_city = records
+        .iter()
+        .find(|r| r.get("BillingCity").is_some_and(|c| !c.is_null()))
+        .expect("a seeded account with a billing city");
+    for component in [
+        "BillingStreet",
+        "BillingCity",
+        "BillingState",
+        "BillingPostalCode",
+        "BillingCountry",
+        "BillingLatitude",
+        "BillingLongitude",
+    ] {
+        assert!(
+            with_city.contains_key(component),
+            "{component}: {with_city:?}"
+        );
+    }
+    assert!(
+        !with_city.contains_key("BillingAddress"),
+        "never left as an object"
+    );
+    let shared = org.sandbox.salesforce_state();
+    let state = lock(&shared);
+    let stored = state.org.get(with_city["Id"].as_str().unwrap()).unwrap();
+    assert_eq!(stored["BillingCity"], with_city["BillingCity"]);
 }

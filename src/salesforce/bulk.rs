@@ -390,7 +390,7 @@ impl SalesforceClient {
             format!("jobs/ingest/{id}"),
             &json!({"state": "UploadComplete"}),
         ))?;
-        let info = self.wait_for_job("ingest", &id)?;
+        let info = self.wait_for_job("ingest", id)?;
 
         // Which input rows each result row belongs to: by the key column when there is one
         // (Id, the external id), else by all the row's values.
@@ -442,8 +442,11 @@ impl SalesforceClient {
     }
 }
 
+/// One result CSV row: its `sf__` columns and the input columns it echoes.
+type ResultRow = (Vec<String>, Vec<String>);
+
 /// Result CSV rows split into the `sf__` columns and the echoed input columns.
-fn result_rows(data: &[u8], meta: usize) -> Result<Vec<(Vec<String>, Vec<String>)>, Error> {
+fn result_rows(data: &[u8], meta: usize) -> Result<Vec<ResultRow>, Error> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(true)
         .flexible(true)
