@@ -536,7 +536,10 @@ fn writes_report_each_record_with_partial_failures() {
     let create = Operation::Create {
         match_field: Some("External_Id__c".into()),
     };
-    let outcomes = client.write("Contact", &create, &records).unwrap();
+    let outcomes = client
+        .write("Contact", &create, &records)
+        .into_result()
+        .unwrap();
     assert_eq!(outcomes.len(), 450);
     for (i, outcome) in outcomes.iter().enumerate() {
         if i % 10 == 0 {
@@ -566,7 +569,10 @@ fn writes_report_each_record_with_partial_failures() {
     let upsert = Operation::Upsert {
         external_id: "External_Id__c".into(),
     };
-    let outcomes = client.write("Contact", &upsert, &fixed).unwrap();
+    let outcomes = client
+        .write("Contact", &upsert, &fixed)
+        .into_result()
+        .unwrap();
     let created = outcomes
         .iter()
         .filter(|o| matches!(o, Outcome::Created { .. }))
@@ -592,6 +598,7 @@ fn writes_report_each_record_with_partial_failures() {
     changes[1].insert("Id".into(), json!("003000000000000AAA"));
     let outcomes = client
         .write("Contact", &Operation::Update, &changes)
+        .into_result()
         .unwrap();
     assert!(matches!(outcomes[0], Outcome::Updated { .. }));
     assert!(outcomes[1].is_failure(), "{:?}", outcomes[1]);
@@ -620,7 +627,10 @@ fn creates_under_ten_percent_faults_neither_duplicate_nor_lose() {
     let create = Operation::Create {
         match_field: Some("External_Id__c".into()),
     };
-    let outcomes = client.write("Contact", &create, &records).unwrap();
+    let outcomes = client
+        .write("Contact", &create, &records)
+        .into_result()
+        .unwrap();
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.is_failure()).collect();
     assert!(failed.is_empty(), "{failed:?}");
     let ids: HashSet<&str> = outcomes.iter().filter_map(Outcome::id).collect();
@@ -649,6 +659,7 @@ fn a_lost_create_without_an_external_id_is_not_resent() {
             &Operation::Create { match_field: None },
             &records,
         )
+        .into_result()
         .unwrap();
     assert!(
         outcomes
@@ -857,7 +868,10 @@ fn big_writes_go_through_bulk_ingest_with_results_joined_back() {
         match_field: Some("External_Id__c".into()),
     };
     let calls_before = client.calls();
-    let outcomes = client.write("Contact", &create, &records).unwrap();
+    let outcomes = client
+        .write("Contact", &create, &records)
+        .into_result()
+        .unwrap();
     assert!(
         client.calls() - calls_before < 10,
         "one job, not 8 Collections calls"
@@ -919,4 +933,58 @@ fn compound_addresses_come_out_as_their_components() {
     let state = lock(&shared);
     let stored = state.org.get(with_city["Id"].as_str().unwrap()).unwrap();
     assert_eq!(stored["BillingCity"], with_city["BillingCity"]);
+}
+
+#[test]
+fn a_write_stopped_by_the_budget_reports_what_was_written() {
+    let org = org_with(
+        3,
+        Config {
+            daily_limit: 100,
+            ..Config::default()
+        },
+        None,
+    );
+    login(&org).unwrap();
+    let mut connection = org.connection.clone();
+    connection.max_api_usage_percent = Some(10);
+    let client = SalesforceClient::connect(
+        &connection,
+        org.store.clone(),
+        ClientOptions {
+            writes_in_flight: 1,
+            ..fast()
+        },
+    )
+    .unwrap();
+    // 4,000 records need 20 calls; the budget allows 10 calls in all.
+    let records: Vec<Record> = (0..4000).map(|i| contact(i, Some("Budget"))).collect();
+    let create = Operation::Create {
+        match_field: Some("External_Id__c".into()),
+    };
+    let written = client.write("Contact", &create, &records);
+    assert!(
+        matches!(written.stopped, Some(Error::QuotaReached { .. })),
+        "{:?}",
+        written.stopped
+    );
+    assert_eq!(written.outcomes.len(), 4000);
+    let created = written
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Created { .. }))
+        .count();
+    let not_sent = written
+        .outcomes
+        .iter()
+        .filter(|o| matches!(o, Outcome::Failed { code, .. } if code == "NOT_SENT"))
+        .count();
+    assert_eq!(created + not_sent, 4000);
+    assert!(
+        created > 0 && not_sent > 0,
+        "{created} created, {not_sent} not sent"
+    );
+    // What was reported created is exactly what the org has.
+    assert_eq!(count_contacts_with_prefix(&org, "ext-"), (created, created));
+    assert!(client.usage().unwrap().used <= 10);
 }

@@ -11,7 +11,7 @@
 //! `OUTCOME_UNKNOWN` rather than risk a duplicate.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::{json, Map, Value};
 
@@ -88,6 +88,12 @@ impl Outcome {
     }
 }
 
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 /// Per-record codes worth sending the record again for.
 fn retryable_code(code: &str) -> bool {
     matches!(
@@ -96,25 +102,70 @@ fn retryable_code(code: &str) -> bool {
     )
 }
 
+/// What a write did: one outcome per input record, in input order, and the error that
+/// stopped it early (the API budget, a dead sign-in), if one did. Records the stop kept from
+/// being sent are `NOT_SENT`; everything written before it is reported as usual, so the
+/// caller can stage it all before ending the run.
+#[derive(Debug)]
+pub struct Written {
+    pub outcomes: Vec<Outcome>,
+    pub stopped: Option<Error>,
+}
+
+impl Written {
+    /// The outcomes, or the error that stopped the write.
+    pub fn into_result(self) -> Result<Vec<Outcome>, Error> {
+        match self.stopped {
+            Some(error) => Err(error),
+            None => Ok(self.outcomes),
+        }
+    }
+}
+
+/// Errors after which no more calls should be made in this run.
+fn stops_the_run(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::LoginExpired { .. }
+            | Error::NotLoggedIn
+            | Error::QuotaReached { .. }
+            | Error::OAuth { .. }
+    )
+}
+
 impl SalesforceClient {
-    /// Writes `records` to `object`. Errors that end the whole run (sign-in, the API budget)
-    /// come back as `Err`, with the outcomes of the chunks already written lost to the caller
-    /// only in the sense that they were not yet reported: re-running finds them (upsert / the
-    /// match field). Everything else is a per-record `Outcome`.
+    /// Writes `records` to `object`; see `Written`.
     ///
     /// At `bulk_write_threshold` records or more the write goes through a Bulk API 2.0 ingest
     /// job instead, unless Salesforce refuses to open one (then Collections it is).
-    pub fn write(
-        &self,
-        object: &str,
-        operation: &Operation,
-        records: &[Record],
-    ) -> Result<Vec<Outcome>, Error> {
+    pub fn write(&self, object: &str, operation: &Operation, records: &[Record]) -> Written {
         if !records.is_empty() && records.len() >= self.options().bulk_write_threshold {
-            match self.open_ingest_job(object, operation) {
-                Ok(job) => return self.run_ingest_job(&job, operation, records),
-                Err(error) if super::bulk::bulk_refused(&error) => {}
-                Err(error) => return Err(error),
+            let ran = self
+                .open_ingest_job(object, operation)
+                .map_err(|error| (super::bulk::bulk_refused(&error), error))
+                .and_then(|job| {
+                    self.run_ingest_job(&job, operation, records)
+                        .map_err(|error| (false, error))
+                });
+            match ran {
+                Ok(outcomes) => {
+                    return Written {
+                        outcomes,
+                        stopped: None,
+                    }
+                }
+                Err((true, _refused)) => {}
+                Err((false, error)) => {
+                    // An ingest job that was opened may have run: its records are unknown.
+                    let outcome = Outcome::failed(
+                        "OUTCOME_UNKNOWN",
+                        format!("the Bulk ingest job did not report back: {error}"),
+                    );
+                    return Written {
+                        outcomes: vec![outcome; records.len()],
+                        stopped: Some(error),
+                    };
+                }
             }
         }
         self.write_collections(object, operation, records)
@@ -126,10 +177,11 @@ impl SalesforceClient {
         object: &str,
         operation: &Operation,
         records: &[Record],
-    ) -> Result<Vec<Outcome>, Error> {
+    ) -> Written {
         let chunks: Vec<&[Record]> = records.chunks(CHUNK).collect();
-        let results: Mutex<Vec<Option<Vec<Outcome>>>> = Mutex::new(vec![None; chunks.len()]);
-        let fatal: Mutex<Option<Error>> = Mutex::new(None);
+        let results: Mutex<Vec<Vec<Option<Outcome>>>> =
+            Mutex::new(chunks.iter().map(|c| vec![None; c.len()]).collect());
+        let stopped: Mutex<Option<Error>> = Mutex::new(None);
         let next = AtomicUsize::new(0);
         let workers = self
             .options()
@@ -139,46 +191,54 @@ impl SalesforceClient {
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 scope.spawn(|| loop {
-                    if fatal.lock().map(|f| f.is_some()).unwrap_or(true) {
+                    if lock(&stopped).is_some() {
                         return;
                     }
                     let index = next.fetch_add(1, Ordering::Relaxed);
                     let Some(chunk) = chunks.get(index) else {
                         return;
                     };
-                    match self.write_chunk(object, operation, chunk) {
-                        Ok(outcomes) => {
-                            if let Ok(mut results) = results.lock() {
-                                results[index] = Some(outcomes);
-                            }
-                        }
-                        Err(e) => {
-                            if let Ok(mut fatal) = fatal.lock() {
-                                fatal.get_or_insert(e);
-                            }
-                            return;
-                        }
+                    let mut outcomes = vec![None; chunk.len()];
+                    let ended = self.write_chunk(object, operation, chunk, &mut outcomes);
+                    lock(&results)[index] = outcomes;
+                    if let Err(error) = ended {
+                        lock(&stopped).get_or_insert(error);
+                        return;
                     }
                 });
             }
         });
-        if let Some(error) = fatal.into_inner().unwrap_or_else(|p| p.into_inner()) {
-            return Err(error);
-        }
-        let results = results.into_inner().unwrap_or_else(|p| p.into_inner());
-        Ok(results.into_iter().flatten().flatten().collect())
+        let stopped = stopped.into_inner().unwrap_or_else(|p| p.into_inner());
+        let reason = stopped
+            .as_ref()
+            .map_or_else(|| "no result".to_string(), |e| format!("not sent: {e}"));
+        let outcomes = results
+            .into_inner()
+            .unwrap_or_else(|p| p.into_inner())
+            .into_iter()
+            .flatten()
+            .map(|o| o.unwrap_or_else(|| Outcome::failed("NOT_SENT", reason.clone())))
+            .collect();
+        Written { outcomes, stopped }
     }
 
-    /// One Collections call's worth (≤ 200), with per-record retries.
+    /// One Collections call's worth (≤ 200), with per-record retries, settling `outcomes`.
+    /// `Err` when the run must stop; records left unsettled then were not sent (or, for an
+    /// unreadable answer, are marked `OUTCOME_UNKNOWN`).
     fn write_chunk(
         &self,
         object: &str,
         operation: &Operation,
         records: &[Record],
-    ) -> Result<Vec<Outcome>, Error> {
-        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+        outcomes: &mut [Option<Outcome>],
+    ) -> Result<(), Error> {
         let mut pending: Vec<usize> = (0..records.len()).collect();
         let mut attempt = 0;
+        let unknown = |outcomes: &mut [Option<Outcome>], pending: &[usize], why: &str| {
+            for &index in pending {
+                outcomes[index] = Some(Outcome::failed("OUTCOME_UNKNOWN", why.to_string()));
+            }
+        };
         while !pending.is_empty() {
             attempt += 1;
             let batch: Vec<&Record> = pending.iter().map(|&i| &records[i]).collect();
@@ -191,21 +251,17 @@ impl SalesforceClient {
             let mut again = Vec::new();
             match answer {
                 Ok(response) => {
-                    let items = match response.json()? {
-                        Value::Array(items) => items,
+                    let items = match response.json() {
+                        Ok(Value::Array(items)) if items.len() == pending.len() => items,
                         _ => {
-                            return Err(Error::Protocol(
-                                "a Collections answer that is not an array".into(),
-                            ))
+                            unknown(
+                                outcomes,
+                                &pending,
+                                "Salesforce's answer to this write could not be read",
+                            );
+                            return Ok(());
                         }
                     };
-                    if items.len() != pending.len() {
-                        return Err(Error::Protocol(format!(
-                            "Collections answered {} results for {} records",
-                            items.len(),
-                            pending.len()
-                        )));
-                    }
                     for (&index, item) in pending.iter().zip(&items) {
                         let outcome = outcome_of(operation, item);
                         match &outcome {
@@ -219,13 +275,7 @@ impl SalesforceClient {
                         }
                     }
                 }
-                Err(
-                    error @ (Error::LoginExpired { .. }
-                    | Error::NotLoggedIn
-                    | Error::QuotaReached { .. }),
-                ) => {
-                    return Err(error);
-                }
+                Err(error) if stops_the_run(&error) => return Err(error),
                 Err(error)
                     if lost_create(operation, &error) && attempt < self.options().max_attempts =>
                 {
@@ -233,17 +283,24 @@ impl SalesforceClient {
                         match_field: Some(field),
                     } = operation
                     else {
-                        for &index in &pending {
-                            outcomes[index] = Some(Outcome::failed(
-                                "OUTCOME_UNKNOWN",
-                                format!("the answer to this create was lost ({error}); not sent again to avoid a duplicate, and no external id to look it up by"),
-                            ));
-                        }
-                        pending.clear();
-                        continue;
+                        unknown(outcomes, &pending, &format!("the answer to this create was lost ({error}); not sent again to avoid a duplicate, and no external id to look it up by"));
+                        return Ok(());
                     };
-                    let found =
-                        self.find_by(object, field, pending.iter().map(|&i| &records[i]))?;
+                    let found = match self.find_by(
+                        object,
+                        field,
+                        pending.iter().map(|&i| &records[i]),
+                    ) {
+                        Ok(found) => found,
+                        Err(lookup) => {
+                            unknown(outcomes, &pending, &format!("the answer to this create was lost ({error}) and the look-up by {field} failed ({lookup})"));
+                            return if stops_the_run(&lookup) {
+                                Err(lookup)
+                            } else {
+                                Ok(())
+                            };
+                        }
+                    };
                     for &index in &pending {
                         let key = records[index].get(field).and_then(value_key);
                         match key.and_then(|k| found.get(&k)) {
@@ -265,10 +322,7 @@ impl SalesforceClient {
             }
             pending = again;
         }
-        Ok(outcomes
-            .into_iter()
-            .map(|o| o.unwrap_or_else(|| Outcome::failed("OUTCOME_UNKNOWN", "no result")))
-            .collect())
+        Ok(())
     }
 
     /// Records of `object` whose `field` has one of the records' values: value → Id.

@@ -19,6 +19,6 @@ pub mod query;
 mod random;
 
 pub use client::{ApiUsage, ClientOptions, SalesforceClient};
-pub use collections::{Operation, Outcome};
+pub use collections::{Operation, Outcome, Written};
 pub use error::Error;
 pub use query::Record;
