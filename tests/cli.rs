@@ -322,3 +322,134 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
         "both systems are saved to the data folder"
     );
 }
+
+/// The example project pointed at an in-process sandbox whose callback is on a free port.
+fn project_for_sandbox() -> (tempfile::TempDir, etl::sandbox::server::Running) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redirect_uri = format!("http://localhost:{port}/oauth/callback");
+    let sandbox = etl::sandbox::server::start(etl::sandbox::server::Options {
+        accounts: 5,
+        salesforce: etl::sandbox::salesforce::state::Config {
+            redirect_uri: redirect_uri.clone(),
+            auto_approve: true,
+            ..Default::default()
+        },
+        ..Default::default()
+    })
+    .unwrap();
+    let dir = example_project();
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "http://127.0.0.1:8441",
+        &sandbox.salesforce_url,
+    );
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "redirect_uri: http://localhost:1717/oauth/callback",
+        &format!("redirect_uri: {redirect_uri}"),
+    );
+    (dir, sandbox)
+}
+
+#[test]
+fn auth_login_status_logout_against_the_sandbox() {
+    use std::io::{BufRead, BufReader};
+    let (dir, _sandbox) = project_for_sandbox();
+    let before = etl(dir.path(), &["auth", "status"]);
+    assert_eq!(before.status.code(), Some(3));
+    assert!(text(&before.stderr).contains("etl auth login salesforce"));
+
+    // `etl auth login salesforce --no-browser` prints the URL; opening it completes the login.
+    let mut login = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["auth", "login", "salesforce", "--no-browser"])
+        .current_dir(dir.path())
+        .env_remove("ETL_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut url = String::new();
+    BufReader::new(login.stdout.take().unwrap())
+        .read_line(&mut url)
+        .unwrap();
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into();
+    let redirect = agent.get(url.trim()).call().unwrap();
+    let callback = redirect.headers()["location"].to_str().unwrap().to_string();
+    let page = agent.get(&callback).call().unwrap();
+    assert_eq!(page.status().as_u16(), 200);
+    let finished = login.wait_with_output().unwrap();
+    let said = text(&finished.stderr);
+    assert_eq!(finished.status.code(), Some(0), "{said}");
+    assert!(said.contains("Signed in to Salesforce as"), "{said}");
+    let store = dir.path().join(".etl/salesforce-token.json");
+    let stored: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&store).unwrap()).unwrap();
+    let access = stored["access_token"].as_str().unwrap().to_string();
+    let refresh = stored["refresh_token"].as_str().unwrap().to_string();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&store).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600);
+    }
+
+    let status = etl(dir.path(), &["auth", "status"]);
+    let shown = format!("{}{}", text(&status.stdout), text(&status.stderr));
+    assert_eq!(status.status.code(), Some(0), "{shown}");
+    assert!(shown.contains("org:           00D"), "{shown}");
+    assert!(shown.contains("API usage:"), "{shown}");
+    assert!(shown.contains("runs stop at 80%"), "{shown}");
+    for output in [&said, &shown, &url] {
+        assert!(!output.contains(&access[16..]), "a token was printed");
+        assert!(!output.contains(&refresh), "a token was printed");
+    }
+
+    let online = etl(dir.path(), &["validate", "--online"]);
+    assert_eq!(online.status.code(), Some(0), "{}", text(&online.stderr));
+
+    let logout = etl(dir.path(), &["auth", "logout"]);
+    assert_eq!(logout.status.code(), Some(0), "{}", text(&logout.stderr));
+    assert!(!store.exists());
+    let after = etl(dir.path(), &["auth", "status"]);
+    assert_eq!(after.status.code(), Some(3));
+}
+
+#[test]
+fn validate_online_flags_fields_the_org_does_not_have() {
+    let (dir, _sandbox) = project_for_sandbox();
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "flow: web_server",
+        "flow: client_credentials",
+    );
+    edit(
+        dir.path(),
+        "pipelines/opportunities.yaml",
+        "fields:",
+        "fields:\n  - { salesforce: Tasktype__c, halo: customfields.CFTaskType }",
+    );
+    let output = etl(dir.path(), &["validate", "--online"]);
+    let said = text(&output.stderr);
+    assert_eq!(output.status.code(), Some(2), "{said}");
+    assert!(said.contains("did you mean `TaskType__c`?"), "{said}");
+    assert!(said.contains("opportunities.yaml:23:"), "{said}");
+}
+
+#[test]
+fn validate_online_without_a_sign_in_is_a_connection_error() {
+    let (dir, _sandbox) = project_for_sandbox();
+    let output = etl(dir.path(), &["validate", "--online"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(text(&output.stderr).contains("etl auth login salesforce"));
+}

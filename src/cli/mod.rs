@@ -3,6 +3,7 @@
 //! Exit codes: 0 all good, 1 some records failed, 2 configuration or query error, 3 connection
 //! or authentication error.
 
+mod auth;
 mod output;
 mod run;
 mod runs;
@@ -17,6 +18,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 /// Exit code for configuration problems and bad queries.
 pub const EXIT_CONFIG: i32 = 2;
+
+/// Exit code for connection and authentication problems.
+pub const EXIT_CONNECTION: i32 = 3;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -55,6 +59,14 @@ pub enum Command {
         /// Output for people (text) or machines (json).
         #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
         format: DiagnosticFormat,
+        /// Also check every Salesforce field against the org's describe (needs a sign-in).
+        #[arg(long)]
+        online: bool,
+    },
+    /// Sign in to Salesforce, show the sign-in and API usage, or sign out.
+    Auth {
+        #[command(subcommand)]
+        command: auth::AuthCommand,
     },
     /// Print the JSON Schema of pipeline or project files (or write both to a folder).
     Schema {
@@ -90,7 +102,12 @@ pub enum Command {
 pub fn main() -> i32 {
     let cli = Cli::parse();
     match cli.command {
-        Command::Validate { paths, format } => validate::run(&cli.project, &paths, format),
+        Command::Validate {
+            paths,
+            format,
+            online,
+        } => validate::run(&cli.project, &paths, format, online),
+        Command::Auth { command } => auth::run(&cli.project, command),
         Command::Schema { which, write } => schema::run(which, write.as_deref()),
         Command::Sql { query, format } => sql::run(&cli.project, &query, format),
         Command::Runs { format } => runs::run(&cli.project, format),

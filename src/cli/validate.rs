@@ -1,12 +1,21 @@
-//! `etl validate`: load every file, print every problem, exit 2 if any is an error.
+//! `etl validate`: load every file, print every problem, exit 2 if any is an error. With
+//! `--online`, also check every pipeline against the org's describe (exit 3 when the org cannot
+//! be reached).
 
 use std::path::{Path, PathBuf};
 
 use super::{DiagnosticFormat, EXIT_CONFIG};
 use crate::config::{self, Severity};
+use crate::salesforce::describe::OrgDescribes;
+use crate::salesforce::{ClientOptions, SalesforceClient};
 
-pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat) -> i32 {
-    let workspace = config::load(project, paths, &config::process_env);
+pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat, online: bool) -> i32 {
+    let mut workspace = config::load(project, paths, &config::process_env);
+    if online && !workspace.pipelines.is_empty() {
+        if let Err(code) = check_online(project, &mut workspace) {
+            return code;
+        }
+    }
     let errors = workspace
         .diagnostics
         .iter()
@@ -61,4 +70,40 @@ pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat) -> i32 {
     } else {
         0
     }
+}
+
+/// Adds the org's verdict on every loaded pipeline; a problem already reported offline at the
+/// same place is not repeated.
+fn check_online(project: &Path, workspace: &mut config::Workspace) -> Result<(), i32> {
+    let (connection, store) = super::auth::salesforce_settings(project)?;
+    let client = SalesforceClient::connect(&connection, store, ClientOptions::default()).map_err(
+        |error| {
+            eprintln!("error: {error}");
+            error.exit_code()
+        },
+    )?;
+    let mut describes = OrgDescribes::new(&client);
+    let mut found = Vec::new();
+    for loaded in &workspace.pipelines {
+        config::rules::check_pipeline_online(
+            &loaded.source,
+            &loaded.tree,
+            &loaded.pipeline,
+            &mut describes,
+            &mut found,
+        );
+    }
+    if let Some(error) = describes.failure {
+        eprintln!("error: cannot describe the org: {error}");
+        return Err(error.exit_code().max(3));
+    }
+    for diagnostic in found {
+        let known = workspace.diagnostics.iter().any(|d| {
+            d.file == diagnostic.file && d.line == diagnostic.line && d.column == diagnostic.column
+        });
+        if !known {
+            workspace.diagnostics.push(diagnostic);
+        }
+    }
+    Ok(())
 }

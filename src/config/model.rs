@@ -319,7 +319,7 @@ pub struct SalesforceConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key_file: Option<String>,
     /// Token store file (created with mode 0600), relative to `etl.yaml`. Default
-    /// `.etl/tokens.json`.
+    /// `salesforce-token.json` beside the staging file (`.etl/`), so each project keeps its own.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_store: Option<String>,
     /// Stop a run cleanly before the org's daily API usage passes this percentage.

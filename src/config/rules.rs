@@ -3,6 +3,7 @@
 //! dependencies that exist and do not loop, and secrets kept out of files.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use super::diagnostic::{Diagnostic, SourceFile};
 use super::model::{
@@ -157,7 +158,7 @@ fn check_object<'c>(
     None
 }
 
-/// Result of resolving a field path against the offline catalog.
+/// Result of resolving a field path against the catalog or the org's describe.
 struct PathProblem {
     /// Which segment is wrong.
     segment: usize,
@@ -166,36 +167,79 @@ struct PathProblem {
     hint: Option<String>,
 }
 
-/// Resolves `Owner.Email`-style paths; `Ok(None)` when part of it cannot be known offline
-/// (custom fields and relationships, objects outside the catalog).
+/// Where objects are described: the offline catalog (standard objects only; custom fields and
+/// objects unknown) or, for `etl validate --online`, the org's own describe (everything).
+pub trait Describes {
+    /// The object called exactly `name`, if the source knows it.
+    fn object(&mut self, name: &str) -> Option<Arc<ObjectInfo>>;
+    /// True when the source also knows custom fields, relationships and objects.
+    fn complete(&self) -> bool;
+}
+
+/// The offline catalog as a `Describes`.
+struct Offline;
+
+impl Describes for Offline {
+    fn object(&mut self, name: &str) -> Option<Arc<ObjectInfo>> {
+        catalog::standard_object(name).map(|o| Arc::new(o.clone()))
+    }
+
+    fn complete(&self) -> bool {
+        false
+    }
+}
+
+/// Resolves `Owner.Email`-style paths from `object`; `Ok(None)` when part of it cannot be
+/// known from `source` (custom fields offline, polymorphic relationships, unknown objects).
 fn resolve_path(
+    source: &mut dyn Describes,
     object: &ObjectInfo,
     path: &[&str],
-) -> Result<Option<&'static catalog::FieldInfo>, PathProblem> {
-    let mut current =
-        catalog::standard_object(&object.name).expect("object comes from the catalog");
+) -> Result<Option<catalog::FieldInfo>, PathProblem> {
+    let complete = source.complete();
+    let mut current = Arc::new(object.clone());
     for (i, segment) in path.iter().enumerate() {
         let last = i + 1 == path.len();
-        if segment.ends_with("__c") || segment.ends_with("__r") {
+        if !complete && (segment.ends_with("__c") || segment.ends_with("__r")) {
             return Ok(None);
         }
         if last {
             if let Some(field) = current.field(segment) {
-                return Ok(Some(field));
+                return Ok(Some(field.clone()));
             }
-            let names = current.fields.iter().map(|f| f.name.as_str());
-            return Err(match closest(segment, names) {
+            let names: Vec<&str> = current.fields.iter().map(|f| f.name.as_str()).collect();
+            let custom = format!("{segment}__c");
+            let custom_match = names
+                .iter()
+                .find(|n| n.eq_ignore_ascii_case(&custom))
+                .copied();
+            return Err(match closest(segment, names.iter().copied()) {
                 Some(right) if right.eq_ignore_ascii_case(segment) => PathProblem {
                     segment: i,
                     message: format!("Salesforce field names are case-sensitive API names: `{segment}` should be `{right}`"),
                     label: Some(format!("did you mean `{right}`?")),
                     hint: Some("write fields as the API spells them, e.g. StageName, AccountId".into()),
                 },
+                _ if custom_match.is_some() => {
+                    let right = custom_match.unwrap_or_default();
+                    PathProblem {
+                        segment: i,
+                        message: format!("no field `{segment}` on {}: custom fields end in __c", current.name),
+                        label: Some(format!("did you mean `{right}`?")),
+                        hint: Some("custom fields must include their __c suffix, e.g. TaskType__c".into()),
+                    }
+                }
                 Some(right) => PathProblem {
                     segment: i,
                     message: format!("no field `{segment}` on {}", current.name),
                     label: Some(format!("did you mean `{right}`?")),
                     hint: Some(format!("custom fields end in __c, e.g. `{segment}__c`")),
+                },
+                None if complete => PathProblem {
+                    segment: i,
+                    message: format!("the org has no field `{segment}` on {}", current.name),
+                    label: None,
+                    hint: Some("check the field's API name in Setup > Object Manager > Fields".into()),
                 },
                 None => PathProblem {
                     segment: i,
@@ -205,15 +249,11 @@ fn resolve_path(
                 },
             });
         }
-        match current.relationship(segment) {
-            Some(reference) => match reference
-                .reference_to
-                .first()
-                .and_then(|target| catalog::standard_object(target))
-            {
-                Some(target) if reference.reference_to.len() == 1 => current = target,
-                _ => return Ok(None), // polymorphic or outside the catalog
-            },
+        let target = match current.relationship(segment) {
+            Some(reference) if reference.reference_to.len() == 1 => {
+                reference.reference_to[0].clone()
+            }
+            Some(_) => return Ok(None), // polymorphic: the fields depend on the record
             None => {
                 let relationships: Vec<&str> = current
                     .fields
@@ -235,6 +275,10 @@ fn resolve_path(
                     )),
                 });
             }
+        };
+        match source.object(&target) {
+            Some(next) => current = next,
+            None => return Ok(None), // outside what the source knows
         }
     }
     Ok(None)
@@ -336,7 +380,7 @@ fn check_soql(
     let Some(object) = object else { return };
     for (node, field) in field_refs {
         let path: Vec<&str> = field.path.iter().map(String::as_str).collect();
-        if let Err(problem) = resolve_path(object, &path) {
+        if let Err(problem) = resolve_path(&mut Offline, object, &path) {
             out.push(path_diagnostic(
                 file,
                 &node,
@@ -364,7 +408,7 @@ fn check_incremental(
         .or_else(|| node_at(tree, &[base[0], base[1], Step::Key("field")]));
     if let (Some(object), Some(node)) = (object, field_node) {
         let field = incremental.field();
-        match resolve_path(object, &[field]) {
+        match resolve_path(&mut Offline, object, &[field]) {
             Err(problem) => out.push(path_diagnostic(file, node, 0, &[field], problem)),
             Ok(Some(info)) if !matches!(info.field_type.as_str(), "datetime" | "date") => out.push(
                 file.error(
@@ -418,6 +462,82 @@ pub fn parse_duration(text: &str) -> Option<u64> {
 }
 
 /// Checks a `$.a.b[0]` JSONPath: the syntax, and that its first name exists on the object.
+/// The checks only the org can answer, for `etl validate --online` and before any data moves:
+/// the object exists; every Salesforce field the pipeline maps or uses as its cursor exists
+/// with that exact spelling (custom fields included), relationship paths resolve, and fields
+/// synced back are createable / updateable as the pipeline's `sync_back` needs.
+pub fn check_pipeline_online(
+    file: &SourceFile,
+    tree: &Node,
+    pipeline: &Pipeline,
+    source: &mut dyn Describes,
+    out: &mut Vec<Diagnostic>,
+) {
+    let name = &pipeline.salesforce.object;
+    let Some(object) = source.object(name) else {
+        out.push(
+            file.error(
+                "salesforce-object",
+                loc_at(tree, &[Step::Key("salesforce"), Step::Key("object")]),
+                format!("the org has no object `{name}` (or this user cannot see it)"),
+            )
+            .hint("object API names are case-sensitive; custom objects end in __c"),
+        );
+        return;
+    };
+    if let Some(incremental) = &pipeline.salesforce.incremental {
+        let base = [Step::Key("salesforce"), Step::Key("incremental")];
+        let node = node_at(tree, &base)
+            .filter(|n| n.as_str().is_some())
+            .or_else(|| node_at(tree, &[base[0], base[1], Step::Key("field")]));
+        let field = incremental.field();
+        if let (Some(node), Err(problem)) = (node, resolve_path(source, &object, &[field])) {
+            out.push(path_diagnostic(file, node, 0, &[field], problem));
+        }
+    }
+    let back = pipeline.sync.sync_back;
+    for (i, mapping) in pipeline.fields.iter().enumerate() {
+        let path = [Step::Key("fields"), Step::Index(i), Step::Key("salesforce")];
+        let (Some(field), Some(node)) = (&mapping.salesforce, node_at(tree, &path)) else {
+            continue;
+        };
+        if field.starts_with('$') {
+            continue;
+        }
+        let segments: Vec<&str> = field.split('.').collect();
+        match resolve_path(source, &object, &segments) {
+            Err(problem) => out.push(path_diagnostic(file, node, 0, &segments, problem)),
+            Ok(Some(info)) if mapping.sync_back && segments.len() == 1 => {
+                if !info.createable && !info.updateable {
+                    out.push(
+                        file.error(
+                            "sync-back",
+                            node.loc,
+                            format!("`{field}` is read-only in this org (describe: neither createable nor updateable) and cannot be synced back"),
+                        )
+                        .hint("remove `sync_back: true` from this mapping, or give the integration user edit access to the field"),
+                    );
+                } else if (back.update && !info.updateable) || (back.create && !info.createable) {
+                    let (can, cannot) = if info.createable {
+                        ("set when a record is created", "updated")
+                    } else {
+                        ("updated", "set when a record is created")
+                    };
+                    out.push(
+                        file.error(
+                            "sync-back",
+                            node.loc,
+                            format!("`{field}` can be {can} but not {cannot} in this org: Salesforce refuses it in those writes"),
+                        )
+                        .warning(),
+                    );
+                }
+            }
+            Ok(_) => {}
+        }
+    }
+}
+
 fn check_json_path(
     file: &SourceFile,
     node: &Node,
@@ -540,7 +660,7 @@ fn check_fields(
                 check_json_path(file, node, field, object, out);
             } else if let Some(object) = object {
                 let segments: Vec<&str> = field.split('.').collect();
-                match resolve_path(object, &segments) {
+                match resolve_path(&mut Offline, object, &segments) {
                     Err(problem) => out.push(path_diagnostic(file, node, 0, &segments, problem)),
                     Ok(Some(info)) if mapping.sync_back && !info.createable && !info.updateable => out.push(
                         file.error("sync-back", node.loc, format!("`{field}` is read-only in Salesforce and cannot be synced back"))

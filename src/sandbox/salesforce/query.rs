@@ -1043,7 +1043,33 @@ fn insert_path(
         .and_then(|r| r.get(&path.field.name))
         .cloned()
         .unwrap_or(Value::Null);
-    let value = if path.field.field_type == "base64" {
+    let value = if path.field.field_type == "address" {
+        // A compound address reads as an object of its component fields, as in the REST API
+        // (`null` when every component is empty).
+        let prefix = path.field.name.strip_suffix("Address").unwrap_or_default();
+        let mut parts = Map::new();
+        for (key, suffix) in [
+            ("city", "City"),
+            ("country", "Country"),
+            ("geocodeAccuracy", "GeocodeAccuracy"),
+            ("latitude", "Latitude"),
+            ("longitude", "Longitude"),
+            ("postalCode", "PostalCode"),
+            ("state", "State"),
+            ("street", "Street"),
+        ] {
+            let part = current
+                .and_then(|r| r.get(&format!("{prefix}{suffix}")))
+                .cloned()
+                .unwrap_or(Value::Null);
+            parts.insert(key.into(), part);
+        }
+        if parts.values().all(Value::is_null) {
+            Value::Null
+        } else {
+            Value::Object(parts)
+        }
+    } else if path.field.field_type == "base64" {
         // Blob fields read as the URL of their content, as in the REST API.
         let id = current
             .and_then(|r| r.get("Id"))

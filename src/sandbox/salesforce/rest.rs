@@ -146,9 +146,10 @@ fn page(
                 last_used: Instant::now(),
             },
         );
-    } else if let Some(locator) = locator {
-        state.cursors.remove(&locator);
     }
+    // A finished cursor is not dropped here: like Salesforce's query locators it stays valid
+    // until it has been idle for `locator_lifetime`, so a client whose answer to the last page
+    // was lost can ask for that page again.
     json_response(StatusCode::OK, &body)
 }
 

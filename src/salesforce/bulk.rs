@@ -1,0 +1,513 @@
+//! Bulk API 2.0, for the big reads and writes.
+//!
+//! Reads: `extract` asks `SELECT COUNT()` first and runs a query job when the answer reaches
+//! `bulk_query_threshold`, else a REST query; when Salesforce refuses the job (an object or a
+//! query Bulk does not support, Bulk not enabled) it falls back to REST. Results are read page
+//! by page (`maxRecords`, `Sforce-Locator` until the literal `null`), each page's CSV parsed into
+//! flat records typed by the object's describe, so memory holds one page, never the result.
+//!
+//! Writes: `bulk_write` uploads one ingest job's CSV, marks it `UploadComplete`, waits for it,
+//! and joins the successful and failed result CSVs (whose order Salesforce does not promise)
+//! back to the input rows by Id, external id or the row's own values, so each input record
+//! gets its `Outcome`. Every step is safe to send again (nothing is processed before
+//! `UploadComplete`, which is sent once per job), so all of it retries.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+
+use super::catalog::ObjectInfo;
+use super::client::Request;
+use super::collections::{Operation, Outcome};
+use super::query::{QueryPages, Record};
+use super::{Error, SalesforceClient};
+
+/// Where an extract's records come from.
+pub enum Extract<'c> {
+    Rest(QueryPages<'c>),
+    Bulk(BulkPages<'c>),
+}
+
+impl Extract<'_> {
+    pub fn is_bulk(&self) -> bool {
+        matches!(self, Extract::Bulk(_))
+    }
+}
+
+impl Iterator for Extract<'_> {
+    type Item = Result<Vec<Record>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        match self {
+            Extract::Rest(pages) => pages.next(),
+            Extract::Bulk(pages) => pages.next(),
+        }
+    }
+}
+
+/// `SELECT COUNT() FROM …` with the query's own FROM and WHERE (no ORDER BY, LIMIT, OFFSET),
+/// and the query's LIMIT, if any.
+pub fn count_query(soql: &str) -> Result<(String, Option<u64>), Error> {
+    let parsed = crate::soql::parse(soql).map_err(|e| {
+        Error::Config(format!(
+            "cannot count `{soql}`: {}",
+            e.salesforce_message(soql)
+        ))
+    })?;
+    let from = &soql[parsed.from.span.start..];
+    let end = top_level_keyword(from, &["ORDER", "LIMIT", "OFFSET"]).unwrap_or(from.len());
+    Ok((
+        format!("SELECT COUNT() FROM {}", from[..end].trim_end()),
+        parsed.limit,
+    ))
+}
+
+/// Byte offset of the first of `words` in `text` outside quotes and parentheses.
+fn top_level_keyword(text: &str, words: &[&str]) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let (mut depth, mut quoted, mut i) = (0i32, false, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        if quoted {
+            if b == b'\\' {
+                i += 1;
+            } else if b == b'\'' {
+                quoted = false;
+            }
+        } else if b == b'\'' {
+            quoted = true;
+        } else if b == b'(' {
+            depth += 1;
+        } else if b == b')' {
+            depth -= 1;
+        } else if depth == 0 && (i == 0 || bytes[i - 1].is_ascii_whitespace()) {
+            for word in words {
+                let end = i + word.len();
+                if text
+                    .get(i..end)
+                    .is_some_and(|w| w.eq_ignore_ascii_case(word))
+                    && bytes.get(end).is_none_or(|c| c.is_ascii_whitespace())
+                {
+                    return Some(i);
+                }
+            }
+        }
+        i += 1;
+    }
+    None
+}
+
+/// Errors that mean "Bulk will not do this", after which REST is the way.
+pub fn bulk_refused(error: &Error) -> bool {
+    matches!(error, Error::Api { status: 400 | 403 | 404 | 405, code, .. }
+        if code != "REQUEST_LIMIT_EXCEEDED" && code != "INVALID_SESSION_ID")
+}
+
+impl SalesforceClient {
+    /// The records of a query, through Bulk API 2.0 when `SELECT COUNT()` says it is big
+    /// enough, else (or when Bulk refuses) through REST paging.
+    pub fn extract(&self, soql: &str, all_rows: bool) -> Result<Extract<'_>, Error> {
+        let (count_soql, limit) = count_query(soql)?;
+        let count = self.count(&count_soql)?;
+        let expected = limit.map_or(count, |l| l.min(count));
+        if expected >= self.options().bulk_query_threshold {
+            match self.bulk_query(soql, all_rows) {
+                Ok(pages) => return Ok(Extract::Bulk(pages)),
+                Err(error) if bulk_refused(&error) => {}
+                Err(error) => return Err(error),
+            }
+        }
+        Ok(Extract::Rest(self.query_pages(soql, all_rows)))
+    }
+
+    /// Waits for a Bulk job to end, looking less often as it runs longer.
+    fn wait_for_job(&self, kind: &str, id: &str) -> Result<Value, Error> {
+        let mut pause = Duration::from_millis(100);
+        loop {
+            let info = self.get_json(&format!("jobs/{kind}/{id}"))?;
+            match info["state"].as_str().unwrap_or_default() {
+                "JobComplete" => return Ok(info),
+                "Failed" | "Aborted" if kind == "ingest" => return Ok(info),
+                state @ ("Failed" | "Aborted") => {
+                    return Err(Error::Api {
+                        status: 200,
+                        code: format!("BULK_JOB_{}", state.to_ascii_uppercase()),
+                        message: info["errorMessage"]
+                            .as_str()
+                            .unwrap_or("the Bulk job ended without a message")
+                            .to_string(),
+                        fields: Vec::new(),
+                    })
+                }
+                _ => {
+                    std::thread::sleep(pause);
+                    pause = (pause * 2).min(self.options().bulk_poll_max);
+                }
+            }
+        }
+    }
+
+    /// Runs a Bulk API 2.0 query job and returns its result pages.
+    pub fn bulk_query(&self, soql: &str, all_rows: bool) -> Result<BulkPages<'_>, Error> {
+        let body = json!({
+            "operation": if all_rows { "queryAll" } else { "query" },
+            "query": soql,
+            "contentType": "CSV",
+            "columnDelimiter": "COMMA",
+            "lineEnding": "LF",
+        });
+        let job = self
+            .send(Request::json("POST", "jobs/query", &body))?
+            .json()?;
+        let id = job["id"]
+            .as_str()
+            .ok_or_else(|| Error::Protocol("a Bulk query job without an id".into()))?
+            .to_string();
+        self.wait_for_job("query", &id)?;
+        let object = crate::soql::parse(soql).ok().map(|q| q.from.object);
+        let describe = match object {
+            Some(object) => self.describe(&object)?,
+            None => None,
+        };
+        Ok(BulkPages {
+            client: self,
+            job: id,
+            locator: None,
+            done: false,
+            describe,
+        })
+    }
+}
+
+/// The result pages of a Bulk query job. Ends after the first error.
+pub struct BulkPages<'c> {
+    client: &'c SalesforceClient,
+    job: String,
+    locator: Option<String>,
+    done: bool,
+    describe: Option<ObjectInfo>,
+}
+
+impl BulkPages<'_> {
+    pub fn job_id(&self) -> &str {
+        &self.job
+    }
+}
+
+impl Iterator for BulkPages<'_> {
+    type Item = Result<Vec<Record>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let mut url = format!(
+            "jobs/query/{}/results?maxRecords={}",
+            self.job,
+            self.client.options().bulk_page_size
+        );
+        if let Some(locator) = &self.locator {
+            url.push_str(&format!("&locator={}", super::auth::flows::encode(locator)));
+        }
+        let answer = match self.client.send(Request::get(url)) {
+            Ok(answer) => answer,
+            Err(e) => {
+                self.done = true;
+                return Some(Err(e));
+            }
+        };
+        match answer.header("Sforce-Locator").map(str::trim) {
+            Some(locator) if !locator.is_empty() && locator != "null" => {
+                self.locator = Some(locator.to_string())
+            }
+            _ => self.done = true,
+        }
+        let records = parse_csv_records(&answer.body, self.describe.as_ref());
+        if records.is_err() {
+            self.done = true;
+        }
+        Some(records)
+    }
+}
+
+/// A results page as flat records: the header names the field paths; an empty cell is null;
+/// values are typed as the describe says (so Bulk and REST extracts stage alike).
+pub fn parse_csv_records(data: &[u8], describe: Option<&ObjectInfo>) -> Result<Vec<Record>, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .from_reader(data);
+    let header: Vec<String> = reader
+        .headers()
+        .map_err(|e| Error::Protocol(format!("a Bulk results page is not CSV: {e}")))?
+        .iter()
+        .map(str::to_string)
+        .collect();
+    let types: Vec<Option<&str>> = header
+        .iter()
+        .map(|name| {
+            describe
+                .and_then(|d| d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
+                .map(|f| f.field_type.as_str())
+        })
+        .collect();
+    let mut records = Vec::new();
+    for row in reader.records() {
+        let row =
+            row.map_err(|e| Error::Protocol(format!("a Bulk results row is not CSV: {e}")))?;
+        let mut record = Map::new();
+        for ((name, cell), kind) in header.iter().zip(row.iter()).zip(&types) {
+            record.insert(name.clone(), typed(cell, *kind));
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// A CSV cell as REST would have given it.
+fn typed(cell: &str, kind: Option<&str>) -> Value {
+    if cell.is_empty() {
+        return Value::Null;
+    }
+    match kind {
+        Some("boolean") => match cell {
+            "true" => Value::Bool(true),
+            "false" => Value::Bool(false),
+            other => Value::String(other.to_string()),
+        },
+        Some("int") => cell
+            .parse::<i64>()
+            .map(Value::from)
+            .unwrap_or_else(|_| Value::String(cell.to_string())),
+        Some("double" | "currency" | "percent") => cell
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Value::Number)
+            .unwrap_or_else(|| Value::String(cell.to_string())),
+        // Bulk writes `…Z`; REST writes `…+0000`.
+        Some("datetime") => Value::String(match cell.strip_suffix('Z') {
+            Some(stem) => format!("{stem}+0000"),
+            None => cell.to_string(),
+        }),
+        _ => Value::String(cell.to_string()),
+    }
+}
+
+/// A value as a Bulk ingest CSV cell (`#N/A` sets a field to null).
+fn cell(value: &Value) -> String {
+    match value {
+        Value::Null => "#N/A".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl SalesforceClient {
+    /// Opens an ingest job for `operation` on `object`; returns its Id.
+    pub fn open_ingest_job(&self, object: &str, operation: &Operation) -> Result<String, Error> {
+        let mut body = json!({"object": object, "operation": match operation {
+            Operation::Create { .. } => "insert",
+            Operation::Update => "update",
+            Operation::Upsert { .. } => "upsert",
+        }, "contentType": "CSV", "lineEnding": "LF"});
+        if let Operation::Upsert { external_id } = operation {
+            body["externalIdFieldName"] = json!(external_id);
+        }
+        let job = self
+            .send(Request::json("POST", "jobs/ingest", &body))?
+            .json()?;
+        job["id"]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| Error::Protocol("a Bulk ingest job without an id".into()))
+    }
+
+    /// Writes records through a Bulk API 2.0 ingest job; one `Outcome` per input record, in
+    /// input order.
+    pub fn bulk_write(
+        &self,
+        object: &str,
+        operation: &Operation,
+        records: &[Record],
+    ) -> Result<Vec<Outcome>, Error> {
+        if records.is_empty() {
+            return Ok(Vec::new());
+        }
+        let id = self.open_ingest_job(object, operation)?;
+        self.run_ingest_job(&id, operation, records)
+    }
+
+    /// Uploads the records to an open ingest job, runs it and joins its results back.
+    pub fn run_ingest_job(
+        &self,
+        id: &str,
+        operation: &Operation,
+        records: &[Record],
+    ) -> Result<Vec<Outcome>, Error> {
+        let mut columns: Vec<String> = Vec::new();
+        for record in records {
+            for key in record.keys() {
+                if !columns.contains(key) {
+                    columns.push(key.clone());
+                }
+            }
+        }
+        let mut writer = csv::WriterBuilder::new()
+            .quote_style(csv::QuoteStyle::Always)
+            .from_writer(Vec::new());
+        let rows: Vec<Vec<String>> = records
+            .iter()
+            .map(|r| {
+                columns
+                    .iter()
+                    .map(|c| r.get(c).map(cell).unwrap_or_default())
+                    .collect()
+            })
+            .collect();
+        let written = writer
+            .write_record(&columns)
+            .and_then(|_| rows.iter().try_for_each(|row| writer.write_record(row)));
+        written.map_err(|e| Error::Protocol(format!("cannot write the job's CSV: {e}")))?;
+        let data = writer
+            .into_inner()
+            .map_err(|e| Error::Protocol(format!("cannot write the job's CSV: {e}")))?;
+        let key_column = match operation {
+            Operation::Create { match_field } => match_field.clone(),
+            Operation::Update => Some("Id".to_string()),
+            Operation::Upsert { external_id } => Some(external_id.clone()),
+        };
+        let upload = Request {
+            method: "PUT",
+            url: format!("jobs/ingest/{id}/batches"),
+            body: Some(("text/csv", data)),
+            headers: Vec::new(),
+            retry: super::client::Retry::Always,
+        };
+        self.send(upload)?;
+        self.send(Request::json(
+            "PATCH",
+            format!("jobs/ingest/{id}"),
+            &json!({"state": "UploadComplete"}),
+        ))?;
+        let info = self.wait_for_job("ingest", id)?;
+
+        // Which input rows each result row belongs to: by the key column when there is one
+        // (Id, the external id), else by all the row's values.
+        let key_index = key_column
+            .as_ref()
+            .and_then(|k| columns.iter().position(|c| c == k));
+        let key_of = |row: &[String]| match key_index {
+            Some(i) => row.get(i).cloned().unwrap_or_default(),
+            None => row.join("\u{1f}"),
+        };
+        let mut waiting: HashMap<String, VecDeque<usize>> = HashMap::new();
+        for (index, row) in rows.iter().enumerate() {
+            waiting.entry(key_of(row)).or_default().push_back(index);
+        }
+        let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
+        let mut place = |row: &[String], outcome: Outcome| {
+            if let Some(index) = waiting.get_mut(&key_of(row)).and_then(VecDeque::pop_front) {
+                outcomes[index] = Some(outcome);
+            }
+        };
+        let successes = self.send(Request::get(format!("jobs/ingest/{id}/successfulResults/")))?;
+        for (meta, row) in result_rows(&successes.body, 2)? {
+            let id = meta[0].clone();
+            let created = meta[1] == "true";
+            place(
+                &row,
+                if created {
+                    Outcome::Created { id }
+                } else {
+                    Outcome::Updated { id }
+                },
+            );
+        }
+        let failures = self.send(Request::get(format!("jobs/ingest/{id}/failedResults/")))?;
+        for (meta, row) in result_rows(&failures.body, 2)? {
+            place(&row, failure_of(&meta[1]));
+        }
+        let message = info["errorMessage"].as_str().unwrap_or("not processed");
+        Ok(outcomes
+            .into_iter()
+            .map(|o| {
+                o.unwrap_or_else(|| Outcome::Failed {
+                    code: "NOT_PROCESSED".into(),
+                    message: format!("the Bulk job ended before this record: {message}"),
+                    fields: Vec::new(),
+                })
+            })
+            .collect())
+    }
+}
+
+/// One result CSV row: its `sf__` columns and the input columns it echoes.
+type ResultRow = (Vec<String>, Vec<String>);
+
+/// Result CSV rows split into the `sf__` columns and the echoed input columns.
+fn result_rows(data: &[u8], meta: usize) -> Result<Vec<ResultRow>, Error> {
+    let mut reader = csv::ReaderBuilder::new()
+        .has_headers(true)
+        .flexible(true)
+        .from_reader(data);
+    let mut out = Vec::new();
+    for row in reader.records() {
+        let row = row.map_err(|e| Error::Protocol(format!("a Bulk result row is not CSV: {e}")))?;
+        let cells: Vec<String> = row.iter().map(str::to_string).collect();
+        if cells.len() < meta {
+            continue;
+        }
+        let (head, tail) = cells.split_at(meta);
+        out.push((head.to_vec(), tail.to_vec()));
+    }
+    Ok(out)
+}
+
+/// `sf__Error` (`STATUS_CODE:message:fields --`) as an `Outcome`.
+fn failure_of(text: &str) -> Outcome {
+    let text = text.trim().trim_end_matches("--").trim_end();
+    let (code, rest) = text.split_once(':').unwrap_or(("UNKNOWN_ERROR", text));
+    let (message, fields) = match rest.rsplit_once(':') {
+        Some((message, fields)) => (message, fields),
+        None => (rest, ""),
+    };
+    Outcome::Failed {
+        code: code.to_string(),
+        message: message.to_string(),
+        fields: fields
+            .split(',')
+            .map(str::trim)
+            .filter(|f| !f.is_empty())
+            .map(str::to_string)
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{count_query, failure_of};
+    use crate::salesforce::Outcome;
+
+    #[test]
+    fn counts_with_the_query_condition() {
+        let (soql, limit) = count_query(
+            "SELECT Id, (SELECT Id FROM Contacts ORDER BY Name) FROM Account WHERE Name = 'ORDER x' ORDER BY Name LIMIT 10",
+        )
+        .unwrap();
+        assert_eq!(soql, "SELECT COUNT() FROM Account WHERE Name = 'ORDER x'");
+        assert_eq!(limit, Some(10));
+    }
+
+    #[test]
+    fn reads_sf_error() {
+        assert_eq!(
+            failure_of("REQUIRED_FIELD_MISSING:Required fields are missing: [Name]:Name --"),
+            Outcome::Failed {
+                code: "REQUIRED_FIELD_MISSING".into(),
+                message: "Required fields are missing: [Name]".into(),
+                fields: vec!["Name".into()],
+            }
+        );
+    }
+}

@@ -1,0 +1,253 @@
+//! SOQL extracts over REST, as a stream of pages: `query` (or `queryAll`, which adds deleted
+//! and archived records) answers the first page and a `nextRecordsUrl`, which is followed until
+//! `done`. Only one page (up to 2,000 records) is held at a time, whatever the object's size.
+//!
+//! Each record comes out flat, the way a table wants it: `attributes` dropped, parent
+//! relationships flattened by path (`Owner.Email`, null when the lookup is empty), compound
+//! address and location fields expanded into their components (`BillingStreet`, …,
+//! `Loc__Latitude__s`) instead of left as objects, and child subqueries kept as an array of
+//! flat records.
+
+use serde_json::{Map, Value};
+
+use super::client::{Request, SalesforceClient};
+use super::Error;
+
+/// One record, flat: field path → value.
+pub type Record = Map<String, Value>;
+
+enum Next {
+    First { soql: String, all_rows: bool },
+    More(String),
+    Done,
+}
+
+/// The pages of one query. Ends after the first error.
+pub struct QueryPages<'c> {
+    client: &'c SalesforceClient,
+    next: Next,
+    selected: Vec<String>,
+    total_size: Option<u64>,
+}
+
+impl SalesforceClient {
+    /// The pages of a SOQL query; `all_rows` uses `queryAll` (deleted and archived too).
+    pub fn query_pages(&self, soql: &str, all_rows: bool) -> QueryPages<'_> {
+        QueryPages {
+            client: self,
+            next: Next::First {
+                soql: soql.to_string(),
+                all_rows,
+            },
+            selected: selected_paths(soql),
+            total_size: None,
+        }
+    }
+
+    /// `SELECT COUNT() …`: how many records a condition matches.
+    pub fn count(&self, soql_count: &str) -> Result<u64, Error> {
+        let page = self.get_json(&format!(
+            "query?q={}",
+            super::auth::flows::encode(soql_count)
+        ))?;
+        page["totalSize"]
+            .as_u64()
+            .ok_or_else(|| Error::Protocol("a COUNT() answer without totalSize".into()))
+    }
+}
+
+impl QueryPages<'_> {
+    /// `totalSize` from the first page, once it has been read.
+    pub fn total_size(&self) -> Option<u64> {
+        self.total_size
+    }
+}
+
+impl Iterator for QueryPages<'_> {
+    type Item = Result<Vec<Record>, Error>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let url = match std::mem::replace(&mut self.next, Next::Done) {
+            Next::Done => return None,
+            Next::First { soql, all_rows } => format!(
+                "{}?q={}",
+                if all_rows { "queryAll" } else { "query" },
+                super::auth::flows::encode(&soql)
+            ),
+            Next::More(url) => url,
+        };
+        let mut request = Request::get(url);
+        if let Some(size) = self.client.options().query_batch_size {
+            request = request.header("Sforce-Query-Options", format!("batchSize={size}"));
+        }
+        let page = match self.client.send(request).and_then(|r| r.json()) {
+            Ok(page) => page,
+            Err(e) => return Some(Err(e)),
+        };
+        let Value::Object(mut page) = page else {
+            return Some(Err(Error::Protocol(
+                "a query page that is not an object".into(),
+            )));
+        };
+        if self.total_size.is_none() {
+            self.total_size = page.get("totalSize").and_then(Value::as_u64);
+        }
+        let done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
+        if !done {
+            match page.get("nextRecordsUrl").and_then(Value::as_str) {
+                Some(next) => self.next = Next::More(next.to_string()),
+                None => {
+                    return Some(Err(Error::Protocol(
+                        "a query page with done=false and no nextRecordsUrl".into(),
+                    )))
+                }
+            }
+        }
+        let records = match page.remove("records") {
+            Some(Value::Array(records)) => records,
+            _ => Vec::new(),
+        };
+        let flat = records
+            .into_iter()
+            .filter_map(|r| match r {
+                Value::Object(record) => Some(flatten_selected(record, &self.selected)),
+                _ => None,
+            })
+            .collect();
+        Some(Ok(flat))
+    }
+}
+
+/// The dotted paths a query selects (empty when it does not parse here; Salesforce decides).
+fn selected_paths(soql: &str) -> Vec<String> {
+    crate::soql::parse(soql)
+        .map(|query| {
+            query
+                .select
+                .iter()
+                .filter_map(|item| match item {
+                    crate::soql::SelectItem::Field { field, .. } => Some(field.dotted()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Flattens a record and makes every selected path present: a path under an empty lookup
+/// (`"Owner": null`) becomes `Owner.Email: null`, so every row has the same columns.
+pub fn flatten_selected(record: Map<String, Value>, selected: &[String]) -> Record {
+    let mut out = flatten(record);
+    for path in selected {
+        if path.contains('.') && !out.keys().any(|k| k.eq_ignore_ascii_case(path)) {
+            // The null relationship itself says nothing more than its null fields do.
+            let parent = &path[..path.rfind('.').unwrap_or(0)];
+            if let Some(key) = out.keys().find(|k| k.eq_ignore_ascii_case(parent)).cloned() {
+                if out[&key].is_null() {
+                    out.remove(&key);
+                }
+            }
+            out.insert(path.clone(), Value::Null);
+        }
+    }
+    out
+}
+
+/// Flattens one record as the module says.
+pub fn flatten(record: Map<String, Value>) -> Record {
+    let mut out = Map::new();
+    flatten_into("", record, &mut out);
+    out
+}
+
+fn flatten_into(prefix: &str, record: Map<String, Value>, out: &mut Record) {
+    for (key, value) in record {
+        if key == "attributes" {
+            continue;
+        }
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match value {
+            Value::Object(inner) if inner.contains_key("attributes") => {
+                flatten_into(&path, inner, out);
+            }
+            Value::Object(inner)
+                if inner.contains_key("records") && inner.contains_key("totalSize") =>
+            {
+                let children = match inner.get("records") {
+                    Some(Value::Array(rows)) => rows
+                        .iter()
+                        .filter_map(|r| r.as_object().cloned().map(|r| Value::Object(flatten(r))))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                out.insert(path, Value::Array(children));
+            }
+            Value::Object(inner) => {
+                // A compound field (address or geolocation): one column per component.
+                for (component, part) in inner {
+                    let name = component_name(&key, &component);
+                    let full = if prefix.is_empty() {
+                        name
+                    } else {
+                        format!("{prefix}.{name}")
+                    };
+                    out.insert(full, part);
+                }
+            }
+            other => {
+                out.insert(path, other);
+            }
+        }
+    }
+}
+
+/// The API name of a compound field's component: `BillingAddress` + `city` → `BillingCity`,
+/// `Address` (Lead) + `street` → `Street`, `Loc__c` + `latitude` → `Loc__Latitude__s`.
+pub fn component_name(compound: &str, component: &str) -> String {
+    let mut capitalised = component.to_string();
+    if let Some(first) = capitalised.get_mut(0..1) {
+        first.make_ascii_uppercase();
+    }
+    if let Some(base) = compound.strip_suffix("__c") {
+        return format!("{base}__{capitalised}__s");
+    }
+    if let Some(base) = compound.strip_suffix("Address") {
+        return format!("{base}{capitalised}");
+    }
+    format!("{compound}.{capitalised}")
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::{component_name, flatten_selected};
+
+    #[test]
+    fn flattens_relationships_and_compounds() {
+        let record = json!({
+            "attributes": {"type": "Contact", "url": "/x"},
+            "Id": "003",
+            "Owner": {"attributes": {"type": "User"}, "Email": "a@b.c"},
+            "Account": null,
+            "MailingAddress": {"city": "Leeds", "street": "1 Road", "latitude": null},
+            "Cases": {"totalSize": 1, "done": true, "records": [{"attributes": {}, "Subject": "s"}]}
+        });
+        let flat = flatten_selected(
+            record.as_object().unwrap().clone(),
+            &["Id".into(), "Owner.Email".into(), "Account.Name".into()],
+        );
+        assert_eq!(
+            serde_json::Value::Object(flat),
+            json!({"Id": "003", "Owner.Email": "a@b.c", "MailingCity": "Leeds",
+                   "MailingStreet": "1 Road", "MailingLatitude": null,
+                   "Cases": [{"Subject": "s"}], "Account.Name": null})
+        );
+        assert_eq!(component_name("Loc__c", "longitude"), "Loc__Longitude__s");
+        assert_eq!(component_name("Address", "postalCode"), "PostalCode");
+    }
+}
