@@ -62,8 +62,10 @@ fn start_sandbox_if_needed(workspace: &config::Workspace) -> Result<Option<Runni
     let (Some(salesforce), Some(halo)) = (&connections.salesforce, &connections.halo) else {
         return Ok(None);
     };
-    let (Some(sf), Some(h)) = (local_address(&salesforce.login_url), local_address(&halo.base_url))
-    else {
+    let (Some(sf), Some(h)) = (
+        local_address(&salesforce.login_url),
+        local_address(&halo.base_url),
+    ) else {
         return Ok(None);
     };
     if answers(sf) || answers(h) {
@@ -175,7 +177,8 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
     let source = SalesforceSource::new(&salesforce);
     let target = HaloTarget::new(&halo);
 
-    let pipelines: Vec<&config::Pipeline> = workspace.pipelines.iter().map(|p| &p.pipeline).collect();
+    let pipelines: Vec<&config::Pipeline> =
+        workspace.pipelines.iter().map(|p| &p.pipeline).collect();
     let owned: Vec<config::Pipeline> = pipelines.iter().map(|p| (*p).clone()).collect();
     let order = rules::run_order(&owned);
     let names: Vec<String> = order.iter().map(|&i| owned[i].pipeline.clone()).collect();
@@ -199,7 +202,11 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
         run_id: run_id.clone(),
         mode,
         batch_size: workspace.project.defaults.batch_size.unwrap_or(200) as usize,
-        default_import: workspace.project.defaults.import.unwrap_or(ImportMode::Upsert),
+        default_import: workspace
+            .project
+            .defaults
+            .import
+            .unwrap_or(ImportMode::Upsert),
         select,
         select_where: (!select_where.is_empty()).then(|| select_where.join(") AND (")),
         exclude: args.exclude.clone(),
@@ -209,7 +216,10 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
     for &index in &order {
         let pipeline = &owned[index];
         if !args.json {
-            eprintln!("{}: extracting {} …", pipeline.pipeline, pipeline.salesforce.object);
+            eprintln!(
+                "{}: extracting {} …",
+                pipeline.pipeline, pipeline.salesforce.object
+            );
         }
         match run_pipeline(pipeline, &source, &target, &store, &options) {
             Ok(summary) => summaries.push(summary),
@@ -242,7 +252,10 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
         ],
     );
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary).unwrap_or_default());
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&summary).unwrap_or_default()
+        );
     } else {
         print_summary(&summaries, mode);
         for summary in &summaries {
@@ -267,8 +280,15 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
     match mode {
         Mode::Load => {
             table.set_header([
-                "pipeline", "extracted", "created", "updated", "unchanged", "linked", "skipped",
-                "failed", "API calls (SF/Halo)",
+                "pipeline",
+                "extracted",
+                "created",
+                "updated",
+                "unchanged",
+                "linked",
+                "skipped",
+                "failed",
+                "API calls (SF/Halo)",
             ]);
             for s in summaries {
                 table.add_row([
@@ -286,7 +306,13 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
         }
         Mode::Plan => {
             table.set_header([
-                "pipeline", "extracted", "create", "update", "unchanged", "link", "skip",
+                "pipeline",
+                "extracted",
+                "create",
+                "update",
+                "unchanged",
+                "link",
+                "skip",
                 "API calls (SF/Halo)",
             ]);
             for s in summaries {

@@ -97,8 +97,7 @@ pub fn run(args: SandboxArgs) -> i32 {
 
 /// `300/5m` → 300 requests per 5 minutes.
 fn parse_rate_limit(text: &str) -> Result<RateLimit, String> {
-    let (requests, seconds) =
-        parse_rate(text).ok_or("expected REQUESTS/WINDOW, e.g. 300/5m")?;
+    let (requests, seconds) = parse_rate(text).ok_or("expected REQUESTS/WINDOW, e.g. 300/5m")?;
     Ok(RateLimit {
         requests,
         window: Duration::from_secs(seconds),

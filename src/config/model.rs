@@ -186,9 +186,24 @@ pub struct FieldMapping {
     /// there, and `{ entity: Agent, by: email }` searches Halo (the account manager by email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Lookup>,
+    /// When a `lookup` finds nothing and there is no `default`: `skip` the record, reported
+    /// with the reason (the default), or leave the field `empty` (e.g. no agent has the owner's
+    /// email, so the customer gets no account manager).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub if_not_found: Option<NotFound>,
     /// Also write this field back to Salesforce when syncing Halo → Salesforce.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub sync_back: bool,
+}
+
+/// What a lookup that finds nothing does to its record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum NotFound {
+    /// Skip the record and report why.
+    Skip,
+    /// Leave the field empty and load the record.
+    Empty,
 }
 
 /// Where a lookup finds the Halo id for a value.

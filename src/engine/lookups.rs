@@ -76,7 +76,11 @@ impl Lookups for EngineLookups<'_> {
     }
 
     fn search(&self, entity: &str, by: &str, value: &Value) -> Option<Value> {
-        let key = (entity.to_string(), by.to_string(), id_text(value).to_lowercase());
+        let key = (
+            entity.to_string(),
+            by.to_string(),
+            id_text(value).to_lowercase(),
+        );
         if let Some(found) = self.searches.borrow().get(&key) {
             return found.clone();
         }

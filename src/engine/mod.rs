@@ -8,6 +8,8 @@ pub mod lookups;
 pub mod plan;
 pub mod run;
 
-pub use connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest, WriteResult};
+pub use connector::{
+    ExtractRequest, Record, Source, Target, WriteAction, WriteRequest, WriteResult,
+};
 pub use error::EngineError;
 pub use run::{run_pipeline, Mode, PipelineSummary, RunOptions};

@@ -137,10 +137,7 @@ pub fn plan_record(
                 source_id: source_id.to_string(),
                 action,
                 target_id: Some(target_id),
-                reason: Some(format!(
-                    "matched on {}",
-                    context.match_keys.join(", ")
-                )),
+                reason: Some(format!("matched on {}", context.match_keys.join(", "))),
                 write: (action == Action::Update).then(|| subset(&changes)),
                 changes,
                 before: Some(record.clone()),

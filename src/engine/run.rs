@@ -60,10 +60,7 @@ pub struct PipelineSummary {
 }
 
 fn now_cell() -> Cell {
-    Cell::Timestamp(
-        duckdb::types::TimeUnit::Millisecond,
-        civil::now_millis(),
-    )
+    Cell::Timestamp(duckdb::types::TimeUnit::Millisecond, civil::now_millis())
 }
 
 fn text(value: &str) -> Cell {
@@ -75,7 +72,11 @@ fn json_cell(value: &Value) -> Cell {
 }
 
 /// The typed columns of a stage and the record path each is read from.
-fn typed_paths(pipeline: &Pipeline, tables: &PipelineTables, stage: Stage) -> Vec<(String, String, crate::staging::ColumnType)> {
+fn typed_paths(
+    pipeline: &Pipeline,
+    tables: &PipelineTables,
+    stage: Stage,
+) -> Vec<(String, String, crate::staging::ColumnType)> {
     let columns = match stage {
         Stage::Extracted => &tables.extracted,
         _ => &tables.transformed,
@@ -83,7 +84,10 @@ fn typed_paths(pipeline: &Pipeline, tables: &PipelineTables, stage: Stage) -> Ve
     let mut out = Vec::new();
     for mapping in &pipeline.fields {
         let path = match stage {
-            Stage::Extracted => mapping.salesforce.as_deref().filter(|f| !f.starts_with('$')),
+            Stage::Extracted => mapping
+                .salesforce
+                .as_deref()
+                .filter(|f| !f.starts_with('$')),
             _ => mapping.halo.as_deref(),
         };
         let Some(path) = path else { continue };
@@ -97,7 +101,10 @@ fn typed_paths(pipeline: &Pipeline, tables: &PipelineTables, stage: Stage) -> Ve
     out
 }
 
-fn typed_cells(record: &Record, paths: &[(String, String, crate::staging::ColumnType)]) -> Vec<(String, Cell)> {
+fn typed_cells(
+    record: &Record,
+    paths: &[(String, String, crate::staging::ColumnType)],
+) -> Vec<(String, Cell)> {
     paths
         .iter()
         .filter_map(|(name, path, column_type)| {
@@ -145,7 +152,11 @@ pub fn run_pipeline(
         let mut extracted_rows = Vec::with_capacity(page.len());
         let mut transformed_rows = Vec::with_capacity(page.len());
         for record in page {
-            let Some(source_id) = record.get(&id_field).and_then(Value::as_str).map(str::to_string) else {
+            let Some(source_id) = record
+                .get(&id_field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
                 continue;
             };
             let transformed = transformer.transform(&record, &lookups);
@@ -162,7 +173,10 @@ pub fn run_pipeline(
             let mut row = vec![
                 ("run_id".to_string(), text(run_id)),
                 ("source_id".to_string(), text(&source_id)),
-                ("record".to_string(), json_cell(&Value::Object(record.clone()))),
+                (
+                    "record".to_string(),
+                    json_cell(&Value::Object(record.clone())),
+                ),
                 ("staged_at".to_string(), now_cell()),
             ];
             row.extend(typed_cells(&record, &extracted_paths));
@@ -170,7 +184,10 @@ pub fn run_pipeline(
             let mut row = vec![
                 ("run_id".to_string(), text(run_id)),
                 ("source_id".to_string(), text(&source_id)),
-                ("record".to_string(), json_cell(&Value::Object(transformed.record.clone()))),
+                (
+                    "record".to_string(),
+                    json_cell(&Value::Object(transformed.record.clone())),
+                ),
                 ("staged_at".to_string(), now_cell()),
             ];
             row.extend(typed_cells(&transformed.record, &transformed_paths));
@@ -205,7 +222,13 @@ pub fn run_pipeline(
     let mut change_rows = Vec::new();
     for (source_id, after) in transformed_records(store, &tables, run_id)? {
         let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-        let mut planned = plan_record(&context, &source_id, after, &record_problems, links.get(&source_id))?;
+        let mut planned = plan_record(
+            &context,
+            &source_id,
+            after,
+            &record_problems,
+            links.get(&source_id),
+        )?;
         if let Some(selected) = &selected {
             if !selected.contains(&source_id) && planned.action != Action::Unchanged {
                 planned.action = Action::Skip;
@@ -234,7 +257,16 @@ pub fn run_pipeline(
     if options.mode == Mode::Load {
         load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
         for batch in planned_writes.chunks(options.batch_size.max(1)) {
-            load_batch(store, &tables, run_id, pipeline, &entity, target, batch, &mut summary)?;
+            load_batch(
+                store,
+                &tables,
+                run_id,
+                pipeline,
+                &entity,
+                target,
+                batch,
+                &mut summary,
+            )?;
         }
     } else {
         for planned in &settled {
@@ -279,13 +311,20 @@ fn selection(
     for condition in conditions {
         sql.push_str(&format!(" AND ({condition})"));
     }
-    let mut statement = store
-        .connection()
-        .prepare(&sql)
-        .map_err(|e| EngineError::Config(format!("selection `where` of pipeline {}: {e}", pipeline.pipeline)))?;
+    let mut statement = store.connection().prepare(&sql).map_err(|e| {
+        EngineError::Config(format!(
+            "selection `where` of pipeline {}: {e}",
+            pipeline.pipeline
+        ))
+    })?;
     let ids = statement
         .query_map([], |row| row.get::<_, String>(0))
-        .map_err(|e| EngineError::Config(format!("selection `where` of pipeline {}: {e}", pipeline.pipeline)))?;
+        .map_err(|e| {
+            EngineError::Config(format!(
+                "selection `where` of pipeline {}: {e}",
+                pipeline.pipeline
+            ))
+        })?;
     let mut kept = HashSet::new();
     for id in ids {
         let id = id.map_err(crate::staging::StagingError::from)?;
@@ -302,12 +341,17 @@ fn transformed_records(
     tables: &PipelineTables,
     run_id: &str,
 ) -> Result<Vec<(String, Record)>, EngineError> {
-    let mut statement = store.connection().prepare(&format!(
-        "SELECT source_id, record::VARCHAR FROM \"{}\" WHERE run_id = ? ORDER BY rowid",
-        tables.table(Stage::Transformed)
-    )).map_err(crate::staging::StagingError::from)?;
+    let mut statement = store
+        .connection()
+        .prepare(&format!(
+            "SELECT source_id, record::VARCHAR FROM \"{}\" WHERE run_id = ? ORDER BY rowid",
+            tables.table(Stage::Transformed)
+        ))
+        .map_err(crate::staging::StagingError::from)?;
     let rows = statement
-        .query_map([run_id], |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)))
+        .query_map([run_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })
         .map_err(crate::staging::StagingError::from)?;
     let mut out = Vec::new();
     for row in rows {
@@ -331,8 +375,14 @@ fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
         ("run_id".to_string(), text(run_id)),
         ("source_id".to_string(), text(&planned.source_id)),
         ("action".to_string(), text(planned.action.as_str())),
-        ("changed_fields".to_string(), json_cell(&Value::Array(changes))),
-        ("after".to_string(), json_cell(&Value::Object(planned.after.clone()))),
+        (
+            "changed_fields".to_string(),
+            json_cell(&Value::Array(changes)),
+        ),
+        (
+            "after".to_string(),
+            json_cell(&Value::Object(planned.after.clone())),
+        ),
         ("staged_at".to_string(), now_cell()),
     ];
     if let Some(id) = &planned.target_id {
@@ -342,7 +392,10 @@ fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
         row.push(("reason".to_string(), text(reason)));
     }
     if let Some(before) = &planned.before {
-        row.push(("before".to_string(), json_cell(&Value::Object(before.clone()))));
+        row.push((
+            "before".to_string(),
+            json_cell(&Value::Object(before.clone())),
+        ));
     }
     row
 }

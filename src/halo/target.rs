@@ -119,7 +119,9 @@ impl Target for HaloTarget<'_> {
                 outcome: match outcome.result {
                     Ok(saved) => match id_of(&saved) {
                         Some(id) => Ok((id, normalise(saved))),
-                        None => Err(format!("Halo saved the {entity} record but answered without its id")),
+                        None => Err(format!(
+                            "Halo saved the {entity} record but answered without its id"
+                        )),
                     },
                     Err(failure) => Err(failure.message),
                 },
@@ -139,15 +141,18 @@ impl Target for HaloTarget<'_> {
                     site_writes.push(Value::Object(site));
                     site_owners.push(index);
                 }
-                None => {
-                    results[index].outcome = Err(format!(
-                        "{entity} saved, but it has no main site to hold the mapped `main_site` fields"
-                    ))
-                }
+                None => results[index].outcome = Err(format!(
+                    "{entity} saved, but it has no main site to hold the mapped `main_site` fields"
+                )),
             }
         }
         if !site_writes.is_empty() {
-            for (outcome, index) in self.client.write("Site", &site_writes).into_iter().zip(site_owners) {
+            for (outcome, index) in self
+                .client
+                .write("Site", &site_writes)
+                .into_iter()
+                .zip(site_owners)
+            {
                 match outcome.result {
                     Ok(site) => {
                         if let Ok((_, saved)) = &mut results[index].outcome {

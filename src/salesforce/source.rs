@@ -76,7 +76,12 @@ mod tests {
     fn builds_one_query_with_the_id() {
         let request = ExtractRequest {
             object: "Contact".into(),
-            fields: vec!["FirstName".into(), "Account.Id".into(), "id".into(), "$.x".into()],
+            fields: vec![
+                "FirstName".into(),
+                "Account.Id".into(),
+                "id".into(),
+                "$.x".into(),
+            ],
             filter: Some("IsDeleted = false".into()),
             query: None,
         };

@@ -163,7 +163,9 @@ pub fn json_to_cell(value: &serde_json::Value, column_type: super::ColumnType) -
             .and_then(|days| i32::try_from(days).ok())
             .map_or(Value::Null, Value::Date32),
         (ColumnType::Timestamp, Json::String(s)) => crate::civil::parse_datetime(s)
-            .map_or(Value::Null, |ms| Value::Timestamp(TimeUnit::Millisecond, ms)),
+            .map_or(Value::Null, |ms| {
+                Value::Timestamp(TimeUnit::Millisecond, ms)
+            }),
         _ => Value::Null,
     }
 }

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::path::{self, SourcePath};
 use super::template::{self, LookupCache, LOOKUPS_VAR};
 use super::value_map::ValueMap;
-use crate::config::model::{FieldMapping, Lookup, Pipeline};
+use crate::config::model::{FieldMapping, Lookup, NotFound, Pipeline};
 
 /// Which way records flow through a transform.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +101,8 @@ struct Compiled {
     values: Option<ValueMap>,
     default: Option<Value>,
     lookup: Option<CompiledLookup>,
+    /// A lookup that finds nothing leaves the field empty instead of failing the record.
+    empty_if_not_found: bool,
     /// Template output that is a whole number becomes a number (`client_id`, `user_id`, `id`).
     numeric_id: bool,
 }
@@ -284,9 +286,13 @@ impl Transformer {
             let found = resolve(lookup, &value, lookups);
             value = match found {
                 Some(found) if !found.is_null() => found,
+                _ if field.default.is_none() && field.empty_if_not_found => Value::Null,
                 _ => {
                     return field.default.clone().ok_or_else(|| {
-                        format!("{} and the field has no default", not_found(lookup, &value))
+                        format!(
+                            "{} and the field has no default (`if_not_found: empty` leaves it empty instead)",
+                            not_found(lookup, &value)
+                        )
                     })
                 }
             };
@@ -493,6 +499,7 @@ fn compile_import(
         values: mapping.values.as_ref().map(ValueMap::new),
         default: mapping.default.clone(),
         lookup: mapping.lookup.as_ref().map(compile_lookup).transpose()?,
+        empty_if_not_found: mapping.if_not_found == Some(NotFound::Empty),
     })
 }
 
@@ -532,6 +539,7 @@ fn compile_sync_back(mapping: &FieldMapping) -> Result<Option<Compiled>, String>
         values: mapping.values.as_ref().map(ValueMap::new),
         default: None,
         lookup,
+        empty_if_not_found: mapping.if_not_found == Some(NotFound::Empty),
         numeric_id: false,
     }))
 }
