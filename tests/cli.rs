@@ -354,6 +354,13 @@ fn project_for_sandbox() -> (tempfile::TempDir, etl::sandbox::server::Running) {
         "redirect_uri: http://localhost:1717/oauth/callback",
         &format!("redirect_uri: {redirect_uri}"),
     );
+    // The interactive sign-in these tests drive (the example defaults to client credentials).
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "flow: ${SF_FLOW:-client_credentials}",
+        "flow: web_server",
+    );
     (dir, sandbox)
 }
 
