@@ -306,7 +306,7 @@ impl Transformer {
             .env
             .get_template(name)
             .map_err(|e| format!("template: {}", template::to_error(e).message))?;
-        let value = if is_empty(value) && !matches!(value, Value::String(_)) {
+        let value = if is_empty(value) {
             minijinja::Value::UNDEFINED
         } else {
             minijinja::Value::from(minijinja::value::Serde(value))
