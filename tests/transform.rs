@@ -510,3 +510,44 @@ fn odd_records_never_panic() {
         }
     }
 }
+
+#[test]
+fn transformer_is_shareable_across_threads() {
+    fn assert_send_sync<T: Send + Sync>() {}
+    assert_send_sync::<Transformer>();
+}
+
+#[test]
+fn json_paths_and_flat_keys_in_templates() {
+    let mut p = pipeline("accounts");
+    p.fields.push(config::model::FieldMapping {
+        salesforce: Some("$.Attachments.totalSize".into()),
+        halo: Some("customfields.CFAttachmentCount".into()),
+        ..Default::default()
+    });
+    p.fields.push(config::model::FieldMapping {
+        halo: Some("customfields.CFOwner".into()),
+        template: Some("{{ record['Owner.Email'] | lower }} / {{ record.Owner.Email | upper }} / {{ record.Attachments.records[0].Name }}".into()),
+        ..Default::default()
+    });
+    let t = Transformer::new(&p, Direction::Import).unwrap();
+    let mut record = account();
+    record.insert(
+        "Attachments".into(),
+        json!({"totalSize": 2, "done": true, "records": [{"Id": "00P1", "Name": "contract.pdf"}, {"Id": "00P2", "Name": "logo.png"}]}),
+    );
+    let out = t.transform(&record, &FakeLookups::guide());
+    assert_eq!(out.problems, vec![]);
+    assert_eq!(out.record["customfields"]["CFAttachmentCount"], json!(2));
+    assert_eq!(
+        out.record["customfields"]["CFOwner"],
+        json!("ava.owner@example.com / AVA.OWNER@EXAMPLE.COM / contract.pdf")
+    );
+    let fields = t.source_fields();
+    assert!(fields.contains(&"$.Attachments.totalSize".to_string()));
+    assert!(
+        fields.contains(&"Attachments.records".to_string()),
+        "{fields:?}"
+    );
+    assert_eq!(fields.iter().filter(|f| *f == "Owner.Email").count(), 1);
+}

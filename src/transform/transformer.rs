@@ -358,7 +358,9 @@ impl Transformer {
     }
 
     /// The source fields read, deduplicated, in mapping order: each mapping's field and the
-    /// `record.X` fields its template reads (as far as they can be seen in the text).
+    /// `record.X` fields its template reads (as far as they can be seen in the text). Paths are
+    /// returned as written: relationship paths with dots (`Owner.Email`), JSONPath with a leading
+    /// `$` (`$.Attachments.totalSize`), Halo paths on sync back (`customfields.CFStage`).
     pub fn source_fields(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for field in &self.fields {
@@ -530,6 +532,7 @@ fn compile_sync_back(mapping: &FieldMapping) -> Result<Option<Compiled>, String>
         template: None,
         template_fields: Vec::new(),
         values: mapping.values.as_ref().map(ValueMap::new),
+        // A `default` is a Halo value: it has no meaning on the Salesforce side.
         default: None,
         lookup,
         numeric_id: false,
