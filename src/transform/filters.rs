@@ -1,6 +1,6 @@
 //! The filters templates may use beyond minijinja's built-ins (`upper`, `lower`, `title`,
-//! `trim`, `default`, `replace`, `round`, `split`, `join`, …): dates, truncation, HTML and
-//! number formats. Each gives undefined for a none or undefined value, so `default` can
+//! `trim`, `default`, `replace`, `split`, `join`, …): dates, truncation, HTML and number
+//! formats, and a `round` that also reads numbers in text. Each gives undefined for a none or undefined value, so `default` can
 //! follow; a value that cannot be read (a date that is not a date) is an error, which the
 //! transform reports for that field.
 
@@ -16,6 +16,7 @@ pub fn register(env: &mut Environment<'static>) {
     env.add_filter("html_escape", html_escape);
     env.add_filter("strip_html", strip_html);
     env.add_filter("format_number", format_number);
+    env.add_filter("round", round);
 }
 
 fn is_empty(value: &Value) -> bool {
@@ -309,6 +310,31 @@ pub fn format_number(
     Ok(Value::from(out))
 }
 
+/// `{{ 12.345 | round(1) }}` → `12.3`; `{{ 12.5 | round }}` → `13.0`. Replaces minijinja's
+/// `round` so that numbers in text (`"12.5"`) are read and an empty value stays empty; halves
+/// round away from zero. Whole numbers are returned unchanged.
+pub fn round(value: Value, precision: Option<i32>) -> Result<Value, Error> {
+    if is_empty(&value) {
+        return Ok(Value::UNDEFINED);
+    }
+    if value.as_i64().is_some() {
+        return Ok(value);
+    }
+    let number = match value.as_str() {
+        Some(text) => text.trim().parse::<f64>().ok(),
+        None => f64::try_from(value.clone()).ok(),
+    }
+    .filter(|n| n.is_finite())
+    .ok_or_else(|| invalid(format!("round: `{value}` is not a number")))?;
+    let factor = 10f64.powi(precision.unwrap_or(0).clamp(-15, 15));
+    let rounded = (number * factor).round() / factor;
+    Ok(Value::from(if rounded.is_finite() {
+        rounded
+    } else {
+        number
+    }))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -430,5 +456,19 @@ mod tests {
             "13"
         );
         assert!(render("{{ value | format_number }}", Value::from("twelve")).is_err());
+        assert_eq!(
+            render("{{ value | round(1) }}", Value::from(12.345)).unwrap(),
+            "12.3"
+        );
+        assert_eq!(
+            render("{{ value | round }}", Value::from("12.5")).unwrap(),
+            "13.0"
+        );
+        assert_eq!(render("{{ value | round }}", Value::from(7)).unwrap(), "7");
+        assert_eq!(
+            render("{{ value | round(2) }}", Value::UNDEFINED).unwrap(),
+            ""
+        );
+        assert!(render("{{ value | round }}", Value::from("x")).is_err());
     }
 }

@@ -312,7 +312,7 @@ impl Transformer {
             .env
             .get_template(name)
             .map_err(|e| format!("template: {}", template::to_error(e).message))?;
-        let value = if is_empty(value) && !matches!(value, Value::String(_)) {
+        let value = if is_empty(value) {
             minijinja::Value::UNDEFINED
         } else {
             minijinja::Value::from(minijinja::value::Serde(value))
@@ -364,7 +364,9 @@ impl Transformer {
     }
 
     /// The source fields read, deduplicated, in mapping order: each mapping's field and the
-    /// `record.X` fields its template reads (as far as they can be seen in the text).
+    /// `record.X` fields its template reads (as far as they can be seen in the text). Paths are
+    /// returned as written: relationship paths with dots (`Owner.Email`), JSONPath with a leading
+    /// `$` (`$.Attachments.totalSize`), Halo paths on sync back (`customfields.CFStage`).
     pub fn source_fields(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for field in &self.fields {
@@ -537,6 +539,7 @@ fn compile_sync_back(mapping: &FieldMapping) -> Result<Option<Compiled>, String>
         template: None,
         template_fields: Vec::new(),
         values: mapping.values.as_ref().map(ValueMap::new),
+        // A `default` is a Halo value: it has no meaning on the Salesforce side.
         default: None,
         lookup,
         empty_if_not_found: mapping.if_not_found == Some(NotFound::Empty),
