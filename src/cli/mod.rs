@@ -4,6 +4,7 @@
 //! or authentication error.
 
 mod auth;
+mod diff;
 mod output;
 mod run;
 mod runs;
@@ -96,6 +97,8 @@ pub enum Command {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
         format: TableFormat,
     },
+    /// Records added, removed and changed between two runs of a pipeline, field by field.
+    Diff(diff::DiffArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -111,6 +114,7 @@ pub fn main() -> i32 {
         Command::Schema { which, write } => schema::run(which, write.as_deref()),
         Command::Sql { query, format } => sql::run(&cli.project, &query, format),
         Command::Runs { format } => runs::run(&cli.project, format),
+        Command::Diff(args) => diff::run(&cli.project, args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(&cli.project, args, crate::engine::Mode::Load),
         Command::Plan(args) => run::run(&cli.project, args, crate::engine::Mode::Plan),

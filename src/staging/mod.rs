@@ -2,6 +2,7 @@
 //! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
+mod diff;
 mod error;
 mod id_map;
 mod migrations;
@@ -10,6 +11,7 @@ mod store;
 mod tables;
 mod values;
 
+pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
 pub use id_map::Link;
 pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
