@@ -257,6 +257,9 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
             serde_json::to_string_pretty(&summary).unwrap_or_default()
         );
     } else {
+        if mode == Mode::Plan {
+            print_review(&store, &run_id, &summaries);
+        }
         print_summary(&summaries, mode);
         for summary in &summaries {
             for (id, message) in summary.failures.iter().take(20) {
@@ -330,4 +333,92 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
         }
     }
     println!("{table}");
+}
+
+/// Rows shown per pipeline in the plan's review table; the rest are in `<p>_changes`.
+const REVIEW_ROWS: usize = 50;
+
+/// The plan's review table, like the guide's review screen: one row per record that would
+/// change, with its action, a label, and the changed fields as before → after.
+fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
+    for summary in summaries {
+        let pending = summary.planned_creates + summary.planned_updates + summary.linked + summary.skipped;
+        if pending == 0 {
+            continue;
+        }
+        let sql = format!(
+            "SELECT source_id, action, coalesce(reason, ''), changed_fields::VARCHAR, after::VARCHAR
+             FROM \"{}_changes\" WHERE run_id = ? AND action <> 'unchanged' ORDER BY rowid LIMIT {}",
+            summary.pipeline, REVIEW_ROWS
+        );
+        let Ok(mut statement) = store.connection().prepare(&sql) else {
+            continue;
+        };
+        let rows = statement.query_map([run_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+            ))
+        });
+        let Ok(rows) = rows else { continue };
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        table.set_header(["Salesforce Id", "action", "record", "changes", "reason"]);
+        for (source_id, action, reason, changes, after) in rows.flatten() {
+            let after: serde_json::Value = after
+                .and_then(|a| serde_json::from_str(&a).ok())
+                .unwrap_or_default();
+            let label = ["name", "summary", "emailaddress", "note"]
+                .iter()
+                .find_map(|key| after.get(*key).and_then(|v| v.as_str()))
+                .unwrap_or_default();
+            let changes: Vec<serde_json::Value> = changes
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default();
+            let described: Vec<String> = changes
+                .iter()
+                .take(4)
+                .map(|change| {
+                    let show = |v: &serde_json::Value| match v {
+                        serde_json::Value::Null => "∅".to_string(),
+                        serde_json::Value::String(s) => truncate(s, 24),
+                        other => truncate(&other.to_string(), 24),
+                    };
+                    format!(
+                        "{}: {} → {}",
+                        change["field"].as_str().unwrap_or_default(),
+                        show(&change["before"]),
+                        show(&change["after"])
+                    )
+                })
+                .collect();
+            let more = changes.len().saturating_sub(4);
+            let mut changes_text = described.join("\n");
+            if more > 0 {
+                changes_text.push_str(&format!("\n… {more} more"));
+            }
+            table.add_row([source_id, action, truncate(label, 32), changes_text, truncate(&reason, 60)]);
+        }
+        println!("{}", summary.pipeline);
+        println!("{table}");
+        if pending as usize > REVIEW_ROWS {
+            println!(
+                "… {} more in {}_changes (etl sql \"SELECT * FROM {}_changes WHERE run_id = '{run_id}'\")",
+                pending as usize - REVIEW_ROWS,
+                summary.pipeline,
+                summary.pipeline
+            );
+        }
+    }
+}
+
+fn truncate(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(limit.saturating_sub(1)).collect();
+    format!("{cut}…")
 }
