@@ -612,6 +612,7 @@ fn creates_under_ten_percent_faults_neither_duplicate_nor_lose() {
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.1, kind: status, status: 503 }\n  \
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.1, kind: unable_to_lock_row }\n  \
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.05, kind: status, status: 500 }\n  \
+        - { route: \"/services/data/*/composite/sobjects*\", probability: 0.05, kind: session_expired }\n  \
         - { route: \"/services/data/*/query*\", probability: 0.1, kind: drop_connection }\n";
     let org = org_with(3, Config::default(), Some(faults));
     login(&org).unwrap();
@@ -987,4 +988,45 @@ fn a_write_stopped_by_the_budget_reports_what_was_written() {
     // What was reported created is exactly what the org has.
     assert_eq!(count_contacts_with_prefix(&org, "ext-"), (created, created));
     assert!(client.usage().unwrap().used <= 10);
+}
+
+#[test]
+fn headless_flows_sign_in_on_every_run() {
+    let org = org(3);
+    let mut connection = org.connection.clone();
+    connection.flow = etl::config::model::SalesforceFlow::Password;
+    connection.username = Some("integration@sandbox.example".into());
+    connection.password = Some("sandbox-password".into());
+    let client = SalesforceClient::connect(&connection, org.store.clone(), fast()).unwrap();
+    assert_eq!(all_records(&client, "SELECT Id FROM Account").len(), 3);
+    assert!(!org.store.path().exists(), "headless flows store nothing");
+    assert_eq!(client.estimate_calls(4500, 450), 1 + 3 + 3);
+
+    connection.password = Some("wrong".into());
+    let refused = SalesforceClient::connect(&connection, org.store.clone(), fast())
+        .err()
+        .unwrap();
+    assert!(
+        refused
+            .to_string()
+            .contains("invalid_grant: authentication failure"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("wrong"));
+
+    connection.flow = etl::config::model::SalesforceFlow::ClientCredentials;
+    let client = SalesforceClient::connect(&connection, org.store.clone(), fast()).unwrap();
+    assert_eq!(
+        client.identity().unwrap()["organization_id"]
+            .as_str()
+            .map(|s| &s[..3]),
+        Some("00D")
+    );
+
+    connection.flow = etl::config::model::SalesforceFlow::JwtBearer;
+    let jwt = SalesforceClient::connect(&connection, org.store.clone(), fast())
+        .err()
+        .unwrap();
+    assert!(jwt.to_string().contains("RS256"), "{jwt}");
+    assert_eq!(jwt.exit_code(), 2);
 }

@@ -319,6 +319,28 @@ impl SalesforceClient {
         self.get_json(&url)
     }
 
+    /// API calls a run is expected to use, for the plan: REST query pages (or, at the Bulk
+    /// threshold, a job's create, a poll or two, the describe and its result pages), a
+    /// `COUNT()` first, and writes at 200 records per Collections call (or one ingest job's
+    /// create, upload, close, poll and two result reads). Retries and refreshes come on top.
+    pub fn estimate_calls(&self, records_to_read: u64, records_to_write: u64) -> u64 {
+        let options = &self.options;
+        let read = if records_to_read >= options.bulk_query_threshold {
+            4 + records_to_read.div_ceil(options.bulk_page_size.max(1))
+        } else {
+            let page = u64::from(options.query_batch_size.unwrap_or(2000).clamp(200, 2000));
+            records_to_read.div_ceil(page).max(1)
+        };
+        let write = if records_to_write == 0 {
+            0
+        } else if records_to_write >= options.bulk_write_threshold as u64 {
+            7
+        } else {
+            records_to_write.div_ceil(super::collections::CHUNK as u64)
+        };
+        1 + read + write
+    }
+
     /// `GET /limits`: the org's limits (`DailyApiRequests`, …).
     pub fn limits(&self) -> Result<Value, Error> {
         self.get_json("limits")
