@@ -1030,3 +1030,58 @@ fn headless_flows_sign_in_on_every_run() {
     assert!(jwt.to_string().contains("RS256"), "{jwt}");
     assert_eq!(jwt.exit_code(), 2);
 }
+
+#[test]
+fn a_denied_approval_ends_the_login_with_salesforces_words() {
+    let mut org = org_with(1, Config::default(), None);
+    // The approve page, not auto-approval: the person clicks Deny.
+    lock(&org.sandbox.salesforce_state()).config.auto_approve = false;
+    org.connection.pkce = true;
+    let (tx, rx) = mpsc::channel::<String>();
+    let browser = std::thread::spawn(move || {
+        let url = rx.recv().unwrap();
+        let page = agent()
+            .get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(page.contains("Allow access?"), "{page}");
+        let (base, query) = url.split_once('?').unwrap();
+        let mut fields: Vec<(String, String)> = query
+            .split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                let decoded = v
+                    .replace("%3A", ":")
+                    .replace("%2F", "/")
+                    .replace("%20", " ");
+                (k.to_string(), decoded)
+            })
+            .collect();
+        fields.push(("decision".into(), "deny".into()));
+        let answer = agent()
+            .post(format!("{base}/approve"))
+            .send_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 302);
+        let callback = answer.headers()["location"].to_str().unwrap().to_string();
+        agent().get(&callback).call().unwrap().status().as_u16()
+    });
+    let options = LoginOptions {
+        open_browser: false,
+        timeout: Duration::from_secs(30),
+    };
+    let error = auth::login(&org.connection, &org.store, &options, |url| {
+        tx.send(url.to_string()).unwrap()
+    })
+    .unwrap_err();
+    assert_eq!(browser.join().unwrap(), 400);
+    assert_eq!(error.code(), Some("access_denied"));
+    assert!(
+        error.to_string().contains("end-user denied authorization"),
+        "{error}"
+    );
+    assert!(!org.store.path().exists());
+}
