@@ -1085,3 +1085,30 @@ fn a_denied_approval_ends_the_login_with_salesforces_words() {
     );
     assert!(!org.store.path().exists());
 }
+
+#[test]
+fn a_bulk_results_page_that_breaks_off_is_read_again_without_losing_or_repeating() {
+    let faults = "seed: 9\nfaults:\n  - { route: \"/services/data/*/jobs/query/*/results\", probability: 0.4, kind: drop_connection }\n";
+    let org = org_with(3000, Config::default(), Some(faults));
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_query_threshold: 1000,
+            bulk_page_size: 1000,
+            max_attempts: 12,
+            ..fast()
+        },
+    );
+    let extract = client
+        .extract("SELECT Id, Name FROM Account", false)
+        .unwrap();
+    assert!(extract.is_bulk());
+    let ids: Vec<String> = extract.flat_map(|page| ids(&page.unwrap())).collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (3000, 3000));
+    assert!(
+        client.retries() > 0,
+        "the fault plan should have broken a page"
+    );
+}
