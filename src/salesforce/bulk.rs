@@ -3,8 +3,9 @@
 //! Reads: `extract` asks `SELECT COUNT()` first and runs a query job when the answer reaches
 //! `bulk_query_threshold`, else a REST query; when Salesforce refuses the job (an object or a
 //! query Bulk does not support, Bulk not enabled) it falls back to REST. Results are read page
-//! by page (`maxRecords`, `Sforce-Locator` until the literal `null`), each page's CSV parsed into
-//! flat records typed by the object's describe, so memory holds one page, never the result.
+//! by page (`maxRecords`, `Sforce-Locator` until the literal `null`), each page's CSV parsed as
+//! it arrives into flat records typed by the object's describe, handed out 2,000 at a time, so
+//! memory holds one batch, never a page or the result.
 //!
 //! Writes: `bulk_write` uploads one ingest job's CSV, marks it `UploadComplete`, waits for it,
 //! and joins the successful and failed result CSVs (whose order Salesforce does not promise)
