@@ -1112,3 +1112,41 @@ fn a_bulk_results_page_that_breaks_off_is_read_again_without_losing_or_repeating
         "the fault plan should have broken a page"
     );
 }
+
+#[test]
+fn the_org_judges_a_pipelines_soql_with_its_own_words() {
+    let org = org(3);
+    login(&org).unwrap();
+    let client = client(&org, fast());
+    let check = |yaml: &str| {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("opportunities.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut offline = Vec::new();
+        let etl::config::loader::PipelineLoad::Loaded(loaded) =
+            etl::config::loader::load_pipeline(&path, &|_| None, &mut offline)
+        else {
+            panic!("pipeline does not load: {offline:?}");
+        };
+        let mut out = Vec::new();
+        etl::salesforce::describe::check_pipeline_soql(&client, &loaded, &offline, &mut out)
+            .unwrap();
+        out
+    };
+    let pipeline = |condition: &str| {
+        format!(
+            "pipeline: opportunities\nsalesforce:\n  object: Opportunity\n  where: \"{condition}\"\n\
+             halo:\n  entity: Opportunities\nfields:\n  - {{ salesforce: Name, halo: summary }}\n"
+        )
+    };
+    assert!(check(&pipeline("IsDeleted = false AND TaskType__c = 'Renewal'")).is_empty());
+    let refused = check(&pipeline("TaskTyp__c = 'Renewal'"));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let shown = refused[0].render(None);
+    assert_eq!(refused[0].line, 4, "{shown}");
+    assert!(shown.contains("INVALID_FIELD"), "{shown}");
+    assert!(
+        shown.contains("No such column 'TaskTyp__c' on entity 'Opportunity'"),
+        "{shown}"
+    );
+}
