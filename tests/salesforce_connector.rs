@@ -612,6 +612,7 @@ fn creates_under_ten_percent_faults_neither_duplicate_nor_lose() {
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.1, kind: status, status: 503 }\n  \
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.1, kind: unable_to_lock_row }\n  \
         - { route: \"/services/data/*/composite/sobjects*\", probability: 0.05, kind: status, status: 500 }\n  \
+        - { route: \"/services/data/*/composite/sobjects*\", probability: 0.05, kind: session_expired }\n  \
         - { route: \"/services/data/*/query*\", probability: 0.1, kind: drop_connection }\n";
     let org = org_with(3, Config::default(), Some(faults));
     login(&org).unwrap();
@@ -987,4 +988,165 @@ fn a_write_stopped_by_the_budget_reports_what_was_written() {
     // What was reported created is exactly what the org has.
     assert_eq!(count_contacts_with_prefix(&org, "ext-"), (created, created));
     assert!(client.usage().unwrap().used <= 10);
+}
+
+#[test]
+fn headless_flows_sign_in_on_every_run() {
+    let org = org(3);
+    let mut connection = org.connection.clone();
+    connection.flow = etl::config::model::SalesforceFlow::Password;
+    connection.username = Some("integration@sandbox.example".into());
+    connection.password = Some("sandbox-password".into());
+    let client = SalesforceClient::connect(&connection, org.store.clone(), fast()).unwrap();
+    assert_eq!(all_records(&client, "SELECT Id FROM Account").len(), 3);
+    assert!(!org.store.path().exists(), "headless flows store nothing");
+    assert_eq!(client.estimate_calls(4500, 450), 1 + 3 + 3);
+
+    connection.password = Some("wrong".into());
+    let refused = SalesforceClient::connect(&connection, org.store.clone(), fast())
+        .err()
+        .unwrap();
+    assert!(
+        refused
+            .to_string()
+            .contains("invalid_grant: authentication failure"),
+        "{refused}"
+    );
+    assert!(!refused.to_string().contains("wrong"));
+
+    connection.flow = etl::config::model::SalesforceFlow::ClientCredentials;
+    let client = SalesforceClient::connect(&connection, org.store.clone(), fast()).unwrap();
+    assert_eq!(
+        client.identity().unwrap()["organization_id"]
+            .as_str()
+            .map(|s| &s[..3]),
+        Some("00D")
+    );
+
+    connection.flow = etl::config::model::SalesforceFlow::JwtBearer;
+    let jwt = SalesforceClient::connect(&connection, org.store.clone(), fast())
+        .err()
+        .unwrap();
+    assert!(jwt.to_string().contains("RS256"), "{jwt}");
+    assert_eq!(jwt.exit_code(), 2);
+}
+
+#[test]
+fn a_denied_approval_ends_the_login_with_salesforces_words() {
+    let mut org = org_with(1, Config::default(), None);
+    // The approve page, not auto-approval: the person clicks Deny.
+    lock(&org.sandbox.salesforce_state()).config.auto_approve = false;
+    org.connection.pkce = true;
+    let (tx, rx) = mpsc::channel::<String>();
+    let browser = std::thread::spawn(move || {
+        let url = rx.recv().unwrap();
+        let page = agent()
+            .get(&url)
+            .call()
+            .unwrap()
+            .body_mut()
+            .read_to_string()
+            .unwrap();
+        assert!(page.contains("Allow access?"), "{page}");
+        let (base, query) = url.split_once('?').unwrap();
+        let mut fields: Vec<(String, String)> = query
+            .split('&')
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap();
+                let decoded = v
+                    .replace("%3A", ":")
+                    .replace("%2F", "/")
+                    .replace("%20", " ");
+                (k.to_string(), decoded)
+            })
+            .collect();
+        fields.push(("decision".into(), "deny".into()));
+        let answer = agent()
+            .post(format!("{base}/approve"))
+            .send_form(fields.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .unwrap();
+        assert_eq!(answer.status().as_u16(), 302);
+        let callback = answer.headers()["location"].to_str().unwrap().to_string();
+        agent().get(&callback).call().unwrap().status().as_u16()
+    });
+    let options = LoginOptions {
+        open_browser: false,
+        timeout: Duration::from_secs(30),
+    };
+    let error = auth::login(&org.connection, &org.store, &options, |url| {
+        tx.send(url.to_string()).unwrap()
+    })
+    .unwrap_err();
+    assert_eq!(browser.join().unwrap(), 400);
+    assert_eq!(error.code(), Some("access_denied"));
+    assert!(
+        error.to_string().contains("end-user denied authorization"),
+        "{error}"
+    );
+    assert!(!org.store.path().exists());
+}
+
+#[test]
+fn a_bulk_results_page_that_breaks_off_is_read_again_without_losing_or_repeating() {
+    let faults = "seed: 9\nfaults:\n  - { route: \"/services/data/*/jobs/query/*/results\", probability: 0.4, kind: drop_connection }\n";
+    let org = org_with(3000, Config::default(), Some(faults));
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_query_threshold: 1000,
+            bulk_page_size: 1000,
+            max_attempts: 12,
+            ..fast()
+        },
+    );
+    let extract = client
+        .extract("SELECT Id, Name FROM Account", false)
+        .unwrap();
+    assert!(extract.is_bulk());
+    let ids: Vec<String> = extract.flat_map(|page| ids(&page.unwrap())).collect();
+    let unique: HashSet<&String> = ids.iter().collect();
+    assert_eq!((ids.len(), unique.len()), (3000, 3000));
+    assert!(
+        client.retries() > 0,
+        "the fault plan should have broken a page"
+    );
+}
+
+#[test]
+fn the_org_judges_a_pipelines_soql_with_its_own_words() {
+    let org = org(3);
+    login(&org).unwrap();
+    let client = client(&org, fast());
+    let check = |yaml: &str| {
+        let folder = tempfile::tempdir().unwrap();
+        let path = folder.path().join("opportunities.yaml");
+        std::fs::write(&path, yaml).unwrap();
+        let mut offline = Vec::new();
+        let etl::config::loader::PipelineLoad::Loaded(loaded) =
+            etl::config::loader::load_pipeline(&path, &|_| None, &mut offline)
+        else {
+            panic!("pipeline does not load: {offline:?}");
+        };
+        let mut out = Vec::new();
+        etl::salesforce::describe::check_pipeline_soql(&client, &loaded, &offline, &mut out)
+            .unwrap();
+        out
+    };
+    let pipeline = |condition: &str| {
+        format!(
+            "pipeline: opportunities\nsalesforce:\n  object: Opportunity\n  where: \"{condition}\"\n\
+             halo:\n  entity: Opportunities\nfields:\n  - {{ salesforce: Name, halo: summary }}\n"
+        )
+    };
+    assert!(check(&pipeline("IsDeleted = false AND TaskType__c = 'Renewal'")).is_empty());
+    let refused = check(&pipeline("TaskTyp__c = 'Renewal'"));
+    assert_eq!(refused.len(), 1, "{refused:?}");
+    let shown = refused[0].render(None);
+    assert_eq!(refused[0].line, 4, "{shown}");
+    assert!(shown.contains("INVALID_FIELD"), "{shown}");
+    assert!(
+        shown.contains("No such column 'TaskTyp__c' on entity 'Opportunity'"),
+        "{shown}"
+    );
 }

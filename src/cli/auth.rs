@@ -177,7 +177,18 @@ fn status(connection: &SalesforceConnection, store: TokenStore) -> i32 {
     } else {
         println!("access token:  new for this command ({flow} signs in on every run)");
     }
-    match client.usage() {
+    // The identity URL is not a REST resource and may not report usage: `/limits` does, in
+    // its `Sforce-Limit-Info` header and its body.
+    let limits = client.limits().ok();
+    let usage = client.usage().or_else(|| {
+        let daily = &limits.as_ref()?["DailyApiRequests"];
+        let limit = daily["Max"].as_u64()?;
+        Some(crate::salesforce::ApiUsage {
+            used: limit.saturating_sub(daily["Remaining"].as_u64()?),
+            limit,
+        })
+    });
+    match usage {
         Some(usage) => println!(
             "API usage:     {} of {} daily calls ({:.1}%){}",
             usage.used,

@@ -97,6 +97,18 @@ fn check_online(project: &Path, workspace: &mut config::Workspace) -> Result<(),
         eprintln!("error: cannot describe the org: {error}");
         return Err(error.exit_code().max(3));
     }
+    for loaded in &workspace.pipelines {
+        let checked = crate::salesforce::describe::check_pipeline_soql(
+            &client,
+            loaded,
+            &workspace.diagnostics,
+            &mut found,
+        );
+        if let Err(error) = checked {
+            eprintln!("error: cannot check the pipelines' SOQL with the org: {error}");
+            return Err(error.exit_code().max(3));
+        }
+    }
     for diagnostic in found {
         let known = workspace.diagnostics.iter().any(|d| {
             d.file == diagnostic.file && d.line == diagnostic.line && d.column == diagnostic.column

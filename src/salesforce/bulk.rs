@@ -3,8 +3,9 @@
 //! Reads: `extract` asks `SELECT COUNT()` first and runs a query job when the answer reaches
 //! `bulk_query_threshold`, else a REST query; when Salesforce refuses the job (an object or a
 //! query Bulk does not support, Bulk not enabled) it falls back to REST. Results are read page
-//! by page (`maxRecords`, `Sforce-Locator` until the literal `null`), each page's CSV parsed into
-//! flat records typed by the object's describe, so memory holds one page, never the result.
+//! by page (`maxRecords`, `Sforce-Locator` until the literal `null`), each page's CSV parsed as
+//! it arrives into flat records typed by the object's describe, handed out 2,000 at a time, so
+//! memory holds one batch, never a page or the result.
 //!
 //! Writes: `bulk_write` uploads one ingest job's CSV, marks it `UploadComplete`, waits for it,
 //! and joins the successful and failed result CSVs (whose order Salesforce does not promise)
@@ -26,7 +27,7 @@ use super::{Error, SalesforceClient};
 /// Where an extract's records come from.
 pub enum Extract<'c> {
     Rest(QueryPages<'c>),
-    Bulk(BulkPages<'c>),
+    Bulk(Box<BulkPages<'c>>),
 }
 
 impl Extract<'_> {
@@ -113,7 +114,7 @@ impl SalesforceClient {
         let expected = limit.map_or(count, |l| l.min(count));
         if expected >= self.options().bulk_query_threshold {
             match self.bulk_query(soql, all_rows) {
-                Ok(pages) => return Ok(Extract::Bulk(pages)),
+                Ok(pages) => return Ok(Extract::Bulk(Box::new(pages))),
                 Err(error) if bulk_refused(&error) => {}
                 Err(error) => return Err(error),
             }
@@ -173,25 +174,109 @@ impl SalesforceClient {
         Ok(BulkPages {
             client: self,
             job: id,
-            locator: None,
-            done: false,
             describe,
+            page_locator: None,
+            next_locator: None,
+            current: None,
+            yielded: 0,
+            tries: 0,
+            chunk: 2000,
+            done: false,
         })
     }
 }
 
-/// The result pages of a Bulk query job. Ends after the first error.
+/// The records of a Bulk query job, in batches of up to 2,000, parsed from each results page
+/// as it arrives: neither a page nor the result is ever held whole. A page that breaks off is
+/// asked for again (same locator) and the rows already handed out are skipped. Ends after the
+/// first error.
 pub struct BulkPages<'c> {
     client: &'c SalesforceClient,
     job: String,
-    locator: Option<String>,
-    done: bool,
     describe: Option<ObjectInfo>,
+    /// The locator of the page being read (`None` for the first) and of the one after it.
+    page_locator: Option<String>,
+    next_locator: Option<String>,
+    current: Option<PageReader>,
+    /// Rows of the current page handed out so far.
+    yielded: u64,
+    tries: u32,
+    chunk: usize,
+    done: bool,
+}
+
+struct PageReader {
+    rows: csv::Reader<ureq::BodyReader<'static>>,
+    header: Vec<String>,
+    types: Vec<Option<String>>,
 }
 
 impl BulkPages<'_> {
     pub fn job_id(&self) -> &str {
         &self.job
+    }
+
+    /// Opens the current page and skips the rows already handed out.
+    fn open_page(&mut self) -> Result<(), Error> {
+        let mut url = format!(
+            "jobs/query/{}/results?maxRecords={}",
+            self.job,
+            self.client.options().bulk_page_size
+        );
+        if let Some(locator) = &self.page_locator {
+            url.push_str(&format!("&locator={}", super::auth::flows::encode(locator)));
+        }
+        let streamed = self.client.open(Request::get(url))?;
+        self.next_locator = match streamed.header("Sforce-Locator").map(str::trim) {
+            Some(locator) if !locator.is_empty() && locator != "null" => Some(locator.to_string()),
+            _ => None,
+        };
+        let mut rows = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .from_reader(streamed.body);
+        let header: Vec<String> = rows
+            .headers()
+            .map_err(|e| csv_error("a Bulk results page", e))?
+            .iter()
+            .map(str::to_string)
+            .collect();
+        let types = header
+            .iter()
+            .map(|name| {
+                self.describe
+                    .as_ref()
+                    .and_then(|d| d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
+                    .map(|f| f.field_type.clone())
+            })
+            .collect();
+        let mut skip = csv::StringRecord::new();
+        for _ in 0..self.yielded {
+            if !rows
+                .read_record(&mut skip)
+                .map_err(|e| csv_error("a Bulk results page read again", e))?
+            {
+                return Err(Error::Protocol(
+                    "a Bulk results page read again is shorter than before".into(),
+                ));
+            }
+        }
+        self.current = Some(PageReader {
+            rows,
+            header,
+            types,
+        });
+        Ok(())
+    }
+}
+
+fn csv_error(what: &str, error: csv::Error) -> Error {
+    if error.is_io_error() {
+        Error::Connection {
+            url: what.to_string(),
+            detail: error.to_string(),
+        }
+    } else {
+        Error::Protocol(format!("{what} is not CSV: {error}"))
     }
 }
 
@@ -199,69 +284,77 @@ impl Iterator for BulkPages<'_> {
     type Item = Result<Vec<Record>, Error>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        if self.done {
-            return None;
-        }
-        let mut url = format!(
-            "jobs/query/{}/results?maxRecords={}",
-            self.job,
-            self.client.options().bulk_page_size
-        );
-        if let Some(locator) = &self.locator {
-            url.push_str(&format!("&locator={}", super::auth::flows::encode(locator)));
-        }
-        let answer = match self.client.send(Request::get(url)) {
-            Ok(answer) => answer,
-            Err(e) => {
+        loop {
+            if self.done {
+                return None;
+            }
+            if self.current.is_none() {
+                if let Err(e) = self.open_page() {
+                    let again = matches!(e, Error::Connection { .. })
+                        && self.tries + 1 < self.client.options().max_attempts;
+                    if again {
+                        self.tries += 1;
+                        self.client.backoff(self.tries);
+                        continue;
+                    }
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+            let page = self.current.as_mut()?;
+            let mut batch = Vec::new();
+            let mut row = csv::StringRecord::new();
+            let mut broke = None;
+            let mut ended = false;
+            while batch.len() < self.chunk {
+                match page.rows.read_record(&mut row) {
+                    Ok(true) => {
+                        let mut record = Map::new();
+                        for ((name, cell), kind) in
+                            page.header.iter().zip(row.iter()).zip(&page.types)
+                        {
+                            record.insert(name.clone(), typed(cell, kind.as_deref()));
+                        }
+                        batch.push(record);
+                    }
+                    Ok(false) => {
+                        ended = true;
+                        break;
+                    }
+                    Err(e) => {
+                        broke = Some(csv_error("a Bulk results page", e));
+                        break;
+                    }
+                }
+            }
+            if let Some(error) = broke {
+                // Drop the partial batch: the page is read again from the last handed-out row.
+                self.current = None;
+                if matches!(error, Error::Connection { .. })
+                    && self.tries + 1 < self.client.options().max_attempts
+                {
+                    self.tries += 1;
+                    self.client.backoff(self.tries);
+                    continue;
+                }
                 self.done = true;
-                return Some(Err(e));
+                return Some(Err(error));
             }
-        };
-        match answer.header("Sforce-Locator").map(str::trim) {
-            Some(locator) if !locator.is_empty() && locator != "null" => {
-                self.locator = Some(locator.to_string())
+            self.yielded += batch.len() as u64;
+            if ended {
+                self.current = None;
+                self.yielded = 0;
+                self.tries = 0;
+                match self.next_locator.take() {
+                    Some(next) => self.page_locator = Some(next),
+                    None => self.done = true,
+                }
             }
-            _ => self.done = true,
+            if !batch.is_empty() {
+                return Some(Ok(batch));
+            }
         }
-        let records = parse_csv_records(&answer.body, self.describe.as_ref());
-        if records.is_err() {
-            self.done = true;
-        }
-        Some(records)
     }
-}
-
-/// A results page as flat records: the header names the field paths; an empty cell is null;
-/// values are typed as the describe says (so Bulk and REST extracts stage alike).
-pub fn parse_csv_records(data: &[u8], describe: Option<&ObjectInfo>) -> Result<Vec<Record>, Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .from_reader(data);
-    let header: Vec<String> = reader
-        .headers()
-        .map_err(|e| Error::Protocol(format!("a Bulk results page is not CSV: {e}")))?
-        .iter()
-        .map(str::to_string)
-        .collect();
-    let types: Vec<Option<&str>> = header
-        .iter()
-        .map(|name| {
-            describe
-                .and_then(|d| d.fields.iter().find(|f| f.name.eq_ignore_ascii_case(name)))
-                .map(|f| f.field_type.as_str())
-        })
-        .collect();
-    let mut records = Vec::new();
-    for row in reader.records() {
-        let row =
-            row.map_err(|e| Error::Protocol(format!("a Bulk results row is not CSV: {e}")))?;
-        let mut record = Map::new();
-        for ((name, cell), kind) in header.iter().zip(row.iter()).zip(&types) {
-            record.insert(name.clone(), typed(cell, *kind));
-        }
-        records.push(record);
-    }
-    Ok(records)
 }
 
 /// A CSV cell as REST would have given it.

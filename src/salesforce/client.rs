@@ -167,6 +167,22 @@ impl Response {
     }
 }
 
+/// A successful answer whose body is read as it arrives.
+pub struct Streamed {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: ureq::BodyReader<'static>,
+}
+
+impl Streamed {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+}
+
 /// The live session: the token calls carry and where they go.
 struct Session {
     access_token: String,
@@ -319,6 +335,28 @@ impl SalesforceClient {
         self.get_json(&url)
     }
 
+    /// API calls a run is expected to use, for the plan: REST query pages (or, at the Bulk
+    /// threshold, a job's create, a poll or two, the describe and its result pages), a
+    /// `COUNT()` first, and writes at 200 records per Collections call (or one ingest job's
+    /// create, upload, close, poll and two result reads). Retries and refreshes come on top.
+    pub fn estimate_calls(&self, records_to_read: u64, records_to_write: u64) -> u64 {
+        let options = &self.options;
+        let read = if records_to_read >= options.bulk_query_threshold {
+            4 + records_to_read.div_ceil(options.bulk_page_size.max(1))
+        } else {
+            let page = u64::from(options.query_batch_size.unwrap_or(2000).clamp(200, 2000));
+            records_to_read.div_ceil(page).max(1)
+        };
+        let write = if records_to_write == 0 {
+            0
+        } else if records_to_write >= options.bulk_write_threshold as u64 {
+            7
+        } else {
+            records_to_write.div_ceil(super::collections::CHUNK as u64)
+        };
+        1 + read + write
+    }
+
     /// `GET /limits`: the org's limits (`DailyApiRequests`, …).
     pub fn limits(&self) -> Result<Value, Error> {
         self.get_json("limits")
@@ -342,7 +380,8 @@ impl SalesforceClient {
         Ok(())
     }
 
-    fn backoff(&self, attempt: u32) {
+    /// Sleeps before try `attempt + 1`: exponential, with jitter; counts the retry.
+    pub(crate) fn backoff(&self, attempt: u32) {
         let exponent = attempt.saturating_sub(1).min(16);
         let ceiling = self
             .options
@@ -357,8 +396,43 @@ impl SalesforceClient {
         std::thread::sleep(Duration::from_millis(wait));
     }
 
-    /// Sends a call with the session's token, refreshing and retrying as the module says.
+    /// Sends a call with the session's token, refreshing and retrying as the module says, and
+    /// reads the whole answer.
     pub fn send(&self, request: Request) -> Result<Response, Error> {
+        self.dispatch(&request, |status, headers, mut body| {
+            let body = body
+                .with_config()
+                .limit(1 << 31)
+                .read_to_vec()
+                .map_err(|e| format!("the answer broke off: {e}"))?;
+            Ok(Response {
+                status,
+                headers,
+                body,
+            })
+        })
+    }
+
+    /// Like `send`, but hands over a successful answer's body unread, to be parsed as it
+    /// arrives (Bulk result CSVs). A body that breaks off later is the caller's to handle.
+    pub fn open(&self, request: Request) -> Result<Streamed, Error> {
+        self.dispatch(&request, |status, headers, body| {
+            Ok(Streamed {
+                status,
+                headers,
+                body: body.into_reader(),
+            })
+        })
+    }
+
+    /// The loop behind `send` and `open`: budget, token, one HTTP exchange, usage, refresh on
+    /// 401, retries. `accept` takes a successful (< 400) answer; its `Err` is a transport
+    /// failure, retried like one.
+    fn dispatch<T>(
+        &self,
+        request: &Request,
+        mut accept: impl FnMut(u16, Vec<(String, String)>, ureq::Body) -> Result<T, String>,
+    ) -> Result<T, Error> {
         let mut attempt = 0;
         let mut refreshed = false;
         loop {
@@ -370,24 +444,61 @@ impl SalesforceClient {
             let url = self.resolve(&request.url, &instance);
             attempt += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
-            let answer = match self.execute(&request, &url, &token) {
-                Ok(answer) => answer,
-                Err(detail) => {
-                    if request.retry == Retry::Always && attempt < self.options.max_attempts {
-                        self.backoff(attempt);
-                        continue;
-                    }
-                    return Err(Error::Connection { url, detail });
+            let transport_failure = |detail: String| {
+                if request.retry == Retry::Always && attempt < self.options.max_attempts {
+                    self.backoff(attempt);
+                    Ok(())
+                } else {
+                    Err(Error::Connection {
+                        url: url.clone(),
+                        detail,
+                    })
                 }
             };
-            if let Some(usage) = answer.header("Sforce-Limit-Info").and_then(ApiUsage::parse) {
+            let response = match self.execute(request, &url, &token) {
+                Ok(response) => response,
+                Err(detail) => {
+                    transport_failure(detail)?;
+                    continue;
+                }
+            };
+            let status = response.status().as_u16();
+            let headers: Vec<(String, String)> = response
+                .headers()
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
+                .collect();
+            if let Some(usage) = headers
+                .iter()
+                .find(|(k, _)| k.eq_ignore_ascii_case("Sforce-Limit-Info"))
+                .and_then(|(_, v)| ApiUsage::parse(v))
+            {
                 *lock(&self.usage) = Some(usage);
             }
-            if answer.status < 400 {
-                return Ok(answer);
+            let mut body = response.into_body();
+            if status < 400 {
+                match accept(status, headers, body) {
+                    Ok(value) => return Ok(value),
+                    Err(detail) => {
+                        transport_failure(detail)?;
+                        continue;
+                    }
+                }
             }
+            let text = match body.with_config().limit(1 << 20).read_to_vec() {
+                Ok(text) => text,
+                Err(e) => {
+                    transport_failure(format!("the answer broke off: {e}"))?;
+                    continue;
+                }
+            };
+            let answer = Response {
+                status,
+                headers,
+                body: text,
+            };
             let error = api_error(&answer);
-            if answer.status == 401 && (!refreshed || attempt < self.options.max_attempts) {
+            if status == 401 && (!refreshed || attempt < self.options.max_attempts) {
                 // The first refresh is free; a fresh token refused again (its session ended
                 // at once) costs a try, so an org that refuses every token ends the loop.
                 self.refresh(&token)?;
@@ -405,8 +516,13 @@ impl SalesforceClient {
         }
     }
 
-    /// One HTTP exchange; `Err` is a transport failure (nothing or only part of an answer).
-    fn execute(&self, request: &Request, url: &str, token: &str) -> Result<Response, String> {
+    /// One HTTP exchange up to the answer's headers; `Err` is a transport failure.
+    fn execute(
+        &self,
+        request: &Request,
+        url: &str,
+        token: &str,
+    ) -> Result<ureq::http::Response<ureq::Body>, String> {
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
             .uri(url)
@@ -415,7 +531,7 @@ impl SalesforceClient {
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }
-        let result = match &request.body {
+        match &request.body {
             Some((content_type, bytes)) => builder
                 .header("Content-Type", *content_type)
                 .body(bytes.clone())
@@ -425,25 +541,7 @@ impl SalesforceClient {
                 .body(())
                 .map_err(|e| e.to_string())
                 .and_then(|r| self.agent.run(r).map_err(|e| e.to_string())),
-        };
-        let mut response = result?;
-        let status = response.status().as_u16();
-        let headers = response
-            .headers()
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_string()))
-            .collect();
-        let body = response
-            .body_mut()
-            .with_config()
-            .limit(1 << 31)
-            .read_to_vec()
-            .map_err(|e| format!("the answer broke off: {e}"))?;
-        Ok(Response {
-            status,
-            headers,
-            body,
-        })
+        }
     }
 
     /// A new access token after `stale` was refused. Several threads may see the same 401:

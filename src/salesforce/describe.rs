@@ -122,3 +122,76 @@ impl Describes for OrgDescribes<'_> {
         true
     }
 }
+
+/// Lets the org judge a pipeline's own SOQL (`where` or `query`) by asking for a
+/// `SELECT COUNT()` of it: a query Salesforce refuses becomes a diagnostic at the line of that
+/// value, with Salesforce's own `errorCode` and message. SOQL that does not parse offline, or
+/// whose line already has an offline problem, is left to the offline report. One API call per
+/// pipeline with a `where` or `query`.
+pub fn check_pipeline_soql(
+    client: &SalesforceClient,
+    loaded: &crate::config::rules::LoadedPipeline,
+    known: &[crate::config::Diagnostic],
+    out: &mut Vec<crate::config::Diagnostic>,
+) -> Result<(), Error> {
+    use crate::config::rules::{node_at, Step};
+    let side = &loaded.pipeline.salesforce;
+    let (key, count) = match (&side.query, &side.where_clause) {
+        (Some(query), _) => match crate::soql::parse(query) {
+            Ok(_) => ("query", super::bulk::count_query(query)?.0),
+            Err(_) => return Ok(()),
+        },
+        (None, Some(condition)) => match crate::soql::parse_condition(condition) {
+            Ok(_) => (
+                "where",
+                format!("SELECT COUNT() FROM {} WHERE {condition}", side.object),
+            ),
+            Err(_) => return Ok(()),
+        },
+        (None, None) => return Ok(()),
+    };
+    let Some(node) = node_at(&loaded.tree, &[Step::Key("salesforce"), Step::Key(key)]) else {
+        return Ok(());
+    };
+    let already = known
+        .iter()
+        .any(|d| d.file == loaded.source.path && d.line == node.loc.line && d.is_error());
+    if already {
+        return Ok(());
+    }
+    match client.count(&count) {
+        Ok(_) => Ok(()),
+        Err(Error::Api {
+            status: 400,
+            code,
+            message,
+            ..
+        }) => {
+            // Salesforce's message repeats the query with a caret; its last line says why.
+            let reason = message
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or(&message)
+                .trim()
+                .to_string();
+            let position = message
+                .lines()
+                .find(|l| l.starts_with("ERROR at Row"))
+                .map(str::to_string);
+            let mut diagnostic = loaded.source.error(
+                "salesforce-query",
+                node.loc,
+                format!("Salesforce refused this {key}: {code}: {reason}"),
+            );
+            if let Some(position) = position {
+                diagnostic = diagnostic.label(format!("{position} of `{count}`"));
+            }
+            out.push(diagnostic.hint(
+                "Salesforce checked it as SELECT COUNT() with the pipeline's object and condition",
+            ));
+            Ok(())
+        }
+        Err(other) => Err(other),
+    }
+}

@@ -131,8 +131,7 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
                     .unwrap_or_default();
                 (status, body)
             }
-            Err(e) if attempt < 4 => {
-                let _ = e;
+            Err(_) if attempt < 4 => {
                 std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
                 continue;
             }

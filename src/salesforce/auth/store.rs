@@ -66,10 +66,14 @@ pub fn mask(token: &str) -> String {
     }
 }
 
-/// Where the token store is: `token_store` from `etl.yaml` (relative to the project folder), or
-/// `salesforce-token.json` in the staging file's folder.
+/// Where the token store is: `token_store` from `etl.yaml` (relative to the project folder,
+/// `~/` for the home folder), or `salesforce-token.json` in the staging file's folder.
 pub fn store_path(root: &Path, staging: Option<&str>, token_store: Option<&str>) -> PathBuf {
     if let Some(configured) = token_store {
+        if let (Some(rest), Some(home)) = (configured.strip_prefix("~/"), std::env::var_os("HOME"))
+        {
+            return PathBuf::from(home).join(rest);
+        }
         return root.join(configured);
     }
     let staging = root.join(staging.unwrap_or(".etl/staging.duckdb"));
@@ -160,5 +164,44 @@ impl TokenStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(self.error(e)),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::{mask, store_path};
+
+    #[test]
+    fn finds_the_store() {
+        let root = Path::new("/project");
+        assert_eq!(
+            store_path(root, None, None),
+            Path::new("/project/.etl/salesforce-token.json")
+        );
+        assert_eq!(
+            store_path(root, Some("data/stage.duckdb"), None),
+            Path::new("/project/data/salesforce-token.json")
+        );
+        assert_eq!(
+            store_path(root, None, Some("secrets/sf.json")),
+            Path::new("/project/secrets/sf.json")
+        );
+        if let Some(home) = std::env::var_os("HOME") {
+            assert_eq!(
+                store_path(root, None, Some("~/.config/etl/a.json")),
+                Path::new(&home).join(".config/etl/a.json")
+            );
+        }
+    }
+
+    #[test]
+    fn masks_tokens() {
+        assert_eq!(
+            mask("00D5g0000000001!AQYAQM7vSH1lzf7"),
+            "00D5g0000000001!**** (31 chars)"
+        );
+        assert_eq!(mask("5Aep861_OKMvio5gy8x"), "**** (19 chars)");
     }
 }
