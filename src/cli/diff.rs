@@ -162,7 +162,10 @@ fn unknown_pipeline(store: &Store, pipeline: &str, stage: Stage) -> Result<Refus
         let names: Vec<String> = staged
             .iter()
             .map(|(name, runs)| {
-                format!("{name} ({runs} {})", if *runs == 1 { "run" } else { "runs" })
+                format!(
+                    "{name} ({runs} {})",
+                    if *runs == 1 { "run" } else { "runs" }
+                )
             })
             .collect();
         format!(

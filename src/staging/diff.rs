@@ -98,9 +98,9 @@ impl Store {
 
     /// The pipelines a run of the history names, or `None` when there is no such run.
     pub fn run_pipelines(&self, run_id: &str) -> Result<Option<Vec<String>>, StagingError> {
-        let mut statement = self.connection().prepare(
-            "SELECT array_to_string(pipelines, ',') FROM runs WHERE run_id = ?",
-        )?;
+        let mut statement = self
+            .connection()
+            .prepare("SELECT array_to_string(pipelines, ',') FROM runs WHERE run_id = ?")?;
         let mut rows = statement.query(params![run_id])?;
         match rows.next()? {
             Some(row) => {
