@@ -189,16 +189,27 @@ fn accounts_nested_owner_and_unknown_agent() {
     record.insert("Owner".into(), json!({"Email": "ava.owner@example.com"}));
     let out = t.transform(&record, &FakeLookups::guide());
     assert_eq!(out.record["accountmanagertech"], json!(7));
-    // An owner who is not a Halo agent: the field is left out and reported; the rest is kept.
+    // An owner who is not a Halo agent: the example says `if_not_found: empty`, so the
+    // customer has no account manager and the rest is kept.
     record.insert("Owner".into(), json!({"Email": "nobody@example.com"}));
     let out = t.transform(&record, &FakeLookups::guide());
-    assert!(!out.record.contains_key("accountmanagertech"));
+    assert_eq!(out.problems, vec![]);
+    assert_eq!(out.record["accountmanagertech"], Value::Null);
     assert_eq!(out.record["name"], json!("Acme Holdings"));
+    // Without it, the record is reported with the reason.
+    let mut strict = pipeline("accounts");
+    for field in &mut strict.fields {
+        field.if_not_found = None;
+    }
+    let out = Transformer::new(&strict, Direction::Import)
+        .unwrap()
+        .transform(&record, &FakeLookups::guide());
+    assert!(!out.record.contains_key("accountmanagertech"));
     assert_eq!(
         out.problems,
         vec![FieldProblem {
             target: "accountmanagertech".into(),
-            message: "no Agent has email `nobody@example.com` and the field has no default".into()
+            message: "no Agent has email `nobody@example.com` and the field has no default (`if_not_found: empty` leaves it empty instead)".into()
         }]
     );
     // No owner at all: empty, not a problem.
@@ -254,7 +265,7 @@ fn opportunities_import_with_constants_custom_fields_and_lookups() {
     assert_eq!(
         Value::Object(out.record),
         json!({
-            "tickettype_id": 23,
+            "tickettype_id": 3,
             "summary": "Opportunity 1 for account 1",
             "details": "Seeded opportunity 1",
             "oppvalue": 1200.0,

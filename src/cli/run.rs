@@ -342,7 +342,8 @@ const REVIEW_ROWS: usize = 50;
 /// change, with its action, a label, and the changed fields as before → after.
 fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
     for summary in summaries {
-        let pending = summary.planned_creates + summary.planned_updates + summary.linked + summary.skipped;
+        let pending =
+            summary.planned_creates + summary.planned_updates + summary.linked + summary.skipped;
         if pending == 0 {
             continue;
         }
@@ -400,7 +401,13 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
             if more > 0 {
                 changes_text.push_str(&format!("\n… {more} more"));
             }
-            table.add_row([source_id, action, truncate(label, 32), changes_text, truncate(&reason, 60)]);
+            table.add_row([
+                source_id,
+                action,
+                truncate(label, 32),
+                changes_text,
+                truncate(&reason, 60),
+            ]);
         }
         println!("{}", summary.pipeline);
         println!("{table}");

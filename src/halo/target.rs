@@ -141,9 +141,11 @@ impl Target for HaloTarget<'_> {
                     site_writes.push(Value::Object(site));
                     site_owners.push(index);
                 }
-                None => results[index].outcome = Err(format!(
+                None => {
+                    results[index].outcome = Err(format!(
                     "{entity} saved, but it has no main site to hold the mapped `main_site` fields"
-                )),
+                ))
+                }
             }
         }
         if !site_writes.is_empty() {
