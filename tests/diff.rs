@@ -164,7 +164,12 @@ fn two_runs_of_accounts_diff_added_removed_and_changed_fields() {
     // The same as a table: one row per changed field and the count line.
     let (code, table, stderr) = etl(&project.root, &["diff", "accounts"]);
     assert_eq!(code, 0, "{stderr}");
-    assert!(table.contains(&format!("{from} → {to}")), "{table}");
+    let heading = table.lines().next().unwrap();
+    assert!(
+        heading.starts_with(&format!("accounts (extracted records): {from} (etl run, "))
+            && heading.contains(&format!(" → {to} (etl run, ")),
+        "{table}"
+    );
     assert!(
         table.contains("source_id") && table.contains("change"),
         "{table}"
@@ -354,6 +359,11 @@ fn numbers_compare_by_value_and_nested_fields_are_leaf_paths() {
     );
     let (code, table, stderr) = etl(&staged.root, &["diff", "accounts"]);
     assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        table.lines().next(),
+        Some("accounts (extracted records): r1 (etl run, 2026-01-01 00:00:00, 2 records) → r2 (etl run, 2026-01-02 00:00:00, 2 records)"),
+        "{table}"
+    );
     let row = table
         .lines()
         .find(|l| l.contains("Owner.Email"))

@@ -84,7 +84,7 @@ pub fn run(project: &Path, args: DiffArgs) -> i32 {
     match diff(&store, &args) {
         Ok((from, to, found)) => {
             if args.json {
-                print_json(&args.pipeline, &from, &to, &found);
+                print_json(&args.pipeline, &from.run_id, &to.run_id, &found);
             } else {
                 print_table(&args, &from, &to, &found);
             }
@@ -98,7 +98,7 @@ pub fn run(project: &Path, args: DiffArgs) -> i32 {
 }
 
 /// Picks the two runs and compares them.
-fn diff(store: &Store, args: &DiffArgs) -> Result<(String, String, RunDiff), Refusal> {
+fn diff(store: &Store, args: &DiffArgs) -> Result<(StagedRun, StagedRun, RunDiff), Refusal> {
     let stage = args.stage.stage();
     let pipeline = args.pipeline.as_str();
     let Some(runs) = store.pipeline_runs(pipeline, stage)? else {
@@ -107,32 +107,38 @@ fn diff(store: &Store, args: &DiffArgs) -> Result<(String, String, RunDiff), Ref
     let (from, to) = pick_runs(store, pipeline, &runs, args)?;
     let mut found = RunDiff::default();
     let mut bad_json = None;
-    store.diff_runs(pipeline, stage, &from, &to, &mut |row: DiffRow| {
-        match (row.before, row.after) {
-            (None, Some(_)) => found.added.push(row.source_id),
-            (Some(_), None) => found.removed.push(row.source_id),
-            (Some(before), Some(after)) => match (as_object(&before), as_object(&after)) {
-                (Some(before), Some(after)) => {
-                    let fields: Vec<FieldChange> = changed_fields(&before, &after)
-                        .into_iter()
-                        .map(|(field, before, after)| FieldChange {
-                            field,
-                            before,
-                            after,
-                        })
-                        .collect();
-                    if !fields.is_empty() {
-                        found.changed.push((row.source_id, fields));
+    store.diff_runs(
+        pipeline,
+        stage,
+        &from.run_id,
+        &to.run_id,
+        &mut |row: DiffRow| {
+            match (row.before, row.after) {
+                (None, Some(_)) => found.added.push(row.source_id),
+                (Some(_), None) => found.removed.push(row.source_id),
+                (Some(before), Some(after)) => match (as_object(&before), as_object(&after)) {
+                    (Some(before), Some(after)) => {
+                        let fields: Vec<FieldChange> = changed_fields(&before, &after)
+                            .into_iter()
+                            .map(|(field, before, after)| FieldChange {
+                                field,
+                                before,
+                                after,
+                            })
+                            .collect();
+                        if !fields.is_empty() {
+                            found.changed.push((row.source_id, fields));
+                        }
                     }
-                }
-                _ => {
-                    bad_json.get_or_insert(row.source_id);
-                }
-            },
-            (None, None) => {}
-        }
-        Ok(())
-    })?;
+                    _ => {
+                        bad_json.get_or_insert(row.source_id);
+                    }
+                },
+                (None, None) => {}
+            }
+            Ok(())
+        },
+    )?;
     if let Some(source_id) = bad_json {
         return Err(Refusal(format!(
             "the staged record {source_id} of {pipeline} is not a JSON object; \
@@ -182,7 +188,7 @@ fn pick_runs(
     pipeline: &str,
     runs: &[StagedRun],
     args: &DiffArgs,
-) -> Result<(String, String), Refusal> {
+) -> Result<(StagedRun, StagedRun), Refusal> {
     let position = |run_id: &str| -> Result<usize, Refusal> {
         if let Some(index) = runs.iter().position(|r| r.run_id == run_id) {
             return Ok(index);
@@ -236,17 +242,27 @@ fn pick_runs(
             )))
         }
     };
-    Ok((runs[from].run_id.clone(), runs[to].run_id.clone()))
+    Ok((runs[from].clone(), runs[to].clone()))
 }
+
+/// How many runs an error message names (the newest); `etl runs` has them all.
+const LISTED_RUNS: usize = 5;
 
 fn list_runs(runs: &[StagedRun]) -> String {
     if runs.is_empty() {
         return "none yet".to_string();
     }
-    runs.iter()
+    let older = runs.len().saturating_sub(LISTED_RUNS);
+    let listed = runs[older..]
+        .iter()
         .map(|r| r.run_id.as_str())
         .collect::<Vec<_>>()
-        .join(", ")
+        .join(", ");
+    if older > 0 {
+        format!("{listed} and {older} older")
+    } else {
+        listed
+    }
 }
 
 fn print_json(pipeline: &str, from: &str, to: &str, found: &RunDiff) {
@@ -292,12 +308,23 @@ fn cell(value: Option<&Value>) -> String {
     }
 }
 
-fn print_table(args: &DiffArgs, from: &str, to: &str, found: &RunDiff) {
+fn print_table(args: &DiffArgs, from: &StagedRun, to: &StagedRun, found: &RunDiff) {
     let stage = match args.stage {
         DiffStage::Extracted => "extracted",
         DiffStage::Transformed => "transformed",
     };
-    println!("{} ({stage} records): {from} → {to}", args.pipeline);
+    let describe = |run: &StagedRun| {
+        format!(
+            "{} (etl {}, {}, {} records)",
+            run.run_id, run.command, run.started_at, run.rows
+        )
+    };
+    println!(
+        "{} ({stage} records): {} → {}",
+        args.pipeline,
+        describe(from),
+        describe(to)
+    );
     let total = found.added.len() + found.removed.len() + found.changed.len();
     if total > 0 {
         let mut table = Table::new();
