@@ -241,3 +241,68 @@ fn deselected_records_are_skipped_and_a_bad_query_shows_salesforces_error() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("Nmae"), "{stderr}");
 }
+
+#[test]
+fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
+    let sandbox = server::start(Options {
+        accounts: 12,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    let accounts = salesforce_records(&sandbox, "Account");
+    let deselected = accounts[4]["Id"].as_str().unwrap().to_string();
+    let (code, plan, stderr) = etl(&project, &["plan", "--json", "--exclude", &deselected]);
+    assert_eq!(code, 0, "{stderr}");
+    let run_id = plan["run_id"].as_str().unwrap().to_string();
+    let planned = pipeline(&plan, "accounts");
+    let writes =
+        planned["planned_creates"].as_u64().unwrap() + planned["planned_updates"].as_u64().unwrap();
+
+    // Loading a run that is not a plan, or an unknown one, is refused.
+    let (code, _, stderr) = etl(&project, &["apply", "r-nope"]);
+    assert_eq!(code, 2, "{stderr}");
+
+    let (code, applied, stderr) = etl(&project, &["apply", &run_id, "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let loaded = pipeline(&applied, "accounts");
+    assert_eq!(
+        loaded["created"].as_u64().unwrap() + loaded["updated"].as_u64().unwrap(),
+        writes,
+        "{applied}"
+    );
+    assert_eq!(
+        loaded["skipped"], 1,
+        "the deselection of the plan holds: {applied}"
+    );
+    let (code, _, stderr) = etl(
+        &project,
+        &["apply", &applied["run_id"].as_str().unwrap().to_string()],
+    );
+    assert_eq!(code, 2, "an apply is not a plan: {stderr}");
+
+    // A new plan, then the record changes in Salesforce before it is applied.
+    let target = accounts[0]["Id"].as_str().unwrap().to_string();
+    let mut response = ureq::post(format!(
+        "{}/__sandbox/touch/{target}",
+        sandbox.salesforce_url
+    ))
+    .send_json(json!({"Website": "https://first.example"}))
+    .unwrap();
+    let _ = response.body_mut().read_to_string();
+    let (_, second_plan, _) = etl(&project, &["plan", "--json"]);
+    let second = second_plan["run_id"].as_str().unwrap().to_string();
+    let mut response = ureq::post(format!(
+        "{}/__sandbox/touch/{target}",
+        sandbox.salesforce_url
+    ))
+    .send_json(json!({"Website": "https://second.example"}))
+    .unwrap();
+    let _ = response.body_mut().read_to_string();
+    let (code, _, stderr) = etl(&project, &["apply", &second]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("moved on"), "{stderr}");
+    let (code, forced, stderr) = etl(&project, &["apply", &second, "--force", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(pipeline(&forced, "accounts")["updated"], 1, "{forced}");
+}

@@ -92,6 +92,17 @@ pub enum Command {
     Run(run::RunArgs),
     /// Extract, transform and plan without writing: what `etl run` would do.
     Plan(run::RunArgs),
+    /// Load exactly the plan of an `etl plan` run, refusing one whose source moved on since.
+    Apply {
+        /// The run id `etl plan` printed.
+        run_id: String,
+        /// Load although planning again gives a different plan.
+        #[arg(long)]
+        force: bool,
+        /// Print the summary as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List run history from the staging file.
     Runs {
         #[arg(long, value_enum, default_value_t = TableFormat::Table)]
@@ -118,6 +129,11 @@ pub fn main() -> i32 {
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(&cli.project, args, crate::engine::Mode::Load),
         Command::Plan(args) => run::run(&cli.project, args, crate::engine::Mode::Plan),
+        Command::Apply {
+            run_id,
+            force,
+            json,
+        } => run::apply(&cli.project, &run_id, force, json),
     }
 }
 

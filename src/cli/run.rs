@@ -36,6 +36,9 @@ pub struct RunArgs {
     /// Never start the sandbox, even when etl.yaml points at it and nothing answers.
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Only these pipelines (set by `etl apply` to the reviewed plan's).
+    #[arg(skip)]
+    pub only: Vec<String>,
 }
 
 /// A URL's host and port when it names this machine (the sandbox's home).
@@ -139,8 +142,79 @@ fn connect_halo(workspace: &config::Workspace) -> Result<HaloClient, i32> {
     })
 }
 
+/// `etl apply <run-id>`: what to load and whether to load it although the source moved on.
+#[derive(Debug, Clone, Default)]
+pub struct Apply {
+    pub run_id: String,
+    pub force: bool,
+}
+
 pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
-    let workspace = config::load(project, &args.paths, &config::process_env);
+    run_with(project, args, mode, None)
+}
+
+/// `etl apply`: loads the plan of a reviewed `etl plan` run, refusing one the source has moved
+/// away from (unless `--force`); deselections made in the plan still hold.
+pub fn apply(project: &Path, run_id: &str, force: bool, json: bool) -> i32 {
+    let store = match super::open_store(project) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let found = store.connection().query_row(
+        "SELECT command, array_to_string(pipelines, ',') FROM runs WHERE run_id = ?",
+        [run_id],
+        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+    );
+    let (command, pipelines) = match found {
+        Ok(found) => found,
+        Err(_) => {
+            eprintln!("error: no run {run_id} in the staging file: `etl runs` lists them");
+            return EXIT_CONFIG;
+        }
+    };
+    if command != "plan" {
+        eprintln!("error: run {run_id} is an `etl {command}`, not a plan: apply the id that `etl plan` printed");
+        return EXIT_CONFIG;
+    }
+    let mut exclude = Vec::new();
+    for pipeline in pipelines.split(',').filter(|p| !p.is_empty()) {
+        let sql = format!(
+            "SELECT source_id FROM \"{pipeline}_changes\" WHERE run_id = ? AND reason = 'deselected'"
+        );
+        if let Ok(mut statement) = store.connection().prepare(&sql) {
+            if let Ok(ids) = statement.query_map([run_id], |row| row.get::<_, String>(0)) {
+                exclude.extend(ids.flatten());
+            }
+        }
+    }
+    drop(store);
+    let workspace_paths = Vec::new();
+    let args = RunArgs {
+        paths: workspace_paths,
+        select: Vec::new(),
+        exclude,
+        json,
+        no_sandbox: false,
+        only: pipelines.split(',').map(str::to_string).collect(),
+    };
+    run_with(
+        project,
+        args,
+        Mode::Load,
+        Some(Apply {
+            run_id: run_id.to_string(),
+            force,
+        }),
+    )
+}
+
+fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> i32 {
+    let mut workspace = config::load(project, &args.paths, &config::process_env);
+    if !args.only.is_empty() {
+        workspace
+            .pipelines
+            .retain(|p| args.only.contains(&p.pipeline.pipeline));
+    }
     for diagnostic in workspace.diagnostics.iter().filter(|d| d.is_error()) {
         eprintln!("{}", diagnostic.render(None));
     }
@@ -182,9 +256,10 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
     let owned: Vec<config::Pipeline> = pipelines.iter().map(|p| (*p).clone()).collect();
     let order = rules::run_order(&owned);
     let names: Vec<String> = order.iter().map(|&i| owned[i].pipeline.clone()).collect();
-    let command = match mode {
-        Mode::Plan => "plan",
-        Mode::Load => "run",
+    let command = match (mode, &apply) {
+        (Mode::Plan, _) => "plan",
+        (Mode::Load, Some(_)) => "apply",
+        (Mode::Load, None) => "run",
     };
     let run_id = match store.begin_run(command, &names) {
         Ok(id) => id,
@@ -210,6 +285,8 @@ pub fn run(project: &Path, args: RunArgs, mode: Mode) -> i32 {
         select,
         select_where: (!select_where.is_empty()).then(|| select_where.join(") AND (")),
         exclude: args.exclude.clone(),
+        reviewed: apply.as_ref().map(|a| a.run_id.clone()),
+        force: apply.as_ref().is_some_and(|a| a.force),
     };
     let mut summaries: Vec<PipelineSummary> = Vec::new();
     let mut stopped: Option<EngineError> = None;

@@ -37,6 +37,10 @@ pub struct RunOptions {
     pub select_where: Option<String>,
     /// `--exclude`: never these source ids.
     pub exclude: Vec<String>,
+    /// `etl apply`: the plan run that was reviewed. The load goes ahead only when planning
+    /// again gives exactly that plan (the source has not moved on), unless `force`.
+    pub reviewed: Option<String>,
+    pub force: bool,
 }
 
 /// What one pipeline did, for the summary table and `--json`.
@@ -217,6 +221,10 @@ pub fn run_pipeline(
         match_keys: &pipeline.halo.match_on,
         target,
     };
+    let reviewed_writes = match &options.reviewed {
+        Some(reviewed) => Some(reviewed_write_ids(store, &tables, reviewed)?),
+        None => None,
+    };
     let mut planned_writes: Vec<Planned> = Vec::new();
     let mut settled: Vec<Planned> = Vec::new();
     let mut change_rows = Vec::new();
@@ -233,6 +241,13 @@ pub fn run_pipeline(
             if !selected.contains(&source_id) && planned.action != Action::Unchanged {
                 planned.action = Action::Skip;
                 planned.reason = Some("deselected".into());
+                planned.write = None;
+            }
+        }
+        if let Some(reviewed) = &reviewed_writes {
+            if planned.action.writes() && !reviewed.contains(&planned.source_id) {
+                planned.action = Action::Skip;
+                planned.reason = Some("not in the reviewed plan".into());
                 planned.write = None;
             }
         }
@@ -253,6 +268,16 @@ pub fn run_pipeline(
         }
     }
     store.append(&tables, Stage::Changes, &change_rows)?;
+
+    if let Some(reviewed) = &options.reviewed {
+        let moved = plan_differences(store, &tables, reviewed, run_id)?;
+        if moved > 0 && !options.force {
+            return Err(EngineError::Config(format!(
+                "pipeline {}: {moved} records would be written differently than in the reviewed plan {reviewed} (the source moved on since); run `etl plan` again, or `etl apply {reviewed} --force` to load what is there now",
+                pipeline.pipeline
+            )));
+        }
+    }
 
     if options.mode == Mode::Load {
         load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
@@ -276,6 +301,56 @@ pub fn run_pipeline(
     summary.source_api_calls = source.api_calls() - source_calls;
     summary.target_api_calls = target.api_calls() - target_calls;
     Ok(summary)
+}
+
+/// The records a reviewed plan would have written.
+fn reviewed_write_ids(
+    store: &Store,
+    tables: &PipelineTables,
+    reviewed: &str,
+) -> Result<HashSet<String>, EngineError> {
+    let mut statement = store
+        .connection()
+        .prepare(&format!(
+            "SELECT source_id FROM \"{}\" WHERE run_id = ? AND action IN ('create', 'update', 'link')",
+            tables.table(Stage::Changes)
+        ))
+        .map_err(crate::staging::StagingError::from)?;
+    let ids = statement
+        .query_map([reviewed], |row| row.get::<_, String>(0))
+        .map_err(crate::staging::StagingError::from)?;
+    let mut set = HashSet::new();
+    for id in ids {
+        set.insert(id.map_err(crate::staging::StagingError::from)?);
+    }
+    Ok(set)
+}
+
+/// How many of a reviewed plan's writes the plan just made would not do the same way.
+fn plan_differences(
+    store: &Store,
+    tables: &PipelineTables,
+    reviewed: &str,
+    run_id: &str,
+) -> Result<u64, EngineError> {
+    let table = tables.table(Stage::Changes);
+    let writes = |run: &str| {
+        format!(
+            "SELECT source_id, action, after::VARCHAR FROM \"{table}\"
+             WHERE run_id = '{}' AND action IN ('create', 'update', 'link')",
+            run.replace('\'', "''")
+        )
+    };
+    let sql = format!(
+        "SELECT count(*) FROM ({} EXCEPT {})",
+        writes(reviewed),
+        writes(run_id)
+    );
+    let count: i64 = store
+        .connection()
+        .query_row(&sql, [], |row| row.get(0))
+        .map_err(crate::staging::StagingError::from)?;
+    Ok(count as u64)
 }
 
 /// The ids the selection keeps, or `None` when everything is selected.
