@@ -436,3 +436,44 @@ fn yaml_1_1_words_are_strings_and_duplicate_keys_are_named() {
     assert_eq!(d.message, "`entity` is given twice");
     assert_eq!(d.line, 7);
 }
+
+#[test]
+fn if_not_found_needs_a_lookup_and_its_default() {
+    let (_dir, diagnostics) = validate(&[
+        (
+            "pipelines/p.yaml",
+            &GOOD.replace(
+                "  - { salesforce: AccountId, halo: client_id }",
+                "  - { salesforce: AccountId, halo: client_id, lookup: { entity: Agent, by: email }, if_not_found: default }",
+            ),
+        ),
+    ]);
+    let d = diagnostics
+        .iter()
+        .find(|d| d.code == "if-not-found")
+        .unwrap_or_else(|| panic!("{diagnostics:#?}"));
+    assert_eq!(d.line, 11);
+    assert!(d.message.contains("needs a `default`"));
+    let d = pipeline(&GOOD.replace(
+        "  - { salesforce: AccountId, halo: client_id }",
+        "  - { salesforce: AccountId, halo: client_id, if_not_found: empty }",
+    ));
+    assert_eq!((d.code, d.line), ("if-not-found", 11));
+    assert_eq!(d.severity, config::Severity::Warning);
+}
+
+#[test]
+fn if_not_found_null_is_caught() {
+    let d = pipeline(&GOOD.replace(
+        "  - { salesforce: AccountId, halo: client_id }",
+        "  - { salesforce: AccountId, halo: client_id, lookup: { entity: Agent, by: email }, if_not_found: null }",
+    ));
+    assert_eq!((d.code, d.line), ("if-not-found", 11));
+    assert!(
+        d.hint
+            .as_deref()
+            .unwrap_or_default()
+            .contains("if_not_found: empty"),
+        "{d:?}"
+    );
+}

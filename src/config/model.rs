@@ -186,9 +186,10 @@ pub struct FieldMapping {
     /// there, and `{ entity: Agent, by: email }` searches Halo (the account manager by email).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lookup: Option<Lookup>,
-    /// When a `lookup` finds nothing and there is no `default`: `skip` the record, reported
-    /// with the reason (the default), or leave the field `empty` (e.g. no agent has the owner's
-    /// email, so the customer gets no account manager).
+    /// When a `lookup` finds nothing: `error` (the record is skipped and reported with the
+    /// reason), `empty` (the field is left null, e.g. no agent has the owner's email, so the
+    /// customer gets no account manager) or `default` (the field's `default`). Without it: the
+    /// `default` when there is one, else `error`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub if_not_found: Option<NotFound>,
     /// Also write this field back to Salesforce when syncing Halo → Salesforce.
@@ -201,9 +202,12 @@ pub struct FieldMapping {
 #[serde(rename_all = "snake_case")]
 pub enum NotFound {
     /// Skip the record and report why.
-    Skip,
-    /// Leave the field empty and load the record.
+    Error,
+    /// Leave the field empty (null) and load the record. (Not spelled `null`: YAML would read
+    /// that as no value at all.)
     Empty,
+    /// Use the field's `default`.
+    Default,
 }
 
 /// Where a lookup finds the Halo id for a value.

@@ -654,6 +654,38 @@ fn check_fields(
                     .hint("give a `salesforce` field, a `template`, or a constant `default`"),
             );
         }
+        if mapping.if_not_found.is_none() && node_at(tree, &path("if_not_found")).is_some() {
+            out.push(
+                file.error(
+                    "if-not-found",
+                    loc_at(tree, &path("if_not_found")),
+                    "`if_not_found` has no value (YAML reads `null` as nothing)",
+                )
+                .hint(
+                    "write `if_not_found: empty` to leave the field empty, or `error` / `default`",
+                ),
+            );
+        }
+        if let Some(policy) = mapping.if_not_found {
+            let loc = loc_at(tree, &path("if_not_found"));
+            if mapping.lookup.is_none() {
+                out.push(
+                    file.error(
+                        "if-not-found",
+                        loc,
+                        "`if_not_found` has no effect without a `lookup`",
+                    )
+                    .hint("remove it, or add the `lookup` it is meant for")
+                    .warning(),
+                );
+            } else if policy == crate::config::model::NotFound::Default && mapping.default.is_none()
+            {
+                out.push(
+                    file.error("if-not-found", loc, "`if_not_found: default` needs a `default` value")
+                        .hint("add `default: <value>`, or use `if_not_found: empty` to leave the field empty"),
+                );
+            }
+        }
         if let (Some(field), Some(node)) = (&mapping.salesforce, node_at(tree, &path("salesforce")))
         {
             if field.starts_with('$') {

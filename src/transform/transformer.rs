@@ -101,8 +101,8 @@ struct Compiled {
     values: Option<ValueMap>,
     default: Option<Value>,
     lookup: Option<CompiledLookup>,
-    /// A lookup that finds nothing leaves the field empty instead of failing the record.
-    empty_if_not_found: bool,
+    /// What a lookup that finds nothing does (see `FieldMapping::if_not_found`).
+    if_not_found: Option<NotFound>,
     /// Template output that is a whole number becomes a number (`client_id`, `user_id`, `id`).
     numeric_id: bool,
 }
@@ -286,15 +286,19 @@ impl Transformer {
             let found = resolve(lookup, &value, lookups);
             value = match found {
                 Some(found) if !found.is_null() => found,
-                _ if field.default.is_none() && field.empty_if_not_found => Value::Null,
-                _ => {
-                    return field.default.clone().ok_or_else(|| {
-                        format!(
+                _ => match (field.if_not_found, &field.default) {
+                    (Some(NotFound::Empty), _) => Value::Null,
+                    (Some(NotFound::Default) | None, Some(default)) => default.clone(),
+                    (Some(NotFound::Error), _) => {
+                        return Err(format!("{} (`if_not_found: error`)", not_found(lookup, &value)))
+                    }
+                    (Some(NotFound::Default) | None, None) => {
+                        return Err(format!(
                             "{} and the field has no default (`if_not_found: empty` leaves it empty instead)",
                             not_found(lookup, &value)
-                        )
-                    })
-                }
+                        ))
+                    }
+                },
             };
         }
         Ok(value)
@@ -501,7 +505,7 @@ fn compile_import(
         values: mapping.values.as_ref().map(ValueMap::new),
         default: mapping.default.clone(),
         lookup: mapping.lookup.as_ref().map(compile_lookup).transpose()?,
-        empty_if_not_found: mapping.if_not_found == Some(NotFound::Empty),
+        if_not_found: mapping.if_not_found,
     })
 }
 
@@ -542,7 +546,7 @@ fn compile_sync_back(mapping: &FieldMapping) -> Result<Option<Compiled>, String>
         // A `default` is a Halo value: it has no meaning on the Salesforce side.
         default: None,
         lookup,
-        empty_if_not_found: mapping.if_not_found == Some(NotFound::Empty),
+        if_not_found: mapping.if_not_found,
         numeric_id: false,
     }))
 }
