@@ -287,6 +287,7 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
         exclude: args.exclude.clone(),
         reviewed: apply.as_ref().map(|a| a.run_id.clone()),
         force: apply.as_ref().is_some_and(|a| a.force),
+        default_attachments: workspace.project.defaults.attachments.unwrap_or(false),
     };
     let mut summaries: Vec<PipelineSummary> = Vec::new();
     let mut stopped: Option<EngineError> = None;
@@ -307,7 +308,11 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
             }
         }
     }
-    let failed: u64 = summaries.iter().map(|s| s.failed).sum();
+    // A record whose attachments could not be copied counts as failed too.
+    let failed: u64 = summaries
+        .iter()
+        .map(|s| s.failed + s.attachments_failed)
+        .sum();
     let status = match (&stopped, failed) {
         (Some(_), _) => "error",
         (None, 0) => "ok",
@@ -342,6 +347,7 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
             for (id, message) in summary.failures.iter().take(20) {
                 eprintln!("failed {} {id}: {message}", summary.pipeline);
             }
+            print_attachments(summary, mode);
         }
         eprintln!(
             "run {run_id}: inspect it with `etl sql \"SELECT action, count(*) FROM <pipeline>_changes WHERE run_id = '{run_id}' GROUP BY 1\"`"
@@ -412,6 +418,38 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
     println!("{table}");
 }
 
+/// A pipeline's attachments, under the summary: found, copied, already there, skipped (with
+/// the reason, once) and failed (per record, with the system's message).
+fn print_attachments(s: &PipelineSummary, mode: Mode) {
+    let any = s.attachments_found
+        + s.attachments_copied
+        + s.attachments_unchanged
+        + s.attachments_skipped
+        + s.attachments_failed;
+    if any == 0 {
+        return;
+    }
+    if mode == Mode::Plan {
+        eprintln!("{}: {} attachments found", s.pipeline, s.attachments_found);
+        return;
+    }
+    eprintln!(
+        "{}: attachments: {} found, {} copied, {} already copied, {} skipped, {} failed",
+        s.pipeline,
+        s.attachments_found,
+        s.attachments_copied,
+        s.attachments_unchanged,
+        s.attachments_skipped,
+        s.attachments_failed
+    );
+    for note in &s.attachment_notes {
+        eprintln!("{}: attachments skipped: {note}", s.pipeline);
+    }
+    for (id, message) in s.attachment_failures.iter().take(20) {
+        eprintln!("attachment failed {} {id}: {message}", s.pipeline);
+    }
+}
+
 /// Rows shown per pipeline in the plan's review table; the rest are in `<p>_changes`.
 const REVIEW_ROWS: usize = 50;
 
@@ -424,10 +462,14 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
         if pending == 0 {
             continue;
         }
+        // `AttachmentCount` is staged in the extracted record when the pipeline copies them.
         let sql = format!(
-            "SELECT source_id, action, coalesce(reason, ''), changed_fields::VARCHAR, after::VARCHAR
-             FROM \"{}_changes\" WHERE run_id = ? AND action <> 'unchanged' ORDER BY rowid LIMIT {}",
-            summary.pipeline, REVIEW_ROWS
+            "SELECT c.source_id, c.action, coalesce(c.reason, ''), c.changed_fields::VARCHAR, c.after::VARCHAR,
+                    (SELECT json_extract_string(e.record, '$.AttachmentCount') FROM \"{p}_extracted\" e
+                     WHERE e.run_id = c.run_id AND e.source_id = c.source_id LIMIT 1)
+             FROM \"{p}_changes\" c WHERE c.run_id = ? AND c.action <> 'unchanged' ORDER BY c.rowid LIMIT {}",
+            REVIEW_ROWS,
+            p = summary.pipeline
         );
         let Ok(mut statement) = store.connection().prepare(&sql) else {
             continue;
@@ -439,13 +481,21 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
                 row.get::<_, String>(2)?,
                 row.get::<_, Option<String>>(3)?,
                 row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
             ))
         });
         let Ok(rows) = rows else { continue };
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
-        table.set_header(["Salesforce Id", "action", "record", "changes", "reason"]);
-        for (source_id, action, reason, changes, after) in rows.flatten() {
+        table.set_header([
+            "Salesforce Id",
+            "action",
+            "record",
+            "AttachmentCount",
+            "changes",
+            "reason",
+        ]);
+        for (source_id, action, reason, changes, after, attachment_count) in rows.flatten() {
             let after: serde_json::Value = after
                 .and_then(|a| serde_json::from_str(&a).ok())
                 .unwrap_or_default();
@@ -482,6 +532,7 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
                 source_id,
                 action,
                 truncate(label, 32),
+                attachment_count.unwrap_or_else(|| "–".into()),
                 changes_text,
                 truncate(&reason, 60),
             ]);

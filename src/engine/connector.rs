@@ -3,6 +3,8 @@
 //! target's are nested as the transform shaped them (`customfields.CFx` is `{"customfields":
 //! {"CFx": …}}`). Ids are strings on both sides.
 
+use std::io::Write;
+
 use serde_json::{Map, Value};
 
 use super::error::EngineError;
@@ -22,6 +24,46 @@ pub struct ExtractRequest {
     pub query: Option<String>,
 }
 
+/// Which kind of file a record carries: a classic attachment or a file (a document version).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub enum AttachmentKind {
+    Attachment,
+    File,
+}
+
+impl AttachmentKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttachmentKind::Attachment => "attachment",
+            AttachmentKind::File => "file",
+        }
+    }
+}
+
+/// One file held by a source record, described without its bytes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttachmentRef {
+    /// The source's id for the bytes (an Attachment or a ContentVersion id).
+    pub id: String,
+    /// The record it belongs to.
+    pub parent_id: String,
+    pub kind: AttachmentKind,
+    pub name: String,
+    /// MIME type; empty when the source does not know it.
+    pub content_type: String,
+    /// Size in bytes, when the source says.
+    pub size: Option<u64>,
+}
+
+/// What a source found for a set of records: the files, and the listings it could not make
+/// (e.g. no permission to read files), with the source's own message. Such a message applies to
+/// every record asked about.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttachmentListing {
+    pub attachments: Vec<AttachmentRef>,
+    pub problems: Vec<String>,
+}
+
 pub trait Source {
     /// The field that holds a record's id (`Id`).
     fn id_field(&self) -> &str;
@@ -34,6 +76,25 @@ pub trait Source {
     ) -> Result<(), EngineError>;
     /// API calls made so far.
     fn api_calls(&self) -> u64;
+    /// The files held by these records. A listing the source refuses is a `problem`; an error
+    /// here means the source cannot be reached at all.
+    fn attachments(&self, parent_ids: &[String]) -> Result<AttachmentListing, EngineError> {
+        let _ = parent_ids;
+        Ok(AttachmentListing {
+            attachments: Vec::new(),
+            problems: vec!["this source does not list attachments".into()],
+        })
+    }
+    /// Streams one file's bytes into `out`; returns how many were written, or the source's
+    /// message.
+    fn attachment_body(
+        &self,
+        attachment: &AttachmentRef,
+        out: &mut dyn Write,
+    ) -> Result<u64, String> {
+        let _ = (attachment, out);
+        Err("this source cannot read attachment bodies".into())
+    }
 }
 
 /// Create a record, or update one with only the fields that changed.
@@ -68,4 +129,21 @@ pub trait Target {
     fn search(&self, entity: &str, by: &str, value: &Value) -> Result<Option<Value>, EngineError>;
     /// API calls made so far.
     fn api_calls(&self) -> u64;
+    /// Why records of `entity` cannot hold attachments, or `None` when they can.
+    fn attachments_refused(&self, entity: &str) -> Option<String> {
+        Some(format!("this target cannot hold attachments on {entity}"))
+    }
+    /// Attaches a file to record `target_id` of `entity`; returns the target's id for the
+    /// attachment, or the target's message.
+    fn attach(
+        &self,
+        entity: &str,
+        target_id: &str,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<String, String> {
+        let _ = (target_id, name, content_type, bytes);
+        Err(format!("this target cannot hold attachments on {entity}"))
+    }
 }

@@ -2,6 +2,7 @@
 //! → load, writing every step to the staging file. It talks to the two systems only through the
 //! [`Source`] and [`Target`] traits, so it never names a vendor; the connectors implement them.
 
+pub mod attachments;
 pub mod connector;
 pub mod error;
 pub mod lookups;
@@ -9,7 +10,8 @@ pub mod plan;
 pub mod run;
 
 pub use connector::{
-    ExtractRequest, Record, Source, Target, WriteAction, WriteRequest, WriteResult,
+    AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, Record, Source, Target,
+    WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
 pub use run::{run_pipeline, Mode, PipelineSummary, RunOptions};

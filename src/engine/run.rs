@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
+use super::attachments::Copier;
 use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
 use super::error::EngineError;
 use super::lookups::EngineLookups;
@@ -41,6 +42,8 @@ pub struct RunOptions {
     /// again gives exactly that plan (the source has not moved on), unless `force`.
     pub reviewed: Option<String>,
     pub force: bool,
+    /// The project's `defaults.attachments`, for pipelines that set no `attachments`.
+    pub default_attachments: bool,
 }
 
 /// What one pipeline did, for the summary table and `--json`.
@@ -61,6 +64,21 @@ pub struct PipelineSummary {
     pub target_api_calls: u64,
     /// Records that failed, with the target's message.
     pub failures: Vec<(String, String)>,
+    /// Attachments and files the extracted records hold in the source (`AttachmentCount` summed).
+    pub attachments_found: u64,
+    /// Copied to the target in this run.
+    pub attachments_copied: u64,
+    /// Copied in an earlier run to the same record.
+    pub attachments_unchanged: u64,
+    /// Not copied because the target cannot hold them (see `attachment_notes`).
+    pub attachments_skipped: u64,
+    /// Not copied: a listing or a copy failed (per record in `attachment_failures`).
+    pub attachments_failed: u64,
+    /// Why attachments were skipped, once per reason (e.g. "Halo cannot hold attachments on
+    /// Client").
+    pub attachment_notes: Vec<String>,
+    /// Records whose attachments could not be listed or copied, with the system's message.
+    pub attachment_failures: Vec<(String, String)>,
 }
 
 fn now_cell() -> Cell {
@@ -140,6 +158,19 @@ pub fn run_pipeline(
         .map_err(|e| EngineError::Config(format!("pipeline {}: {e}", pipeline.pipeline)))?;
     let lookups = EngineLookups::new(store, target);
     let run_id = options.run_id.as_str();
+    let entity = format!("{:?}", pipeline.halo.entity);
+    let mut copier = if pipeline.attachments.unwrap_or(options.default_attachments) {
+        Some(Copier::new(
+            source,
+            target,
+            store,
+            run_id,
+            &pipeline.pipeline,
+            &entity,
+        )?)
+    } else {
+        None
+    };
 
     // Pass 1: extract, stage, transform, stage.
     let request = ExtractRequest {
@@ -153,9 +184,21 @@ pub fn run_pipeline(
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     let id_field = source.id_field().to_string();
     source.extract(&request, &mut |page| {
+        // How many attachments each record holds, staged with it as `AttachmentCount`.
+        let counts = match copier.as_mut() {
+            Some(copier) => {
+                let ids: Vec<String> = page
+                    .iter()
+                    .filter_map(|r| r.get(&id_field).and_then(Value::as_str))
+                    .map(str::to_string)
+                    .collect();
+                Some(copier.list(&ids)?)
+            }
+            None => None,
+        };
         let mut extracted_rows = Vec::with_capacity(page.len());
         let mut transformed_rows = Vec::with_capacity(page.len());
-        for record in page {
+        for mut record in page {
             let Some(source_id) = record
                 .get(&id_field)
                 .and_then(Value::as_str)
@@ -164,6 +207,10 @@ pub fn run_pipeline(
                 continue;
             };
             let transformed = transformer.transform(&record, &lookups);
+            if let Some(count) = counts.as_ref().and_then(|c| c.get(&source_id)) {
+                record.insert("AttachmentCount".into(), Value::from(*count));
+                summary.attachments_found += count;
+            }
             if !transformed.problems.is_empty() {
                 problems.insert(
                     source_id.clone(),
@@ -214,7 +261,6 @@ pub fn run_pipeline(
 
     // Pass 2: plan.
     let links = store.links(&pipeline.pipeline)?;
-    let entity = format!("{:?}", pipeline.halo.entity);
     let context = PlanContext {
         entity: &entity,
         import,
@@ -281,8 +327,19 @@ pub fn run_pipeline(
 
     if options.mode == Mode::Load {
         load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
+        if let Some(copier) = copier.as_mut() {
+            // Records already in the target keep getting the files added since.
+            let loaded: Vec<(String, String)> = settled
+                .iter()
+                .filter(|p| matches!(p.action, Action::Unchanged | Action::Link))
+                .filter_map(|p| Some((p.source_id.clone(), p.target_id.clone()?)))
+                .collect();
+            for chunk in loaded.chunks(options.batch_size.max(1)) {
+                copier.copy(chunk, &mut summary)?;
+            }
+        }
         for batch in planned_writes.chunks(options.batch_size.max(1)) {
-            load_batch(
+            let loaded = load_batch(
                 store,
                 &tables,
                 run_id,
@@ -292,6 +349,9 @@ pub fn run_pipeline(
                 batch,
                 &mut summary,
             )?;
+            if let Some(copier) = copier.as_mut() {
+                copier.copy(&loaded, &mut summary)?;
+            }
         }
     } else {
         for planned in &settled {
@@ -546,7 +606,8 @@ fn load_settled(
     Ok(())
 }
 
-/// Writes one batch and commits its results and links together.
+/// Writes one batch and commits its results and links together; returns the records saved
+/// (source id, target id).
 #[allow(clippy::too_many_arguments)]
 fn load_batch(
     store: &Store,
@@ -557,7 +618,7 @@ fn load_batch(
     target: &dyn Target,
     batch: &[Planned],
     summary: &mut PipelineSummary,
-) -> Result<(), EngineError> {
+) -> Result<Vec<(String, String)>, EngineError> {
     let requests: Vec<WriteRequest> = batch
         .iter()
         .map(|planned| WriteRequest {
@@ -573,6 +634,7 @@ fn load_batch(
     let results = target.write(entity, &requests);
     let mut rows = Vec::with_capacity(batch.len());
     let mut links = Vec::new();
+    let mut saved_ids = Vec::new();
     for (planned, result) in batch.iter().zip(results) {
         match result.outcome {
             Ok((target_id, saved)) => {
@@ -584,6 +646,7 @@ fn load_batch(
                     "updated"
                 };
                 rows.push(result_row(run_id, planned, Some(&target_id), status, None));
+                saved_ids.push((planned.source_id.clone(), target_id.clone()));
                 links.push((
                     planned.source_id.clone(),
                     Link {
@@ -607,5 +670,5 @@ fn load_batch(
         store.append(tables, Stage::Results, &rows)?;
         store.save_links(run_id, &pipeline.pipeline, &links)
     })?;
-    Ok(())
+    Ok(saved_ids)
 }

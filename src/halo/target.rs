@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use serde_json::{Map, Value};
 
+use super::attachments::NewAttachment;
 use super::custom_fields::{custom_field_values, set_custom_field, FieldRef};
 use super::{HaloClient, ListQuery};
 use crate::engine::{EngineError, Record, Target, WriteAction, WriteRequest, WriteResult};
@@ -218,5 +219,47 @@ impl Target for HaloTarget<'_> {
 
     fn api_calls(&self) -> u64 {
         self.client.api_calls()
+    }
+
+    /// Halo holds attachments on tickets (opportunities are tickets); customers, sites, users
+    /// and agents hold none.
+    fn attachments_refused(&self, entity: &str) -> Option<String> {
+        match entity {
+            "Tickets" | "Opportunities" => None,
+            other => Some(format!("Halo cannot hold attachments on {other}")),
+        }
+    }
+
+    fn attach(
+        &self,
+        entity: &str,
+        target_id: &str,
+        name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<String, String> {
+        if let Some(refused) = self.attachments_refused(entity) {
+            return Err(refused);
+        }
+        let ticket_id: u64 = target_id
+            .trim()
+            .parse()
+            .map_err(|_| format!("Halo ticket id {target_id:?} is not a number"))?;
+        let attachment = NewAttachment {
+            ticket_id,
+            action_id: None,
+            filename: name,
+            content_type,
+            bytes,
+        };
+        let saved = self
+            .client
+            .upload_attachment(&attachment)
+            .map_err(|error| error.to_string())?;
+        id_of(&saved).ok_or_else(|| {
+            format!(
+                "Halo saved attachment {name:?} on ticket {ticket_id} but answered without its id"
+            )
+        })
     }
 }

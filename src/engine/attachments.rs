@@ -1,0 +1,385 @@
+//! Attachments of imported records: listed from the source page by page while extracting (so
+//! `AttachmentCount` is staged with each record and shown in the plan), then, after each load
+//! batch, copied to the target record one file at a time: the body streams from the source into
+//! one buffer and goes to the target in one upload. Every copied file is remembered in the id
+//! map under `<pipeline>:attachments` (source file id → target attachment id), so a rerun never
+//! uploads it twice. What happens to each file is staged in `<pipeline>_attachments`; a refused
+//! listing or a failed copy is reported per record with the system's own message, and the run
+//! goes on.
+
+use std::collections::HashMap;
+
+use duckdb::params;
+use serde_json::{json, Value};
+
+use super::connector::{AttachmentKind, AttachmentRef, Source, Target};
+use super::error::EngineError;
+use super::run::PipelineSummary;
+use crate::civil;
+use crate::staging::{Link, StagingError, Store};
+
+/// The id map pipeline that remembers a pipeline's copied attachments.
+pub fn links_pipeline(pipeline: &str) -> String {
+    format!("{pipeline}:attachments")
+}
+
+/// The staging table of a pipeline's attachment results.
+pub fn table_name(pipeline: &str) -> String {
+    format!("{pipeline}_attachments")
+}
+
+/// The id map key of one file on one record: the attachment id for classic attachments (each
+/// has one parent); `<version id>:<record id>` for a file, which can be linked to several.
+fn link_key(attachment: &AttachmentRef) -> String {
+    match attachment.kind {
+        AttachmentKind::Attachment => attachment.id.clone(),
+        AttachmentKind::File => format!("{}:{}", attachment.id, attachment.parent_id),
+    }
+}
+
+pub struct Copier<'a> {
+    source: &'a dyn Source,
+    target: &'a dyn Target,
+    store: &'a Store,
+    run_id: &'a str,
+    pipeline: String,
+    entity: String,
+    table: String,
+    /// Why the target cannot hold attachments on this entity, if it cannot.
+    refused: Option<String>,
+    /// Files copied in earlier runs (and this one), by link key.
+    copied: HashMap<String, Link>,
+    /// This run's listing: files by record, and the listing problems by record.
+    files: HashMap<String, Vec<AttachmentRef>>,
+    problems: HashMap<String, String>,
+}
+
+impl<'a> Copier<'a> {
+    pub fn new(
+        source: &'a dyn Source,
+        target: &'a dyn Target,
+        store: &'a Store,
+        run_id: &'a str,
+        pipeline: &str,
+        entity: &str,
+    ) -> Result<Copier<'a>, EngineError> {
+        let table = table_name(pipeline);
+        store
+            .connection()
+            .execute_batch(&format!(
+                "CREATE TABLE IF NOT EXISTS \"{table}\" (
+                run_id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, attachment_id VARCHAR,
+                kind VARCHAR, name VARCHAR, content_type VARCHAR, size BIGINT,
+                status VARCHAR NOT NULL, target_id VARCHAR, attachment_target_id VARCHAR,
+                message VARCHAR, staged_at TIMESTAMP)"
+            ))
+            .map_err(StagingError::from)?;
+        Ok(Copier {
+            source,
+            target,
+            store,
+            run_id,
+            pipeline: pipeline.to_string(),
+            entity: entity.to_string(),
+            table,
+            refused: target.attachments_refused(entity),
+            copied: store.links(&links_pipeline(pipeline))?,
+            files: HashMap::new(),
+            problems: HashMap::new(),
+        })
+    }
+
+    /// Lists the files of a page of records; returns how many each record holds (a record
+    /// whose listing was refused holds what the other listings found).
+    pub fn list(&mut self, record_ids: &[String]) -> Result<HashMap<String, u64>, EngineError> {
+        let mut counts: HashMap<String, u64> =
+            record_ids.iter().map(|id| (id.clone(), 0)).collect();
+        if record_ids.is_empty() {
+            return Ok(counts);
+        }
+        let listing = self.source.attachments(record_ids)?;
+        if !listing.problems.is_empty() {
+            let message = listing.problems.join("; ");
+            for id in record_ids {
+                self.problems.insert(id.clone(), message.clone());
+            }
+        }
+        for attachment in listing.attachments {
+            if let Some(count) = counts.get_mut(&attachment.parent_id) {
+                *count += 1;
+                self.files
+                    .entry(attachment.parent_id.clone())
+                    .or_default()
+                    .push(attachment);
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Copies the files of records just loaded (source id, target id) to their target records.
+    pub fn copy(
+        &mut self,
+        records: &[(String, String)],
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        for (source_id, target_id) in records {
+            if let Some(problem) = self
+                .problems
+                .get(source_id)
+                .filter(|_| self.refused.is_none())
+                .cloned()
+            {
+                summary.attachments_failed += 1;
+                summary
+                    .attachment_failures
+                    .push((source_id.clone(), problem.clone()));
+                self.stage(
+                    source_id,
+                    None,
+                    "failed",
+                    Some(target_id),
+                    None,
+                    Some(&problem),
+                )?;
+            }
+            let files = self.files.get(source_id).cloned().unwrap_or_default();
+            for file in &files {
+                self.copy_one(source_id, target_id, file, summary)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn copy_one(
+        &mut self,
+        source_id: &str,
+        target_id: &str,
+        file: &AttachmentRef,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        if let Some(refused) = self.refused.clone() {
+            summary.attachments_skipped += 1;
+            if !summary.attachment_notes.contains(&refused) {
+                summary.attachment_notes.push(refused.clone());
+            }
+            return self.stage(
+                source_id,
+                Some(file),
+                "skipped",
+                Some(target_id),
+                None,
+                Some(&refused),
+            );
+        }
+        let key = link_key(file);
+        if let Some(link) = self.copied.get(&key) {
+            let on = link
+                .target_record
+                .as_ref()
+                .and_then(|r| r.get("record_id"))
+                .and_then(Value::as_str);
+            // Copied before to this very record: nothing to do. (A record recreated in the
+            // target since gets its files again.)
+            if on.is_none() || on == Some(target_id) {
+                summary.attachments_unchanged += 1;
+                let copied_as = link.target_id.clone();
+                return self.stage(
+                    source_id,
+                    Some(file),
+                    "unchanged",
+                    Some(target_id),
+                    Some(&copied_as),
+                    None,
+                );
+            }
+        }
+        let mut body = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
+        let outcome = self
+            .source
+            .attachment_body(file, &mut body)
+            .and_then(|written| match file.size {
+                Some(expected) if expected != written => Err(format!(
+                    "the source sent {written} bytes of {:?}, but lists it at {expected}",
+                    file.name
+                )),
+                _ => Ok(()),
+            })
+            .and_then(|()| {
+                self.target.attach(
+                    &self.entity,
+                    target_id,
+                    &file.name,
+                    &file.content_type,
+                    &body,
+                )
+            });
+        drop(body);
+        match outcome {
+            Ok(attachment_id) => {
+                summary.attachments_copied += 1;
+                let link = Link {
+                    target_id: attachment_id.clone(),
+                    source_hash: None,
+                    synced_record: None,
+                    target_record: json!({
+                        "entity": self.entity,
+                        "record_id": target_id,
+                        "source_record_id": source_id,
+                        "filename": file.name,
+                        "size": file.size,
+                    })
+                    .as_object()
+                    .cloned(),
+                };
+                let links = vec![(key.clone(), link.clone())];
+                let pipeline = links_pipeline(&self.pipeline);
+                let row = self.row(
+                    source_id,
+                    Some(file),
+                    "copied",
+                    Some(target_id),
+                    Some(&attachment_id),
+                    None,
+                );
+                let table = self.table.clone();
+                self.store.in_transaction(|store| {
+                    insert(store, &table, &row)?;
+                    store.save_links(self.run_id, &pipeline, &links)
+                })?;
+                self.copied.insert(key, link);
+                Ok(())
+            }
+            Err(message) => {
+                let message = format!(
+                    "{} {:?} ({}): {message}",
+                    file.kind.as_str(),
+                    file.name,
+                    file.id
+                );
+                summary.attachments_failed += 1;
+                summary
+                    .attachment_failures
+                    .push((source_id.to_string(), message.clone()));
+                self.stage(
+                    source_id,
+                    Some(file),
+                    "failed",
+                    Some(target_id),
+                    None,
+                    Some(&message),
+                )
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn row(
+        &self,
+        source_id: &str,
+        file: Option<&AttachmentRef>,
+        status: &str,
+        target_id: Option<&str>,
+        attachment_target_id: Option<&str>,
+        message: Option<&str>,
+    ) -> Row {
+        Row {
+            run_id: self.run_id.to_string(),
+            source_id: source_id.to_string(),
+            attachment_id: file.map(|f| f.id.clone()),
+            kind: file.map(|f| f.kind.as_str().to_string()),
+            name: file.map(|f| f.name.clone()),
+            content_type: file.map(|f| f.content_type.clone()),
+            size: file.and_then(|f| f.size).map(|s| s as i64),
+            status: status.to_string(),
+            target_id: target_id.map(str::to_string),
+            attachment_target_id: attachment_target_id.map(str::to_string),
+            message: message.map(str::to_string),
+        }
+    }
+
+    fn stage(
+        &self,
+        source_id: &str,
+        file: Option<&AttachmentRef>,
+        status: &str,
+        target_id: Option<&str>,
+        attachment_target_id: Option<&str>,
+        message: Option<&str>,
+    ) -> Result<(), EngineError> {
+        let row = self.row(
+            source_id,
+            file,
+            status,
+            target_id,
+            attachment_target_id,
+            message,
+        );
+        insert(self.store, &self.table, &row)?;
+        Ok(())
+    }
+}
+
+struct Row {
+    run_id: String,
+    source_id: String,
+    attachment_id: Option<String>,
+    kind: Option<String>,
+    name: Option<String>,
+    content_type: Option<String>,
+    size: Option<i64>,
+    status: String,
+    target_id: Option<String>,
+    attachment_target_id: Option<String>,
+    message: Option<String>,
+}
+
+fn insert(store: &Store, table: &str, row: &Row) -> Result<(), StagingError> {
+    let staged_at = civil::now_millis();
+    store.connection().execute(
+        &format!(
+            "INSERT INTO \"{table}\" (run_id, source_id, attachment_id, kind, name, content_type, size,
+                 status, target_id, attachment_target_id, message, staged_at)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, make_timestamp(? * 1000))"
+        ),
+        params![
+            row.run_id,
+            row.source_id,
+            row.attachment_id,
+            row.kind,
+            row.name,
+            row.content_type,
+            row.size,
+            row.status,
+            row.target_id,
+            row.attachment_target_id,
+            row.message,
+            staged_at
+        ],
+    )?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn files_are_keyed_per_record() {
+        let file = AttachmentRef {
+            id: "068A".into(),
+            parent_id: "006B".into(),
+            kind: AttachmentKind::File,
+            name: "a.pdf".into(),
+            content_type: "application/pdf".into(),
+            size: Some(3),
+        };
+        assert_eq!(link_key(&file), "068A:006B");
+        let classic = AttachmentRef {
+            kind: AttachmentKind::Attachment,
+            id: "00PA".into(),
+            ..file
+        };
+        assert_eq!(link_key(&classic), "00PA");
+        assert_eq!(links_pipeline("opportunities"), "opportunities:attachments");
+    }
+}
