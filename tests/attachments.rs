@@ -319,6 +319,38 @@ fn opportunity_attachments_land_on_their_tickets_byte_equal_once() {
         "SELECT count(*)::VARCHAR FROM id_map WHERE pipeline = 'opportunities:attachments'",
     );
     assert_eq!(before, after);
+
+    // Uploads whose answers were lost (the links are gone, as if the process died right
+    // after them) are found on the tickets and linked, not uploaded again.
+    {
+        let connection =
+            duckdb::Connection::open(project.root.join(".etl/staging.duckdb")).unwrap();
+        connection
+            .execute(
+                "DELETE FROM id_map WHERE pipeline = 'opportunities:attachments'",
+                [],
+            )
+            .unwrap();
+    }
+    let (code, recovered, _, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{recovered}");
+    let opportunities = pipeline(&recovered, "opportunities");
+    assert_eq!(opportunities["attachments_copied"], 0, "{recovered}");
+    assert_eq!(
+        opportunities["attachments_unchanged"],
+        expected.len() as u64,
+        "{recovered}"
+    );
+    let relinked: HashMap<String, String> = staged(
+        &project,
+        "SELECT source_id, target_id FROM id_map WHERE pipeline = 'opportunities:attachments'",
+    )
+    .into_iter()
+    .map(|row| (row[0].clone().unwrap(), row[1].clone().unwrap()))
+    .collect();
+    for (key, (halo_id, _)) in &copied {
+        assert_eq!(relinked.get(key), Some(halo_id), "{key}");
+    }
 }
 
 #[test]

@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use duckdb::params;
 use serde_json::{json, Value};
 
-use super::connector::{AttachmentKind, AttachmentRef, Source, Target};
+use super::connector::{AttachmentKind, AttachmentRef, Source, Target, TargetAttachment};
 use super::error::EngineError;
 use super::run::PipelineSummary;
 use crate::civil;
@@ -143,10 +143,83 @@ impl<'a> Copier<'a> {
                 )?;
             }
             let files = self.files.get(source_id).cloned().unwrap_or_default();
+            let mut present = self.present(target_id, &files);
             for file in &files {
-                self.copy_one(source_id, target_id, file, summary)?;
+                self.copy_one(source_id, target_id, file, &mut present, summary)?;
             }
         }
+        Ok(())
+    }
+
+    /// Whether a file was copied to this record before.
+    fn copied_to(&self, file: &AttachmentRef, target_id: &str) -> Option<&Link> {
+        let link = self.copied.get(&link_key(file))?;
+        let on = link
+            .target_record
+            .as_ref()
+            .and_then(|r| r.get("record_id"))
+            .and_then(Value::as_str);
+        // A record recreated in the target since gets its files again.
+        (on.is_none() || on == Some(target_id)).then_some(link)
+    }
+
+    /// The target record's files that no link accounts for, when some of `files` are not
+    /// known to be copied: an upload whose answer (or link) was lost is found there by name
+    /// and size instead of being uploaded twice. Asked only when needed, once per record.
+    fn present(&self, target_id: &str, files: &[AttachmentRef]) -> Vec<TargetAttachment> {
+        if self.refused.is_some() || files.iter().all(|f| self.copied_to(f, target_id).is_some()) {
+            return Vec::new();
+        }
+        let known: std::collections::HashSet<&str> =
+            self.copied.values().map(|l| l.target_id.as_str()).collect();
+        // If the target cannot list them, uploading is still right.
+        self.target
+            .attachments_of(&self.entity, target_id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !known.contains(a.id.as_str()))
+            .collect()
+    }
+
+    fn remember(
+        &mut self,
+        source_id: &str,
+        target_id: &str,
+        file: &AttachmentRef,
+        attachment_id: &str,
+        status: &str,
+    ) -> Result<(), EngineError> {
+        let key = link_key(file);
+        let link = Link {
+            target_id: attachment_id.to_string(),
+            source_hash: None,
+            synced_record: None,
+            target_record: json!({
+                "entity": self.entity,
+                "record_id": target_id,
+                "source_record_id": source_id,
+                "filename": file.name,
+                "size": file.size,
+            })
+            .as_object()
+            .cloned(),
+        };
+        let links = vec![(key.clone(), link.clone())];
+        let pipeline = links_pipeline(&self.pipeline);
+        let row = self.row(
+            source_id,
+            Some(file),
+            status,
+            Some(target_id),
+            Some(attachment_id),
+            None,
+        );
+        let table = self.table.clone();
+        self.store.in_transaction(|store| {
+            insert(store, &table, &row)?;
+            store.save_links(self.run_id, &pipeline, &links)
+        })?;
+        self.copied.insert(key, link);
         Ok(())
     }
 
@@ -155,6 +228,7 @@ impl<'a> Copier<'a> {
         source_id: &str,
         target_id: &str,
         file: &AttachmentRef,
+        present: &mut Vec<TargetAttachment>,
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
         if let Some(refused) = self.refused.clone() {
@@ -171,27 +245,25 @@ impl<'a> Copier<'a> {
                 Some(&refused),
             );
         }
-        let key = link_key(file);
-        if let Some(link) = self.copied.get(&key) {
-            let on = link
-                .target_record
-                .as_ref()
-                .and_then(|r| r.get("record_id"))
-                .and_then(Value::as_str);
-            // Copied before to this very record: nothing to do. (A record recreated in the
-            // target since gets its files again.)
-            if on.is_none() || on == Some(target_id) {
-                summary.attachments_unchanged += 1;
-                let copied_as = link.target_id.clone();
-                return self.stage(
-                    source_id,
-                    Some(file),
-                    "unchanged",
-                    Some(target_id),
-                    Some(&copied_as),
-                    None,
-                );
-            }
+        if let Some(link) = self.copied_to(file, target_id) {
+            summary.attachments_unchanged += 1;
+            let copied_as = link.target_id.clone();
+            return self.stage(
+                source_id,
+                Some(file),
+                "unchanged",
+                Some(target_id),
+                Some(&copied_as),
+                None,
+            );
+        }
+        if let Some(index) = present
+            .iter()
+            .position(|a| a.name == file.name && (a.size.is_none() || a.size == file.size))
+        {
+            let found = present.remove(index);
+            summary.attachments_unchanged += 1;
+            return self.remember(source_id, target_id, file, &found.id, "linked");
         }
         let mut body = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
         let outcome = self
@@ -217,37 +289,7 @@ impl<'a> Copier<'a> {
         match outcome {
             Ok(attachment_id) => {
                 summary.attachments_copied += 1;
-                let link = Link {
-                    target_id: attachment_id.clone(),
-                    source_hash: None,
-                    synced_record: None,
-                    target_record: json!({
-                        "entity": self.entity,
-                        "record_id": target_id,
-                        "source_record_id": source_id,
-                        "filename": file.name,
-                        "size": file.size,
-                    })
-                    .as_object()
-                    .cloned(),
-                };
-                let links = vec![(key.clone(), link.clone())];
-                let pipeline = links_pipeline(&self.pipeline);
-                let row = self.row(
-                    source_id,
-                    Some(file),
-                    "copied",
-                    Some(target_id),
-                    Some(&attachment_id),
-                    None,
-                );
-                let table = self.table.clone();
-                self.store.in_transaction(|store| {
-                    insert(store, &table, &row)?;
-                    store.save_links(self.run_id, &pipeline, &links)
-                })?;
-                self.copied.insert(key, link);
-                Ok(())
+                self.remember(source_id, target_id, file, &attachment_id, "copied")
             }
             Err(message) => {
                 let message = format!(

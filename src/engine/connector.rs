@@ -64,6 +64,14 @@ pub struct AttachmentListing {
     pub problems: Vec<String>,
 }
 
+/// A file a target record already holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TargetAttachment {
+    pub id: String,
+    pub name: String,
+    pub size: Option<u64>,
+}
+
 pub trait Source {
     /// The field that holds a record's id (`Id`).
     fn id_field(&self) -> &str;
@@ -145,5 +153,15 @@ pub trait Target {
     ) -> Result<String, String> {
         let _ = (target_id, name, content_type, bytes);
         Err(format!("this target cannot hold attachments on {entity}"))
+    }
+    /// The files record `target_id` of `entity` holds (to recognise an upload whose answer
+    /// was lost instead of uploading it again).
+    fn attachments_of(
+        &self,
+        entity: &str,
+        target_id: &str,
+    ) -> Result<Vec<TargetAttachment>, String> {
+        let _ = (entity, target_id);
+        Ok(Vec::new())
     }
 }

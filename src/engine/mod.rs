@@ -11,7 +11,7 @@ pub mod run;
 
 pub use connector::{
     AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, Record, Source, Target,
-    WriteAction, WriteRequest, WriteResult,
+    TargetAttachment, WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
 pub use run::{run_pipeline, Mode, PipelineSummary, RunOptions};

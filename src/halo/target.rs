@@ -11,7 +11,9 @@ use serde_json::{Map, Value};
 use super::attachments::NewAttachment;
 use super::custom_fields::{custom_field_values, set_custom_field, FieldRef};
 use super::{HaloClient, ListQuery};
-use crate::engine::{EngineError, Record, Target, WriteAction, WriteRequest, WriteResult};
+use crate::engine::{
+    EngineError, Record, Target, TargetAttachment, WriteAction, WriteRequest, WriteResult,
+};
 
 type MatchIndex = HashMap<String, (String, Record)>;
 
@@ -261,5 +263,35 @@ impl Target for HaloTarget<'_> {
                 "Halo saved attachment {name:?} on ticket {ticket_id} but answered without its id"
             )
         })
+    }
+
+    fn attachments_of(
+        &self,
+        entity: &str,
+        target_id: &str,
+    ) -> Result<Vec<TargetAttachment>, String> {
+        if self.attachments_refused(entity).is_some() {
+            return Ok(Vec::new());
+        }
+        let query = ListQuery::default().filter("ticket_id", target_id.trim());
+        let mut out = Vec::new();
+        for record in self.client.records("Attachment", &query) {
+            let record = record.map_err(|e| e.to_string())?;
+            // Only the ticket's own files (a list may ignore an unknown filter).
+            if record.get("ticket_id").map(key_text).as_deref() != Some(target_id.trim()) {
+                continue;
+            }
+            let Some(id) = id_of(&record) else { continue };
+            out.push(TargetAttachment {
+                id,
+                name: record
+                    .get("filename")
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_string(),
+                size: record.get("filesize").and_then(Value::as_u64),
+            });
+        }
+        Ok(out)
     }
 }
