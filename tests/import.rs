@@ -306,3 +306,35 @@ fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(pipeline(&forced, "accounts")["updated"], 1, "{forced}");
 }
+
+#[test]
+fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
+    // Halo refuses every user write with a server error: contacts fail, accounts land.
+    let plan: etl::sandbox::faults::FaultPlan = serde_saphyr::from_str(
+        "faults:\n  - { route: \"/api/Users\", methods: [POST], kind: status, status: 500 }\n",
+    )
+    .unwrap();
+    let sandbox = server::start(Options {
+        accounts: 6,
+        faults: Some(plan),
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+    let (code, run, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 1, "some records failed: {stderr}");
+    let contacts = pipeline(&run, "contacts");
+    assert!(contacts["failed"].as_u64().unwrap() > 0, "{run}");
+    assert_eq!(pipeline(&run, "accounts")["failed"], 0);
+    let run_id = run["run_id"].as_str().unwrap();
+    let (code, shown, stderr) = etl(&project, &["runs", "show", run_id, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let failed = shown["failed_records"].as_array().unwrap();
+    assert_eq!(failed.len() as u64, contacts["failed"].as_u64().unwrap());
+    assert_eq!(failed[0]["pipeline"], "contacts");
+    assert!(
+        failed[0]["message"].as_str().unwrap().contains("500"),
+        "{shown}"
+    );
+    assert!(shown["api_calls"]["target"].as_u64().unwrap() > 0);
+}

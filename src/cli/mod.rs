@@ -52,6 +52,12 @@ pub enum TableFormat {
 }
 
 #[derive(Debug, Subcommand)]
+pub enum RunsCommand {
+    /// One run: counts per pipeline and action, duration, API calls, failed records.
+    Show { run_id: String },
+}
+
+#[derive(Debug, Subcommand)]
 pub enum Command {
     /// Check pipeline files and the project file; every problem with file:line:col and a hint.
     Validate {
@@ -105,8 +111,10 @@ pub enum Command {
     },
     /// List run history from the staging file.
     Runs {
-        #[arg(long, value_enum, default_value_t = TableFormat::Table)]
+        #[arg(long, value_enum, default_value_t = TableFormat::Table, global = true)]
         format: TableFormat,
+        #[command(subcommand)]
+        show: Option<RunsCommand>,
     },
     /// Records added, removed and changed between two runs of a pipeline, field by field.
     Diff(diff::DiffArgs),
@@ -124,7 +132,11 @@ pub fn main() -> i32 {
         Command::Auth { command } => auth::run(&cli.project, command),
         Command::Schema { which, write } => schema::run(which, write.as_deref()),
         Command::Sql { query, format } => sql::run(&cli.project, &query, format),
-        Command::Runs { format } => runs::run(&cli.project, format),
+        Command::Runs { format, show: None } => runs::run(&cli.project, format),
+        Command::Runs {
+            format,
+            show: Some(RunsCommand::Show { run_id }),
+        } => runs::show(&cli.project, &run_id, format),
         Command::Diff(args) => diff::run(&cli.project, args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(&cli.project, args, crate::engine::Mode::Load),

@@ -52,3 +52,122 @@ pub fn run(project: &Path, format: TableFormat) -> i32 {
     print_result(&table, format);
     0
 }
+
+/// `etl runs show <run-id>`: one run's counts per pipeline and action, its duration, the API
+/// calls on each side, and the records that failed with the API's message.
+pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
+    let store = match open_store(project) {
+        Ok(store) => store,
+        Err(code) => return code,
+    };
+    let found = store.connection().query_row(
+        "SELECT command, status, strftime(started_at, '%Y-%m-%d %H:%M:%S'),
+                coalesce(epoch_ms(finished_at) - epoch_ms(started_at), 0),
+                coalesce(summary::VARCHAR, '{}'), coalesce(api_calls_source, 0), coalesce(api_calls_target, 0)
+         FROM runs WHERE run_id = ?",
+        [run_id],
+        |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, i64>(5)?,
+                row.get::<_, i64>(6)?,
+            ))
+        },
+    );
+    let Ok((command, status, started, millis, summary, source_calls, target_calls)) = found else {
+        eprintln!("error: no run {run_id} in the staging file: `etl runs` lists them");
+        return EXIT_CONFIG;
+    };
+    let summary: serde_json::Value = serde_json::from_str(&summary).unwrap_or_default();
+    let pipelines = summary["pipelines"].as_array().cloned().unwrap_or_default();
+    let mut failures = Vec::new();
+    for pipeline in &pipelines {
+        let name = pipeline["pipeline"].as_str().unwrap_or_default();
+        let sql = format!(
+            "SELECT source_id, coalesce(error_message, '') FROM \"{}_results\"
+             WHERE run_id = ? AND status = 'failed' ORDER BY rowid LIMIT 100",
+            name.replace('"', "\"\"")
+        );
+        if let Ok(mut statement) = store.connection().prepare(&sql) {
+            if let Ok(rows) = statement.query_map([run_id], |row| {
+                Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+            }) {
+                for (id, message) in rows.flatten() {
+                    failures.push((name.to_string(), id, message));
+                }
+            }
+        }
+    }
+    if format == TableFormat::Json {
+        let report = serde_json::json!({
+            "run_id": run_id,
+            "command": command,
+            "status": status,
+            "started_at": started,
+            "duration_ms": millis,
+            "api_calls": {"source": source_calls, "target": target_calls},
+            "pipelines": pipelines,
+            "failed_records": failures.iter().map(|(p, id, m)| serde_json::json!({"pipeline": p, "source_id": id, "message": m})).collect::<Vec<_>>(),
+        });
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report).unwrap_or_default()
+        );
+        return 0;
+    }
+    println!(
+        "run {run_id}: etl {command}, {status}, started {started}, took {:.1} s, API calls {source_calls} Salesforce / {target_calls} Halo",
+        millis as f64 / 1000.0
+    );
+    let count = |p: &serde_json::Value, key: &str| p[key].as_u64().unwrap_or(0).to_string();
+    // A plan wrote nothing: show what it planned.
+    let planned = command == "plan";
+    let (create, update) = if planned {
+        ("planned_creates", "planned_updates")
+    } else {
+        ("created", "updated")
+    };
+    let table = ResultTable {
+        columns: [
+            "pipeline",
+            "extracted",
+            if planned { "create" } else { "created" },
+            if planned { "update" } else { "updated" },
+            "unchanged",
+            "linked",
+            "skipped",
+            "failed",
+        ]
+        .map(String::from)
+        .to_vec(),
+        rows: pipelines
+            .iter()
+            .map(|p| {
+                let mut row = vec![Value::Text(
+                    p["pipeline"].as_str().unwrap_or_default().to_string(),
+                )];
+                for key in [
+                    "extracted",
+                    create,
+                    update,
+                    "unchanged",
+                    "linked",
+                    "skipped",
+                    "failed",
+                ] {
+                    row.push(Value::Text(count(p, key)));
+                }
+                row
+            })
+            .collect(),
+    };
+    print_result(&table, format);
+    for (pipeline, id, message) in &failures {
+        println!("failed {pipeline} {id}: {message}");
+    }
+    0
+}
