@@ -404,6 +404,177 @@ fn insert(store: &Store, table: &str, row: &Row) -> Result<(), StagingError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::connector::{AttachmentListing, ExtractRequest, Record};
+    use crate::engine::WriteResult;
+    use std::cell::RefCell;
+    use std::io::Write;
+
+    /// A source whose file listing Salesforce refuses for some records' object, as an org
+    /// without access to Files does.
+    struct FakeSource {
+        refuse: Option<String>,
+    }
+
+    impl Source for FakeSource {
+        fn id_field(&self) -> &str {
+            "Id"
+        }
+        fn extract(
+            &self,
+            _: &ExtractRequest,
+            _: &mut dyn FnMut(Vec<Record>) -> Result<(), EngineError>,
+        ) -> Result<(), EngineError> {
+            Ok(())
+        }
+        fn api_calls(&self) -> u64 {
+            0
+        }
+        fn attachments(&self, ids: &[String]) -> Result<AttachmentListing, EngineError> {
+            Ok(AttachmentListing {
+                attachments: ids
+                    .iter()
+                    .filter(|id| id.as_str() != "r3")
+                    .map(|id| AttachmentRef {
+                        id: format!("00P-{id}"),
+                        parent_id: id.clone(),
+                        kind: AttachmentKind::Attachment,
+                        name: format!("{id}.txt"),
+                        content_type: "text/plain".into(),
+                        size: Some(id.len() as u64),
+                    })
+                    .collect(),
+                problems: self.refuse.iter().cloned().collect(),
+            })
+        }
+        fn attachment_body(
+            &self,
+            file: &AttachmentRef,
+            out: &mut dyn Write,
+        ) -> Result<u64, String> {
+            out.write_all(file.parent_id.as_bytes())
+                .map_err(|e| e.to_string())?;
+            Ok(file.parent_id.len() as u64)
+        }
+    }
+
+    #[derive(Default)]
+    struct FakeTarget {
+        uploads: RefCell<Vec<(String, Vec<u8>)>>,
+    }
+
+    impl Target for FakeTarget {
+        fn write(&self, _: &str, _: &[crate::engine::WriteRequest]) -> Vec<WriteResult> {
+            Vec::new()
+        }
+        fn find(
+            &self,
+            _: &str,
+            _: &[(String, Value)],
+        ) -> Result<Option<(String, Record)>, EngineError> {
+            Ok(None)
+        }
+        fn search(&self, _: &str, _: &str, _: &Value) -> Result<Option<Value>, EngineError> {
+            Ok(None)
+        }
+        fn api_calls(&self) -> u64 {
+            0
+        }
+        fn attachments_refused(&self, entity: &str) -> Option<String> {
+            (entity != "Tickets").then(|| format!("cannot hold attachments on {entity}"))
+        }
+        fn attach(
+            &self,
+            _: &str,
+            target_id: &str,
+            _: &str,
+            _: &str,
+            bytes: &[u8],
+        ) -> Result<String, String> {
+            let mut uploads = self.uploads.borrow_mut();
+            uploads.push((target_id.to_string(), bytes.to_vec()));
+            Ok(format!("h{}", uploads.len()))
+        }
+    }
+
+    fn ids(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn copies_once_reports_refusals_per_record_and_skips_what_the_target_cannot_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let target = FakeTarget::default();
+        let records = vec![
+            ("r1".to_string(), "t1".to_string()),
+            ("r3".into(), "t3".into()),
+        ];
+
+        // Files listed and copied, byte for byte, then not again.
+        let source = FakeSource { refuse: None };
+        let mut summary = PipelineSummary::default();
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets").unwrap();
+        let counts = copier.list(&ids(&["r1", "r3"])).unwrap();
+        assert_eq!((counts["r1"], counts["r3"]), (1, 0));
+        copier.copy(&records, &mut summary).unwrap();
+        assert_eq!(summary.attachments_copied, 1);
+        assert_eq!(
+            *target.uploads.borrow(),
+            vec![("t1".to_string(), b"r1".to_vec())]
+        );
+        let mut again = Copier::new(&source, &target, &store, "run2", "p", "Tickets").unwrap();
+        again.list(&ids(&["r1", "r3"])).unwrap();
+        let mut summary = PipelineSummary::default();
+        again.copy(&records, &mut summary).unwrap();
+        assert_eq!(
+            (summary.attachments_copied, summary.attachments_unchanged),
+            (0, 1)
+        );
+
+        // A refused listing: every record asked about gets the source's message; the files
+        // that could be listed still go.
+        let refusing = FakeSource {
+            refuse: Some("INSUFFICIENT_ACCESS: no access to files".into()),
+        };
+        let mut refused = Copier::new(&refusing, &target, &store, "run3", "q", "Tickets").unwrap();
+        refused.list(&ids(&["r1", "r3"])).unwrap();
+        let mut summary = PipelineSummary::default();
+        refused.copy(&records, &mut summary).unwrap();
+        assert_eq!(summary.attachments_failed, 2);
+        assert_eq!(summary.attachment_failures[1].0, "r3");
+        assert!(summary.attachment_failures[1]
+            .1
+            .contains("INSUFFICIENT_ACCESS"));
+        assert_eq!(summary.attachments_copied, 1);
+
+        // An entity the target cannot attach to: skipped with the reason once, no failure.
+        let mut clients = Copier::new(&refusing, &target, &store, "run4", "c", "Client").unwrap();
+        clients.list(&ids(&["r1", "r2"])).unwrap();
+        let mut summary = PipelineSummary::default();
+        clients
+            .copy(
+                &[("r1".into(), "c1".into()), ("r2".into(), "c2".into())],
+                &mut summary,
+            )
+            .unwrap();
+        assert_eq!(
+            (summary.attachments_skipped, summary.attachments_failed),
+            (2, 0)
+        );
+        assert_eq!(
+            summary.attachment_notes,
+            vec!["cannot hold attachments on Client"]
+        );
+        let staged: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM c_attachments WHERE status = 'skipped'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(staged, 2);
+    }
 
     #[test]
     fn files_are_keyed_per_record() {
