@@ -299,8 +299,25 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
                 pipeline.pipeline, pipeline.salesforce.object
             );
         }
+        let started = std::time::Instant::now();
         match run_pipeline(pipeline, &source, &target, &store, &options) {
-            Ok(summary) => summaries.push(summary),
+            Ok(summary) => {
+                if !args.json {
+                    let seconds = started.elapsed().as_secs_f64();
+                    eprintln!(
+                        "{}: {} extracted, {} created, {} updated, {} unchanged, {} skipped, {} failed in {seconds:.1} s ({:.0} records/s)",
+                        summary.pipeline,
+                        summary.extracted,
+                        summary.created,
+                        summary.updated,
+                        summary.unchanged,
+                        summary.skipped,
+                        summary.failed,
+                        summary.extracted as f64 / seconds.max(0.001)
+                    );
+                }
+                summaries.push(summary)
+            }
             Err(error) => {
                 eprintln!("error: pipeline {}: {error}", pipeline.pipeline);
                 stopped = Some(error);
