@@ -52,6 +52,9 @@ pub struct Copier<'a> {
     /// This run's listing: files by record, and the listing problems by record.
     files: HashMap<String, Vec<AttachmentRef>>,
     problems: HashMap<String, String>,
+    /// Result rows not written yet: appended together at the end of each `copy`, because a
+    /// statement per file made a rerun of thousands of unchanged files slow.
+    pending: std::cell::RefCell<Vec<Row>>,
 }
 
 impl<'a> Copier<'a> {
@@ -86,6 +89,7 @@ impl<'a> Copier<'a> {
             copied: store.links(&links_pipeline(pipeline))?,
             files: HashMap::new(),
             problems: HashMap::new(),
+            pending: std::cell::RefCell::new(Vec::new()),
         })
     }
 
@@ -148,6 +152,43 @@ impl<'a> Copier<'a> {
                 self.copy_one(source_id, target_id, file, &mut present, summary)?;
             }
         }
+        self.flush()
+    }
+
+    /// Appends the pending result rows in one go.
+    fn flush(&self) -> Result<(), EngineError> {
+        let rows = std::mem::take(&mut *self.pending.borrow_mut());
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut appender = self
+            .store
+            .connection()
+            .appender(&self.table)
+            .map_err(StagingError::from)?;
+        let staged_at = duckdb::types::Value::Timestamp(
+            duckdb::types::TimeUnit::Millisecond,
+            civil::now_millis(),
+        );
+        for row in rows {
+            appender
+                .append_row(params![
+                    row.run_id,
+                    row.source_id,
+                    row.attachment_id,
+                    row.kind,
+                    row.name,
+                    row.content_type,
+                    row.size,
+                    row.status,
+                    row.target_id,
+                    row.attachment_target_id,
+                    row.message,
+                    staged_at.clone(),
+                ])
+                .map_err(StagingError::from)?;
+        }
+        appender.flush().map_err(StagingError::from)?;
         Ok(())
     }
 
@@ -356,7 +397,7 @@ impl<'a> Copier<'a> {
             attachment_target_id,
             message,
         );
-        insert(self.store, &self.table, &row)?;
+        self.pending.borrow_mut().push(row);
         Ok(())
     }
 }
