@@ -4,7 +4,6 @@
 //! (unknown pipeline, unknown run, a single run).
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use duckdb::types::Value as Cell;
 use serde_json::{json, Value};
@@ -12,47 +11,12 @@ use serde_json::{json, Value};
 use etl::sandbox::server::{self, Options, Running};
 use etl::staging::{Column, ColumnType, PipelineTables, Stage, Store};
 
-struct Project {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-/// A project over both sandboxes with the example pipelines named.
-fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    std::fs::create_dir_all(root.join("pipelines")).unwrap();
-    for name in pipelines {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.yaml"));
-        std::fs::copy(&from, root.join(format!("pipelines/{name}.yaml"))).unwrap();
-    }
-    std::fs::write(
-        root.join("etl.yaml"),
-        format!(
-            "project: test\nstaging: .etl/staging.duckdb\npipelines: pipelines\nconnections:\n  salesforce:\n    login_url: {sf}\n    api_version: \"62.0\"\n    flow: client_credentials\n    client_id: etl-sandbox-client\n    client_secret: ${{SF_SECRET}}\n  halo:\n    base_url: {halo}\n    tenant: sandbox\n    client_id: etl-sandbox-client\n    client_secret: ${{HALO_SECRET}}\n    rate_limit: \"off\"\ndefaults:\n  batch_size: 50\n",
-            sf = sandbox.salesforce_url,
-            halo = sandbox.halo_url
-        ),
-    )
-    .unwrap();
-    Project { _dir: dir, root }
-}
+mod support;
+use support::project;
 
 /// Runs the binary; returns the exit code, stdout and stderr.
 fn etl(root: &Path, args: &[&str]) -> (i32, String, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .arg("--project")
-        .arg(root.join("etl.yaml"))
-        .args(args)
-        .env("SF_SECRET", "etl-sandbox-secret")
-        .env("HALO_SECRET", "etl-sandbox-secret")
-        .output()
-        .unwrap();
-    (
-        output.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&output.stdout).to_string(),
-        String::from_utf8_lossy(&output.stderr).to_string(),
-    )
+    support::etl_output(root, args)
 }
 
 fn etl_json(root: &Path, args: &[&str]) -> Value {

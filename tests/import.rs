@@ -3,86 +3,22 @@
 //! Salesforce are updated with exactly the changed fields; customers and users that already
 //! exist in Halo are linked, not duplicated; users of unimported accounts go to the default site.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{json, Value};
 
-use etl::sandbox::server::{self, Options, Running};
+use etl::sandbox::server::{self, Options};
 
-struct Project {
-    _dir: tempfile::TempDir,
-    root: PathBuf,
-}
-
-fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path().to_path_buf();
-    std::fs::create_dir_all(root.join("pipelines")).unwrap();
-    for name in pipelines {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.yaml"));
-        std::fs::copy(&from, root.join(format!("pipelines/{name}.yaml"))).unwrap();
-    }
-    std::fs::write(
-        root.join("etl.yaml"),
-        format!(
-            "project: test\nstaging: .etl/staging.duckdb\npipelines: pipelines\nconnections:\n  salesforce:\n    login_url: {sf}\n    api_version: \"62.0\"\n    flow: client_credentials\n    client_id: etl-sandbox-client\n    client_secret: ${{SF_SECRET}}\n  halo:\n    base_url: {halo}\n    tenant: sandbox\n    client_id: etl-sandbox-client\n    client_secret: ${{HALO_SECRET}}\n    rate_limit: \"off\"\ndefaults:\n  batch_size: 50\n",
-            sf = sandbox.salesforce_url,
-            halo = sandbox.halo_url
-        ),
-    )
-    .unwrap();
-    Project { _dir: dir, root }
-}
+mod support;
+use support::{halo_get, halo_token, pipeline, project, salesforce_records, Project};
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String) {
-    let output = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .arg("--project")
-        .arg(project.root.join("etl.yaml"))
-        .args(args)
-        .env("SF_SECRET", "etl-sandbox-secret")
-        .env("HALO_SECRET", "etl-sandbox-secret")
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout).to_string();
-    let stderr = String::from_utf8_lossy(&output.stderr).to_string();
-    let summary = serde_json::from_str(&stdout).unwrap_or(Value::Null);
-    (output.status.code().unwrap_or(-1), summary, stderr)
-}
-
-fn pipeline<'a>(summary: &'a Value, name: &str) -> &'a Value {
-    summary["pipelines"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|p| p["pipeline"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {summary}"))
-}
-
-fn halo_token(sandbox: &Running) -> String {
-    let mut response = ureq::post(format!("{}/auth/token", sandbox.halo_url))
-        .send_form([
-            ("grant_type", "client_credentials"),
-            ("client_id", "etl-sandbox-client"),
-            ("client_secret", "etl-sandbox-secret"),
-        ])
-        .unwrap();
-    let body: Value = response.body_mut().read_json().unwrap();
-    body["access_token"].as_str().unwrap().to_string()
-}
-
-fn halo_get(sandbox: &Running, token: &str, path: &str) -> Value {
-    let mut response = ureq::get(format!("{}/api/{path}", sandbox.halo_url))
-        .header("Authorization", &format!("Bearer {token}"))
-        .call()
-        .unwrap();
-    response.body_mut().read_json().unwrap()
-}
-
-fn salesforce_records(sandbox: &Running, object: &str) -> Vec<serde_json::Map<String, Value>> {
-    let state = sandbox.salesforce_state();
-    let state = state.lock().unwrap();
-    state.org.records(object).to_vec()
+    let (code, stdout, stderr) = support::etl_output(&project.root, args);
+    (
+        code,
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stderr,
+    )
 }
 
 #[test]
