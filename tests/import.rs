@@ -274,3 +274,48 @@ fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
     );
     assert!(shown["api_calls"]["target"].as_u64().unwrap() > 0);
 }
+
+#[test]
+fn users_whose_account_was_not_imported_go_to_the_default_site() {
+    let sandbox = server::start(Options {
+        accounts: 8,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+    let left_out = salesforce_records(&sandbox, "Account")
+        .into_iter()
+        .find(|a| a["IsDeleted"] != json!(true))
+        .unwrap();
+    let left_out_id = left_out["Id"].as_str().unwrap().to_string();
+    let accounts = project.root.join("pipelines/accounts.yaml");
+    let contacts = project.root.join("pipelines/contacts.yaml");
+    let (code, run, stderr) = etl(
+        &project,
+        &[
+            "run",
+            accounts.to_str().unwrap(),
+            "--json",
+            "--exclude",
+            &left_out_id,
+        ],
+    );
+    assert_eq!(code, 0, "{stderr}\n{run}");
+    let (code, run, stderr) = etl(&project, &["run", contacts.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{run}");
+    let orphan = salesforce_records(&sandbox, "Contact")
+        .into_iter()
+        .find(|c| c["AccountId"] == json!(left_out_id) && c["IsDeleted"] != json!(true))
+        .unwrap();
+    let token = halo_token(&sandbox);
+    let users = halo_get(
+        &sandbox,
+        &token,
+        &format!("Users?search={}", orphan["Email"].as_str().unwrap()),
+    );
+    assert_eq!(users["record_count"], 1, "{users}");
+    assert_eq!(
+        users["users"][0]["site_id_int"], 1,
+        "the default site: {users}"
+    );
+}

@@ -235,18 +235,14 @@ fn contacts_import_with_lookups_and_default_site() {
             "name": "Olivia Smith", "client_id": 11, "site_id": 111
         })
     );
-    // An account that was not imported: no client (reported), the default site.
+    // An account that was not imported: no client (`if_not_found: empty`), the default site.
     let mut orphan = contact();
     orphan.insert("AccountId".into(), json!("001000000000999AAA"));
     orphan.insert("Account.Id".into(), json!("001000000000999AAA"));
     let out = t.transform(&orphan, &lookups);
     assert_eq!(out.record["site_id"], json!(1));
-    assert!(!out.record.contains_key("client_id"));
-    assert_eq!(out.problems.len(), 1);
-    assert_eq!(out.problems[0].target, "client_id");
-    assert!(out.problems[0]
-        .message
-        .contains("no `accounts` record is linked to `001000000000999AAA`"));
+    assert_eq!(out.record["client_id"], Value::Null);
+    assert_eq!(out.problems, vec![]);
     // The name template reads record fields, which become source fields.
     assert!(t.source_fields().contains(&"FirstName".to_string()));
     assert!(t.source_fields().contains(&"Account.Id".to_string()));
