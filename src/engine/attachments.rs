@@ -158,37 +158,7 @@ impl<'a> Copier<'a> {
     /// Appends the pending result rows in one go.
     fn flush(&self) -> Result<(), EngineError> {
         let rows = std::mem::take(&mut *self.pending.borrow_mut());
-        if rows.is_empty() {
-            return Ok(());
-        }
-        let mut appender = self
-            .store
-            .connection()
-            .appender(&self.table)
-            .map_err(StagingError::from)?;
-        let staged_at = duckdb::types::Value::Timestamp(
-            duckdb::types::TimeUnit::Millisecond,
-            civil::now_millis(),
-        );
-        for row in rows {
-            appender
-                .append_row(params![
-                    row.run_id,
-                    row.source_id,
-                    row.attachment_id,
-                    row.kind,
-                    row.name,
-                    row.content_type,
-                    row.size,
-                    row.status,
-                    row.target_id,
-                    row.attachment_target_id,
-                    row.message,
-                    staged_at.clone(),
-                ])
-                .map_err(StagingError::from)?;
-        }
-        appender.flush().map_err(StagingError::from)?;
+        append_rows(self.store, &self.table, rows)?;
         Ok(())
     }
 
@@ -257,7 +227,7 @@ impl<'a> Copier<'a> {
         );
         let table = self.table.clone();
         self.store.in_transaction(|store| {
-            insert(store, &table, &row)?;
+            append_rows(store, &table, vec![row])?;
             store.save_links(self.run_id, &pipeline, &links)
         })?;
         self.copied.insert(key, link);
@@ -416,15 +386,17 @@ struct Row {
     message: Option<String>,
 }
 
-fn insert(store: &Store, table: &str, row: &Row) -> Result<(), StagingError> {
-    let staged_at = civil::now_millis();
-    store.connection().execute(
-        &format!(
-            "INSERT INTO \"{table}\" (run_id, source_id, attachment_id, kind, name, content_type, size,
-                 status, target_id, attachment_target_id, message, staged_at)
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, make_timestamp(? * 1000))"
-        ),
-        params![
+/// Appends result rows to the pipeline's attachment table through DuckDB's Appender (a
+/// statement per row made a rerun of thousands of unchanged files slow).
+fn append_rows(store: &Store, table: &str, rows: Vec<Row>) -> Result<(), StagingError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    let mut appender = store.connection().appender(table)?;
+    let staged_at =
+        duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Millisecond, civil::now_millis());
+    for row in rows {
+        appender.append_row(params![
             row.run_id,
             row.source_id,
             row.attachment_id,
@@ -436,9 +408,10 @@ fn insert(store: &Store, table: &str, row: &Row) -> Result<(), StagingError> {
             row.target_id,
             row.attachment_target_id,
             row.message,
-            staged_at
-        ],
-    )?;
+            staged_at.clone(),
+        ])?;
+    }
+    appender.flush()?;
     Ok(())
 }
 
