@@ -5,12 +5,12 @@
 
 use std::collections::HashMap;
 
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use etl::sandbox::server::{self, Options, Running};
 
 mod support;
-use support::{halo_get, halo_token, pipeline, project, Project};
+use support::{halo_get, halo_token, pipeline, project, salesforce_records, Project};
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String, String) {
     let (code, stdout, stderr) = support::etl_output(&project.root, args);
@@ -26,12 +26,6 @@ fn halo_download(sandbox: &Running, token: &str, id: &str) -> Vec<u8> {
         .call()
         .unwrap();
     response.body_mut().read_to_vec().unwrap()
-}
-
-fn salesforce_records(sandbox: &Running, object: &str) -> Vec<Map<String, Value>> {
-    let state = sandbox.salesforce_state();
-    let state = state.lock().unwrap();
-    state.org.records(object).to_vec()
 }
 
 fn salesforce_blob(sandbox: &Running, id: &str) -> Vec<u8> {

@@ -12,7 +12,7 @@ use etl::sandbox::server::{self, Options, Running};
 use etl::staging::{Column, ColumnType, PipelineTables, Stage, Store};
 
 mod support;
-use support::project;
+use support::{live_records, project, touch};
 
 /// Runs the binary; returns the exit code, stdout and stderr.
 fn etl(root: &Path, args: &[&str]) -> (i32, String, String) {
@@ -25,21 +25,9 @@ fn etl_json(root: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{e}: {stdout}"))
 }
 
-fn touch(sandbox: &Running, id: &str, fields: Value) {
-    let mut response = ureq::post(format!("{}/__sandbox/touch/{id}", sandbox.salesforce_url))
-        .send_json(fields)
-        .unwrap();
-    let _ = response.body_mut().read_to_string();
-}
-
 fn live_account_ids(sandbox: &Running) -> Vec<String> {
-    let state = sandbox.salesforce_state();
-    let state = state.lock().unwrap();
-    state
-        .org
-        .records("Account")
+    live_records(sandbox, "Account")
         .iter()
-        .filter(|a| a["IsDeleted"] != json!(true))
         .map(|a| a["Id"].as_str().unwrap().to_string())
         .collect()
 }

@@ -10,7 +10,9 @@ use serde_json::{json, Value};
 use etl::sandbox::server::{self, Options};
 
 mod support;
-use support::{halo_get, halo_token, pipeline, project, salesforce_records, Project};
+use support::{
+    halo_get, halo_token, live_records, pipeline, project, salesforce_records, touch, Project,
+};
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String) {
     let (code, stdout, stderr) = support::etl_output(&project.root, args);
@@ -34,10 +36,7 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
     let (code, plan, stderr) = etl(&project, &["plan", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     let accounts = pipeline(&plan, "accounts");
-    let live_accounts = salesforce_records(&sandbox, "Account")
-        .iter()
-        .filter(|a| a["IsDeleted"] != json!(true))
-        .count() as u64;
+    let live_accounts = live_records(&sandbox, "Account").iter().count() as u64;
     assert_eq!(accounts["extracted"], live_accounts);
     // The three customers the Halo seed shares with Salesforce are matched by name.
     let matched =
@@ -66,9 +65,9 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
     );
 
     // A user lands at its customer's main site; the account manager is the owner's agent.
-    let sf_contact = salesforce_records(&sandbox, "Contact")
+    let sf_contact = live_records(&sandbox, "Contact")
         .into_iter()
-        .find(|c| c["IsDeleted"] != json!(true) && c["AccountId"].is_string())
+        .find(|c| c["AccountId"].is_string())
         .unwrap();
     let email = sf_contact["Email"].as_str().unwrap();
     let users = halo_get(&sandbox, &token, &format!("Users?search={email}"));
@@ -91,17 +90,17 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
 
     // Five accounts changed in Salesforce: exactly those five are updated, with only the
     // changed field.
-    let changed: Vec<String> = salesforce_records(&sandbox, "Account")
+    let changed: Vec<String> = live_records(&sandbox, "Account")
         .iter()
-        .filter(|a| a["IsDeleted"] != json!(true))
         .take(5)
         .map(|a| a["Id"].as_str().unwrap().to_string())
         .collect();
     for id in &changed {
-        let mut response = ureq::post(format!("{}/__sandbox/touch/{id}", sandbox.salesforce_url))
-            .send_json(json!({"Website": format!("https://changed.example/{id}")}))
-            .unwrap();
-        let _ = response.body_mut().read_to_string();
+        touch(
+            &sandbox,
+            id,
+            json!({"Website": format!("https://changed.example/{id}")}),
+        );
     }
     let (code, third, stderr) = etl(&project, &["run", "--json"]);
     assert_eq!(code, 0, "{stderr}");
@@ -219,22 +218,18 @@ fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
 
     // A new plan, then the record changes in Salesforce before it is applied.
     let target = accounts[0]["Id"].as_str().unwrap().to_string();
-    let mut response = ureq::post(format!(
-        "{}/__sandbox/touch/{target}",
-        sandbox.salesforce_url
-    ))
-    .send_json(json!({"Website": "https://first.example"}))
-    .unwrap();
-    let _ = response.body_mut().read_to_string();
+    touch(
+        &sandbox,
+        &target,
+        json!({"Website": "https://first.example"}),
+    );
     let (_, second_plan, _) = etl(&project, &["plan", "--json"]);
     let second = second_plan["run_id"].as_str().unwrap().to_string();
-    let mut response = ureq::post(format!(
-        "{}/__sandbox/touch/{target}",
-        sandbox.salesforce_url
-    ))
-    .send_json(json!({"Website": "https://second.example"}))
-    .unwrap();
-    let _ = response.body_mut().read_to_string();
+    touch(
+        &sandbox,
+        &target,
+        json!({"Website": "https://second.example"}),
+    );
     let (code, _, stderr) = etl(&project, &["apply", &second]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("moved on"), "{stderr}");
@@ -283,9 +278,9 @@ fn users_whose_account_was_not_imported_go_to_the_default_site() {
     })
     .unwrap();
     let project = project(&sandbox, &["accounts", "contacts"]);
-    let left_out = salesforce_records(&sandbox, "Account")
+    let left_out = live_records(&sandbox, "Account")
         .into_iter()
-        .find(|a| a["IsDeleted"] != json!(true))
+        .next()
         .unwrap();
     let left_out_id = left_out["Id"].as_str().unwrap().to_string();
     let accounts = project.root.join("pipelines/accounts.yaml");
@@ -303,9 +298,9 @@ fn users_whose_account_was_not_imported_go_to_the_default_site() {
     assert_eq!(code, 0, "{stderr}\n{run}");
     let (code, run, stderr) = etl(&project, &["run", contacts.to_str().unwrap(), "--json"]);
     assert_eq!(code, 0, "{stderr}\n{run}");
-    let orphan = salesforce_records(&sandbox, "Contact")
+    let orphan = live_records(&sandbox, "Contact")
         .into_iter()
-        .find(|c| c["AccountId"] == json!(left_out_id) && c["IsDeleted"] != json!(true))
+        .find(|c| c["AccountId"] == json!(left_out_id))
         .unwrap();
     let token = halo_token(&sandbox);
     let users = halo_get(

@@ -13,6 +13,9 @@ use serde_json::{json, Value};
 use etl::sandbox::faults::FaultPlan;
 use etl::sandbox::server::{self, Options, Running};
 
+mod support;
+use support::{halo_get, halo_token, live_records};
+
 fn project(sandbox: &Running, root: &Path) {
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
     let from = Path::new(env!("CARGO_MANIFEST_DIR")).join("pipelines/accounts.yaml");
@@ -41,30 +44,7 @@ fn etl(root: &Path) -> Command {
 }
 
 fn halo_clients(sandbox: &Running) -> Vec<Value> {
-    let mut token: Value = ureq::post(format!("{}/auth/token", sandbox.halo_url))
-        .send_form([
-            ("grant_type", "client_credentials"),
-            ("client_id", "etl-sandbox-client"),
-            ("client_secret", "etl-sandbox-secret"),
-        ])
-        .unwrap()
-        .body_mut()
-        .read_json()
-        .unwrap();
-    let token = token["access_token"].take();
-    let body: Value = ureq::get(format!(
-        "{}/api/Client?includeinactive=true",
-        sandbox.halo_url
-    ))
-    .header(
-        "Authorization",
-        &format!("Bearer {}", token.as_str().unwrap()),
-    )
-    .call()
-    .unwrap()
-    .body_mut()
-    .read_json()
-    .unwrap();
+    let body = halo_get(sandbox, &halo_token(sandbox), "Client?includeinactive=true");
     body["clients"].as_array().unwrap().clone()
 }
 
@@ -103,17 +83,10 @@ fn a_run_killed_mid_load_resumes_without_duplicates_or_losses() {
             summary["pipelines"][0]["created"], summary["pipelines"][0]["updated"]
         );
 
-        let live: Vec<String> = {
-            let state = sandbox.salesforce_state();
-            let state = state.lock().unwrap();
-            state
-                .org
-                .records("Account")
-                .iter()
-                .filter(|a| a["IsDeleted"] != json!(true))
-                .map(|a| a["Name"].as_str().unwrap().to_string())
-                .collect()
-        };
+        let live: Vec<String> = live_records(&sandbox, "Account")
+            .iter()
+            .map(|a| a["Name"].as_str().unwrap().to_string())
+            .collect();
         let mut by_name: HashMap<String, usize> = HashMap::new();
         for client in halo_clients(&sandbox) {
             *by_name

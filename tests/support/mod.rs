@@ -131,3 +131,19 @@ pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) ->
         body,
     }
 }
+
+/// The org's records of an object that are not deleted.
+pub fn live_records(sandbox: &Running, object: &str) -> Vec<Map<String, Value>> {
+    salesforce_records(sandbox, object)
+        .into_iter()
+        .filter(|r| r["IsDeleted"] != Value::Bool(true))
+        .collect()
+}
+
+/// Changes a Salesforce record as an edit in the org would (its SystemModstamp moves on).
+pub fn touch(sandbox: &Running, id: &str, fields: Value) {
+    let mut response = ureq::post(format!("{}/__sandbox/touch/{id}", sandbox.salesforce_url))
+        .send_json(fields)
+        .unwrap();
+    let _ = response.body_mut().read_to_string();
+}
