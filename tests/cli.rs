@@ -177,8 +177,8 @@ fn lower_case_stage_name_fails_with_line_and_hint() {
     edit(
         dir.path(),
         "pipelines/opportunities.yaml",
-        "salesforce: StageName",
-        "salesforce: stagename",
+        "{ salesforce: StageName",
+        "{ salesforce: stagename",
     );
     let line = line_of(dir.path(), "pipelines/opportunities.yaml", "stagename");
     let out = etl(dir.path(), &["validate", "pipelines/"]);
@@ -450,7 +450,11 @@ fn validate_online_flags_fields_the_org_does_not_have() {
     let said = text(&output.stderr);
     assert_eq!(output.status.code(), Some(2), "{said}");
     assert!(said.contains("did you mean `TaskType__c`?"), "{said}");
-    assert!(said.contains("opportunities.yaml:23:"), "{said}");
+    let line = line_of(dir.path(), "pipelines/opportunities.yaml", "Tasktype__c");
+    assert!(
+        said.contains(&format!("opportunities.yaml:{line}:")),
+        "{said}"
+    );
 }
 
 #[test]

@@ -11,10 +11,11 @@ use serde_json::json;
 
 use super::EXIT_CONFIG;
 use crate::config::{self, model::ImportMode, rules};
-use crate::engine::{run_pipeline, EngineError, Mode, PipelineSummary, RunOptions};
-use crate::halo::{ClientOptions as HaloOptions, HaloClient, HaloTarget};
+use crate::engine::{run_both_ways, EngineError, Mode, PipelineSummary, RunOptions, Systems};
+use crate::halo::{ClientOptions as HaloOptions, HaloClient, HaloSource, HaloTarget};
 use crate::salesforce::auth::{store_path, TokenStore};
 use crate::salesforce::source::SalesforceSource;
+use crate::salesforce::target::SalesforceTarget;
 use crate::salesforce::{ClientOptions as SalesforceOptions, SalesforceClient};
 use crate::sandbox::server::{self as sandbox_server, Running};
 use crate::staging::Store;
@@ -250,6 +251,14 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
     };
     let source = SalesforceSource::new(&salesforce);
     let target = HaloTarget::new(&halo);
+    let halo_reader = HaloSource::new(&halo);
+    let salesforce_writer = SalesforceTarget::new(&salesforce);
+    let systems = Systems {
+        source: &source,
+        target: &target,
+        target_reader: Some(&halo_reader),
+        source_writer: Some(&salesforce_writer),
+    };
 
     let pipelines: Vec<&config::Pipeline> =
         workspace.pipelines.iter().map(|p| &p.pipeline).collect();
@@ -300,23 +309,27 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
             );
         }
         let started = std::time::Instant::now();
-        match run_pipeline(pipeline, &source, &target, &store, &options) {
-            Ok(summary) => {
-                if !args.json {
-                    let seconds = started.elapsed().as_secs_f64();
-                    eprintln!(
-                        "{}: {} extracted, {} created, {} updated, {} unchanged, {} skipped, {} failed in {seconds:.1} s ({:.0} records/s)",
-                        summary.pipeline,
-                        summary.extracted,
-                        summary.created,
-                        summary.updated,
-                        summary.unchanged,
-                        summary.skipped,
-                        summary.failed,
-                        summary.extracted as f64 / seconds.max(0.001)
-                    );
+        match run_both_ways(pipeline, &systems, &store, &options) {
+            Ok(done) => {
+                let seconds = started.elapsed().as_secs_f64();
+                for summary in done {
+                    if !args.json {
+                        eprintln!(
+                            "{} ({}): {} extracted, {} created, {} updated, {} unchanged, {} skipped, {} failed, {} conflicts in {seconds:.1} s ({:.0} records/s)",
+                            summary.pipeline,
+                            summary.direction,
+                            summary.extracted,
+                            summary.created,
+                            summary.updated,
+                            summary.unchanged,
+                            summary.skipped,
+                            summary.failed,
+                            summary.conflicts.len(),
+                            summary.extracted as f64 / seconds.max(0.001)
+                        );
+                    }
+                    summaries.push(summary)
                 }
-                summaries.push(summary)
             }
             Err(error) => {
                 eprintln!("error: pipeline {}: {error}", pipeline.pipeline);
@@ -362,7 +375,30 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
         print_summary(&summaries, mode);
         for summary in &summaries {
             for (id, message) in summary.failures.iter().take(20) {
-                eprintln!("failed {} {id}: {message}", summary.pipeline);
+                eprintln!(
+                    "failed {} ({}) {id}: {message}",
+                    summary.pipeline, summary.direction
+                );
+            }
+            for c in summary.conflicts.iter().take(20) {
+                let show = |v: &Option<serde_json::Value>| {
+                    v.as_ref().map_or("(empty)".to_string(), |v| v.to_string())
+                };
+                eprintln!(
+                    "conflict {} {} / Halo {} field {}: last synced {}, Salesforce {}, Halo {} ({})",
+                    summary.pipeline,
+                    c.source_id,
+                    c.target_id,
+                    c.field,
+                    show(&c.last_synced),
+                    show(&c.source_value),
+                    show(&c.target_value),
+                    match c.resolution {
+                        "source_wins" => "Salesforce's value kept",
+                        "target_wins" => "Halo's value kept",
+                        _ => "neither written; change one side to match the other",
+                    }
+                );
             }
             print_attachments(summary, mode);
         }
@@ -384,6 +420,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
         Mode::Load => {
             table.set_header([
                 "pipeline",
+                "direction",
                 "extracted",
                 "created",
                 "updated",
@@ -396,6 +433,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
             for s in summaries {
                 table.add_row([
                     s.pipeline.clone(),
+                    s.direction.to_string(),
                     s.extracted.to_string(),
                     s.created.to_string(),
                     s.updated.to_string(),
@@ -410,6 +448,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
         Mode::Plan => {
             table.set_header([
                 "pipeline",
+                "direction",
                 "extracted",
                 "create",
                 "update",
@@ -421,6 +460,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
             for s in summaries {
                 table.add_row([
                     s.pipeline.clone(),
+                    s.direction.to_string(),
                     s.extracted.to_string(),
                     s.planned_creates.to_string(),
                     s.planned_updates.to_string(),
@@ -467,6 +507,14 @@ fn print_attachments(s: &PipelineSummary, mode: Mode) {
     }
 }
 
+/// The staging tables' prefix of a summary's direction: `<p>` or `<p>_back`.
+fn tables_of(summary: &PipelineSummary) -> String {
+    match summary.direction {
+        "sync back" => format!("{}_back", summary.pipeline),
+        _ => summary.pipeline.clone(),
+    }
+}
+
 /// Rows shown per pipeline in the plan's review table; the rest are in `<p>_changes`.
 const REVIEW_ROWS: usize = 50;
 
@@ -486,7 +534,7 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
                      WHERE e.run_id = c.run_id AND e.source_id = c.source_id LIMIT 1)
              FROM \"{p}_changes\" c WHERE c.run_id = ? AND c.action <> 'unchanged' ORDER BY c.rowid LIMIT {}",
             REVIEW_ROWS,
-            p = summary.pipeline
+            p = tables_of(summary)
         );
         let Ok(mut statement) = store.connection().prepare(&sql) else {
             continue;
@@ -504,8 +552,9 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
         let Ok(rows) = rows else { continue };
         let mut table = Table::new();
         table.load_preset(UTF8_FULL_CONDENSED);
+        let back = summary.direction == "sync back";
         table.set_header([
-            "Salesforce Id",
+            if back { "Halo id" } else { "Salesforce Id" },
             "action",
             "record",
             "AttachmentCount",
@@ -516,10 +565,19 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
             let after: serde_json::Value = after
                 .and_then(|a| serde_json::from_str(&a).ok())
                 .unwrap_or_default();
-            let label = ["name", "summary", "emailaddress", "note"]
-                .iter()
-                .find_map(|key| after.get(*key).and_then(|v| v.as_str()))
-                .unwrap_or_default();
+            let label = [
+                "name",
+                "summary",
+                "emailaddress",
+                "note",
+                "Name",
+                "Subject",
+                "LastName",
+                "CommentBody",
+            ]
+            .iter()
+            .find_map(|key| after.get(*key).and_then(|v| v.as_str()))
+            .unwrap_or_default();
             let changes: Vec<serde_json::Value> = changes
                 .and_then(|c| serde_json::from_str(&c).ok())
                 .unwrap_or_default();
@@ -554,14 +612,13 @@ fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
                 truncate(&reason, 60),
             ]);
         }
-        println!("{}", summary.pipeline);
+        println!("{} ({})", summary.pipeline, summary.direction);
         println!("{table}");
         if pending as usize > REVIEW_ROWS {
+            let tables = tables_of(summary);
             println!(
-                "… {} more in {}_changes (etl sql \"SELECT * FROM {}_changes WHERE run_id = '{run_id}'\")",
+                "… {} more in {tables}_changes (etl sql \"SELECT * FROM {tables}_changes WHERE run_id = '{run_id}'\")",
                 pending as usize - REVIEW_ROWS,
-                summary.pipeline,
-                summary.pipeline
             );
         }
     }

@@ -87,17 +87,23 @@ pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
     let mut failures = Vec::new();
     for pipeline in &pipelines {
         let name = pipeline["pipeline"].as_str().unwrap_or_default();
+        let direction = pipeline["direction"].as_str().unwrap_or("import");
+        // Sync back stages into `<p>_back_*`.
+        let tables = match direction {
+            "sync back" => format!("{name}_back"),
+            _ => name.to_string(),
+        };
         let sql = format!(
             "SELECT source_id, coalesce(error_message, '') FROM \"{}_results\"
              WHERE run_id = ? AND status = 'failed' ORDER BY rowid LIMIT 100",
-            name.replace('"', "\"\"")
+            tables.replace('"', "\"\"")
         );
         if let Ok(mut statement) = store.connection().prepare(&sql) {
             if let Ok(rows) = statement.query_map([run_id], |row| {
                 Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
             }) {
                 for (id, message) in rows.flatten() {
-                    failures.push((name.to_string(), id, message));
+                    failures.push((name.to_string(), direction.to_string(), id, message));
                 }
             }
         }
@@ -111,7 +117,7 @@ pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
             "duration_ms": millis,
             "api_calls": {"source": source_calls, "target": target_calls},
             "pipelines": pipelines,
-            "failed_records": failures.iter().map(|(p, id, m)| serde_json::json!({"pipeline": p, "source_id": id, "message": m})).collect::<Vec<_>>(),
+            "failed_records": failures.iter().map(|(p, d, id, m)| serde_json::json!({"pipeline": p, "direction": d, "source_id": id, "message": m})).collect::<Vec<_>>(),
         });
         println!(
             "{}",
@@ -134,6 +140,7 @@ pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
     let table = ResultTable {
         columns: [
             "pipeline",
+            "direction",
             "extracted",
             if planned { "create" } else { "created" },
             if planned { "update" } else { "updated" },
@@ -147,9 +154,10 @@ pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
         rows: pipelines
             .iter()
             .map(|p| {
-                let mut row = vec![Value::Text(
-                    p["pipeline"].as_str().unwrap_or_default().to_string(),
-                )];
+                let mut row = vec![
+                    Value::Text(p["pipeline"].as_str().unwrap_or_default().to_string()),
+                    Value::Text(p["direction"].as_str().unwrap_or("import").to_string()),
+                ];
                 for key in [
                     "extracted",
                     create,
@@ -166,8 +174,8 @@ pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
             .collect(),
     };
     print_result(&table, format);
-    for (pipeline, id, message) in &failures {
-        println!("failed {pipeline} {id}: {message}");
+    for (pipeline, direction, id, message) in &failures {
+        println!("failed {pipeline} ({direction}) {id}: {message}");
     }
     0
 }

@@ -132,7 +132,7 @@ pub enum ImportMode {
 }
 
 /// Which ways a pipeline moves data.
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncSettings {
     /// Salesforce → Halo: `create`, `update`, `upsert` (both) or `off`. Defaults to the project's
@@ -143,6 +143,46 @@ pub struct SyncSettings {
     /// Salesforce. Off unless switched on.
     #[serde(default)]
     pub sync_back: SyncBack,
+    /// When a field changed on both sides since the last sync: `salesforce_wins`, `halo_wins`
+    /// or `skip_and_report` (the default: neither side is written for that field, and the
+    /// conflict is listed with both values until one side is changed to match the other).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conflicts: Option<ConflictPolicy>,
+    /// The guide's "Opportunity Stage Names": which Salesforce stage a Halo record syncs back
+    /// with, taken from the first of `halo` that has a value (a name, or a number counting
+    /// `names` from 1), else `default`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stages: Option<StageNames>,
+}
+
+/// Who wins when both sides changed the same field since the last sync.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictPolicy {
+    /// Salesforce's value is written to Halo.
+    SalesforceWins,
+    /// Halo's value is written to Salesforce.
+    HaloWins,
+    /// Neither is written; the conflict is reported with both values.
+    #[default]
+    SkipAndReport,
+}
+
+/// Stage names for sync back, e.g. opportunity stages.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StageNames {
+    /// The Salesforce field the stage is written to, e.g. `StageName`.
+    pub salesforce: String,
+    /// Halo fields that may hold the stage, most specific first, e.g. `[salesforce_stage,
+    /// customfields.CFSalesforceStage, tickettype.salesforce_default_stage]` (the ticket's own
+    /// stage, the imported one, its ticket type's default).
+    pub halo: Vec<String>,
+    /// The stage names, matching the Salesforce picklist, e.g. `[Prospecting, Qualification,
+    /// Closed Won, Closed Lost]`.
+    pub names: Vec<String>,
+    /// The stage used when none of `halo` has a value; one of `names`.
+    pub default: String,
 }
 
 /// Halo → Salesforce switches.

@@ -22,6 +22,28 @@ pub struct ExtractRequest {
     pub filter: Option<String>,
     /// A whole query replacing object, fields and filter.
     pub query: Option<String>,
+    /// Only records whose field equals the value (a target entity's constant values, such as
+    /// the ticket type a pipeline's records have).
+    pub equals: Vec<(String, Value)>,
+    /// Only records whose `parent field` (see [`Source::parent_field`]) is one of these ids.
+    pub parents: Option<Vec<String>>,
+    /// Only these records (by id); empty means no such restriction.
+    pub ids: Vec<String>,
+}
+
+impl ExtractRequest {
+    /// Every record of `object`, with `fields`.
+    pub fn new(object: &str, fields: Vec<String>) -> ExtractRequest {
+        ExtractRequest {
+            object: object.to_string(),
+            fields,
+            filter: None,
+            query: None,
+            equals: Vec::new(),
+            parents: None,
+            ids: Vec::new(),
+        }
+    }
 }
 
 /// Which kind of file a record carries: a classic attachment or a file (a document version).
@@ -84,6 +106,18 @@ pub trait Source {
     ) -> Result<(), EngineError>;
     /// API calls made so far.
     fn api_calls(&self) -> u64;
+    /// Why this record must not be synced although it was extracted (a per-record or per-type
+    /// "don't sync" switch of the system), or `None`.
+    fn skip_reason(&self, object: &str, record: &Record) -> Option<String> {
+        let _ = (object, record);
+        None
+    }
+    /// The field by which records of `object` can only be listed per parent (an action's
+    /// ticket), or `None` when they can be listed on their own.
+    fn parent_field(&self, object: &str) -> Option<&'static str> {
+        let _ = object;
+        None
+    }
     /// The files held by these records. A listing the source refuses is a `problem`; an error
     /// here means the source cannot be reached at all.
     fn attachments(&self, parent_ids: &[String]) -> Result<AttachmentListing, EngineError> {

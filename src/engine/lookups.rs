@@ -47,7 +47,8 @@ pub fn id_value(id: &str) -> Value {
         .unwrap_or_else(|_| Value::String(id.to_string()))
 }
 
-fn id_text(value: &Value) -> String {
+/// An id as text, whether the system sends it as a number or a string.
+pub fn id_text(value: &Value) -> String {
     match value {
         Value::String(s) => s.clone(),
         Value::Number(n) => n

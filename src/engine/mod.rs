@@ -8,10 +8,11 @@ pub mod error;
 pub mod lookups;
 pub mod plan;
 pub mod run;
+pub mod sync_back;
 
 pub use connector::{
     AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, Record, Source, Target,
     TargetAttachment, WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
-pub use run::{run_pipeline, Mode, PipelineSummary, RunOptions};
+pub use run::{run_both_ways, run_pipeline, Mode, PipelineSummary, RunOptions, Systems};

@@ -204,7 +204,7 @@ pub fn get_path<'a>(record: &'a Record, path: &str) -> Option<&'a Value> {
 }
 
 /// Sets a dotted path, creating objects on the way.
-fn set_path(record: &mut Record, path: &str, value: Value) {
+pub fn set_path(record: &mut Record, path: &str, value: Value) {
     let mut parts: Vec<&str> = path.split('.').collect();
     let last = parts.pop().unwrap_or(path);
     let mut current = record;

@@ -12,6 +12,7 @@ use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, Writ
 use super::error::EngineError;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
+use super::sync_back::{self, BackSystems, Conflict, Snapshot};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{ImportMode, Pipeline};
@@ -46,10 +47,12 @@ pub struct RunOptions {
     pub default_attachments: bool,
 }
 
-/// What one pipeline did, for the summary table and `--json`.
+/// What one pipeline did in one direction, for the summary table and `--json`.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct PipelineSummary {
     pub pipeline: String,
+    /// `import` or `sync back`.
+    pub direction: &'static str,
     pub extracted: u64,
     pub created: u64,
     pub updated: u64,
@@ -79,17 +82,19 @@ pub struct PipelineSummary {
     pub attachment_notes: Vec<String>,
     /// Records whose attachments could not be listed or copied, with the system's message.
     pub attachment_failures: Vec<(String, String)>,
+    /// Fields changed on both sides since the last sync, and how each was settled.
+    pub conflicts: Vec<Conflict>,
 }
 
-fn now_cell() -> Cell {
+pub(super) fn now_cell() -> Cell {
     Cell::Timestamp(duckdb::types::TimeUnit::Millisecond, civil::now_millis())
 }
 
-fn text(value: &str) -> Cell {
+pub(super) fn text(value: &str) -> Cell {
     Cell::Text(value.to_string())
 }
 
-fn json_cell(value: &Value) -> Cell {
+pub(super) fn json_cell(value: &Value) -> Cell {
     Cell::Text(value.to_string())
 }
 
@@ -135,6 +140,61 @@ fn typed_cells(
         .collect()
 }
 
+/// The connectors of a run: the import's source and target and, for pipelines that sync
+/// back, a reader of the target and a writer of the source.
+pub struct Systems<'a> {
+    pub source: &'a dyn Source,
+    pub target: &'a dyn Target,
+    pub target_reader: Option<&'a dyn Source>,
+    pub source_writer: Option<&'a dyn Target>,
+}
+
+/// Runs one pipeline both ways: the import (when on), then the sync back (when on and the
+/// run has the connectors for it). One summary per direction that ran.
+pub fn run_both_ways(
+    pipeline: &Pipeline,
+    systems: &Systems,
+    store: &Store,
+    options: &RunOptions,
+) -> Result<Vec<PipelineSummary>, EngineError> {
+    let import = pipeline.sync.import.unwrap_or(options.default_import);
+    let back = match (systems.target_reader, systems.source_writer) {
+        (Some(reader), Some(writer)) if sync_back::enabled(pipeline) => Some(BackSystems {
+            reader,
+            writer,
+            source: systems.source,
+            target: systems.target,
+        }),
+        _ => None,
+    };
+    let mut snapshot = match &back {
+        Some(back) => Some(sync_back::take_snapshot(
+            pipeline,
+            back.reader,
+            store,
+            &options.run_id,
+        )?),
+        None => None,
+    };
+    let mut summaries = Vec::new();
+    if import != ImportMode::Off {
+        summaries.push(import_pipeline(
+            pipeline,
+            systems.source,
+            systems.target,
+            store,
+            options,
+            snapshot.as_mut(),
+        )?);
+    }
+    if let (Some(back), Some(snapshot)) = (&back, &snapshot) {
+        summaries.push(sync_back::sync_back(
+            pipeline, snapshot, back, store, options,
+        )?);
+    }
+    Ok(summaries)
+}
+
 /// Runs one pipeline's import (Salesforce → Halo direction).
 pub fn run_pipeline(
     pipeline: &Pipeline,
@@ -143,8 +203,22 @@ pub fn run_pipeline(
     store: &Store,
     options: &RunOptions,
 ) -> Result<PipelineSummary, EngineError> {
+    import_pipeline(pipeline, source, target, store, options, None)
+}
+
+/// The import; with a snapshot of the target, fields changed on both sides are settled by the
+/// pipeline's conflict policy and what is written is applied to the snapshot.
+fn import_pipeline(
+    pipeline: &Pipeline,
+    source: &dyn Source,
+    target: &dyn Target,
+    store: &Store,
+    options: &RunOptions,
+    mut snapshot: Option<&mut Snapshot>,
+) -> Result<PipelineSummary, EngineError> {
     let mut summary = PipelineSummary {
         pipeline: pipeline.pipeline.clone(),
+        direction: "import",
         ..PipelineSummary::default()
     };
     let import = pipeline.sync.import.unwrap_or(options.default_import);
@@ -174,10 +248,9 @@ pub fn run_pipeline(
 
     // Pass 1: extract, stage, transform, stage.
     let request = ExtractRequest {
-        object: pipeline.salesforce.object.clone(),
-        fields: transformer.source_fields(),
         filter: pipeline.salesforce.where_clause.clone(),
         query: pipeline.salesforce.query.clone(),
+        ..ExtractRequest::new(&pipeline.salesforce.object, transformer.source_fields())
     };
     let extracted_paths = typed_paths(pipeline, &tables, Stage::Extracted);
     let transformed_paths = typed_paths(pipeline, &tables, Stage::Transformed);
@@ -273,6 +346,14 @@ pub fn run_pipeline(
     };
     let mut planned_writes: Vec<Planned> = Vec::new();
     let mut settled: Vec<Planned> = Vec::new();
+    // Conflicts can only arise on fields that flow both ways.
+    let synced_paths: HashSet<String> = pipeline
+        .fields
+        .iter()
+        .filter(|m| m.sync_back && m.salesforce.is_some())
+        .filter_map(|m| m.halo.clone())
+        .collect();
+    let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
     for (source_id, after) in transformed_records(store, &tables, run_id)? {
         let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
@@ -289,6 +370,10 @@ pub fn run_pipeline(
                 planned.reason = Some("deselected".into());
                 planned.write = None;
             }
+        }
+        if let Some(snapshot) = snapshot.as_deref_mut() {
+            let found = sync_back::settle_conflicts(&mut planned, snapshot, &synced_paths, policy);
+            summary.conflicts.extend(found);
         }
         if let Some(reviewed) = &reviewed_writes {
             if planned.action.writes() && !reviewed.contains(&planned.source_id) {
@@ -314,6 +399,12 @@ pub fn run_pipeline(
         }
     }
     store.append(&tables, Stage::Changes, &change_rows)?;
+    let conflict_rows: Vec<_> = summary
+        .conflicts
+        .iter()
+        .map(|c| conflict_row(run_id, c))
+        .collect();
+    store.append(&tables, Stage::Conflicts, &conflict_rows)?;
 
     if let Some(reviewed) = &options.reviewed {
         let moved = plan_differences(store, &tables, reviewed, run_id)?;
@@ -349,6 +440,17 @@ pub fn run_pipeline(
                 batch,
                 &mut summary,
             )?;
+            if let Some(snapshot) = snapshot.as_deref_mut() {
+                // The sync back sees the target as the import left it.
+                for planned in batch.iter().filter(|p| p.action == Action::Update) {
+                    let saved = loaded.iter().any(|(s, _)| *s == planned.source_id);
+                    if let (true, Some(target_id), Some(write)) =
+                        (saved, &planned.target_id, &planned.write)
+                    {
+                        snapshot.patch(target_id, write);
+                    }
+                }
+            }
             if let Some(copier) = copier.as_mut() {
                 copier.copy(&loaded, &mut summary)?;
             }
@@ -500,7 +602,7 @@ fn transformed_records(
     Ok(out)
 }
 
-fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
+pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
     let changes: Vec<Value> = planned
         .changes
         .iter()
@@ -535,7 +637,22 @@ fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
     row
 }
 
-fn result_row(
+fn conflict_row(run_id: &str, conflict: &Conflict) -> Vec<(String, Cell)> {
+    let value = |v: &Option<Value>| json_cell(v.as_ref().unwrap_or(&Value::Null));
+    vec![
+        ("run_id".to_string(), text(run_id)),
+        ("source_id".to_string(), text(&conflict.source_id)),
+        ("target_id".to_string(), text(&conflict.target_id)),
+        ("field".to_string(), text(&conflict.field)),
+        ("last_synced".to_string(), value(&conflict.last_synced)),
+        ("source_value".to_string(), value(&conflict.source_value)),
+        ("target_value".to_string(), value(&conflict.target_value)),
+        ("resolution".to_string(), text(conflict.resolution)),
+        ("staged_at".to_string(), now_cell()),
+    ]
+}
+
+pub(super) fn result_row(
     run_id: &str,
     planned: &Planned,
     target_id: Option<&str>,

@@ -14,6 +14,7 @@ mod service;
 pub mod attachments;
 pub mod custom_fields;
 pub mod list;
+pub mod source;
 pub mod target;
 pub mod write;
 
@@ -24,5 +25,6 @@ pub use custom_fields::{FieldDefinition, FieldRef};
 pub use error::{field_errors, halo_message, FieldError, HaloError};
 pub use limiter::{RateLimit, RateLimiter};
 pub use list::{ListQuery, Pages};
+pub use source::HaloSource;
 pub use target::HaloTarget;
 pub use write::{partial_update, WriteFailure, WriteOutcome};

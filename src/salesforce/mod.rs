@@ -18,6 +18,7 @@ pub mod incremental;
 pub mod query;
 mod random;
 pub mod source;
+pub mod target;
 
 pub use client::{ApiUsage, ClientOptions, SalesforceClient};
 pub use collections::{Operation, Outcome, Written};

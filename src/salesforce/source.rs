@@ -33,9 +33,19 @@ impl<'a> SalesforceSource<'a> {
     }
 }
 
-/// The SOQL for a request: its own query, or `SELECT Id, <fields> FROM <object> [WHERE …]`.
+/// A SOQL literal for a JSON value.
+fn literal(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The SOQL for a request: its own query, or `SELECT Id, <fields> FROM <object> [WHERE …]`,
+/// the conditions being the pipeline's filter, `equals` and (for a re-read) the ids.
 pub fn soql(request: &ExtractRequest) -> String {
-    if let Some(query) = &request.query {
+    if let (Some(query), true) = (&request.query, request.ids.is_empty()) {
         return query.clone();
     }
     let mut fields: Vec<&str> = vec!["Id"];
@@ -48,9 +58,21 @@ pub fn soql(request: &ExtractRequest) -> String {
         fields.push(field);
     }
     let mut soql = format!("SELECT {} FROM {}", fields.join(", "), request.object);
-    if let Some(filter) = request.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+    let mut conditions: Vec<String> = Vec::new();
+    for (field, value) in &request.equals {
+        conditions.push(format!("{field} = {}", literal(value)));
+    }
+    if !request.ids.is_empty() {
+        conditions.push(format!("Id IN ({})", in_list(&request.ids)));
+    }
+    match request.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+        Some(filter) if conditions.is_empty() => conditions.push(filter.to_string()),
+        Some(filter) => conditions.insert(0, format!("({filter})")),
+        None => {}
+    }
+    if !conditions.is_empty() {
         soql.push_str(" WHERE ");
-        soql.push_str(filter);
+        soql.push_str(&conditions.join(" AND "));
     }
     soql
 }
@@ -234,6 +256,16 @@ impl Source for SalesforceSource<'_> {
         request: &ExtractRequest,
         page: &mut dyn FnMut(Vec<Record>) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
+        if request.ids.len() > IDS_PER_QUERY {
+            for chunk in request.ids.chunks(IDS_PER_QUERY) {
+                let part = ExtractRequest {
+                    ids: chunk.to_vec(),
+                    ..request.clone()
+                };
+                self.extract(&part, page)?;
+            }
+            return Ok(());
+        }
         let soql = soql(request);
         for records in self.client.query_pages(&soql, false) {
             page(records.map_err(|e| engine_error(e, &soql))?)?;
@@ -292,19 +324,29 @@ mod tests {
     #[test]
     fn builds_one_query_with_the_id() {
         let request = ExtractRequest {
-            object: "Contact".into(),
-            fields: vec![
-                "FirstName".into(),
-                "Account.Id".into(),
-                "id".into(),
-                "$.x".into(),
-            ],
             filter: Some("IsDeleted = false".into()),
-            query: None,
+            ..ExtractRequest::new(
+                "Contact",
+                vec![
+                    "FirstName".into(),
+                    "Account.Id".into(),
+                    "id".into(),
+                    "$.x".into(),
+                ],
+            )
         };
         assert_eq!(
             soql(&request),
             "SELECT Id, FirstName, Account.Id FROM Contact WHERE IsDeleted = false"
+        );
+        let reread = ExtractRequest {
+            ids: vec!["003A".into(), "003B".into()],
+            equals: vec![("Type".into(), serde_json::json!("O'Neil"))],
+            ..request
+        };
+        assert_eq!(
+            soql(&reread),
+            "SELECT Id, FirstName, Account.Id FROM Contact WHERE (IsDeleted = false) AND Type = 'O\\'Neil' AND Id IN ('003A', '003B')"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! Per-pipeline tables: `<p>_extracted`, `<p>_transformed`, `<p>_changes`, `<p>_results`.
+//! Per-pipeline tables: `<p>_extracted`, `<p>_transformed`, `<p>_changes`, `<p>_results`
+//! and `<p>_conflicts` (fields changed on both sides since the last sync).
 //! Fixed columns (run id, record ids, the whole record as JSON) plus typed columns from the
 //! pipeline's field list; a changed field list adds columns rather than losing old runs.
 
@@ -48,13 +49,14 @@ impl Column {
     }
 }
 
-/// The four tables each pipeline stages into.
+/// The tables each pipeline stages into.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stage {
     Extracted,
     Transformed,
     Changes,
     Results,
+    Conflicts,
 }
 
 impl Stage {
@@ -64,6 +66,7 @@ impl Stage {
             Stage::Transformed => "transformed",
             Stage::Changes => "changes",
             Stage::Results => "results",
+            Stage::Conflicts => "conflicts",
         }
     }
 
@@ -92,6 +95,14 @@ impl Stage {
                 columns.push(Column::new("error_code", Text));
                 columns.push(Column::new("error_message", Text));
             }
+            Stage::Conflicts => {
+                columns.push(Column::new("target_id", Text));
+                columns.push(Column::new("field", Text));
+                columns.push(Column::new("last_synced", Json));
+                columns.push(Column::new("source_value", Json));
+                columns.push(Column::new("target_value", Json));
+                columns.push(Column::new("resolution", Text));
+            }
         }
         columns.push(Column::new("staged_at", Timestamp));
         columns
@@ -116,7 +127,7 @@ impl PipelineTables {
         match stage {
             Stage::Extracted => &self.extracted,
             Stage::Transformed => &self.transformed,
-            Stage::Changes | Stage::Results => &[],
+            Stage::Changes | Stage::Results | Stage::Conflicts => &[],
         }
     }
 
@@ -158,6 +169,7 @@ impl Store {
             Stage::Transformed,
             Stage::Changes,
             Stage::Results,
+            Stage::Conflicts,
         ] {
             let table = tables.table(stage);
             let wanted = tables.columns(stage);

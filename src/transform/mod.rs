@@ -14,3 +14,4 @@ pub mod value_map;
 
 pub use hash::{canonical_json, changed_fields, record_hash};
 pub use transformer::{Direction, FieldProblem, Lookups, TransformError, Transformed, Transformer};
+pub use value_map::same_value;

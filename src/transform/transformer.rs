@@ -388,6 +388,16 @@ impl Transformer {
         out
     }
 
+    /// Each mapping read straight from a source field, as (source path, target path): on sync
+    /// back, the Halo path and the Salesforce field it is written to.
+    pub fn field_pairs(&self) -> Vec<(String, String)> {
+        self.fields
+            .iter()
+            .filter(|f| f.template.is_none())
+            .filter_map(|f| Some((f.source.as_ref()?.as_str().to_string(), f.target.clone())))
+            .collect()
+    }
+
     /// The target paths written: the constant defaults (import), then each mapping's target.
     pub fn target_fields(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();

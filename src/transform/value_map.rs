@@ -37,7 +37,59 @@ pub fn same_value(a: &Value, b: &Value) -> bool {
                 && x.iter()
                     .all(|(k, v)| y.get(k).is_some_and(|w| same_value(v, w)))
         }
+        (Value::String(x), Value::String(y)) => x == y || same_moment(x, y),
         _ => a == b,
+    }
+}
+
+/// Whether two texts are the same date or date-time written two ways: Salesforce's
+/// `2026-12-31` and Halo's `2026-12-31T00:00:00`, or `…T10:00:00.000+0000` and `…T10:00:00Z`.
+fn same_moment(a: &str, b: &str) -> bool {
+    match (moment(a), moment(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => false,
+    }
+}
+
+/// A date or UTC date-time in one spelling: the date, then the time when it is not midnight.
+fn moment(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let is_date = bytes.len() >= 10
+        && bytes[..10].iter().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                *b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
+    if !is_date {
+        return None;
+    }
+    let (date, rest) = text.split_at(10);
+    if rest.is_empty() {
+        return Some(date.to_string());
+    }
+    let time = rest.strip_prefix('T').or_else(|| rest.strip_prefix(' '))?;
+    let time = ["Z", "+0000", "+00:00"]
+        .iter()
+        .find_map(|zone| time.strip_suffix(zone))
+        .unwrap_or(time);
+    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
+    if !fraction.bytes().all(|b| b.is_ascii_digit())
+        || !clock.bytes().all(|b| b.is_ascii_digit() || b == b':')
+    {
+        return None;
+    }
+    let fraction = fraction.trim_end_matches('0');
+    let clock = if clock.len() == 5 {
+        format!("{clock}:00")
+    } else {
+        clock.to_string()
+    };
+    match (clock.as_str(), fraction) {
+        ("00:00:00", "") => Some(date.to_string()),
+        (clock, "") => Some(format!("{date}T{clock}")),
+        (clock, fraction) => Some(format!("{date}T{clock}.{fraction}")),
     }
 }
 
@@ -103,6 +155,17 @@ impl ValueMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dates_and_midnights_are_one_moment() {
+        let same = |a: &str, b: &str| same_value(&Value::from(a), &Value::from(b));
+        assert!(same("2026-12-31", "2026-12-31T00:00:00"));
+        assert!(same("2026-12-31T00:00:00.000+0000", "2026-12-31"));
+        assert!(same("2026-12-31T10:30:00Z", "2026-12-31T10:30:00.000+0000"));
+        assert!(!same("2026-12-31", "2026-12-30T00:00:00"));
+        assert!(!same("2026-12-31T10:30:00Z", "2026-12-31"));
+        assert!(!same("2026-12-31 and more", "2026-12-31"));
+    }
     use serde_json::json;
 
     fn map(value: Value) -> ValueMap {

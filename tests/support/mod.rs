@@ -36,6 +36,25 @@ pub fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
     Project { _dir: dir, root }
 }
 
+impl Project {
+    /// Replaces `from` with `to` in a pipeline file of the project (the first occurrence).
+    pub fn edit(&self, pipeline: &str, from: &str, to: &str) {
+        let path = self.root.join(format!("pipelines/{pipeline}.yaml"));
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{pipeline}.yaml has no `{from}`");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// Makes a pipeline import only.
+    pub fn import_only(&self, pipeline: &str) {
+        self.edit(
+            pipeline,
+            "sync_back: { create: true, update: true }",
+            "sync_back: { create: false, update: false }",
+        );
+    }
+}
+
 /// Runs the binary on the project: exit code, stdout, stderr.
 pub fn etl_output(root: &Path, args: &[&str]) -> (i32, String, String) {
     let output = Command::new(env!("CARGO_BIN_EXE_etl"))
@@ -53,14 +72,19 @@ pub fn etl_output(root: &Path, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-/// One pipeline's entry in a `--json` summary.
+/// One pipeline's import entry in a `--json` summary.
 pub fn pipeline<'a>(summary: &'a Value, name: &str) -> &'a Value {
+    direction(summary, name, "import")
+}
+
+/// One pipeline's entry for a direction (`import`, `sync back`) in a `--json` summary.
+pub fn direction<'a>(summary: &'a Value, name: &str, direction: &str) -> &'a Value {
     summary["pipelines"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|p| p["pipeline"] == name)
-        .unwrap_or_else(|| panic!("no {name} in {summary}"))
+        .find(|p| p["pipeline"] == name && p["direction"] == direction)
+        .unwrap_or_else(|| panic!("no {direction} of {name} in {summary}"))
 }
 
 pub fn halo_token(sandbox: &Running) -> String {

@@ -1,0 +1,787 @@
+//! Sync back: a pipeline's other direction, from the system the import writes (the target)
+//! to the one it reads (the source), through the same id map, so a pair linked once is
+//! updated, never duplicated, whichever side created it.
+//!
+//! The run of a two-way pipeline lists the target's records first (the [`Snapshot`]), so the
+//! import can see fields changed on both sides since the last sync and settle them by the
+//! pipeline's conflict policy; what the import writes is applied to the snapshot. Then each
+//! target record is transformed backwards and compared, in source terms, with the last synced
+//! values transformed the same way: only fields changed on the target side are sent, so a
+//! value that came from the source never goes back unchanged, and nothing is written when
+//! nothing changed. After a write, the id map's last-synced values become what the next import
+//! will read from the source, so that import finds nothing to do either.
+
+use std::collections::{HashMap, HashSet};
+
+use serde_json::{Map, Value};
+
+use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
+use super::error::EngineError;
+use super::lookups::{id_text, EngineLookups};
+use super::plan::{get_path, set_path, subset, Action, Planned};
+use super::run::{change_row, result_row, PipelineSummary, RunOptions};
+use super::Mode;
+use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
+use crate::staging::{Link, PipelineTables, Stage, Store};
+use crate::transform::{
+    changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
+};
+
+/// The target's records as listed before the import, with what the import wrote since.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Record ids in listing order.
+    pub order: Vec<String>,
+    pub records: HashMap<String, Record>,
+    /// Records the target's own switches keep out of the sync, with the reason.
+    pub switched_off: HashMap<String, String>,
+    /// (target id, target path) of conflicts left unresolved: not synced back either.
+    pub held: HashSet<(String, String)>,
+    /// API calls the listing took.
+    pub api_calls: u64,
+}
+
+impl Snapshot {
+    /// Applies what the import wrote to a record.
+    pub fn patch(&mut self, target_id: &str, written: &Record) {
+        if let Some(record) = self.records.get_mut(target_id) {
+            merge(record, written);
+        }
+    }
+}
+
+fn merge(into: &mut Record, from: &Record) {
+    for (key, value) in from {
+        match (into.get_mut(key), value) {
+            (Some(Value::Object(old)), Value::Object(new)) => merge(old, new),
+            _ => {
+                into.insert(key.clone(), value.clone());
+            }
+        }
+    }
+}
+
+/// One field changed on both sides since the last sync.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Conflict {
+    pub source_id: String,
+    pub target_id: String,
+    /// The target path.
+    pub field: String,
+    pub last_synced: Option<Value>,
+    pub source_value: Option<Value>,
+    pub target_value: Option<Value>,
+    pub resolution: &'static str,
+}
+
+/// Whether the pipeline writes back at all.
+pub fn enabled(pipeline: &Pipeline) -> bool {
+    let back = pipeline.sync.sync_back;
+    back.create || back.update
+}
+
+/// The staging tables of the sync-back direction: `<p>_back_extracted`, `_changes`, ….
+pub fn back_tables(pipeline: &Pipeline) -> PipelineTables {
+    PipelineTables {
+        pipeline: format!("{}_back", pipeline.pipeline),
+        extracted: Vec::new(),
+        transformed: Vec::new(),
+    }
+}
+
+fn config_error(pipeline: &Pipeline, message: impl std::fmt::Display) -> EngineError {
+    EngineError::Config(format!("pipeline {}: {message}", pipeline.pipeline))
+}
+
+fn entity(pipeline: &Pipeline) -> String {
+    format!("{:?}", pipeline.halo.entity)
+}
+
+/// Lists the target's records for sync back and stages them in `<p>_back_extracted`.
+pub fn take_snapshot(
+    pipeline: &Pipeline,
+    reader: &dyn Source,
+    store: &Store,
+    run_id: &str,
+) -> Result<Snapshot, EngineError> {
+    let calls = reader.api_calls();
+    let back =
+        Transformer::new(pipeline, Direction::SyncBack).map_err(|e| config_error(pipeline, e))?;
+    let entity = entity(pipeline);
+    let mut fields = back.source_fields();
+    if let Some(stages) = &pipeline.sync.stages {
+        check_stages(pipeline, stages)?;
+        fields.extend(stages.halo.iter().cloned());
+    }
+    let mut request = ExtractRequest::new(&entity, fields);
+    request.equals = pipeline
+        .halo
+        .defaults
+        .iter()
+        .filter(|(_, v)| !v.is_object() && !v.is_array())
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if let Some(field) = reader.parent_field(&entity) {
+        // Records listed per parent: the parents are the ones the parent pipeline linked.
+        let parent = pipeline
+            .fields
+            .iter()
+            .find_map(|m| match (&m.halo, &m.lookup) {
+                (Some(halo), Some(Lookup::Pipeline(p))) if halo == field && !p.contains('.') => {
+                    Some(p.clone())
+                }
+                _ => None,
+            });
+        let Some(parent) = parent else {
+            return Err(config_error(
+                pipeline,
+                format!("{entity} records are listed per parent: map `{field}` with a `lookup` naming the pipeline of their parents (e.g. `lookup: cases`)"),
+            ));
+        };
+        let mut ids: Vec<String> = store
+            .links(&parent)?
+            .into_values()
+            .map(|link| link.target_id)
+            .collect();
+        ids.sort();
+        request.parents = Some(ids);
+    }
+    let tables = back_tables(pipeline);
+    store.ensure_pipeline_tables(&tables)?;
+    let mut snapshot = Snapshot::default();
+    let id_field = reader.id_field().to_string();
+    reader.extract(&request, &mut |page| {
+        let mut rows = Vec::with_capacity(page.len());
+        for record in page {
+            let Some(id) = record
+                .get(&id_field)
+                .map(id_text)
+                .filter(|id| !id.is_empty())
+            else {
+                continue;
+            };
+            if let Some(reason) = reader.skip_reason(&entity, &record) {
+                snapshot.switched_off.insert(id.clone(), reason);
+            }
+            rows.push(vec![
+                ("run_id".to_string(), super::run::text(run_id)),
+                ("source_id".to_string(), super::run::text(&id)),
+                (
+                    "record".to_string(),
+                    super::run::json_cell(&Value::Object(record.clone())),
+                ),
+                ("staged_at".to_string(), super::run::now_cell()),
+            ]);
+            if snapshot.records.insert(id.clone(), record).is_none() {
+                snapshot.order.push(id);
+            }
+        }
+        store.append(&tables, Stage::Extracted, &rows)?;
+        Ok(())
+    })?;
+    snapshot.api_calls = reader.api_calls() - calls;
+    Ok(snapshot)
+}
+
+fn check_stages(pipeline: &Pipeline, stages: &StageNames) -> Result<(), EngineError> {
+    if stages.names.is_empty() {
+        return Err(config_error(pipeline, "`sync.stages.names` lists no stage"));
+    }
+    if !stages
+        .names
+        .iter()
+        .any(|n| n.eq_ignore_ascii_case(&stages.default))
+    {
+        return Err(config_error(
+            pipeline,
+            format!(
+                "`sync.stages.default` `{}` is not one of `sync.stages.names` ({})",
+                stages.default,
+                stages.names.join(", ")
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn is_blank(value: &Value) -> bool {
+    match value {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        _ => false,
+    }
+}
+
+/// The stage a record syncs with: the first of the stage fields with a value (a name, or a
+/// number counting the names from 1), else the default.
+pub fn stage_of(stages: &StageNames, record: &Record) -> Result<String, String> {
+    for path in &stages.halo {
+        let Some(value) = get_path(record, path).filter(|v| !is_blank(v)) else {
+            continue;
+        };
+        let number = match value {
+            Value::Number(n) => n.as_f64(),
+            Value::String(s) => s.trim().parse::<f64>().ok(),
+            _ => None,
+        };
+        if let Some(number) = number {
+            let index = number as usize;
+            if number.fract() != 0.0 || index == 0 || index > stages.names.len() {
+                return Err(format!(
+                    "stage {number} (from `{path}`) is not a position in the stage names (1 to {})",
+                    stages.names.len()
+                ));
+            }
+            return Ok(stages.names[index - 1].clone());
+        }
+        let text = id_text(value);
+        return stages
+            .names
+            .iter()
+            .find(|n| n.eq_ignore_ascii_case(text.trim()))
+            .cloned()
+            .ok_or_else(|| {
+                format!(
+                    "stage `{text}` (from `{path}`) is not one of the stage names ({})",
+                    stages.names.join(", ")
+                )
+            });
+    }
+    Ok(stages
+        .names
+        .iter()
+        .find(|n| n.eq_ignore_ascii_case(&stages.default))
+        .cloned()
+        .unwrap_or_else(|| stages.default.clone()))
+}
+
+/// A target record in source terms, the stage rule applied.
+fn backwards(
+    back: &Transformer,
+    stages: Option<&StageNames>,
+    record: &Record,
+    lookups: &EngineLookups,
+) -> Transformed {
+    let mut transformed = back.transform(record, lookups);
+    if let Some(stages) = stages {
+        transformed
+            .problems
+            .retain(|p| p.target != stages.salesforce);
+        match stage_of(stages, record) {
+            Ok(stage) => {
+                transformed
+                    .record
+                    .insert(stages.salesforce.clone(), Value::String(stage));
+            }
+            Err(message) => transformed.problems.push(FieldProblem {
+                target: stages.salesforce.clone(),
+                message,
+            }),
+        }
+    }
+    transformed
+}
+
+fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
+    match (a.filter(|v| !v.is_null()), b.filter(|v| !v.is_null())) {
+        (None, None) => true,
+        (Some(a), Some(b)) => crate::transform::same_value(a, b),
+        _ => false,
+    }
+}
+
+/// Settles the fields of an import update that the target changed too since the last sync,
+/// by `policy`; returns the conflicts found. `synced` are the target paths synced back (a
+/// field that only flows one way cannot conflict).
+pub fn settle_conflicts(
+    planned: &mut Planned,
+    snapshot: &mut Snapshot,
+    synced: &HashSet<String>,
+    policy: ConflictPolicy,
+) -> Vec<Conflict> {
+    let (Some(target_id), Some(before)) = (planned.target_id.clone(), planned.before.clone())
+    else {
+        return Vec::new();
+    };
+    // Only a linked record has a last synced state; a matched one is met for the first time.
+    if planned.action != Action::Update || planned.matched.is_some() {
+        return Vec::new();
+    }
+    let Some(current) = snapshot.records.get(&target_id) else {
+        return Vec::new();
+    };
+    let resolution = match policy {
+        ConflictPolicy::SalesforceWins => "source_wins",
+        ConflictPolicy::HaloWins => "target_wins",
+        ConflictPolicy::SkipAndReport => "skipped",
+    };
+    let mut conflicts = Vec::new();
+    let mut kept = Vec::new();
+    for (path, last, new) in std::mem::take(&mut planned.changes) {
+        let now = get_path(current, &path);
+        let conflict =
+            synced.contains(&path) && !same(now, last.as_ref()) && !same(now, new.as_ref());
+        if !conflict {
+            kept.push((path, last, new));
+            continue;
+        }
+        conflicts.push(Conflict {
+            source_id: planned.source_id.clone(),
+            target_id: target_id.clone(),
+            field: path.clone(),
+            last_synced: last.clone(),
+            source_value: new.clone(),
+            target_value: now.cloned(),
+            resolution,
+        });
+        match policy {
+            ConflictPolicy::SalesforceWins => kept.push((path, last, new)),
+            // The source's value stays the last synced one, so the sync back sends the
+            // target's value.
+            ConflictPolicy::HaloWins => {}
+            ConflictPolicy::SkipAndReport => {
+                // Neither side is written and the last synced value stays, so the next run
+                // finds the same conflict until someone settles it.
+                set_path(
+                    &mut planned.after,
+                    &path,
+                    get_path(&before, &path).cloned().unwrap_or(Value::Null),
+                );
+                snapshot.held.insert((target_id.clone(), path));
+            }
+        }
+    }
+    planned.changes = kept;
+    if !conflicts.is_empty() {
+        planned.hash = record_hash(&planned.after);
+        let fields: Vec<&str> = conflicts.iter().map(|c| c.field.as_str()).collect();
+        planned.reason = Some(format!("changed on both sides: {}", fields.join(", ")));
+        if planned.changes.is_empty() {
+            planned.action = Action::Unchanged;
+            planned.write = None;
+        } else {
+            planned.write = Some(subset(&planned.changes));
+        }
+    }
+    conflicts
+}
+
+/// The connectors sync back uses.
+pub struct BackSystems<'a> {
+    /// Reads the target system.
+    pub reader: &'a dyn Source,
+    /// Writes the source system.
+    pub writer: &'a dyn Target,
+    /// The import's source, to read records just created as the next import will.
+    pub source: &'a dyn Source,
+    /// The import's target, for the import transform's searches.
+    pub target: &'a dyn Target,
+}
+
+/// Syncs the snapshot's records back to the source system.
+pub fn sync_back(
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+    systems: &BackSystems,
+    store: &Store,
+    options: &RunOptions,
+) -> Result<PipelineSummary, EngineError> {
+    let mut summary = PipelineSummary {
+        pipeline: pipeline.pipeline.clone(),
+        direction: "sync back",
+        extracted: snapshot.order.len() as u64,
+        ..PipelineSummary::default()
+    };
+    let settings = pipeline.sync.sync_back;
+    let (writer_calls, reader_calls) = (systems.writer.api_calls(), systems.reader.api_calls());
+    let tables = back_tables(pipeline);
+    store.ensure_pipeline_tables(&tables)?;
+    let back =
+        Transformer::new(pipeline, Direction::SyncBack).map_err(|e| config_error(pipeline, e))?;
+    let import =
+        Transformer::new(pipeline, Direction::Import).map_err(|e| config_error(pipeline, e))?;
+    let stages = pipeline.sync.stages.as_ref();
+    let lookups = EngineLookups::new(store, systems.target);
+    let run_id = options.run_id.as_str();
+    // Target path of each field written back, to honour conflicts held by the import.
+    let mut path_of: HashMap<String, String> = back
+        .field_pairs()
+        .into_iter()
+        .map(|(target_path, source_field)| (source_field, target_path))
+        .collect();
+    if let Some(stages) = stages {
+        path_of.remove(&stages.salesforce);
+    }
+    let by_target: HashMap<String, (String, Link)> = store
+        .links(&pipeline.pipeline)?
+        .into_iter()
+        .map(|(source_id, link)| (link.target_id.clone(), (source_id, link)))
+        .collect();
+
+    let mut writes: Vec<Planned> = Vec::new();
+    let mut change_rows = Vec::new();
+    let mut settled_rows = Vec::new();
+    for id in &snapshot.order {
+        let record = &snapshot.records[id];
+        let linked = by_target.get(id);
+        let mut planned = Planned {
+            source_id: id.clone(),
+            action: Action::Skip,
+            target_id: linked.map(|(source_id, _)| source_id.clone()),
+            reason: None,
+            changes: Vec::new(),
+            before: None,
+            after: Record::new(),
+            write: None,
+            hash: String::new(),
+            matched: None,
+        };
+        let deselected = (!options.select.is_empty()
+            && !options
+                .select
+                .iter()
+                .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
+            || options
+                .exclude
+                .iter()
+                .any(|s| s == id || Some(s) == planned.target_id.as_ref());
+        if let Some(reason) = snapshot.switched_off.get(id) {
+            planned.reason = Some(reason.clone());
+        } else if deselected {
+            planned.reason = Some("deselected".into());
+        } else {
+            let transformed = backwards(&back, stages, record, &lookups);
+            planned.after = transformed.record;
+            planned.hash = record_hash(&planned.after);
+            if !transformed.problems.is_empty() {
+                let problems: Vec<String> =
+                    transformed.problems.iter().map(|p| p.to_string()).collect();
+                planned.reason = Some(problems.join("; "));
+            } else if let Some((_, link)) = linked {
+                let base = link.synced_record.clone().unwrap_or_default();
+                let before = backwards(&back, stages, &base, &lookups).record;
+                let changes: Vec<_> = changed_fields(&before, &planned.after)
+                    .into_iter()
+                    .filter(|(field, _, _)| {
+                        path_of
+                            .get(field)
+                            .is_none_or(|path| !snapshot.held.contains(&(id.clone(), path.clone())))
+                    })
+                    .collect();
+                planned.before = Some(before);
+                if changes.is_empty() {
+                    planned.action = Action::Unchanged;
+                } else if !settings.update {
+                    planned.reason = Some("changed, but `sync_back.update` is off".into());
+                } else {
+                    planned.action = Action::Update;
+                    planned.write = Some(subset(&changes));
+                    planned.changes = changes;
+                }
+            } else if !settings.create {
+                planned.reason =
+                    Some("not linked to a record, and `sync_back.create` is off".into());
+            } else {
+                planned.action = Action::Create;
+                planned.changes = changed_fields(&Map::new(), &planned.after);
+                planned.write = Some(planned.after.clone());
+            }
+        }
+        change_rows.push(change_row(run_id, &planned));
+        match planned.action {
+            Action::Create => summary.planned_creates += 1,
+            Action::Update => summary.planned_updates += 1,
+            _ => {}
+        }
+        if planned.action.writes() {
+            writes.push(planned);
+        } else {
+            match planned.action {
+                Action::Unchanged => summary.unchanged += 1,
+                _ => summary.skipped += 1,
+            }
+            let status = if planned.action == Action::Unchanged {
+                "unchanged"
+            } else {
+                "skipped"
+            };
+            settled_rows.push(result_row(run_id, &planned, None, status, None));
+        }
+    }
+    store.append(&tables, Stage::Changes, &change_rows)?;
+
+    if options.mode == Mode::Load {
+        store.append(&tables, Stage::Results, &settled_rows)?;
+        for batch in writes.chunks(options.batch_size.max(1)) {
+            load_back_batch(
+                pipeline,
+                snapshot,
+                systems,
+                store,
+                options,
+                &import,
+                &lookups,
+                &by_target,
+                batch,
+                &mut summary,
+            )?;
+        }
+    }
+    summary.source_api_calls = systems.writer.api_calls() - writer_calls;
+    summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
+    Ok(summary)
+}
+
+/// Writes one batch to the source system, then commits its results and links together.
+#[allow(clippy::too_many_arguments)]
+fn load_back_batch(
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+    systems: &BackSystems,
+    store: &Store,
+    options: &RunOptions,
+    import: &Transformer,
+    lookups: &EngineLookups,
+    by_target: &HashMap<String, (String, Link)>,
+    batch: &[Planned],
+    summary: &mut PipelineSummary,
+) -> Result<(), EngineError> {
+    let object = pipeline.salesforce.object.as_str();
+    let run_id = options.run_id.as_str();
+    let requests: Vec<WriteRequest> = batch
+        .iter()
+        .map(|planned| WriteRequest {
+            action: match (&planned.action, &planned.target_id) {
+                (Action::Update, Some(id)) => WriteAction::Update {
+                    target_id: id.clone(),
+                },
+                _ => WriteAction::Create,
+            },
+            record: planned.write.clone().unwrap_or_default(),
+        })
+        .collect();
+    let results = systems.writer.write(object, &requests);
+    // Records just created, read back as the next import will read them.
+    let created: Vec<String> = batch
+        .iter()
+        .zip(&results)
+        .filter(|(planned, _)| planned.action == Action::Create)
+        .filter_map(|(_, result)| result.outcome.as_ref().ok().map(|(id, _)| id.clone()))
+        .collect();
+    let mut read_back: HashMap<String, Record> = HashMap::new();
+    if !created.is_empty() {
+        let mut request = ExtractRequest::new(object, import.source_fields());
+        request.ids = created;
+        let id_field = systems.source.id_field().to_string();
+        systems.source.extract(&request, &mut |page| {
+            for record in page {
+                if let Some(id) = record.get(&id_field).map(id_text) {
+                    read_back.insert(id, record);
+                }
+            }
+            Ok(())
+        })?;
+    }
+    let mut rows = Vec::with_capacity(batch.len());
+    let mut links = Vec::new();
+    let tables = back_tables(pipeline);
+    for (planned, result) in batch.iter().zip(results) {
+        match result.outcome {
+            Ok((source_id, sent)) => {
+                let status = if planned.action == Action::Create {
+                    summary.created += 1;
+                    "created"
+                } else {
+                    summary.updated += 1;
+                    "updated"
+                };
+                rows.push(result_row(run_id, planned, Some(&source_id), status, None));
+                let synced = match (read_back.get(&source_id), by_target.get(&planned.source_id)) {
+                    (Some(record), _) => import.transform(record, lookups).record,
+                    (None, linked) => {
+                        let mut base = linked
+                            .and_then(|(_, link)| link.synced_record.clone())
+                            .unwrap_or_default();
+                        imported_view(pipeline, import, lookups, &sent, &mut base);
+                        base
+                    }
+                };
+                links.push((
+                    source_id,
+                    Link {
+                        target_id: planned.source_id.clone(),
+                        source_hash: Some(record_hash(&synced)),
+                        synced_record: Some(synced),
+                        target_record: snapshot.records.get(&planned.source_id).cloned(),
+                    },
+                ));
+            }
+            Err(message) => {
+                summary.failed += 1;
+                summary
+                    .failures
+                    .push((planned.source_id.clone(), message.clone()));
+                rows.push(result_row(run_id, planned, None, "failed", Some(&message)));
+            }
+        }
+    }
+    store.in_transaction(|store| {
+        store.append(&tables, Stage::Results, &rows)?;
+        store.save_links(run_id, &pipeline.pipeline, &links)
+    })?;
+    Ok(())
+}
+
+/// Sets in `base` the target fields the import would derive from the source fields just
+/// `sent`, so the next import compares against what the source now holds.
+fn imported_view(
+    pipeline: &Pipeline,
+    import: &Transformer,
+    lookups: &EngineLookups,
+    sent: &Record,
+    base: &mut Record,
+) {
+    let view = import.transform(sent, lookups).record;
+    for mapping in &pipeline.fields {
+        let (Some(source), Some(target)) = (&mapping.salesforce, &mapping.halo) else {
+            continue;
+        };
+        if sent.contains_key(source) {
+            set_path(
+                base,
+                target,
+                get_path(&view, target).cloned().unwrap_or(Value::Null),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn stages() -> StageNames {
+        StageNames {
+            salesforce: "StageName".into(),
+            halo: vec![
+                "salesforce_stage".into(),
+                "tickettype.salesforce_default_stage".into(),
+            ],
+            names: vec![
+                "Prospecting".into(),
+                "Qualification".into(),
+                "Closed Won".into(),
+            ],
+            default: "prospecting".into(),
+        }
+    }
+
+    fn record(value: Value) -> Record {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn the_most_specific_stage_wins() {
+        let stages = stages();
+        let stage = |value: Value| stage_of(&stages, &record(value));
+        assert_eq!(stage(json!({})).unwrap(), "Prospecting");
+        assert_eq!(
+            stage(json!({"tickettype": {"salesforce_default_stage": "qualification"}})).unwrap(),
+            "Qualification"
+        );
+        assert_eq!(
+            stage(json!({"salesforce_stage": 3, "tickettype": {"salesforce_default_stage": "Qualification"}}))
+                .unwrap(),
+            "Closed Won"
+        );
+        assert!(stage(json!({"salesforce_stage": 4}))
+            .unwrap_err()
+            .contains("1 to 3"));
+        assert!(stage(json!({"salesforce_stage": "Lost"}))
+            .unwrap_err()
+            .contains("not one of the stage names"));
+    }
+
+    fn planned(changes: Vec<(&str, Value, Value)>) -> Planned {
+        let before = record(json!({"name": "Old", "website": "w"}));
+        let mut after = before.clone();
+        for (path, _, new) in &changes {
+            set_path(&mut after, path, new.clone());
+        }
+        let changes: Vec<_> = changes
+            .into_iter()
+            .map(|(p, old, new)| (p.to_string(), Some(old), Some(new)))
+            .collect();
+        Planned {
+            source_id: "001".into(),
+            action: Action::Update,
+            target_id: Some("7".into()),
+            reason: None,
+            write: Some(subset(&changes)),
+            changes,
+            before: Some(before),
+            after,
+            hash: String::new(),
+            matched: None,
+        }
+    }
+
+    fn snapshot() -> Snapshot {
+        let mut snapshot = Snapshot::default();
+        snapshot.order.push("7".into());
+        snapshot.records.insert(
+            "7".into(),
+            record(json!({"id": 7, "name": "Halo name", "website": "w"})),
+        );
+        snapshot
+    }
+
+    #[test]
+    fn conflicts_follow_the_policy() {
+        let synced: HashSet<String> = ["name".to_string()].into();
+        let changes = || {
+            vec![
+                ("name", json!("Old"), json!("Salesforce name")),
+                ("website", json!("w"), json!("w2")),
+            ]
+        };
+        // Salesforce wins: both fields are written, the conflict is listed.
+        let mut plan = planned(changes());
+        let found = settle_conflicts(
+            &mut plan,
+            &mut snapshot(),
+            &synced,
+            ConflictPolicy::SalesforceWins,
+        );
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].target_value, Some(json!("Halo name")));
+        assert_eq!(plan.changes.len(), 2);
+        // Halo wins: only the one-way field is written.
+        let mut plan = planned(changes());
+        settle_conflicts(
+            &mut plan,
+            &mut snapshot(),
+            &synced,
+            ConflictPolicy::HaloWins,
+        );
+        assert_eq!(plan.write, Some(record(json!({"website": "w2"}))));
+        // Skip and report: not written, the last synced value kept, the field held back.
+        let mut plan = planned(changes());
+        let mut held = snapshot();
+        settle_conflicts(&mut plan, &mut held, &synced, ConflictPolicy::SkipAndReport);
+        assert_eq!(plan.write, Some(record(json!({"website": "w2"}))));
+        assert_eq!(plan.after["name"], json!("Old"));
+        assert!(held.held.contains(&("7".to_string(), "name".to_string())));
+        // The same change on both sides is no conflict.
+        let mut plan = planned(vec![("name", json!("Old"), json!("Halo name"))]);
+        assert!(settle_conflicts(
+            &mut plan,
+            &mut snapshot(),
+            &synced,
+            ConflictPolicy::SkipAndReport
+        )
+        .is_empty());
+        assert_eq!(plan.action, Action::Update);
+    }
+}

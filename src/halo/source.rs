@@ -1,0 +1,304 @@
+//! Halo as the engine's [`Source`], for sync back: an entity's records listed a page at a time
+//! and shaped the way the import's transform shaped them (custom fields as `{"CFName": value}`,
+//! a customer's main site under `main_site`, a ticket's type under `tickettype`), so one field
+//! map reads both directions.
+//!
+//! The guide's per-record switches live here, since they are Halo's: a customer or user with
+//! "Don't sync to Salesforce" (`salesforce_dontsync`), a ticket whose "Sync to Salesforce"
+//! (`sync_to_salesforce`, defaulting to its type's `default_sync_to_salesforce`) is off, and
+//! an action whose "Sync to Salesforce" (defaulting to its outcome's) is off are reported as
+//! skipped with that reason. Actions are listed per ticket, as Halo lists them.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::custom_fields::{custom_field_values, ids_for};
+use super::{HaloClient, HaloError, ListQuery};
+use crate::engine::{EngineError, ExtractRequest, Record, Source};
+
+/// List parameters Halo filters by; other `equals` are checked on each record.
+const LIST_FILTERS: &[&str] = &[
+    "tickettype_id",
+    "client_id",
+    "site_id",
+    "user_id",
+    "ticket_id",
+];
+
+pub struct HaloSource<'a> {
+    client: &'a HaloClient,
+    /// Ticket types by id, listed once.
+    ticket_types: Mutex<Option<HashMap<String, Value>>>,
+}
+
+impl<'a> HaloSource<'a> {
+    pub fn new(client: &'a HaloClient) -> HaloSource<'a> {
+        HaloSource {
+            client,
+            ticket_types: Mutex::new(None),
+        }
+    }
+
+    fn ticket_types(&self) -> Result<HashMap<String, Value>, EngineError> {
+        let mut cached = self
+            .ticket_types
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if cached.is_none() {
+            let mut types = HashMap::new();
+            for record in self.client.records("TicketType", &ListQuery::default()) {
+                let record = record.map_err(connection)?;
+                if let Some(id) = record.get("id").map(key_text) {
+                    types.insert(id, record);
+                }
+            }
+            *cached = Some(types);
+        }
+        Ok(cached.clone().unwrap_or_default())
+    }
+
+    /// Every site, by id, for the customers' `main_site`.
+    fn sites(&self) -> Result<HashMap<String, Record>, EngineError> {
+        let mut sites = HashMap::new();
+        for record in self.client.records("Site", &ListQuery::default()) {
+            let record = record.map_err(connection)?;
+            if let Some(id) = record.get("id").map(key_text) {
+                sites.insert(id, normalise(record));
+            }
+        }
+        Ok(sites)
+    }
+}
+
+fn connection(error: HaloError) -> EngineError {
+    match error {
+        HaloError::Settings(message) => EngineError::Config(format!("Halo: {message}")),
+        other => EngineError::Connection(other.to_string()),
+    }
+}
+
+/// A Halo value as comparable text: ids as whole numbers, text trimmed and lower-cased.
+fn key_text(value: &Value) -> String {
+    match value {
+        Value::String(s) => s.trim().to_lowercase(),
+        Value::Number(n) => n
+            .as_f64()
+            .filter(|f| f.fract() == 0.0)
+            .map(|f| (f as i64).to_string())
+            .unwrap_or_else(|| n.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// A listed record with its custom fields as name → value.
+fn normalise(mut record: Value) -> Record {
+    let values = custom_field_values(&record);
+    let Some(object) = record.as_object_mut() else {
+        return Record::new();
+    };
+    if object.contains_key("customfields") {
+        object.insert("customfields".into(), Value::Object(values));
+    }
+    std::mem::take(object)
+}
+
+fn flag(record: &Record, field: &str) -> Option<bool> {
+    match record.get(field)? {
+        Value::Bool(b) => Some(*b),
+        Value::Number(n) => n.as_i64().map(|n| n != 0),
+        Value::String(s) => match s.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Some(true),
+            "false" | "0" => Some(false),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl Source for HaloSource<'_> {
+    fn id_field(&self) -> &str {
+        "id"
+    }
+
+    fn extract(
+        &self,
+        request: &ExtractRequest,
+        page: &mut dyn FnMut(Vec<Record>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let entity = request.object.as_str();
+        let custom: Vec<&str> = request
+            .fields
+            .iter()
+            .filter_map(|f| f.strip_prefix("customfields."))
+            .map(|f| f.split('.').next().unwrap_or(f))
+            .collect();
+        let mut query = ListQuery::default();
+        if !custom.is_empty() {
+            let definitions = self.client.custom_field_definitions().map_err(connection)?;
+            query.include_custom_fields = ids_for(&definitions, &custom).map_err(connection)?;
+        }
+        for (field, value) in &request.equals {
+            if LIST_FILTERS.contains(&field.as_str()) {
+                query = query.filter(field, key_text(value));
+            }
+        }
+        let wants_site = request.fields.iter().any(|f| f.starts_with("main_site."));
+        let sites = if wants_site {
+            self.sites()?
+        } else {
+            HashMap::new()
+        };
+        let is_ticket = matches!(entity, "Tickets" | "Opportunities");
+        let ticket_types = if is_ticket {
+            self.ticket_types()?
+        } else {
+            HashMap::new()
+        };
+        let parent_field = self.parent_field(entity);
+        let queries: Vec<ListQuery> = match (&request.parents, parent_field) {
+            (Some(parents), Some(field)) => parents
+                .iter()
+                .map(|id| query.clone().filter(field, id))
+                .collect(),
+            _ => vec![query],
+        };
+        let wanted_ids: Vec<String> = request.ids.iter().map(|id| id.trim().to_string()).collect();
+        for query in queries {
+            for records in self.client.list(entity, &query) {
+                let records = records.map_err(connection)?;
+                let mut out = Vec::with_capacity(records.len());
+                for record in records {
+                    let mut record = normalise(record);
+                    let same = |field: &str, value: &Value| {
+                        record.get(field).map(key_text) == Some(key_text(value))
+                    };
+                    if !request.equals.iter().all(|(f, v)| same(f, v)) {
+                        continue;
+                    }
+                    if let (Some(parents), Some(field)) = (&request.parents, parent_field) {
+                        let parent = record.get(field).map(key_text).unwrap_or_default();
+                        if !parents.iter().any(|p| p.trim() == parent) {
+                            continue;
+                        }
+                    }
+                    if !wanted_ids.is_empty() {
+                        let id = record.get("id").map(key_text).unwrap_or_default();
+                        if !wanted_ids.contains(&id) {
+                            continue;
+                        }
+                    }
+                    if wants_site {
+                        let site = record
+                            .get("main_site_id")
+                            .map(key_text)
+                            .and_then(|id| sites.get(&id).cloned());
+                        if let Some(site) = site {
+                            record.insert("main_site".into(), Value::Object(site));
+                        }
+                    }
+                    if is_ticket {
+                        let ticket_type = record
+                            .get("tickettype_id")
+                            .map(key_text)
+                            .and_then(|id| ticket_types.get(&id).cloned());
+                        if let Some(ticket_type) = ticket_type {
+                            record.insert("tickettype".into(), ticket_type);
+                        }
+                    }
+                    out.push(record);
+                }
+                if !out.is_empty() {
+                    page(out)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.client.api_calls()
+    }
+
+    fn skip_reason(&self, object: &str, record: &Record) -> Option<String> {
+        switched_off(object, record)
+    }
+
+    fn parent_field(&self, object: &str) -> Option<&'static str> {
+        (object == "Actions").then_some("ticket_id")
+    }
+}
+
+/// Why the guide's switches keep this record from Salesforce, or `None`.
+fn switched_off(object: &str, record: &Record) -> Option<String> {
+    match object {
+        "Client" | "Users" => (flag(record, "salesforce_dontsync") == Some(true)).then(|| {
+            let noun = if object == "Client" {
+                "customer"
+            } else {
+                "user"
+            };
+            format!("\"Don't sync to Salesforce\" is set on this {noun}")
+        }),
+        "Tickets" | "Opportunities" => {
+            let ticket_type = record.get("tickettype").and_then(Value::as_object);
+            let type_name = ticket_type
+                .and_then(|t| t.get("name"))
+                .and_then(Value::as_str)
+                .unwrap_or("?");
+            match flag(record, "sync_to_salesforce") {
+                Some(true) => None,
+                Some(false) => Some("\"Sync to Salesforce\" is off on this ticket".into()),
+                None => {
+                    let by_type = ticket_type
+                        .and_then(|t| flag(t, "default_sync_to_salesforce"))
+                        .unwrap_or(false);
+                    (!by_type)
+                        .then(|| format!("ticket type {type_name} does not sync to Salesforce"))
+                }
+            }
+        }
+        "Actions" => (flag(record, "sync_to_salesforce") != Some(true))
+            .then(|| "\"Sync to Salesforce\" is off on this action".to_string()),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn record(value: Value) -> Record {
+        value.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn switches_follow_the_guide() {
+        let skip = |object: &str, value: Value| switched_off(object, &record(value));
+        assert!(skip("Client", json!({"salesforce_dontsync": true})).is_some());
+        assert!(skip("Client", json!({"salesforce_dontsync": false})).is_none());
+        assert!(skip("Users", json!({})).is_none());
+        // A ticket's own switch wins over its type's; without one, the type decides.
+        let syncing_type = json!({"name": "Opportunity", "default_sync_to_salesforce": true});
+        let quiet_type = json!({"name": "Incident", "default_sync_to_salesforce": false});
+        assert!(skip("Tickets", json!({"tickettype": syncing_type})).is_none());
+        assert!(skip(
+            "Tickets",
+            json!({"tickettype": syncing_type, "sync_to_salesforce": false})
+        )
+        .is_some());
+        assert!(skip(
+            "Tickets",
+            json!({"tickettype": quiet_type, "sync_to_salesforce": true})
+        )
+        .is_none());
+        assert_eq!(
+            skip("Tickets", json!({"tickettype": quiet_type})).as_deref(),
+            Some("ticket type Incident does not sync to Salesforce")
+        );
+        assert!(skip("Actions", json!({"sync_to_salesforce": true})).is_none());
+        assert!(skip("Actions", json!({"hiddenfromuser": false})).is_some());
+    }
+}

@@ -1,0 +1,243 @@
+//! Salesforce as the engine's [`Target`], for sync back: creates and updates go through
+//! sObject Collections (200 per call, several in flight; Bulk API 2.0 above the client's
+//! threshold), each record's outcome coming back with Salesforce's own status code and message.
+//! Values are shaped by the object's describe before they are sent (a Halo date-time written
+//! to a `date` field keeps its date; `"true"` becomes a boolean, `"12.5"` a number), and
+//! matches and lookups are SOQL queries.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use super::catalog::{self, ObjectInfo};
+use super::collections::{Operation, Outcome};
+use super::query::Record as SalesforceRecord;
+use super::SalesforceClient;
+use crate::engine::{EngineError, Record, Target, WriteAction, WriteRequest, WriteResult};
+
+pub struct SalesforceTarget<'a> {
+    client: &'a SalesforceClient,
+    /// Each object's describe, read once (the offline catalog when the org has none).
+    describes: Mutex<HashMap<String, Option<ObjectInfo>>>,
+}
+
+impl<'a> SalesforceTarget<'a> {
+    pub fn new(client: &'a SalesforceClient) -> SalesforceTarget<'a> {
+        SalesforceTarget {
+            client,
+            describes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn describe(&self, object: &str) -> Option<ObjectInfo> {
+        let mut describes = self
+            .describes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        describes
+            .entry(object.to_string())
+            .or_insert_with(|| match self.client.describe(object) {
+                Ok(Some(info)) => Some(info),
+                _ => catalog::standard_object(object).cloned(),
+            })
+            .clone()
+    }
+
+    fn first(&self, soql: &str) -> Result<Option<SalesforceRecord>, EngineError> {
+        for page in self.client.query_pages(soql, false) {
+            let page = page.map_err(|error| engine_error(error, soql))?;
+            if let Some(record) = page.into_iter().next() {
+                return Ok(Some(record));
+            }
+        }
+        Ok(None)
+    }
+}
+
+fn engine_error(error: super::Error, soql: &str) -> EngineError {
+    if error.exit_code() == 2 {
+        EngineError::Config(format!("Salesforce refused the query `{soql}`: {error}"))
+    } else {
+        EngineError::Connection(format!("Salesforce: {error}"))
+    }
+}
+
+/// A SOQL literal for a JSON value.
+fn literal(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("'{}'", text.replace('\\', "\\\\").replace('\'', "\\'")),
+        Value::Null => "null".into(),
+        other => other.to_string(),
+    }
+}
+
+/// A value shaped for a field of Salesforce type `field_type`.
+pub fn coerce(value: Value, field_type: &str) -> Value {
+    match (field_type, value) {
+        ("date", Value::String(text)) if text.len() > 10 && text.as_bytes()[10] == b'T' => {
+            Value::String(text[..10].to_string())
+        }
+        ("boolean", Value::String(text)) => match text.trim().to_ascii_lowercase().as_str() {
+            "true" | "1" => Value::Bool(true),
+            "false" | "0" | "" => Value::Bool(false),
+            _ => Value::String(text),
+        },
+        ("double" | "currency" | "percent" | "int", Value::String(text)) => {
+            let trimmed = text.trim();
+            if trimmed.is_empty() {
+                return Value::Null;
+            }
+            match trimmed.parse::<f64>() {
+                Ok(number) => serde_json::Number::from_f64(number)
+                    .map(Value::Number)
+                    .unwrap_or(Value::String(text)),
+                Err(_) => Value::String(text),
+            }
+        }
+        (
+            "string" | "textarea" | "picklist" | "multipicklist" | "phone" | "email" | "url",
+            Value::Number(number),
+        ) => Value::String(number.to_string()),
+        (_, value) => value,
+    }
+}
+
+fn shaped(record: &Record, info: Option<&ObjectInfo>) -> SalesforceRecord {
+    record
+        .iter()
+        .map(|(field, value)| {
+            let field_type = info
+                .and_then(|info| info.field(field))
+                .map(|f| f.field_type.as_str())
+                .unwrap_or("");
+            (field.clone(), coerce(value.clone(), field_type))
+        })
+        .collect()
+}
+
+fn message(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Failed {
+            code,
+            message,
+            fields,
+        } if fields.is_empty() => format!("{code}: {message}"),
+        Outcome::Failed {
+            code,
+            message,
+            fields,
+        } => format!("{code}: {message} (fields: {})", fields.join(", ")),
+        _ => String::new(),
+    }
+}
+
+impl Target for SalesforceTarget<'_> {
+    fn write(&self, entity: &str, batch: &[WriteRequest]) -> Vec<WriteResult> {
+        let info = self.describe(entity);
+        let mut results: Vec<Option<WriteResult>> = vec![None; batch.len()];
+        let mut creates: (Vec<usize>, Vec<SalesforceRecord>) = (Vec::new(), Vec::new());
+        let mut updates: (Vec<usize>, Vec<SalesforceRecord>) = (Vec::new(), Vec::new());
+        for (index, request) in batch.iter().enumerate() {
+            let mut record = shaped(&request.record, info.as_ref());
+            match &request.action {
+                WriteAction::Create => {
+                    creates.0.push(index);
+                    creates.1.push(record);
+                }
+                WriteAction::Update { target_id } => {
+                    record.insert("Id".into(), Value::String(target_id.clone()));
+                    updates.0.push(index);
+                    updates.1.push(record);
+                }
+            }
+        }
+        for ((indexes, records), operation) in [
+            (creates, Operation::Create { match_field: None }),
+            (updates, Operation::Update),
+        ] {
+            if records.is_empty() {
+                continue;
+            }
+            let written = self.client.write(entity, &operation, &records);
+            for ((index, mut record), outcome) in
+                indexes.into_iter().zip(records).zip(written.outcomes)
+            {
+                let outcome = match outcome.id() {
+                    Some(id) => {
+                        record.insert("Id".into(), Value::String(id.to_string()));
+                        Ok((id.to_string(), record))
+                    }
+                    None => Err(message(&outcome)),
+                };
+                results[index] = Some(WriteResult { outcome });
+            }
+        }
+        results
+            .into_iter()
+            .map(|result| {
+                result.unwrap_or(WriteResult {
+                    outcome: Err("Salesforce gave no result for this record".into()),
+                })
+            })
+            .collect()
+    }
+
+    fn find(
+        &self,
+        entity: &str,
+        key: &[(String, Value)],
+    ) -> Result<Option<(String, Record)>, EngineError> {
+        if key.is_empty() {
+            return Ok(None);
+        }
+        let fields: Vec<&str> = key.iter().map(|(f, _)| f.as_str()).collect();
+        let conditions: Vec<String> = key
+            .iter()
+            .map(|(field, value)| format!("{field} = {}", literal(value)))
+            .collect();
+        let soql = format!(
+            "SELECT Id, {} FROM {entity} WHERE {} LIMIT 1",
+            fields.join(", "),
+            conditions.join(" AND ")
+        );
+        Ok(self.first(&soql)?.and_then(|record| {
+            let id = record.get("Id")?.as_str()?.to_string();
+            Some((id, record))
+        }))
+    }
+
+    fn search(&self, entity: &str, by: &str, value: &Value) -> Result<Option<Value>, EngineError> {
+        let soql = format!(
+            "SELECT Id FROM {entity} WHERE {by} = {} LIMIT 1",
+            literal(value)
+        );
+        Ok(self
+            .first(&soql)?
+            .and_then(|record| record.get("Id").cloned()))
+    }
+
+    fn api_calls(&self) -> u64 {
+        self.client.calls()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn values_take_the_field_type() {
+        assert_eq!(
+            coerce(json!("2026-12-31T00:00:00"), "date"),
+            json!("2026-12-31")
+        );
+        assert_eq!(coerce(json!("2026-12-31"), "date"), json!("2026-12-31"));
+        assert_eq!(coerce(json!("true"), "boolean"), json!(true));
+        assert_eq!(coerce(json!("12.5"), "currency"), json!(12.5));
+        assert_eq!(coerce(json!(""), "double"), json!(null));
+        assert_eq!(coerce(json!(42), "string"), json!("42"));
+        assert_eq!(coerce(json!("x"), "unknown"), json!("x"));
+    }
+}
