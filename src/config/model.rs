@@ -186,7 +186,7 @@ pub struct StageNames {
 }
 
 /// Halo → Salesforce switches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SyncBack {
     /// Create Salesforce records for Halo records that have none.
@@ -195,6 +195,11 @@ pub struct SyncBack {
     /// Update Salesforce records linked to Halo records that changed.
     #[serde(default)]
     pub update: bool,
+    /// Salesforce fields that identify a record Salesforce already has (e.g. an external id
+    /// field holding the Halo id, or `[ParentId, CommentBody]` for case comments), so a Halo
+    /// record that is not linked yet is linked to it instead of creating a duplicate.
+    #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
+    pub match_on: Vec<String>,
 }
 
 /// One field mapping. Reads `salesforce` (or computes `template`), maps the value, and writes

@@ -495,7 +495,7 @@ pub fn check_pipeline_online(
             out.push(path_diagnostic(file, node, 0, &[field], problem));
         }
     }
-    let back = pipeline.sync.sync_back;
+    let back = &pipeline.sync.sync_back;
     for (i, mapping) in pipeline.fields.iter().enumerate() {
         let path = [Step::Key("fields"), Step::Index(i), Step::Key("salesforce")];
         let (Some(field), Some(node)) = (&mapping.salesforce, node_at(tree, &path)) else {

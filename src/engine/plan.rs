@@ -117,7 +117,7 @@ pub fn plan_record(
             return Ok(planned);
         }
         planned.action = Action::Update;
-        planned.write = Some(subset(&changes));
+        planned.write = Some(update_of(&changes, &planned.after));
         planned.changes = changes;
         return Ok(planned);
     }
@@ -138,7 +138,7 @@ pub fn plan_record(
                 action,
                 target_id: Some(target_id),
                 reason: Some(format!("matched on {}", context.match_keys.join(", "))),
-                write: (action == Action::Update).then(|| subset(&changes)),
+                write: (action == Action::Update).then(|| update_of(&changes, &after)),
                 changes,
                 before: Some(record.clone()),
                 after,
@@ -220,6 +220,21 @@ pub fn set_path(record: &mut Record, path: &str, value: Value) {
     current.insert(last.to_string(), value);
 }
 
+/// What an update sends: the changed fields, each nested one with the whole object holding it
+/// as the transform made it, because a system may replace a nested object it is sent (a
+/// site's address) rather than merge it, which would lose the fields that did not change.
+pub fn update_of(changes: &[Change], after: &Record) -> Record {
+    let mut record = subset(changes);
+    for (path, _, _) in changes {
+        if let Some((parent, _)) = path.rsplit_once('.') {
+            if let Some(whole) = get_path(after, parent).filter(|v| v.is_object()) {
+                set_path(&mut record, parent, whole.clone());
+            }
+        }
+    }
+    record
+}
+
 /// The record of only the changed fields (a removed value is sent as null).
 pub fn subset(changes: &[Change]) -> Record {
     let mut record = Map::new();
@@ -244,6 +259,23 @@ mod tests {
         assert_eq!(
             Value::Object(subset(&changes)),
             json!({"name": "A", "customfields": {"CFx": 1}, "website": null})
+        );
+    }
+
+    #[test]
+    fn updates_send_whole_nested_objects() {
+        let after = json!({"name": "A", "main_site": {"delivery_address": {"line1": "1 St", "line3": "York"}}})
+            .as_object()
+            .cloned()
+            .unwrap();
+        let changes = vec![(
+            "main_site.delivery_address.line3".to_string(),
+            Some(json!("Leeds")),
+            Some(json!("York")),
+        )];
+        assert_eq!(
+            Value::Object(update_of(&changes, &after)),
+            json!({"main_site": {"delivery_address": {"line1": "1 St", "line3": "York"}}})
         );
     }
 

@@ -176,6 +176,15 @@ pub fn run_both_ways(
         )?),
         None => None,
     };
+    if let Some(snapshot) = &snapshot {
+        sync_back::relink(
+            pipeline,
+            snapshot,
+            systems.source.id_field(),
+            store,
+            &options.run_id,
+        )?;
+    }
     let mut summaries = Vec::new();
     if import != ImportMode::Off {
         summaries.push(import_pipeline(

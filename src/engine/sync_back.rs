@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
 use super::error::EngineError;
 use super::lookups::{id_text, EngineLookups};
-use super::plan::{get_path, set_path, subset, Action, Planned};
+use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
@@ -76,7 +76,7 @@ pub struct Conflict {
 
 /// Whether the pipeline writes back at all.
 pub fn enabled(pipeline: &Pipeline) -> bool {
-    let back = pipeline.sync.sync_back;
+    let back = &pipeline.sync.sync_back;
     back.create || back.update
 }
 
@@ -97,6 +97,77 @@ fn entity(pipeline: &Pipeline) -> String {
     format!("{:?}", pipeline.halo.entity)
 }
 
+/// The target path where a pipeline keeps each record's source id (a mapping that reads the
+/// source's id field, e.g. `{ salesforce: Id, halo: customfields.CFSalesforceAccountId }`).
+pub fn id_path(pipeline: &Pipeline, id_field: &str) -> Option<String> {
+    pipeline.fields.iter().find_map(|m| match (&m.salesforce, &m.halo) {
+        (Some(source), Some(target))
+            if source == id_field && m.template.is_none() && m.lookup.is_none() =>
+        {
+            Some(target.clone())
+        }
+        _ => None,
+    })
+}
+
+/// Links target records that carry a source id the id map does not know (a lost or new
+/// staging file, or records another tool synced), so they are updated instead of duplicated.
+/// Returns how many were linked.
+pub fn relink(
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+    id_field: &str,
+    store: &Store,
+    run_id: &str,
+) -> Result<usize, EngineError> {
+    let Some(path) = id_path(pipeline, id_field) else {
+        return Ok(0);
+    };
+    let links = store.links(&pipeline.pipeline)?;
+    let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
+    let paths: Vec<&String> = pipeline
+        .fields
+        .iter()
+        .filter_map(|m| m.halo.as_ref())
+        .chain(pipeline.halo.defaults.keys())
+        .collect();
+    let mut found: Vec<(String, Link)> = Vec::new();
+    for id in &snapshot.order {
+        let record = &snapshot.records[id];
+        let Some(source_id) = get_path(record, &path)
+            .filter(|v| !is_blank(v))
+            .map(id_text)
+        else {
+            continue;
+        };
+        if links.contains_key(&source_id)
+            || linked.contains(id.as_str())
+            || found.iter().any(|(s, _)| *s == source_id)
+        {
+            continue;
+        }
+        // What the target holds now stands for the last synced values, so the import writes
+        // only what differs.
+        let mut synced = Record::new();
+        for path in &paths {
+            if let Some(value) = get_path(record, path).filter(|v| !v.is_null()) {
+                set_path(&mut synced, path, value.clone());
+            }
+        }
+        found.push((
+            source_id,
+            Link {
+                target_id: id.clone(),
+                source_hash: None,
+                synced_record: Some(synced),
+                target_record: Some(record.clone()),
+            },
+        ));
+    }
+    store.save_links(run_id, &pipeline.pipeline, &found)?;
+    Ok(found.len())
+}
+
 /// Lists the target's records for sync back and stages them in `<p>_back_extracted`.
 pub fn take_snapshot(
     pipeline: &Pipeline,
@@ -108,7 +179,14 @@ pub fn take_snapshot(
     let back =
         Transformer::new(pipeline, Direction::SyncBack).map_err(|e| config_error(pipeline, e))?;
     let entity = entity(pipeline);
+    // Every target field the pipeline maps: the ones synced back, and the ones the import
+    // writes (to relink by a kept id and to see conflicts).
     let mut fields = back.source_fields();
+    for path in pipeline.fields.iter().filter_map(|m| m.halo.as_ref()) {
+        if !fields.contains(path) {
+            fields.push(path.clone());
+        }
+    }
     if let Some(stages) = &pipeline.sync.stages {
         check_stages(pipeline, stages)?;
         fields.extend(stages.halo.iter().cloned());
@@ -360,7 +438,18 @@ pub fn settle_conflicts(
             planned.action = Action::Unchanged;
             planned.write = None;
         } else {
-            planned.write = Some(subset(&planned.changes));
+            let mut write = update_of(&planned.changes, &planned.after);
+            // A whole nested object sent for another field must carry the target's own value
+            // of a field the import leaves alone.
+            if policy != ConflictPolicy::SalesforceWins {
+                for conflict in &conflicts {
+                    if get_path(&write, &conflict.field).is_some() {
+                        let value = conflict.target_value.clone().unwrap_or(Value::Null);
+                        set_path(&mut write, &conflict.field, value);
+                    }
+                }
+            }
+            planned.write = Some(write);
         }
     }
     conflicts
@@ -392,7 +481,7 @@ pub fn sync_back(
         extracted: snapshot.order.len() as u64,
         ..PipelineSummary::default()
     };
-    let settings = pipeline.sync.sync_back;
+    let settings = &pipeline.sync.sync_back;
     let (writer_calls, reader_calls) = (systems.writer.api_calls(), systems.reader.api_calls());
     let tables = back_tables(pipeline);
     store.ensure_pipeline_tables(&tables)?;
@@ -418,6 +507,9 @@ pub fn sync_back(
         .map(|(source_id, link)| (link.target_id.clone(), (source_id, link)))
         .collect();
 
+    let object = pipeline.salesforce.object.as_str();
+    let mut matched_ids: HashSet<String> = HashSet::new();
+    let mut matched: Vec<Planned> = Vec::new();
     let mut writes: Vec<Planned> = Vec::new();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
@@ -478,6 +570,18 @@ pub fn sync_back(
                     planned.write = Some(subset(&changes));
                     planned.changes = changes;
                 }
+            } else if let Some(found) = find_existing(
+                settings,
+                &planned.after,
+                systems.writer,
+                object,
+                &by_target,
+                &matched_ids,
+            )? {
+                planned.reason = Some(format!("matched on {}", settings.match_on.join(", ")));
+                planned.action = Action::Link;
+                matched_ids.insert(found.clone());
+                planned.target_id = Some(found);
             } else if !settings.create {
                 planned.reason =
                     Some("not linked to a record, and `sync_back.create` is off".into());
@@ -495,6 +599,9 @@ pub fn sync_back(
         }
         if planned.action.writes() {
             writes.push(planned);
+        } else if planned.action == Action::Link {
+            summary.linked += 1;
+            matched.push(planned);
         } else {
             match planned.action {
                 Action::Unchanged => summary.unchanged += 1,
@@ -512,6 +619,7 @@ pub fn sync_back(
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;
+        link_matched(pipeline, snapshot, systems, store, options, &import, &lookups, &matched, &mut summary)?;
         for batch in writes.chunks(options.batch_size.max(1)) {
             load_back_batch(
                 pipeline,
@@ -530,6 +638,113 @@ pub fn sync_back(
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;
     summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
     Ok(summary)
+}
+
+/// The source's records by id, read as the import reads them.
+fn read_back(
+    systems: &BackSystems,
+    object: &str,
+    import: &Transformer,
+    ids: Vec<String>,
+) -> Result<HashMap<String, Record>, EngineError> {
+    let mut found: HashMap<String, Record> = HashMap::new();
+    if ids.is_empty() {
+        return Ok(found);
+    }
+    let mut request = ExtractRequest::new(object, import.source_fields());
+    request.ids = ids;
+    let id_field = systems.source.id_field().to_string();
+    systems.source.extract(&request, &mut |page| {
+        for record in page {
+            if let Some(id) = record.get(&id_field).map(id_text) {
+                found.insert(id, record);
+            }
+        }
+        Ok(())
+    })?;
+    Ok(found)
+}
+
+/// The source record a not yet linked target record matches by the pipeline's
+/// `sync_back.match` fields, unless it is linked already (to another record, or earlier in
+/// this run).
+fn find_existing(
+    settings: &crate::config::model::SyncBack,
+    after: &Record,
+    writer: &dyn Target,
+    object: &str,
+    by_target: &HashMap<String, (String, Link)>,
+    taken: &HashSet<String>,
+) -> Result<Option<String>, EngineError> {
+    if settings.match_on.is_empty() {
+        return Ok(None);
+    }
+    let mut key = Vec::new();
+    for field in &settings.match_on {
+        match after.get(field) {
+            Some(value) if !is_blank(value) => key.push((field.clone(), value.clone())),
+            _ => return Ok(None),
+        }
+    }
+    let Some((found, _)) = writer.find(object, &key)? else {
+        return Ok(None);
+    };
+    let linked = by_target.values().any(|(source_id, _)| *source_id == found);
+    Ok((!linked && !taken.contains(&found)).then_some(found))
+}
+
+/// Links target records to the source records they matched, with the source's values as the
+/// last synced ones, and writes the source ids back where the pipeline keeps them.
+#[allow(clippy::too_many_arguments)]
+fn link_matched(
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+    systems: &BackSystems,
+    store: &Store,
+    options: &RunOptions,
+    import: &Transformer,
+    lookups: &EngineLookups,
+    matched: &[Planned],
+    summary: &mut PipelineSummary,
+) -> Result<(), EngineError> {
+    if matched.is_empty() {
+        return Ok(());
+    }
+    let object = pipeline.salesforce.object.as_str();
+    let ids: Vec<String> = matched.iter().filter_map(|p| p.target_id.clone()).collect();
+    let found = read_back(systems, object, import, ids)?;
+    let mut rows = Vec::new();
+    let mut links = Vec::new();
+    for planned in matched {
+        let Some(source_id) = &planned.target_id else {
+            continue;
+        };
+        let synced = match found.get(source_id) {
+            Some(record) => import.transform(record, lookups).record,
+            None => {
+                let mut base = Record::new();
+                imported_view(pipeline, import, lookups, &planned.after, &mut base);
+                base
+            }
+        };
+        rows.push(result_row(&options.run_id, planned, None, "linked", None));
+        links.push((
+            source_id.clone(),
+            Link {
+                target_id: planned.source_id.clone(),
+                source_hash: Some(record_hash(&synced)),
+                synced_record: Some(synced),
+                target_record: snapshot.records.get(&planned.source_id).cloned(),
+            },
+        ));
+    }
+    let tables = back_tables(pipeline);
+    store.in_transaction(|store| {
+        store.append(&tables, Stage::Results, &rows)?;
+        store.save_links(&options.run_id, &pipeline.pipeline, &links)
+    })?;
+    write_ids_back(pipeline, systems, matched, &links, summary);
+    Ok(())
 }
 
 /// Writes one batch to the source system, then commits its results and links together.
@@ -568,20 +783,7 @@ fn load_back_batch(
         .filter(|(planned, _)| planned.action == Action::Create)
         .filter_map(|(_, result)| result.outcome.as_ref().ok().map(|(id, _)| id.clone()))
         .collect();
-    let mut read_back: HashMap<String, Record> = HashMap::new();
-    if !created.is_empty() {
-        let mut request = ExtractRequest::new(object, import.source_fields());
-        request.ids = created;
-        let id_field = systems.source.id_field().to_string();
-        systems.source.extract(&request, &mut |page| {
-            for record in page {
-                if let Some(id) = record.get(&id_field).map(id_text) {
-                    read_back.insert(id, record);
-                }
-            }
-            Ok(())
-        })?;
-    }
+    let read_back = read_back(systems, object, import, created)?;
     let mut rows = Vec::with_capacity(batch.len());
     let mut links = Vec::new();
     let tables = back_tables(pipeline);
@@ -629,7 +831,57 @@ fn load_back_batch(
         store.append(&tables, Stage::Results, &rows)?;
         store.save_links(run_id, &pipeline.pipeline, &links)
     })?;
+    write_ids_back(pipeline, systems, batch, &links, summary);
     Ok(())
+}
+
+/// Writes the source ids of records just created to the target records, where the pipeline
+/// keeps them, so matching survives the loss of the staging file.
+fn write_ids_back(
+    pipeline: &Pipeline,
+    systems: &BackSystems,
+    batch: &[Planned],
+    links: &[(String, Link)],
+    summary: &mut PipelineSummary,
+) {
+    let Some(path) = id_path(pipeline, systems.source.id_field()) else {
+        return;
+    };
+    let created: HashSet<&str> = batch
+        .iter()
+        .filter(|p| matches!(p.action, Action::Create | Action::Link))
+        .map(|p| p.source_id.as_str())
+        .collect();
+    let pairs: Vec<(&String, &String)> = links
+        .iter()
+        .filter(|(_, link)| created.contains(link.target_id.as_str()))
+        .map(|(source_id, link)| (&link.target_id, source_id))
+        .collect();
+    if pairs.is_empty() {
+        return;
+    }
+    let requests: Vec<WriteRequest> = pairs
+        .iter()
+        .map(|(target_id, source_id)| {
+            let mut record = Record::new();
+            set_path(&mut record, &path, Value::String((*source_id).clone()));
+            WriteRequest {
+                action: WriteAction::Update {
+                    target_id: (*target_id).clone(),
+                },
+                record,
+            }
+        })
+        .collect();
+    let results = systems.target.write(&entity(pipeline), &requests);
+    for ((target_id, source_id), result) in pairs.into_iter().zip(results) {
+        if let Err(message) = result.outcome {
+            summary.failures.push((
+                target_id.clone(),
+                format!("created as {source_id}, but writing that id to `{path}` failed: {message}"),
+            ));
+        }
+    }
 }
 
 /// Sets in `base` the target fields the import would derive from the source fields just

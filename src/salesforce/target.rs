@@ -183,6 +183,8 @@ impl Target for SalesforceTarget<'_> {
             .collect()
     }
 
+    /// The first record whose fields equal `key`. Long text fields cannot be filtered in SOQL,
+    /// so those are compared here over the records the other fields select.
     fn find(
         &self,
         entity: &str,
@@ -191,20 +193,42 @@ impl Target for SalesforceTarget<'_> {
         if key.is_empty() {
             return Ok(None);
         }
+        let info = self.describe(entity);
+        let field_type = |field: &str| {
+            info.as_ref()
+                .and_then(|info| info.field(field))
+                .map(|f| f.field_type.clone())
+                .unwrap_or_default()
+        };
+        let long_text = |field: &str| field_type(field) == "textarea";
         let fields: Vec<&str> = key.iter().map(|(f, _)| f.as_str()).collect();
         let conditions: Vec<String> = key
             .iter()
-            .map(|(field, value)| format!("{field} = {}", literal(value)))
+            .filter(|(field, _)| !long_text(field))
+            .map(|(field, value)| {
+                let value = coerce(value.clone(), &field_type(field));
+                format!("{field} = {}", literal(&value))
+            })
             .collect();
-        let soql = format!(
-            "SELECT Id, {} FROM {entity} WHERE {} LIMIT 1",
-            fields.join(", "),
-            conditions.join(" AND ")
-        );
-        Ok(self.first(&soql)?.and_then(|record| {
-            let id = record.get("Id")?.as_str()?.to_string();
-            Some((id, record))
-        }))
+        let mut soql = format!("SELECT Id, {} FROM {entity}", fields.join(", "));
+        if !conditions.is_empty() {
+            soql.push_str(&format!(" WHERE {}", conditions.join(" AND ")));
+        }
+        for page in self.client.query_pages(&soql, false) {
+            let page = page.map_err(|error| engine_error(error, &soql))?;
+            for record in page {
+                let equal = key.iter().all(|(field, value)| {
+                    record.get(field).is_some_and(|found| {
+                        crate::transform::same_value(found, value)
+                            || found.as_str().map(str::trim) == value.as_str().map(str::trim)
+                    })
+                });
+                if let (true, Some(id)) = (equal, record.get("Id").and_then(Value::as_str)) {
+                    return Ok(Some((id.to_string(), record.clone())));
+                }
+            }
+        }
+        Ok(None)
     }
 
     fn search(&self, entity: &str, by: &str, value: &Value) -> Result<Option<Value>, EngineError> {

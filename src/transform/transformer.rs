@@ -556,7 +556,9 @@ fn compile_sync_back(mapping: &FieldMapping) -> Result<Option<Compiled>, String>
         // A `default` is a Halo value: it has no meaning on the Salesforce side.
         default: None,
         lookup,
-        if_not_found: mapping.if_not_found,
+        // A Halo id with no Salesforce record behind it (a user whose customer was never
+        // synced) holds the record back until the parent is synced, whatever the import does.
+        if_not_found: Some(NotFound::Error),
         numeric_id: false,
     }))
 }

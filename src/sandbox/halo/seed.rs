@@ -71,6 +71,9 @@ pub fn seed(store: &mut Store, org: &Org) {
         ("CFSalesforceAccountId", "Salesforce Account Id", 2),
         ("CFSalesforceContactId", "Salesforce Contact Id", 4),
         ("CFSalesforceAccountType", "Salesforce Account Type", 2),
+        // Where a ticket keeps the Salesforce record it is synced with.
+        ("CFSalesforceOpportunityId", "Salesforce Opportunity Id", 1),
+        ("CFSalesforceCaseId", "Salesforce Case Id", 1),
     ] {
         field_ids.push(store.insert(
             Entity::FieldInfo,
