@@ -100,14 +100,17 @@ fn entity(pipeline: &Pipeline) -> String {
 /// The target path where a pipeline keeps each record's source id (a mapping that reads the
 /// source's id field, e.g. `{ salesforce: Id, halo: customfields.CFSalesforceAccountId }`).
 pub fn id_path(pipeline: &Pipeline, id_field: &str) -> Option<String> {
-    pipeline.fields.iter().find_map(|m| match (&m.salesforce, &m.halo) {
-        (Some(source), Some(target))
-            if source == id_field && m.template.is_none() && m.lookup.is_none() =>
-        {
-            Some(target.clone())
-        }
-        _ => None,
-    })
+    pipeline
+        .fields
+        .iter()
+        .find_map(|m| match (&m.salesforce, &m.halo) {
+            (Some(source), Some(target))
+                if source == id_field && m.template.is_none() && m.lookup.is_none() =>
+            {
+                Some(target.clone())
+            }
+            _ => None,
+        })
 }
 
 /// Links target records that carry a source id the id map does not know (a lost or new
@@ -619,7 +622,17 @@ pub fn sync_back(
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;
-        link_matched(pipeline, snapshot, systems, store, options, &import, &lookups, &matched, &mut summary)?;
+        link_matched(
+            pipeline,
+            snapshot,
+            systems,
+            store,
+            options,
+            &import,
+            &lookups,
+            &matched,
+            &mut summary,
+        )?;
         for batch in writes.chunks(options.batch_size.max(1)) {
             load_back_batch(
                 pipeline,
@@ -878,7 +891,9 @@ fn write_ids_back(
         if let Err(message) = result.outcome {
             summary.failures.push((
                 target_id.clone(),
-                format!("created as {source_id}, but writing that id to `{path}` failed: {message}"),
+                format!(
+                    "created as {source_id}, but writing that id to `{path}` failed: {message}"
+                ),
             ));
         }
     }
