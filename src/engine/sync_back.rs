@@ -128,12 +128,6 @@ pub fn relink(
     };
     let links = store.links(&pipeline.pipeline)?;
     let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
-    let paths: Vec<&String> = pipeline
-        .fields
-        .iter()
-        .filter_map(|m| m.halo.as_ref())
-        .chain(pipeline.halo.defaults.keys())
-        .collect();
     let mut found: Vec<(String, Link)> = Vec::new();
     for id in &snapshot.order {
         let record = &snapshot.records[id];
@@ -151,12 +145,7 @@ pub fn relink(
         }
         // What the target holds now stands for the last synced values, so the import writes
         // only what differs.
-        let mut synced = Record::new();
-        for path in &paths {
-            if let Some(value) = get_path(record, path).filter(|v| !v.is_null()) {
-                set_path(&mut synced, path, value.clone());
-            }
-        }
+        let synced = projection(pipeline, record);
         found.push((
             source_id,
             Link {
@@ -756,7 +745,7 @@ fn link_matched(
         store.append(&tables, Stage::Results, &rows)?;
         store.save_links(&options.run_id, &pipeline.pipeline, &links)
     })?;
-    write_ids_back(pipeline, systems, matched, &links, summary);
+    fill_in_target(pipeline, systems, snapshot, matched, &links, summary);
     Ok(())
 }
 
@@ -844,59 +833,84 @@ fn load_back_batch(
         store.append(&tables, Stage::Results, &rows)?;
         store.save_links(run_id, &pipeline.pipeline, &links)
     })?;
-    write_ids_back(pipeline, systems, batch, &links, summary);
+    fill_in_target(pipeline, systems, snapshot, batch, &links, summary);
     Ok(())
 }
 
-/// Writes the source ids of records just created to the target records, where the pipeline
-/// keeps them, so matching survives the loss of the staging file.
-fn write_ids_back(
+/// Completes the target records just linked to new (or matched) source records with what the
+/// source holds and they lack: the source's id where the pipeline keeps it (so matching
+/// survives the loss of the staging file) and the values the source filled in itself (an
+/// opportunity's probability from its stage). Target and last synced state then agree, and
+/// neither direction has anything to send on the next run.
+fn fill_in_target(
     pipeline: &Pipeline,
     systems: &BackSystems,
+    snapshot: &Snapshot,
     batch: &[Planned],
     links: &[(String, Link)],
     summary: &mut PipelineSummary,
 ) {
-    let Some(path) = id_path(pipeline, systems.source.id_field()) else {
-        return;
-    };
-    let created: HashSet<&str> = batch
+    let new: HashSet<&str> = batch
         .iter()
         .filter(|p| matches!(p.action, Action::Create | Action::Link))
         .map(|p| p.source_id.as_str())
         .collect();
-    let pairs: Vec<(&String, &String)> = links
-        .iter()
-        .filter(|(_, link)| created.contains(link.target_id.as_str()))
-        .map(|(source_id, link)| (&link.target_id, source_id))
-        .collect();
-    if pairs.is_empty() {
+    let mut requests = Vec::new();
+    let mut owners = Vec::new();
+    for (source_id, link) in links {
+        if !new.contains(link.target_id.as_str()) {
+            continue;
+        }
+        let (Some(synced), Some(current)) =
+            (&link.synced_record, snapshot.records.get(&link.target_id))
+        else {
+            continue;
+        };
+        let changes: Vec<_> = changed_fields(&projection(pipeline, current), synced)
+            .into_iter()
+            .filter(|(_, _, new)| new.as_ref().is_some_and(|v| !v.is_null()))
+            .collect();
+        if changes.is_empty() {
+            continue;
+        }
+        requests.push(WriteRequest {
+            action: WriteAction::Update {
+                target_id: link.target_id.clone(),
+            },
+            record: update_of(&changes, synced),
+        });
+        owners.push((link.target_id.clone(), source_id.clone()));
+    }
+    if requests.is_empty() {
         return;
     }
-    let requests: Vec<WriteRequest> = pairs
-        .iter()
-        .map(|(target_id, source_id)| {
-            let mut record = Record::new();
-            set_path(&mut record, &path, Value::String((*source_id).clone()));
-            WriteRequest {
-                action: WriteAction::Update {
-                    target_id: (*target_id).clone(),
-                },
-                record,
-            }
-        })
-        .collect();
     let results = systems.target.write(&entity(pipeline), &requests);
-    for ((target_id, source_id), result) in pairs.into_iter().zip(results) {
+    for ((target_id, source_id), result) in owners.into_iter().zip(results) {
         if let Err(message) = result.outcome {
             summary.failures.push((
-                target_id.clone(),
+                target_id,
                 format!(
-                    "created as {source_id}, but writing that id to `{path}` failed: {message}"
+                    "linked to {source_id}, but writing its id and values back failed: {message}"
                 ),
             ));
         }
     }
+}
+
+/// The fields of a target record the pipeline maps (its import's target paths).
+fn projection(pipeline: &Pipeline, record: &Record) -> Record {
+    let mut out = Record::new();
+    let paths = pipeline
+        .fields
+        .iter()
+        .filter_map(|m| m.halo.as_ref())
+        .chain(pipeline.halo.defaults.keys());
+    for path in paths {
+        if let Some(value) = get_path(record, path).filter(|v| !v.is_null()) {
+            set_path(&mut out, path, value.clone());
+        }
+    }
+    out
 }
 
 /// Sets in `base` the target fields the import would derive from the source fields just

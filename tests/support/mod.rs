@@ -171,3 +171,23 @@ pub fn touch(sandbox: &Running, id: &str, fields: Value) {
         .unwrap();
     let _ = response.body_mut().read_to_string();
 }
+
+/// Saves Halo records as the Halo API does: `POST /api/<entity>` with an array; an element with
+/// `id` updates that record, one without creates one. The saved object (one element) or objects.
+pub fn halo_post(sandbox: &Running, token: &str, entity: &str, body: Value) -> Value {
+    let mut response = ureq::post(format!("{}/api/{entity}", sandbox.halo_url))
+        .header("Authorization", &format!("Bearer {token}"))
+        .send_json(body)
+        .unwrap();
+    response.body_mut().read_json().unwrap()
+}
+
+/// Rows of a query on a project's staging file (`etl sql --format json`).
+pub fn staging_rows(root: &Path, sql: &str) -> Vec<Value> {
+    let (code, stdout, stderr) = etl_output(root, &["sql", "--format", "json", sql]);
+    assert_eq!(code, 0, "{sql}: {stderr}");
+    match serde_json::from_str(&stdout) {
+        Ok(Value::Array(rows)) => rows,
+        other => panic!("{sql}: not a JSON array ({other:?}): {stdout}"),
+    }
+}
