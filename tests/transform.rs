@@ -160,7 +160,10 @@ fn accounts_import() {
             "main_site": {"delivery_address": {
                 "line1": "12 High Street", "line3": "Leeds", "line4": "West Yorkshire", "postcode": "01234"
             }},
-            "customfields": {"CFSalesforceAccountType": "Customer - Direct"}
+            "customfields": {
+                "CFSalesforceAccountType": "Customer - Direct",
+                "CFSalesforceAccountId": "001000000000001AAA"
+            }
         })
     );
     assert_eq!(
@@ -173,7 +176,8 @@ fn accounts_import() {
             "BillingCity",
             "BillingState",
             "BillingPostalCode",
-            "Type"
+            "Type",
+            "Id"
         ]
     );
     assert_eq!(t.target_fields()[2], "accountmanagertech");
@@ -232,7 +236,8 @@ fn contacts_import_with_lookups_and_default_site() {
         json!({
             "firstname": "Olivia", "surname": "Smith", "emailaddress": "olivia.smith.1@example.org",
             "phonenumber": "+44 161 496 0001", "mobilenumber": "+44 7700 900001",
-            "name": "Olivia Smith", "client_id": 11, "site_id": 111
+            "name": "Olivia Smith", "client_id": 11, "site_id": 111,
+            "customfields": {"CFSalesforceContactId": "003000000000001AAA"}
         })
     );
     // An account that was not imported: no client (`if_not_found: empty`), the default site.
@@ -267,7 +272,11 @@ fn opportunities_import_with_constants_custom_fields_and_lookups() {
             "oppvalue": 1200.0,
             "oppconversionprobability": 100.0,
             "targetdate": "2025-11-03",
-            "customfields": {"CFSalesforceStage": "Closed Won", "CFSalesforceUserId": "003000000000001AAA"},
+            "customfields": {
+                "CFSalesforceStage": "Closed Won",
+                "CFSalesforceOpportunityId": "006000000000001AAA",
+                "CFSalesforceUserId": "003000000000001AAA"
+            },
             "client_id": 11,
             "user_id": 31
         })
