@@ -477,3 +477,33 @@ fn if_not_found_null_is_caught() {
         "{d:?}"
     );
 }
+
+#[test]
+fn sync_back_stages_and_match_fields_are_checked() {
+    let with_sync = |sync: &str| GOOD.replace("fields:\n", &format!("{sync}fields:\n"));
+    // A default stage that is not one of the names, with a suggestion.
+    let d = pipeline(&with_sync(
+        "sync:\n  stages:\n    salesforce: StageName\n    halo: [salesforce_stage]\n    names: [Prospecting, Closed Won]\n    default: Prospectin\n",
+    ));
+    assert_eq!((d.code, d.line), ("stages", 13), "{d:?}");
+    assert!(d.message.contains("`Prospectin`"), "{d:?}");
+    // A stage field the object does not have.
+    let d = pipeline(&with_sync(
+        "sync:\n  stages:\n    salesforce: Stage\n    halo: [salesforce_stage]\n    names: [Prospecting]\n    default: Prospecting\n",
+    ));
+    assert_eq!((d.code, d.line), ("salesforce-field", 10), "{d:?}");
+    // A sync-back match field that sync back does not write.
+    let d = pipeline(&with_sync(
+        "sync:\n  sync_back: { create: true, match: [Nmae] }\n",
+    ));
+    assert_eq!((d.code, d.line), ("match-key", 9), "{d:?}");
+    assert!(d.message.contains("`Nmae`"), "{d:?}");
+    // Well-formed settings pass.
+    let (_dir, diagnostics) = validate(&[(
+        "pipelines/p.yaml",
+        &with_sync(
+            "sync:\n  sync_back: { create: true, match: [Name] }\n  conflicts: halo_wins\n  stages:\n    salesforce: StageName\n    halo: [salesforce_stage]\n    names: [Prospecting]\n    default: prospecting\n",
+        ),
+    )]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+}

@@ -125,7 +125,90 @@ pub fn check_pipeline(
     check_incremental(file, tree, pipeline, object, out);
     check_fields(file, tree, pipeline, object, out);
     check_match_keys(file, tree, pipeline, out);
+    check_sync_back(file, tree, pipeline, object, out);
     check_selection(file, tree, pipeline, object, out);
+}
+
+/// The sync-back settings: stage names that include their default and name a field of the
+/// object, and `sync_back.match` fields that sync back writes.
+fn check_sync_back(
+    file: &SourceFile,
+    tree: &Node,
+    pipeline: &Pipeline,
+    object: Option<&ObjectInfo>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let stages_at = |key| [Step::Key("sync"), Step::Key("stages"), Step::Key(key)];
+    if let Some(stages) = &pipeline.sync.stages {
+        if stages.names.is_empty() {
+            out.push(
+                file.error("stages", loc_at(tree, &stages_at("names")), "no stage names")
+                    .hint("list the Salesforce stages, e.g. `names: [Prospecting, Qualification, Closed Won, Closed Lost]`"),
+            );
+        } else if !stages
+            .names
+            .iter()
+            .any(|n| n.eq_ignore_ascii_case(&stages.default))
+        {
+            let mut diagnostic = file.error(
+                "stages",
+                loc_at(tree, &stages_at("default")),
+                format!("default stage `{}` is not one of `names`", stages.default),
+            );
+            if let Some(suggestion) =
+                closest(&stages.default, stages.names.iter().map(String::as_str))
+            {
+                diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
+            }
+            out.push(diagnostic.hint("the default must be one of the stage names"));
+        }
+        if let Some(object) = object {
+            if object.field(&stages.salesforce).is_none() {
+                let known = object.fields.iter().map(|f| f.name.as_str());
+                let mut diagnostic = file.error(
+                    "salesforce-field",
+                    loc_at(tree, &stages_at("salesforce")),
+                    format!("no field `{}` on {}", stages.salesforce, object.name),
+                );
+                if let Some(suggestion) = closest(&stages.salesforce, known) {
+                    diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
+                }
+                out.push(diagnostic);
+            }
+        }
+    }
+    let written: Vec<&str> = pipeline
+        .fields
+        .iter()
+        .filter(|m| m.sync_back && m.template.is_none())
+        .filter_map(|m| m.salesforce.as_deref())
+        .chain(pipeline.sync.stages.iter().map(|s| s.salesforce.as_str()))
+        .collect();
+    for (i, field) in pipeline.sync.sync_back.match_on.iter().enumerate() {
+        if written.contains(&field.as_str()) {
+            continue;
+        }
+        let loc = loc_at(
+            tree,
+            &[
+                Step::Key("sync"),
+                Step::Key("sync_back"),
+                Step::Key("match"),
+                Step::Index(i),
+            ],
+        );
+        let mut diagnostic = file.error(
+            "match-key",
+            loc,
+            format!("sync-back match field `{field}` is not written by sync back"),
+        );
+        if let Some(suggestion) = closest(field, written.iter().copied()) {
+            diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
+        }
+        out.push(diagnostic.hint(
+            "records are matched on the values sync back sends: map this field with `sync_back: true`",
+        ));
+    }
 }
 
 /// The object from the offline catalog, or a diagnostic when it is misspelt.
