@@ -6,12 +6,14 @@
 mod auth;
 mod diff;
 mod output;
+mod retry;
 mod run;
 mod runs;
 mod sandbox;
 mod schema;
 mod sql;
 mod validate;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -118,6 +120,11 @@ pub enum Command {
     },
     /// Records added, removed and changed between two runs of a pipeline, field by field.
     Diff(diff::DiffArgs),
+    /// Run the pipelines on a schedule (`--every 5m`), one health line per cycle; Ctrl-C or
+    /// SIGTERM stops after the cycle under way.
+    Watch(watch::WatchArgs),
+    /// Send again only the records that failed in the last run (`--failed`).
+    Retry(retry::RetryArgs),
 }
 
 /// Parses the command line, runs the command and returns the process exit code.
@@ -138,6 +145,8 @@ pub fn main() -> i32 {
             show: Some(RunsCommand::Show { run_id }),
         } => runs::show(&cli.project, &run_id, format),
         Command::Diff(args) => diff::run(&cli.project, args),
+        Command::Watch(args) => watch::run(&cli.project, args),
+        Command::Retry(args) => retry::run(&cli.project, args),
         Command::Sandbox(args) => sandbox::run(args),
         Command::Run(args) => run::run(&cli.project, args, crate::engine::Mode::Load),
         Command::Plan(args) => run::run(&cli.project, args, crate::engine::Mode::Plan),

@@ -20,7 +20,7 @@ use crate::salesforce::{ClientOptions as SalesforceOptions, SalesforceClient};
 use crate::sandbox::server::{self as sandbox_server, Running};
 use crate::staging::Store;
 
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
     /// Pipeline files or folders (default: `pipelines:` from etl.yaml).
     pub paths: Vec<PathBuf>,
@@ -40,6 +40,25 @@ pub struct RunArgs {
     /// Only these pipelines (set by `etl apply` to the reviewed plan's).
     #[arg(skip)]
     pub only: Vec<String>,
+    /// Only these source ids, per pipeline (`etl retry`: the records that failed); takes the
+    /// place of `select` for the pipelines named.
+    #[arg(skip)]
+    pub select_by_pipeline: std::collections::BTreeMap<String, Vec<String>>,
+    /// The command recorded in `runs` (default `run`, `plan` or `apply`).
+    #[arg(skip)]
+    pub command: Option<&'static str>,
+    /// Print nothing but errors and failed records (`etl watch` prints its own health line).
+    #[arg(skip)]
+    pub quiet: bool,
+}
+
+/// What a run did, for commands that run pipelines and report on them in their own way.
+#[derive(Debug, Default)]
+pub(super) struct Report {
+    /// `None` when the run stopped before it began (configuration, sign-in).
+    pub run_id: Option<String>,
+    pub status: String,
+    pub summaries: Vec<PipelineSummary>,
 }
 
 /// A URL's host and port when it names this machine (the sandbox's home).
@@ -61,7 +80,9 @@ fn answers(address: SocketAddr) -> bool {
 }
 
 /// Starts the sandbox when both systems are configured on this machine and neither answers.
-fn start_sandbox_if_needed(workspace: &config::Workspace) -> Result<Option<Running>, i32> {
+pub(super) fn start_sandbox_if_needed(
+    workspace: &config::Workspace,
+) -> Result<Option<Running>, i32> {
     let connections = &workspace.project.connections;
     let (Some(salesforce), Some(halo)) = (&connections.salesforce, &connections.halo) else {
         return Ok(None);
@@ -197,6 +218,7 @@ pub fn apply(project: &Path, run_id: &str, force: bool, json: bool) -> i32 {
         json,
         no_sandbox: false,
         only: pipelines.split(',').map(str::to_string).collect(),
+        ..RunArgs::default()
     };
     run_with(
         project,
@@ -210,6 +232,17 @@ pub fn apply(project: &Path, run_id: &str, force: bool, json: bool) -> i32 {
 }
 
 fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> i32 {
+    run_reporting(project, args, mode, apply, &mut Report::default())
+}
+
+/// `run_with`, also filling in `report` with the run's id, status and summaries.
+pub(super) fn run_reporting(
+    project: &Path,
+    args: RunArgs,
+    mode: Mode,
+    apply: Option<Apply>,
+    report: &mut Report,
+) -> i32 {
     let mut workspace = config::load(project, &args.paths, &config::process_env);
     if !args.only.is_empty() {
         workspace
@@ -265,10 +298,11 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
     let owned: Vec<config::Pipeline> = pipelines.iter().map(|p| (*p).clone()).collect();
     let order = rules::run_order(&owned);
     let names: Vec<String> = order.iter().map(|&i| owned[i].pipeline.clone()).collect();
-    let command = match (mode, &apply) {
-        (Mode::Plan, _) => "plan",
-        (Mode::Load, Some(_)) => "apply",
-        (Mode::Load, None) => "run",
+    let command = match (mode, &apply, args.command) {
+        (Mode::Plan, _, _) => "plan",
+        (Mode::Load, Some(_), _) => "apply",
+        (Mode::Load, None, Some(command)) => command,
+        (Mode::Load, None, None) => "run",
     };
     let run_id = match store.begin_run(command, &names) {
         Ok(id) => id,
@@ -302,18 +336,29 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
     let mut stopped: Option<EngineError> = None;
     for &index in &order {
         let pipeline = &owned[index];
-        if !args.json {
+        if !args.json && !args.quiet {
             eprintln!(
                 "{}: extracting {} …",
                 pipeline.pipeline, pipeline.salesforce.object
             );
         }
         let started = std::time::Instant::now();
-        match run_both_ways(pipeline, &systems, &store, &options) {
+        let selected;
+        let pipeline_options = match args.select_by_pipeline.get(&pipeline.pipeline) {
+            Some(ids) => {
+                selected = RunOptions {
+                    select: ids.clone(),
+                    ..options.clone()
+                };
+                &selected
+            }
+            None => &options,
+        };
+        match run_both_ways(pipeline, &systems, &store, pipeline_options) {
             Ok(done) => {
                 let seconds = started.elapsed().as_secs_f64();
                 for summary in done {
-                    if !args.json {
+                    if !args.json && !args.quiet {
                         eprintln!(
                             "{} ({}): {} extracted, {} created, {} updated, {} unchanged, {} skipped, {} failed, {} conflicts in {seconds:.1} s ({:.0} records/s)",
                             summary.pipeline,
@@ -363,7 +408,19 @@ fn run_with(project: &Path, args: RunArgs, mode: Mode, apply: Option<Apply>) -> 
             run_id
         ],
     );
-    if args.json {
+    report.run_id = Some(run_id.clone());
+    report.status = status.to_string();
+    report.summaries = summaries.clone();
+    if args.quiet {
+        for summary in &summaries {
+            for (id, message) in summary.failures.iter().take(20) {
+                eprintln!(
+                    "failed {} ({}) {id}: {message}",
+                    summary.pipeline, summary.direction
+                );
+            }
+        }
+    } else if args.json {
         println!(
             "{}",
             serde_json::to_string_pretty(&summary).unwrap_or_default()
