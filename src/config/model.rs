@@ -57,6 +57,22 @@ pub struct SalesforceSide {
     /// `SystemModstamp`); ties are broken by Id so no record is missed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incremental: Option<Incremental>,
+    /// What a run does when the object's fields changed since the last run (added, removed or
+    /// changed in type): `warn` (report and go on, the default) or `fail` (stop before any data
+    /// moves). A field the pipeline maps that no longer exists always stops the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_drift: Option<DriftPolicy>,
+}
+
+/// What schema drift does to a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DriftPolicy {
+    /// Report the changes and go on.
+    #[default]
+    Warn,
+    /// Stop the pipeline before any data moves.
+    Fail,
 }
 
 /// The incremental cursor: a field name, or the field with a look-back window.

@@ -112,6 +112,12 @@ pub trait Source {
         let _ = (object, record);
         None
     }
+    /// The fields of `object` with their types, as the system describes them now, or `None`
+    /// when this source cannot describe its objects.
+    fn describe(&self, object: &str) -> Result<Option<Vec<(String, String)>>, EngineError> {
+        let _ = object;
+        Ok(None)
+    }
     /// The field by which records of `object` can only be listed per parent (an action's
     /// ticket), or `None` when they can be listed on their own.
     fn parent_field(&self, object: &str) -> Option<&'static str> {

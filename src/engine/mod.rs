@@ -4,6 +4,7 @@
 
 pub mod attachments;
 pub mod connector;
+pub mod drift;
 pub mod error;
 pub mod lookups;
 pub mod plan;

@@ -84,6 +84,8 @@ pub struct PipelineSummary {
     pub attachment_failures: Vec<(String, String)>,
     /// Fields changed on both sides since the last sync, and how each was settled.
     pub conflicts: Vec<Conflict>,
+    /// Fields of the source object added, removed or changed in type since the last run.
+    pub schema_drift: Vec<String>,
 }
 
 pub(super) fn now_cell() -> Cell {
@@ -158,6 +160,13 @@ pub fn run_both_ways(
     options: &RunOptions,
 ) -> Result<Vec<PipelineSummary>, EngineError> {
     let import = pipeline.sync.import.unwrap_or(options.default_import);
+    let drift = super::drift::check(
+        pipeline,
+        systems.source,
+        store,
+        &options.run_id,
+        options.mode == Mode::Load,
+    )?;
     let back = match (systems.target_reader, systems.source_writer) {
         (Some(reader), Some(writer)) if sync_back::enabled(pipeline) => Some(BackSystems {
             reader,
@@ -200,6 +209,9 @@ pub fn run_both_ways(
         summaries.push(sync_back::sync_back(
             pipeline, snapshot, back, store, options,
         )?);
+    }
+    if let Some(first) = summaries.first_mut() {
+        first.schema_drift = drift;
     }
     Ok(summaries)
 }

@@ -277,6 +277,21 @@ impl Source for SalesforceSource<'_> {
         self.client.calls()
     }
 
+    fn describe(&self, object: &str) -> Result<Option<Vec<(String, String)>>, EngineError> {
+        match self.client.describe(object) {
+            Ok(Some(info)) => Ok(Some(
+                info.fields
+                    .into_iter()
+                    .map(|f| (f.name, f.field_type))
+                    .collect(),
+            )),
+            Ok(None) => Err(EngineError::Config(format!(
+                "Salesforce has no object {object} (describe answered 404)"
+            ))),
+            Err(error) => Err(engine_error(error, &format!("describe {object}"))),
+        }
+    }
+
     fn attachments(&self, parent_ids: &[String]) -> Result<AttachmentListing, EngineError> {
         let mut listing = AttachmentListing::default();
         for chunk in parent_ids.chunks(IDS_PER_QUERY) {

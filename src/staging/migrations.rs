@@ -42,4 +42,13 @@ pub const MIGRATIONS: &[&str] = &[
     // record as the target saved it (for lookups of its fields, e.g. a customer's main site).
     "ALTER TABLE id_map ADD COLUMN synced_record JSON;
     ALTER TABLE id_map ADD COLUMN target_record JSON;",
+    // 4: each run's describe of the source objects, to report schema drift between runs.
+    "CREATE TABLE schemas (
+        run_id VARCHAR NOT NULL,
+        pipeline VARCHAR NOT NULL,
+        object VARCHAR NOT NULL,
+        field VARCHAR NOT NULL,
+        field_type VARCHAR,
+        staged_at TIMESTAMP NOT NULL
+    );",
 ];

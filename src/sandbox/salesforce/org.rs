@@ -69,6 +69,17 @@ impl Org {
         Ok(())
     }
 
+    /// Deletes a field from an object's describe, as an admin deleting it in Setup would (the
+    /// values stay in the records but the API no longer knows the field).
+    pub fn remove_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        let info = self
+            .objects
+            .get_mut(object)
+            .ok_or_else(|| format!("no object {object}"))?;
+        info.fields.retain(|f| f.name != field);
+        Ok(())
+    }
+
     pub fn describe(&self, object: &str) -> Option<&ObjectInfo> {
         self.objects.get(object)
     }
