@@ -6,6 +6,7 @@ use std::time::Duration;
 use crate::config::rules::parse_rate;
 use crate::sandbox::faults::FaultPlan;
 use crate::sandbox::halo::{self, RateLimit};
+use crate::sandbox::salesforce::oauth::JwtCertificate;
 use crate::sandbox::salesforce::state::Config;
 use crate::sandbox::server::{self, Options};
 
@@ -37,6 +38,11 @@ pub struct SandboxArgs {
     /// API calls allowed per day before REQUEST_LIMIT_EXCEEDED.
     #[arg(long, default_value_t = 1_000_000)]
     pub daily_limit: u64,
+    /// The connected app's certificate for the JWT bearer grant: an X.509 certificate PEM (as
+    /// uploaded to a Salesforce connected app) or an RSA public key PEM. Without it the
+    /// jwt-bearer grant is refused.
+    #[arg(long, value_name = "FILE")]
+    pub jwt_certificate: Option<PathBuf>,
     /// YAML file of faults to inject (latency, 500/503, limits, row locks, expired sessions,
     /// dropped connections), per route, reproducible with its seed.
     #[arg(long, value_name = "FILE")]
@@ -51,6 +57,14 @@ pub fn run(args: SandboxArgs) -> i32 {
             return 2;
         }
     };
+    let jwt_certificate = match args.jwt_certificate.as_deref().map(JwtCertificate::load) {
+        None => None,
+        Some(Ok(certificate)) => Some(certificate),
+        Some(Err(message)) => {
+            eprintln!("error: {message}");
+            return 2;
+        }
+    };
     let options = Options {
         faults,
         data_dir: args.data,
@@ -60,6 +74,7 @@ pub fn run(args: SandboxArgs) -> i32 {
             auto_approve: args.auto_approve,
             token_lifetime: Duration::from_secs(args.token_lifetime),
             daily_limit: args.daily_limit,
+            jwt_certificate,
             ..Config::default()
         },
         halo_port: args.halo_port,

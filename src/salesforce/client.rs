@@ -219,6 +219,15 @@ impl SalesforceClient {
         store: TokenStore,
         options: ClientOptions,
     ) -> Result<SalesforceClient, Error> {
+        // `private_key_file` is relative to etl.yaml: resolved once here, so every later
+        // assertion (one per expired token) reads the same file.
+        let mut connection = connection.clone();
+        if let (Some(root), Some(key)) =
+            (store.project_root(), connection.private_key_file.as_deref())
+        {
+            let resolved = crate::salesforce::auth::project_path(root, key);
+            connection.private_key_file = Some(resolved.to_string_lossy().into_owned());
+        }
         let session = match connection.flow {
             SalesforceFlow::WebServer => {
                 let stored = store.load()?.ok_or(Error::NotLoggedIn)?;
@@ -238,9 +247,10 @@ impl SalesforceClient {
                     stored: Some(stored),
                 }
             }
-            SalesforceFlow::JwtBearer => return Err(flows::jwt_unsupported()),
-            SalesforceFlow::ClientCredentials | SalesforceFlow::Password => {
-                let granted = flows::headless(connection)?;
+            SalesforceFlow::ClientCredentials
+            | SalesforceFlow::Password
+            | SalesforceFlow::JwtBearer => {
+                let granted = flows::headless(&connection)?;
                 Session {
                     access_token: granted.access_token,
                     instance_url: granted.instance_url,
@@ -256,7 +266,7 @@ impl SalesforceClient {
             .build()
             .into();
         Ok(SalesforceClient {
-            connection: connection.clone(),
+            connection,
             options,
             agent,
             store,

@@ -233,16 +233,21 @@ impl Running {
     pub fn description(&self) -> Value {
         let state = lock(&self.salesforce);
         let halo = halo::state::lock(&self.halo);
+        let mut salesforce = json!({
+            "instance_url": self.salesforce_url,
+            "login_url": self.salesforce_url,
+            "client_id": state.config.client_id,
+            "client_secret": state.config.client_secret,
+            "username": state.config.username,
+            "password": state.config.password,
+            "redirect_uri": state.config.redirect_uri,
+        });
+        // The JWT bearer grant's certificate (public, so it may be named).
+        if let Some(certificate) = &state.config.jwt_certificate {
+            salesforce["jwt_certificate"] = Value::String(certificate.file.clone());
+        }
         json!({
-            "salesforce": {
-                "instance_url": self.salesforce_url,
-                "login_url": self.salesforce_url,
-                "client_id": state.config.client_id,
-                "client_secret": state.config.client_secret,
-                "username": state.config.username,
-                "password": state.config.password,
-                "redirect_uri": state.config.redirect_uri,
-            },
+            "salesforce": salesforce,
             "halo": {
                 "base_url": self.halo_url,
                 "auth_url": format!("{}/auth", self.halo_url),

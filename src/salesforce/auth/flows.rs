@@ -1,12 +1,13 @@
 //! The OAuth 2.0 grants Salesforce's token endpoint takes: authorization code (with the PKCE
-//! verifier when one was sent), refresh token, client credentials and username-password; the
-//! authorize URL of the web-server flow; revoke. JWT bearer is not here: it needs RS256 signing
-//! and the project has no RSA crate yet, so `flow: jwt_bearer` is refused with that reason.
+//! verifier when one was sent), refresh token, client credentials, username-password and the
+//! JWT bearer grant (its assertion is built in `jwt.rs`); the authorize URL of the web-server
+//! flow; revoke.
 
 use base64::Engine;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::jwt;
 use super::store::StoredTokens;
 use crate::civil;
 use crate::config::model::{SalesforceConnection, SalesforceFlow};
@@ -232,24 +233,29 @@ pub fn refresh(connection: &SalesforceConnection, refresh_token: &str) -> Result
     })
 }
 
-/// A token for a headless flow (`client_credentials` or `password`), asked for on every run.
+/// A token for a headless flow (`client_credentials`, `password` or `jwt_bearer`), asked for
+/// on every run and again whenever the token expires. For `jwt_bearer` `private_key_file` must
+/// already be resolved against the project folder (`SalesforceClient::connect` does that).
 pub fn headless(connection: &SalesforceConnection) -> Result<Granted, Error> {
-    let secret = secret(connection).ok_or_else(|| {
-        Error::Config(format!(
-            "flow {} needs connections.salesforce.client_secret",
-            flow_name(connection.flow)
-        ))
-    })?;
+    let needs_secret = || {
+        secret(connection).ok_or_else(|| {
+            Error::Config(format!(
+                "flow {} needs connections.salesforce.client_secret",
+                flow_name(connection.flow)
+            ))
+        })
+    };
     match connection.flow {
         SalesforceFlow::ClientCredentials => post_token(
             connection,
             &[
                 ("grant_type", "client_credentials"),
                 ("client_id", connection.client_id.as_str()),
-                ("client_secret", secret),
+                ("client_secret", needs_secret()?),
             ],
         ),
         SalesforceFlow::Password => {
+            let secret = needs_secret()?;
             let (Some(username), Some(password)) = (
                 connection.username.as_deref(),
                 connection.password.as_deref(),
@@ -269,19 +275,29 @@ pub fn headless(connection: &SalesforceConnection) -> Result<Granted, Error> {
                 ],
             )
         }
-        SalesforceFlow::JwtBearer => Err(jwt_unsupported()),
+        SalesforceFlow::JwtBearer => {
+            let assertion = jwt::signed_assertion(connection)?;
+            post_token(
+                connection,
+                &[("grant_type", jwt::GRANT_TYPE), ("assertion", &assertion)],
+            )
+            .map_err(|e| match e {
+                Error::OAuth { error, description } if error == "invalid_grant" => Error::OAuth {
+                    description: format!(
+                        "{description} (the connected app's certificate must match \
+                         private_key_file, its consumer key must be client_id, and `{}` must be \
+                         pre-authorized for the app)",
+                        connection.username.as_deref().unwrap_or("?")
+                    ),
+                    error,
+                },
+                other => other,
+            })
+        }
         SalesforceFlow::WebServer => Err(Error::Config(
             "flow web_server signs in with `etl auth login salesforce`".into(),
         )),
     }
-}
-
-pub fn jwt_unsupported() -> Error {
-    Error::Config(
-        "flow jwt_bearer is not supported yet: it needs RS256 signing, which this build lacks; \
-         use client_credentials or web_server"
-            .into(),
-    )
 }
 
 pub fn flow_name(flow: SalesforceFlow) -> &'static str {

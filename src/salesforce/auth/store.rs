@@ -67,31 +67,88 @@ pub fn mask(token: &str) -> String {
 }
 
 /// Where the token store is: `token_store` from `etl.yaml` (relative to the project folder,
-/// `~/` for the home folder), or `salesforce-token.json` in the staging file's folder.
-pub fn store_path(root: &Path, staging: Option<&str>, token_store: Option<&str>) -> PathBuf {
-    if let Some(configured) = token_store {
-        if let (Some(rest), Some(home)) = (configured.strip_prefix("~/"), std::env::var_os("HOME"))
-        {
-            return PathBuf::from(home).join(rest);
-        }
-        return root.join(configured);
+/// `~/` for the home folder), or `salesforce-token.json` in the staging file's folder. The
+/// answer remembers the project folder, so a [`TokenStore`] made from it can resolve the
+/// project's other relative paths (the `jwt_bearer` flow's `private_key_file`).
+pub fn store_path(root: &Path, staging: Option<&str>, token_store: Option<&str>) -> StorePath {
+    let path = if let Some(configured) = token_store {
+        project_path(root, configured)
+    } else {
+        let staging = root.join(staging.unwrap_or(".etl/staging.duckdb"));
+        staging
+            .parent()
+            .map_or_else(|| root.to_path_buf(), Path::to_path_buf)
+            .join("salesforce-token.json")
+    };
+    StorePath {
+        path,
+        root: Some(root.to_path_buf()),
     }
-    let staging = root.join(staging.unwrap_or(".etl/staging.duckdb"));
-    staging
-        .parent()
-        .map_or_else(|| root.to_path_buf(), Path::to_path_buf)
-        .join("salesforce-token.json")
+}
+
+/// A path from `etl.yaml`: relative to the project folder, `~/` for the home folder.
+pub fn project_path(root: &Path, configured: &str) -> PathBuf {
+    if let (Some(rest), Some(home)) = (configured.strip_prefix("~/"), std::env::var_os("HOME")) {
+        return PathBuf::from(home).join(rest);
+    }
+    root.join(configured)
+}
+
+/// The token store's file and, when known, the project folder it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorePath {
+    pub path: PathBuf,
+    pub root: Option<PathBuf>,
+}
+
+impl std::ops::Deref for StorePath {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl AsRef<Path> for StorePath {
+    fn as_ref(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl From<StorePath> for PathBuf {
+    fn from(store: StorePath) -> PathBuf {
+        store.path
+    }
+}
+
+impl From<PathBuf> for StorePath {
+    fn from(path: PathBuf) -> StorePath {
+        StorePath { path, root: None }
+    }
+}
+
+impl From<&Path> for StorePath {
+    fn from(path: &Path) -> StorePath {
+        path.to_path_buf().into()
+    }
 }
 
 /// The file itself.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
     path: PathBuf,
+    /// The project folder, when the store came from [`store_path`].
+    root: Option<PathBuf>,
 }
 
 impl TokenStore {
-    pub fn new(path: impl Into<PathBuf>) -> TokenStore {
-        TokenStore { path: path.into() }
+    pub fn new(path: impl Into<StorePath>) -> TokenStore {
+        let StorePath { path, root } = path.into();
+        TokenStore { path, root }
+    }
+
+    /// The project folder relative paths of `etl.yaml` start from, when known.
+    pub fn project_root(&self) -> Option<&Path> {
+        self.root.as_deref()
     }
 
     pub fn path(&self) -> &Path {
@@ -177,20 +234,20 @@ mod tests {
     fn finds_the_store() {
         let root = Path::new("/project");
         assert_eq!(
-            store_path(root, None, None),
-            Path::new("/project/.etl/salesforce-token.json")
+            *store_path(root, None, None),
+            *Path::new("/project/.etl/salesforce-token.json")
         );
         assert_eq!(
-            store_path(root, Some("data/stage.duckdb"), None),
-            Path::new("/project/data/salesforce-token.json")
+            *store_path(root, Some("data/stage.duckdb"), None),
+            *Path::new("/project/data/salesforce-token.json")
         );
         assert_eq!(
-            store_path(root, None, Some("secrets/sf.json")),
-            Path::new("/project/secrets/sf.json")
+            *store_path(root, None, Some("secrets/sf.json")),
+            *Path::new("/project/secrets/sf.json")
         );
         if let Some(home) = std::env::var_os("HOME") {
             assert_eq!(
-                store_path(root, None, Some("~/.config/etl/a.json")),
+                store_path(root, None, Some("~/.config/etl/a.json")).path,
                 Path::new(&home).join(".config/etl/a.json")
             );
         }

@@ -1,8 +1,10 @@
 //! OAuth 2.0 endpoints of the emulated org: the web-server flow's authorize page (with PKCE),
-//! the token endpoint's grants, revoke, and the identity URL — with Salesforce's exact success
-//! fields and error bodies.
+//! the token endpoint's grants (the JWT bearer grant verified against the connected app's
+//! certificate), revoke, and the identity URL — with Salesforce's exact success fields and
+//! error bodies.
 
 use std::collections::HashMap;
+use std::path::Path as FilePath;
 use std::time::{Duration, Instant};
 
 use axum::extract::{Form, Path, Query, State as Extract};
@@ -10,6 +12,9 @@ use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use base64::Engine;
 use hmac::{Hmac, Mac};
+use rsa::pkcs1::DecodeRsaPublicKey;
+use rsa::pkcs8::DecodePublicKey;
+use rsa::{Pkcs1v15Sign, RsaPublicKey};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
@@ -234,6 +239,248 @@ fn token_response(
     json_response(StatusCode::OK, &body)
 }
 
+/// The connected app's certificate as the JWT bearer grant needs it: its RSA public key, and
+/// the file it came from (for `etl sandbox`'s description).
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtCertificate {
+    pub file: String,
+    pub key: RsaPublicKey,
+}
+
+/// The JWT bearer grant's `grant_type`.
+pub const JWT_BEARER: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
+
+/// How far ahead an assertion's `exp` may be (Salesforce wants about 3 minutes; a little more
+/// allows for clock skew).
+const JWT_MAX_AHEAD_SECONDS: i64 = 5 * 60;
+
+impl JwtCertificate {
+    /// Reads an X.509 certificate (`BEGIN CERTIFICATE`, as a connected app takes it), a public
+    /// key (`BEGIN PUBLIC KEY`) or a PKCS#1 RSA public key (`BEGIN RSA PUBLIC KEY`).
+    pub fn load(path: &FilePath) -> Result<JwtCertificate, String> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| format!("JWT certificate {}: {e}", path.display()))?;
+        let key = public_key_from_pem(&text)
+            .map_err(|why| format!("JWT certificate {}: {why}", path.display()))?;
+        Ok(JwtCertificate {
+            file: path.display().to_string(),
+            key,
+        })
+    }
+
+    /// The same from PEM text already read.
+    pub fn from_pem(text: &str, file: &str) -> Result<JwtCertificate, String> {
+        let key =
+            public_key_from_pem(text).map_err(|why| format!("JWT certificate {file}: {why}"))?;
+        Ok(JwtCertificate {
+            file: file.to_string(),
+            key,
+        })
+    }
+}
+
+fn public_key_from_pem(text: &str) -> Result<RsaPublicKey, String> {
+    let label = text
+        .lines()
+        .map(str::trim)
+        .find_map(|l| {
+            l.strip_prefix("-----BEGIN ")
+                .and_then(|r| r.strip_suffix("-----"))
+        })
+        .ok_or("no `-----BEGIN … -----` line: expected a PEM certificate or public key")?
+        .to_string();
+    match label.as_str() {
+        "PUBLIC KEY" => RsaPublicKey::from_public_key_pem(text)
+            .map_err(|e| format!("not an RSA public key ({e})")),
+        "RSA PUBLIC KEY" => {
+            RsaPublicKey::from_pkcs1_pem(text).map_err(|e| format!("not an RSA public key ({e})"))
+        }
+        "CERTIFICATE" => {
+            let der = pem_body(text, "CERTIFICATE")?;
+            let spki = certificate_spki(&der)
+                .ok_or("not a DER X.509 certificate (no SubjectPublicKeyInfo found)")?;
+            RsaPublicKey::from_public_key_der(spki)
+                .map_err(|e| format!("the certificate's key is not RSA ({e})"))
+        }
+        other if other.contains("PRIVATE KEY") => Err(format!(
+            "holds a `{other}`: give the sandbox the connected app's certificate or public key \
+             (the private key stays with etl.yaml's private_key_file)"
+        )),
+        other => Err(format!(
+            "holds a `{other}`; expected `CERTIFICATE`, `PUBLIC KEY` or `RSA PUBLIC KEY`"
+        )),
+    }
+}
+
+/// The base64 body between `BEGIN label` and `END label`, decoded.
+fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, String> {
+    let begin = format!("-----BEGIN {label}-----");
+    let end = format!("-----END {label}-----");
+    let start = text.find(&begin).ok_or("no BEGIN line")? + begin.len();
+    let stop = text[start..].find(&end).ok_or("no END line")? + start;
+    let body: String = text[start..stop]
+        .chars()
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    base64::engine::general_purpose::STANDARD
+        .decode(body)
+        .map_err(|e| format!("bad base64 in the PEM body ({e})"))
+}
+
+/// One DER element: its tag, its whole encoding, its content, and what follows it.
+fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+    let tag = *bytes.first()?;
+    let first = *bytes.get(1)? as usize;
+    let (length, header) = if first < 0x80 {
+        (first, 2)
+    } else {
+        let count = first & 0x7f;
+        if count == 0 || count > 4 {
+            return None;
+        }
+        let mut length = 0usize;
+        for i in 0..count {
+            length = (length << 8) | *bytes.get(2 + i)? as usize;
+        }
+        (length, 2 + count)
+    };
+    let end = header.checked_add(length)?;
+    if end > bytes.len() {
+        return None;
+    }
+    Some((tag, &bytes[..end], &bytes[header..end], &bytes[end..]))
+}
+
+/// The SubjectPublicKeyInfo of a certificate: Certificate → tbsCertificate → [version],
+/// serialNumber, signature, issuer, validity, subject, subjectPublicKeyInfo.
+fn certificate_spki(der: &[u8]) -> Option<&[u8]> {
+    let (0x30, _, certificate, _) = der_element(der)? else {
+        return None;
+    };
+    let (0x30, _, tbs, _) = der_element(certificate)? else {
+        return None;
+    };
+    let mut rest = tbs;
+    let (tag, _, _, after) = der_element(rest)?;
+    if tag == 0xa0 {
+        rest = after; // the explicit [0] version
+    }
+    for _ in 0..5 {
+        // serialNumber, signature, issuer, validity, subject
+        rest = der_element(rest)?.3;
+    }
+    let (0x30, spki, _, _) = der_element(rest)? else {
+        return None;
+    };
+    Some(spki)
+}
+
+fn invalid_assertion() -> Response {
+    oauth_error(
+        StatusCode::BAD_REQUEST,
+        "invalid_grant",
+        "invalid assertion",
+    )
+}
+
+/// The JWT bearer grant: checks the assertion as Salesforce does (client, signature against the
+/// connected app's certificate, audience, expiry, user) and answers like `client_credentials`,
+/// without a refresh token.
+fn jwt_bearer(state: &mut State, form: &HashMap<String, String>) -> Response {
+    let assertion = form.get("assertion").map(String::as_str).unwrap_or("");
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [header, claims, signature] = parts.as_slice() else {
+        return invalid_assertion();
+    };
+    let decode = |part: &str| {
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(part)
+            .ok()
+    };
+    let json_of = |part: &str| decode(part).and_then(|b| serde_json::from_slice::<Value>(&b).ok());
+    let (Some(header_json), Some(claims), Some(signature)) =
+        (json_of(header), json_of(claims), decode(signature))
+    else {
+        return invalid_assertion();
+    };
+    if header_json["alg"] != "RS256" {
+        return invalid_assertion();
+    }
+    if claims["iss"].as_str() != Some(state.config.client_id.as_str()) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_client_id",
+            "client identifier invalid",
+        );
+    }
+    let Some(certificate) = &state.config.jwt_certificate else {
+        // The connected app has no certificate: no assertion can be verified.
+        return invalid_assertion();
+    };
+    let digest = Sha256::digest(format!("{}.{}", parts[0], parts[1]).as_bytes());
+    if certificate
+        .key
+        .verify(Pkcs1v15Sign::new::<Sha256>(), &digest, &signature)
+        .is_err()
+    {
+        return invalid_assertion();
+    }
+    let audience = claims["aud"].as_str().unwrap_or("").trim_end_matches('/');
+    let audiences = [
+        state.base_url.trim_end_matches('/'),
+        "https://login.salesforce.com",
+        "https://test.salesforce.com",
+    ];
+    if !audiences.contains(&audience) {
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "audience is invalid",
+        );
+    }
+    let now = civil::now_millis() / 1000;
+    let Some(exp) = claims["exp"].as_i64() else {
+        return invalid_assertion();
+    };
+    if exp <= now {
+        // Salesforce's wording for an expired assertion.
+        return oauth_error(
+            StatusCode::BAD_REQUEST,
+            "invalid_grant",
+            "expired authorization code",
+        );
+    }
+    if exp > now + JWT_MAX_AHEAD_SECONDS {
+        return invalid_assertion();
+    }
+    // The integration user, by the configured name or its User record's; another user of the
+    // org has not been pre-authorized for the app; an unknown one is not a user at all.
+    let subject = claims["sub"].as_str().unwrap_or("");
+    let user_of = |username: &str| {
+        state
+            .org
+            .records("User")
+            .iter()
+            .find(|user| user.get("Username").and_then(Value::as_str) == Some(username))
+            .and_then(|user| user.get("Id").and_then(Value::as_str))
+            .map(str::to_string)
+    };
+    let found = user_of(subject);
+    if subject != state.config.username && found.as_deref() != Some(state.user_id.as_str()) {
+        return if found.is_some() {
+            oauth_error(
+                StatusCode::BAD_REQUEST,
+                "invalid_grant",
+                "user hasn't approved this consumer",
+            )
+        } else {
+            invalid_assertion()
+        };
+    }
+    let user_id = state.user_id.clone();
+    token_response(state, &user_id, None, None, "api")
+}
+
 /// `POST /services/oauth2/token`
 pub async fn token(
     Extract(shared): Extract<Shared>,
@@ -345,6 +592,7 @@ pub async fn token(
             let user_id = state.user_id.clone();
             token_response(&mut state, &user_id, None, None, "api")
         }
+        JWT_BEARER => jwt_bearer(&mut state, &form),
         _ => oauth_error(
             StatusCode::BAD_REQUEST,
             "unsupported_grant_type",

@@ -26,6 +26,9 @@ pub struct Config {
     pub auto_approve: bool,
     /// How long an idle query cursor (`nextRecordsUrl`) stays valid.
     pub locator_lifetime: Duration,
+    /// The connected app's certificate (its RSA public key) that verifies JWT bearer
+    /// assertions; without one the jwt-bearer grant is refused.
+    pub jwt_certificate: Option<super::oauth::JwtCertificate>,
 }
 
 impl Default for Config {
@@ -40,6 +43,7 @@ impl Default for Config {
             daily_limit: 1_000_000,
             auto_approve: false,
             locator_lifetime: Duration::from_secs(15 * 60),
+            jwt_certificate: None,
         }
     }
 }
