@@ -132,6 +132,24 @@ impl From<&Path> for StorePath {
     }
 }
 
+impl From<&PathBuf> for StorePath {
+    fn from(path: &PathBuf) -> StorePath {
+        path.clone().into()
+    }
+}
+
+impl From<&str> for StorePath {
+    fn from(path: &str) -> StorePath {
+        PathBuf::from(path).into()
+    }
+}
+
+impl From<String> for StorePath {
+    fn from(path: String) -> StorePath {
+        PathBuf::from(path).into()
+    }
+}
+
 /// The file itself.
 #[derive(Debug, Clone)]
 pub struct TokenStore {
