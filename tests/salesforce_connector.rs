@@ -1023,11 +1023,12 @@ fn headless_flows_sign_in_on_every_run() {
         Some("00D")
     );
 
+    // JWT bearer without a key is a configuration error (tests/jwt_bearer.rs signs in with one).
     connection.flow = etl::config::model::SalesforceFlow::JwtBearer;
     let jwt = SalesforceClient::connect(&connection, org.store.clone(), fast())
         .err()
         .unwrap();
-    assert!(jwt.to_string().contains("RS256"), "{jwt}");
+    assert!(jwt.to_string().contains("private_key_file"), "{jwt}");
     assert_eq!(jwt.exit_code(), 2);
 }
 

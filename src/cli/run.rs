@@ -437,6 +437,9 @@ pub(super) fn run_reporting(
                     summary.pipeline, summary.direction
                 );
             }
+            for change in &summary.schema_drift {
+                eprintln!("schema drift {}: {change}", summary.pipeline);
+            }
             for c in summary.conflicts.iter().take(20) {
                 let show = |v: &Option<serde_json::Value>| {
                     v.as_ref().map_or("(empty)".to_string(), |v| v.to_string())

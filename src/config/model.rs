@@ -38,6 +38,25 @@ pub struct Pipeline {
     /// Which extracted records are loaded (the review screen's "deselect").
     #[serde(default)]
     pub selection: Selection,
+    /// What happens in Halo to a linked record deleted in Salesforce: `ignore` (the default),
+    /// `deactivate` (the entity's inactive flag) or `delete`. Deleted records are read with
+    /// `queryAll` (soft deletes, `IsDeleted`), and linked records missing from a run's extract
+    /// are looked up by Id (hard deletes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deletes: Option<DeletePolicy>,
+}
+
+/// What a record deleted on one side does to its linked record on the other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum DeletePolicy {
+    /// Leave the linked record as it is.
+    #[default]
+    Ignore,
+    /// Mark the linked record inactive.
+    Deactivate,
+    /// Delete the linked record.
+    Delete,
 }
 
 /// Which Salesforce records a pipeline reads.

@@ -29,6 +29,9 @@ pub struct ExtractRequest {
     pub parents: Option<Vec<String>>,
     /// Only these records (by id); empty means no such restriction.
     pub ids: Vec<String>,
+    /// Also records deleted in the source (still in its recycle bin), each with the source's
+    /// deleted flag (`IsDeleted`).
+    pub include_deleted: bool,
 }
 
 impl ExtractRequest {
@@ -42,6 +45,7 @@ impl ExtractRequest {
             equals: Vec::new(),
             parents: None,
             ids: Vec::new(),
+            include_deleted: false,
         }
     }
 }
@@ -118,6 +122,10 @@ pub trait Source {
         let _ = object;
         Ok(None)
     }
+    /// The field that says a record is deleted, for extracts with `include_deleted`.
+    fn deleted_field(&self) -> Option<&str> {
+        None
+    }
     /// The field by which records of `object` can only be listed per parent (an action's
     /// ticket), or `None` when they can be listed on their own.
     fn parent_field(&self, object: &str) -> Option<&'static str> {
@@ -193,6 +201,16 @@ pub trait Target {
     ) -> Result<String, String> {
         let _ = (target_id, name, content_type, bytes);
         Err(format!("this target cannot hold attachments on {entity}"))
+    }
+    /// Deletes record `target_id` of `entity`; the target's message when it cannot.
+    fn delete(&self, entity: &str, target_id: &str) -> Result<(), String> {
+        let _ = target_id;
+        Err(format!("this target cannot delete {entity} records"))
+    }
+    /// Marks record `target_id` of `entity` inactive; the target's message when it cannot.
+    fn deactivate(&self, entity: &str, target_id: &str) -> Result<(), String> {
+        let _ = target_id;
+        Err(format!("this target cannot deactivate {entity} records"))
     }
     /// The files record `target_id` of `entity` holds (to recognise an upload whose answer
     /// was lost instead of uploading it again).

@@ -46,8 +46,9 @@ fn last_describe(
     object: &str,
 ) -> Result<Option<(String, BTreeMap<String, String>)>, StagingError> {
     let connection = store.connection();
+    // By time, not by run id: two runs started in one second sort by their random suffix.
     let run: Option<String> = connection.query_row(
-        "SELECT max(run_id) FROM schemas WHERE pipeline = ? AND object = ?",
+        "SELECT arg_max(run_id, staged_at) FROM schemas WHERE pipeline = ? AND object = ?",
         params![pipeline, object],
         |row| row.get(0),
     )?;

@@ -4,6 +4,7 @@
 
 pub mod attachments;
 pub mod connector;
+pub mod deletes;
 pub mod drift;
 pub mod error;
 pub mod lookups;

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::connector::{Record, Target};
+use super::connector::{Record, Target, WriteAction, WriteRequest};
 use super::error::EngineError;
 use crate::config::model::ImportMode;
 use crate::staging::Link;
@@ -18,6 +18,10 @@ pub enum Action {
     /// Linked to an existing target record that already holds these values.
     Link,
     Skip,
+    /// The source record was deleted: delete the target's.
+    Delete,
+    /// The source record was deleted: mark the target's inactive.
+    Deactivate,
 }
 
 impl Action {
@@ -28,6 +32,8 @@ impl Action {
             Action::Unchanged => "unchanged",
             Action::Link => "link",
             Action::Skip => "skip",
+            Action::Delete => "delete",
+            Action::Deactivate => "deactivate",
         }
     }
 
@@ -56,6 +62,21 @@ pub struct Planned {
     pub hash: String,
     /// The target's record found by the match keys.
     pub matched: Option<Record>,
+}
+
+impl Planned {
+    /// The write the load sends for this record: an update of its linked record, or a create.
+    pub fn write_request(&self) -> WriteRequest {
+        WriteRequest {
+            action: match (&self.action, &self.target_id) {
+                (Action::Update, Some(id)) => WriteAction::Update {
+                    target_id: id.clone(),
+                },
+                _ => WriteAction::Create,
+            },
+            record: self.write.clone().unwrap_or_default(),
+        }
+    }
 }
 
 /// The settings of a pipeline the plan needs.

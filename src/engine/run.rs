@@ -8,14 +8,14 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::attachments::Copier;
-use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
+use super::connector::{ExtractRequest, Record, Source, Target, WriteRequest};
 use super::error::EngineError;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
 use super::sync_back::{self, BackSystems, Conflict, Snapshot};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
-use crate::config::model::{ImportMode, Pipeline};
+use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
 use crate::staging::{json_to_cell, Cell, Link, PipelineTables, Stage, Store};
 use crate::transform::{Direction, Transformer};
 
@@ -86,6 +86,20 @@ pub struct PipelineSummary {
     pub conflicts: Vec<Conflict>,
     /// Fields of the source object added, removed or changed in type since the last run.
     pub schema_drift: Vec<String>,
+    /// Target records deleted or deactivated because their source record was deleted.
+    pub deleted: u64,
+    pub deactivated: u64,
+    /// Planned deletions and deactivations (in plan mode nothing is written).
+    pub planned_removals: u64,
+}
+
+impl PipelineSummary {
+    /// Counts a record whose write failed, with the system's message.
+    pub fn fail(&mut self, source_id: &str, message: &str) {
+        self.failed += 1;
+        self.failures
+            .push((source_id.to_string(), message.to_string()));
+    }
 }
 
 pub(super) fn now_cell() -> Cell {
@@ -267,10 +281,20 @@ fn import_pipeline(
         None
     };
 
+    // Deleted records are read too when the pipeline acts on deletes.
+    let delete_policy = pipeline.deletes.unwrap_or_default();
+    let deleted_flag = match delete_policy {
+        DeletePolicy::Ignore => None,
+        _ => source.deleted_field().map(str::to_string),
+    };
+    let mut seen: HashSet<String> = HashSet::new();
+    let mut deleted: HashSet<String> = HashSet::new();
+
     // Pass 1: extract, stage, transform, stage.
     let request = ExtractRequest {
         filter: pipeline.salesforce.where_clause.clone(),
         query: pipeline.salesforce.query.clone(),
+        include_deleted: deleted_flag.is_some(),
         ..ExtractRequest::new(&pipeline.salesforce.object, transformer.source_fields())
     };
     let extracted_paths = typed_paths(pipeline, &tables, Stage::Extracted);
@@ -300,6 +324,12 @@ fn import_pipeline(
             else {
                 continue;
             };
+            if let Some(flag) = &deleted_flag {
+                seen.insert(source_id.clone());
+                if super::deletes::is_deleted(&record, flag) {
+                    deleted.insert(source_id.clone());
+                }
+            }
             let transformed = transformer.transform(&record, &lookups);
             if let Some(count) = counts.as_ref().and_then(|c| c.get(&source_id)) {
                 record.insert("AttachmentCount".into(), Value::from(*count));
@@ -355,6 +385,12 @@ fn import_pipeline(
 
     // Pass 2: plan.
     let links = store.links(&pipeline.pipeline)?;
+    if let Some(flag) = &deleted_flag {
+        deleted.extend(super::deletes::missing(
+            pipeline, source, flag, &links, &seen,
+        )?);
+    }
+    let mut removals: Vec<Planned> = Vec::new();
     let context = PlanContext {
         entity: &entity,
         import,
@@ -377,6 +413,9 @@ fn import_pipeline(
     let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
     for (source_id, after) in transformed_records(store, &tables, run_id)? {
+        if deleted.contains(&source_id) {
+            continue;
+        }
         let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
         let mut planned = plan_record(
             &context,
@@ -417,6 +456,18 @@ fn import_pipeline(
         if change_rows.len() >= 1000 {
             store.append(&tables, Stage::Changes, &change_rows)?;
             change_rows.clear();
+        }
+    }
+    let mut deleted: Vec<String> = deleted.into_iter().collect();
+    deleted.sort();
+    for source_id in deleted {
+        let planned = super::deletes::plan(delete_policy, &source_id, links.get(&source_id));
+        change_rows.push(change_row(run_id, &planned));
+        if matches!(planned.action, Action::Delete | Action::Deactivate) {
+            summary.planned_removals += 1;
+            removals.push(planned);
+        } else {
+            settled.push(planned);
         }
     }
     store.append(&tables, Stage::Changes, &change_rows)?;
@@ -476,6 +527,17 @@ fn import_pipeline(
                 copier.copy(&loaded, &mut summary)?;
             }
         }
+        super::deletes::load(
+            store,
+            &tables,
+            run_id,
+            pipeline,
+            &entity,
+            target,
+            &removals,
+            &links,
+            &mut summary,
+        )?;
     } else {
         for planned in &settled {
             count_settled(planned, &mut summary);
@@ -757,18 +819,7 @@ fn load_batch(
     batch: &[Planned],
     summary: &mut PipelineSummary,
 ) -> Result<Vec<(String, String)>, EngineError> {
-    let requests: Vec<WriteRequest> = batch
-        .iter()
-        .map(|planned| WriteRequest {
-            action: match (&planned.action, &planned.target_id) {
-                (Action::Update, Some(id)) => WriteAction::Update {
-                    target_id: id.clone(),
-                },
-                _ => WriteAction::Create,
-            },
-            record: planned.write.clone().unwrap_or_default(),
-        })
-        .collect();
+    let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
     let results = target.write(entity, &requests);
     let mut rows = Vec::with_capacity(batch.len());
     let mut links = Vec::new();
@@ -796,10 +847,7 @@ fn load_batch(
                 ));
             }
             Err(message) => {
-                summary.failed += 1;
-                summary
-                    .failures
-                    .push((planned.source_id.clone(), message.clone()));
+                summary.fail(&planned.source_id, &message);
                 rows.push(result_row(run_id, planned, None, "failed", Some(&message)));
             }
         }

@@ -765,18 +765,7 @@ fn load_back_batch(
 ) -> Result<(), EngineError> {
     let object = pipeline.salesforce.object.as_str();
     let run_id = options.run_id.as_str();
-    let requests: Vec<WriteRequest> = batch
-        .iter()
-        .map(|planned| WriteRequest {
-            action: match (&planned.action, &planned.target_id) {
-                (Action::Update, Some(id)) => WriteAction::Update {
-                    target_id: id.clone(),
-                },
-                _ => WriteAction::Create,
-            },
-            record: planned.write.clone().unwrap_or_default(),
-        })
-        .collect();
+    let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
     let results = systems.writer.write(object, &requests);
     // Records just created, read back as the next import will read them.
     let created: Vec<String> = batch
@@ -821,10 +810,7 @@ fn load_back_batch(
                 ));
             }
             Err(message) => {
-                summary.failed += 1;
-                summary
-                    .failures
-                    .push((planned.source_id.clone(), message.clone()));
+                summary.fail(&planned.source_id, &message);
                 rows.push(result_row(run_id, planned, None, "failed", Some(&message)));
             }
         }

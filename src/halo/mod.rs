@@ -14,6 +14,7 @@ mod service;
 pub mod attachments;
 pub mod custom_fields;
 pub mod list;
+pub mod records;
 pub mod source;
 pub mod target;
 pub mod write;

@@ -14,7 +14,8 @@ use std::sync::Mutex;
 
 use serde_json::Value;
 
-use super::custom_fields::{custom_field_values, ids_for};
+use super::custom_fields::ids_for;
+use super::records::{key_text, normalise};
 use super::{HaloClient, HaloError, ListQuery};
 use crate::engine::{EngineError, ExtractRequest, Record, Source};
 
@@ -80,30 +81,6 @@ fn connection(error: HaloError) -> EngineError {
 }
 
 /// A Halo value as comparable text: ids as whole numbers, text trimmed and lower-cased.
-fn key_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.trim().to_lowercase(),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.fract() == 0.0)
-            .map(|f| (f as i64).to_string())
-            .unwrap_or_else(|| n.to_string()),
-        other => other.to_string(),
-    }
-}
-
-/// A listed record with its custom fields as name → value.
-fn normalise(mut record: Value) -> Record {
-    let values = custom_field_values(&record);
-    let Some(object) = record.as_object_mut() else {
-        return Record::new();
-    };
-    if object.contains_key("customfields") {
-        object.insert("customfields".into(), Value::Object(values));
-    }
-    std::mem::take(object)
-}
-
 fn flag(record: &Record, field: &str) -> Option<bool> {
     match record.get(field)? {
         Value::Bool(b) => Some(*b),

@@ -9,7 +9,8 @@ use std::sync::Mutex;
 use serde_json::{Map, Value};
 
 use super::attachments::NewAttachment;
-use super::custom_fields::{custom_field_values, set_custom_field, FieldRef};
+use super::custom_fields::{set_custom_field, FieldRef};
+use super::records::{key_text, normalise};
 use super::{HaloClient, ListQuery};
 use crate::engine::{
     EngineError, Record, Target, TargetAttachment, WriteAction, WriteRequest, WriteResult,
@@ -54,30 +55,6 @@ impl<'a> HaloTarget<'a> {
             }
         }
         Ok(index)
-    }
-}
-
-/// A saved Halo record as the engine keeps it: custom fields as name → value.
-fn normalise(mut record: Value) -> Record {
-    let values = custom_field_values(&record);
-    let Some(object) = record.as_object_mut() else {
-        return Record::new();
-    };
-    if object.contains_key("customfields") {
-        object.insert("customfields".into(), Value::Object(values));
-    }
-    std::mem::take(object)
-}
-
-fn key_text(value: &Value) -> String {
-    match value {
-        Value::String(s) => s.trim().to_lowercase(),
-        Value::Number(n) => n
-            .as_f64()
-            .filter(|f| f.fract() == 0.0)
-            .map(|f| (f as i64).to_string())
-            .unwrap_or_else(|| n.to_string()),
-        other => other.to_string(),
     }
 }
 
@@ -221,6 +198,41 @@ impl Target for HaloTarget<'_> {
 
     fn api_calls(&self) -> u64 {
         self.client.api_calls()
+    }
+
+    fn delete(&self, entity: &str, target_id: &str) -> Result<(), String> {
+        let id: u64 = target_id
+            .trim()
+            .parse()
+            .map_err(|_| format!("Halo id {target_id:?} is not a number"))?;
+        self.client
+            .delete(entity, id)
+            .map(|_| ())
+            .map_err(|error| error.to_string())
+    }
+
+    /// Customers, sites and users have Halo's `inactive` flag; tickets and actions have none.
+    fn deactivate(&self, entity: &str, target_id: &str) -> Result<(), String> {
+        if !matches!(entity, "Client" | "Site" | "Users") {
+            return Err(format!(
+                "Halo {entity} records have no inactive flag: use `deletes: delete` or `ignore`"
+            ));
+        }
+        let mut record = Map::new();
+        record.insert("inactive".into(), Value::Bool(true));
+        let request = WriteRequest {
+            action: WriteAction::Update {
+                target_id: target_id.to_string(),
+            },
+            record,
+        };
+        match self.write(entity, &[request]).pop() {
+            Some(WriteResult { outcome: Ok(_) }) => Ok(()),
+            Some(WriteResult {
+                outcome: Err(message),
+            }) => Err(message),
+            None => Err("Halo gave no answer".into()),
+        }
     }
 
     /// Halo holds attachments on tickets (opportunities are tickets); customers, sites, users

@@ -49,6 +49,9 @@ pub fn soql(request: &ExtractRequest) -> String {
         return query.clone();
     }
     let mut fields: Vec<&str> = vec!["Id"];
+    if request.include_deleted {
+        fields.push("IsDeleted");
+    }
     for field in &request.fields {
         // JSONPath reads come from the record as a whole, not from a selected field.
         let field = field.as_str();
@@ -267,7 +270,7 @@ impl Source for SalesforceSource<'_> {
             return Ok(());
         }
         let soql = soql(request);
-        for records in self.client.query_pages(&soql, false) {
+        for records in self.client.query_pages(&soql, request.include_deleted) {
             page(records.map_err(|e| engine_error(e, &soql))?)?;
         }
         Ok(())
@@ -275,6 +278,10 @@ impl Source for SalesforceSource<'_> {
 
     fn api_calls(&self) -> u64 {
         self.client.calls()
+    }
+
+    fn deleted_field(&self) -> Option<&str> {
+        Some("IsDeleted")
     }
 
     fn describe(&self, object: &str) -> Result<Option<Vec<(String, String)>>, EngineError> {

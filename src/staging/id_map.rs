@@ -98,6 +98,17 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the links of these source records (their target records were deleted).
+    pub fn remove_links(&self, pipeline: &str, source_ids: &[String]) -> Result<(), StagingError> {
+        let mut statement = self
+            .connection()
+            .prepare("DELETE FROM id_map WHERE pipeline = ? AND source_id = ?")?;
+        for id in source_ids {
+            statement.execute(params![pipeline, id])?;
+        }
+        Ok(())
+    }
+
     /// Runs `work` in one transaction: all of it is kept, or none.
     pub fn in_transaction<T>(
         &self,

@@ -125,6 +125,27 @@ impl Org {
         Some(&mut table.records[index])
     }
 
+    /// Removes a record for good, as emptying the recycle bin does: `queryAll` no longer
+    /// finds it. True when it was there.
+    pub fn purge(&mut self, id: &str) -> bool {
+        let Some(object) = self.object_of_id(id).map(str::to_string) else {
+            return false;
+        };
+        let Some(table) = self.tables.get_mut(&object) else {
+            return false;
+        };
+        let Some(index) = table.by_id.remove(id) else {
+            return false;
+        };
+        table.records.remove(index);
+        for position in table.by_id.values_mut() {
+            if *position > index {
+                *position -= 1;
+            }
+        }
+        true
+    }
+
     /// Every object's records, for saving.
     pub fn tables(&self) -> impl Iterator<Item = (&String, &Table)> {
         self.tables.iter()
