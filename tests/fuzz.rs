@@ -587,12 +587,10 @@ fn deeply_nested_yaml_is_a_diagnostic_not_a_stack_overflow() {
     }
 }
 
-/// Found by probing limits: the recursive-descent parser has no depth limit, so 100,000 nested
-/// parentheses (or NOTs) in a `where:` overflow the stack and abort the process — `etl
-/// validate` included — instead of giving a SOQL error. Ignored until the parser bounds its
-/// depth: `cargo test --test fuzz -- --ignored deeply_nested_soql_conditions`.
+/// Found by probing limits: 100,000 nested parentheses (or NOTs) in a `where:` overflowed the
+/// stack of the recursive-descent parser and aborted the process — `etl validate` included.
+/// The parser now refuses more than a few hundred levels with a SOQL error.
 #[test]
-#[ignore = "product bug: the SOQL parser overflows the stack on deeply nested conditions and subqueries"]
 fn deeply_nested_soql_conditions_are_an_error_not_a_stack_overflow() {
     for text in [
         format!(
@@ -603,6 +601,11 @@ fn deeply_nested_soql_conditions_are_an_error_not_a_stack_overflow() {
     ] {
         finishes("deeply nested SOQL", move || parse_soql(&text));
     }
+    let refused = etl::soql::parse_condition(&format!("{}Name = 'a'", "NOT ".repeat(1000)))
+        .expect_err("too deep");
+    assert!(refused.to_string().contains("nests more than"), "{refused}");
+    let fine = format!("{}Name = 'a'{}", "(".repeat(50), ")".repeat(50));
+    assert!(etl::soql::parse_condition(&fine).is_ok());
 }
 
 #[test]
@@ -617,13 +620,13 @@ fn deeply_nested_templates_are_an_error_not_a_stack_overflow() {
 }
 
 /// Found while probing limits: minijinja refuses one `range()` over 100,000 items, but two
-/// nested loops of 100,000 each are 10^10 iterations and the `fuel` feature (which would bound
-/// them) is off, so `template::check` (what `etl validate` runs) and every record's transform
-/// spin for hours. Kept as a regression test, ignored until templates get a fuel limit:
-/// `cargo test --test fuzz -- --ignored nested_loops`.
+/// nested loops of 100,000 each are 10^10 iterations; templates now run on a fuel budget, so
+/// `template::check` (what `etl validate` runs) and every record's transform stop with an error.
 #[test]
-#[ignore = "product bug: nested template loops are unbounded (minijinja `fuel` is off)"]
 fn nested_loops_cannot_hang_a_template() {
+    let text = "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}";
+    let refused = template::check(text).expect_err("the loops run out of fuel");
+    assert!(format!("{refused:?}").contains("fuel"), "{refused:?}");
     render_everywhere(
         "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}".into(),
         Map::new(),

@@ -327,10 +327,8 @@ fn no_secret_or_token_leaks_anywhere() {
     }
 }
 
-/// Not yet: `etl auth status` (and every command) reads a 0644 store without a word. Ignored
-/// until the token store checks its mode: `cargo test --test secrets -- --ignored`.
+/// A token store others can read is refused, naming the file and the fix.
 #[test]
-#[ignore = "product bug: a token store readable by others (0644) is used, not refused"]
 fn a_token_store_others_can_read_is_refused() {
     let (_sandbox, project) = start();
     let root = &project.root;
@@ -342,8 +340,9 @@ fn a_token_store_others_can_read_is_refused() {
         std::fs::set_permissions(&store, std::fs::Permissions::from_mode(0o644)).unwrap();
     }
     let (code, output) = etl(root, &["auth", "status"]);
+    // Exit 2: a local file to fix, like every other token-store problem.
     assert_eq!(
-        code, 3,
+        code, 2,
         "a token store readable by others is refused: {output}"
     );
     assert!(

@@ -12,6 +12,7 @@ pub fn parse(query: &str) -> Result<Query, SoqlError> {
         query,
         tokens,
         pos: 0,
+        depth: 0,
     };
     let parsed = parser.query()?;
     parser.expect_end()?;
@@ -25,6 +26,7 @@ pub fn parse_condition(text: &str) -> Result<Condition, SoqlError> {
         query: text,
         tokens,
         pos: 0,
+        depth: 0,
     };
     let condition = parser.condition()?;
     parser.expect_end()?;
@@ -124,10 +126,16 @@ const DATE_LITERALS_N: &[&str] = &[
     "N_FISCAL_YEARS_AGO",
 ];
 
+/// How deeply conditions (parentheses, NOT) and subqueries may nest. Far beyond any real query,
+/// and far below what would overflow the stack of this recursive parser.
+const MAX_NESTING: usize = 200;
+
 struct Parser<'q> {
     query: &'q str,
     tokens: Vec<Token>,
     pos: usize,
+    /// Nesting of conditions and subqueries at this point.
+    depth: usize,
 }
 
 impl<'q> Parser<'q> {
@@ -210,7 +218,32 @@ impl<'q> Parser<'q> {
         CLAUSE_WORDS.iter().any(|w| token.is_keyword(w))
     }
 
+    /// Runs `parse` one nesting level deeper, refusing queries nested beyond `MAX_NESTING`.
+    fn nested<T>(
+        &mut self,
+        parse: impl FnOnce(&mut Self) -> Result<T, SoqlError>,
+    ) -> Result<T, SoqlError> {
+        if self.depth >= MAX_NESTING {
+            return Err(SoqlError::new(
+                ErrorCode::MalformedQuery,
+                format!(
+                    "the query nests more than {MAX_NESTING} levels of parentheses, NOT or subqueries"
+                ),
+                self.peek().span.start,
+            )
+            .with_hint("write the condition with fewer nested levels"));
+        }
+        self.depth += 1;
+        let parsed = parse(self);
+        self.depth -= 1;
+        parsed
+    }
+
     fn query(&mut self) -> Result<Query, SoqlError> {
+        self.nested(Self::query_at_depth)
+    }
+
+    fn query_at_depth(&mut self) -> Result<Query, SoqlError> {
         self.expect_keyword("SELECT")?;
         let select = self.select_list()?;
         self.expect_keyword("FROM")?;
@@ -486,6 +519,10 @@ impl<'q> Parser<'q> {
     }
 
     fn unary_condition(&mut self) -> Result<Condition, SoqlError> {
+        self.nested(Self::unary_condition_at_depth)
+    }
+
+    fn unary_condition_at_depth(&mut self) -> Result<Condition, SoqlError> {
         if self.eat_keyword("NOT") {
             return Ok(Condition::Not(Box::new(self.unary_condition()?)));
         }

@@ -116,9 +116,16 @@ fn lookup(state: &State, pipeline: String, id: Option<Value>) -> Result<Value, m
 /// The environment templates are compiled in. Undefined values (and attributes of them, as in
 /// `record.Owner.Email` for a record without an owner) and none render as empty, since source
 /// records often lack optional fields. `lookup()` gives undefined when nothing is linked.
+/// Instructions one render may run.
+pub const TEMPLATE_FUEL: u64 = 1_000_000;
+
 pub fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Chainable);
+    // A bound on the work of one render, so a template such as two nested `range(100000)` loops
+    // fails with "engine ran out of fuel" instead of running for hours; real field templates
+    // use a few hundred instructions.
+    env.set_fuel(Some(TEMPLATE_FUEL));
     env.set_formatter(|out, state, value| {
         if value.is_none() {
             return Ok(());
@@ -146,6 +153,7 @@ pub fn check(source: &str) -> Result<(), TemplateError> {
                     | ErrorKind::UnknownFunction
                     | ErrorKind::UnknownTest
                     | ErrorKind::SyntaxError
+                    | ErrorKind::OutOfFuel
             ) =>
         {
             Err(to_error(error))

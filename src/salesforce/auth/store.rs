@@ -187,6 +187,22 @@ impl TokenStore {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(self.error(e)),
         };
+        // Tokens others can read are as good as leaked: refuse them rather than use them.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&self.path)
+                .map_err(|e| self.error(e))?
+                .permissions()
+                .mode();
+            if mode & 0o077 != 0 {
+                return Err(self.error(format!(
+                    "readable by other users (mode {:o}); run `chmod 600 {}` (and consider `etl auth logout` and signing in again, since others may have read the tokens)",
+                    mode & 0o777,
+                    self.path.display()
+                )));
+            }
+        }
         // serde_json's message names a position, never the content, so no token leaks here.
         serde_json::from_str(&text).map(Some).map_err(|e| {
             self.error(format!(
