@@ -315,3 +315,66 @@ fn users_whose_account_was_not_imported_go_to_the_default_site() {
         "the default site: {users}"
     );
 }
+
+#[test]
+fn a_field_the_org_does_not_have_points_at_the_pipeline_line() {
+    let sandbox = server::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    let line_of = |needle: &str| {
+        let text = std::fs::read_to_string(project.root.join("pipelines/accounts.yaml")).unwrap();
+        text.lines().position(|l| l.contains(needle)).unwrap() + 1
+    };
+    // A custom field the offline catalog cannot know about, so only the org can refuse it: in a
+    // mapping, the org's describe does, before any data moves.
+    project.edit(
+        "accounts",
+        "fields:\n",
+        "fields:\n  - { salesforce: Region__c, halo: customfields.CFRegion }\n",
+    );
+    let (code, _, stderr) = etl(&project, &["run"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("Account has no field `Region__c` (fields[0])"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "--> pipelines/accounts.yaml:{}:",
+            line_of("Region__c")
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("pipeline accounts: pipeline accounts"),
+        "{stderr}"
+    );
+
+    // In the `where`, Salesforce's own error for the query, pointing at the `where`.
+    project.edit(
+        "accounts",
+        "  - { salesforce: Region__c, halo: customfields.CFRegion }\n",
+        "",
+    );
+    project.edit(
+        "accounts",
+        "where: IsDeleted = false",
+        "where: Region__c = 'North'",
+    );
+    let (code, _, stderr) = etl(&project, &["run"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("INVALID_FIELD") && stderr.contains("No such column 'Region__c'"),
+        "Salesforce's own words: {stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "--> pipelines/accounts.yaml:{}:",
+            line_of("Region__c")
+        )),
+        "the pipeline line: {stderr}"
+    );
+}

@@ -377,7 +377,17 @@ pub(super) fn run_reporting(
                 }
             }
             Err(error) => {
-                eprintln!("error: pipeline {}: {error}", pipeline.pipeline);
+                let said = error.to_string();
+                if said.starts_with(&format!("pipeline {}:", pipeline.pipeline)) {
+                    eprintln!("error: {said}");
+                } else {
+                    eprintln!("error: pipeline {}: {said}", pipeline.pipeline);
+                }
+                let loaded = &workspace.pipelines[index];
+                if let Some(place) = place_in_pipeline(loaded, &error.to_string(), &workspace.root)
+                {
+                    eprintln!("  --> {place}");
+                }
                 stopped = Some(error);
                 break;
             }
@@ -690,4 +700,52 @@ fn truncate(text: &str, limit: usize) -> String {
     }
     let cut: String = text.chars().take(limit.saturating_sub(1)).collect();
     format!("{cut}…")
+}
+
+/// Where in its pipeline file a Salesforce refusal points: the mapping of the field Salesforce
+/// names (`No such column 'Nmae'`), else the `where` or `query` it refused, as `file:line:col`.
+fn place_in_pipeline(loaded: &rules::LoadedPipeline, message: &str, root: &Path) -> Option<String> {
+    use rules::{node_at, Step};
+    let mapping_at = |i: usize| {
+        node_at(
+            &loaded.tree,
+            &[Step::Key("fields"), Step::Index(i), Step::Key("salesforce")],
+        )
+    };
+    // The engine names a mapping it refuses as `(fields[3])`.
+    let indexed = message
+        .split("(fields[")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .and_then(|n| n.parse::<usize>().ok())
+        .and_then(mapping_at);
+    if indexed.is_none() && !message.contains("Salesforce refused the query") {
+        return None;
+    }
+    let named = message
+        .split("No such column '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next());
+    let field_node = named.and_then(|name| {
+        (0..loaded.pipeline.fields.len()).find_map(|i| {
+            let node = mapping_at(i)?;
+            let value = node.as_str()?;
+            (value == name || value.split('.').next() == Some(name)).then_some(node)
+        })
+    });
+    let node = indexed
+        .or(field_node)
+        .or_else(|| node_at(&loaded.tree, &[Step::Key("salesforce"), Step::Key("where")]))
+        .or_else(|| node_at(&loaded.tree, &[Step::Key("salesforce"), Step::Key("query")]))?;
+    let path = loaded
+        .source
+        .path
+        .strip_prefix(root)
+        .unwrap_or(&loaded.source.path);
+    Some(format!(
+        "{}:{}:{}",
+        path.display(),
+        node.loc.line,
+        node.loc.column
+    ))
 }
