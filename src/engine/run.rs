@@ -94,6 +94,17 @@ pub struct PipelineSummary {
 }
 
 impl PipelineSummary {
+    /// Counts a record written as planned; its result status.
+    pub fn count_written(&mut self, action: Action) -> &'static str {
+        if action == Action::Create {
+            self.created += 1;
+            "created"
+        } else {
+            self.updated += 1;
+            "updated"
+        }
+    }
+
     /// Counts a record whose write failed, with the system's message.
     pub fn fail(&mut self, source_id: &str, message: &str) {
         self.failed += 1;
@@ -827,13 +838,7 @@ fn load_batch(
     for (planned, result) in batch.iter().zip(results) {
         match result.outcome {
             Ok((target_id, saved)) => {
-                let status = if planned.action == Action::Create {
-                    summary.created += 1;
-                    "created"
-                } else {
-                    summary.updated += 1;
-                    "updated"
-                };
+                let status = summary.count_written(planned.action);
                 rows.push(result_row(run_id, planned, Some(&target_id), status, None));
                 saved_ids.push((planned.source_id.clone(), target_id.clone()));
                 links.push((

@@ -781,13 +781,7 @@ fn load_back_batch(
     for (planned, result) in batch.iter().zip(results) {
         match result.outcome {
             Ok((source_id, sent)) => {
-                let status = if planned.action == Action::Create {
-                    summary.created += 1;
-                    "created"
-                } else {
-                    summary.updated += 1;
-                    "updated"
-                };
+                let status = summary.count_written(planned.action);
                 rows.push(result_row(run_id, planned, Some(&source_id), status, None));
                 let synced = match (read_back.get(&source_id), by_target.get(&planned.source_id)) {
                     (Some(record), _) => import.transform(record, lookups).record,
