@@ -35,6 +35,7 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
     // The plan writes nothing and shows what a run would do.
     let (code, plan, stderr) = etl(&project, &["plan", "--json"]);
     assert_eq!(code, 0, "{stderr}");
+    let estimate = plan["estimated_salesforce_calls"].as_u64().unwrap();
     let accounts = pipeline(&plan, "accounts");
     let live_accounts = live_records(&sandbox, "Account").iter().count() as u64;
     assert_eq!(accounts["extracted"], live_accounts);
@@ -52,6 +53,15 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
 
     let (code, run, stderr) = etl(&project, &["run", "--json"]);
     assert_eq!(code, 0, "{stderr}\n{run}");
+    // The plan's estimate: the describe, the query pages and the attachment listings of each
+    // pipeline, as the run makes them (no retries against the sandbox).
+    let used: u64 = run["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["source_api_calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(estimate, used, "the plan's estimate of Salesforce calls");
     let accounts = pipeline(&run, "accounts");
     assert_eq!(accounts["created"], live_accounts - 3, "{run}");
     assert_eq!(accounts["failed"], 0);

@@ -403,12 +403,17 @@ pub(super) fn run_reporting(
         (None, 0) => "ok",
         (None, _) => "failed records",
     };
-    let summary = json!({
+    let mut summary = json!({
         "run_id": run_id,
         "command": command,
         "status": status,
         "pipelines": summaries,
     });
+    let estimate = (mode == Mode::Plan)
+        .then(|| estimated_salesforce_calls(&owned, options.default_attachments, &summaries));
+    if let Some(estimate) = estimate {
+        summary["estimated_salesforce_calls"] = json!(estimate);
+    }
     let _ = store.finish_run(&run_id, status, &summary);
     let _ = store.connection().execute(
         "UPDATE runs SET api_calls_source = ?, api_calls_target = ? WHERE run_id = ?",
@@ -440,6 +445,11 @@ pub(super) fn run_reporting(
             print_review(&store, &run_id, &summaries);
         }
         print_summary(&summaries, mode);
+        if let Some(estimate) = estimate {
+            eprintln!(
+                "applying this plan will use about {estimate} Salesforce API calls (retries and sign-ins on top)"
+            );
+        }
         for summary in &summaries {
             for (id, message) in summary.failures.iter().take(20) {
                 eprintln!(
@@ -748,4 +758,45 @@ fn place_in_pipeline(loaded: &rules::LoadedPipeline, message: &str, root: &Path)
         node.loc.line,
         node.loc.column
     ))
+}
+
+/// Salesforce API calls a load of this plan is expected to use, counted the way the engine
+/// makes them: per pipeline the describe, the import's query pages (2,000 records each) and,
+/// when it copies attachments, two listing queries per 200 records and one call per file; sync
+/// back's writes (200 per Collections call) and the read-back of what it creates.
+fn estimated_salesforce_calls(
+    pipelines: &[config::Pipeline],
+    default_attachments: bool,
+    summaries: &[PipelineSummary],
+) -> u64 {
+    let mut calls = 0;
+    for s in summaries {
+        let Some(pipeline) = pipelines.iter().find(|p| p.pipeline == s.pipeline) else {
+            continue;
+        };
+        calls += match s.direction {
+            "sync back" => {
+                (s.planned_creates + s.planned_updates).div_ceil(200)
+                    + s.planned_creates.div_ceil(200)
+            }
+            _ => {
+                let mut import = s.extracted.div_ceil(2000).max(1);
+                if pipeline.attachments.unwrap_or(default_attachments) {
+                    import += 2 * s.extracted.div_ceil(200);
+                    // Halo holds files on tickets only; each is one read of its body.
+                    if matches!(
+                        pipeline.halo.entity,
+                        config::model::HaloEntity::Tickets
+                            | config::model::HaloEntity::Opportunities
+                    ) {
+                        import += s.attachments_found;
+                    }
+                }
+                import
+            }
+        };
+    }
+    let mut names: Vec<&str> = summaries.iter().map(|s| s.pipeline.as_str()).collect();
+    names.dedup();
+    calls + names.len() as u64
 }

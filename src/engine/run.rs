@@ -185,6 +185,7 @@ pub fn run_both_ways(
     options: &RunOptions,
 ) -> Result<Vec<PipelineSummary>, EngineError> {
     let import = pipeline.sync.import.unwrap_or(options.default_import);
+    let describe_calls = systems.source.api_calls();
     let drift = super::drift::check(
         pipeline,
         systems.source,
@@ -192,6 +193,7 @@ pub fn run_both_ways(
         &options.run_id,
         options.mode == Mode::Load,
     )?;
+    let describe_calls = systems.source.api_calls() - describe_calls;
     let back = match (systems.target_reader, systems.source_writer) {
         (Some(reader), Some(writer)) if sync_back::enabled(pipeline) => Some(BackSystems {
             reader,
@@ -237,6 +239,7 @@ pub fn run_both_ways(
     }
     if let Some(first) = summaries.first_mut() {
         first.schema_drift = drift;
+        first.source_api_calls += describe_calls;
     }
     Ok(summaries)
 }
