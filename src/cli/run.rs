@@ -427,12 +427,16 @@ pub(super) fn run_reporting(
     report.status = status.to_string();
     report.summaries = summaries.clone();
     if args.quiet {
+        // An unattended run still says what needs a person: failures and schema drift.
         for summary in &summaries {
             for (id, message) in summary.failures.iter().take(20) {
                 eprintln!(
                     "failed {} ({}) {id}: {message}",
                     summary.pipeline, summary.direction
                 );
+            }
+            for change in &summary.schema_drift {
+                eprintln!("schema drift {}: {change}", summary.pipeline);
             }
         }
     } else if args.json {
