@@ -13,7 +13,7 @@ use etl::sandbox::server::{self, Options, Running};
 mod support;
 use support::{
     direction, halo_get, halo_post, halo_token, live_records, pipeline, project, staging_rows,
-    touch, Project,
+    touch, Project, ALL_PIPELINES,
 };
 
 type Record = Map<String, Value>;
@@ -743,16 +743,7 @@ fn client_name(sandbox: &Running, token: &str, id: u64) -> String {
 #[test]
 fn rule_7_no_loops_and_conflicts_follow_the_policy() {
     let sandbox = sandbox(6);
-    let project = project(
-        &sandbox,
-        &[
-            "accounts",
-            "contacts",
-            "opportunities",
-            "cases",
-            "case_comments",
-        ],
-    );
+    let project = project(&sandbox, &ALL_PIPELINES);
     let token = halo_token(&sandbox);
     let first = run(&project);
     for entry in first["pipelines"].as_array().unwrap() {
@@ -849,16 +840,7 @@ fn rule_7_no_loops_and_conflicts_follow_the_policy() {
 #[test]
 fn rule_9_one_run_creates_a_halo_only_customer_and_everything_under_it() {
     let sandbox = sandbox(6);
-    let project = project(
-        &sandbox,
-        &[
-            "accounts",
-            "contacts",
-            "opportunities",
-            "cases",
-            "case_comments",
-        ],
-    );
+    let project = project(&sandbox, &ALL_PIPELINES);
     let token = halo_token(&sandbox);
     let (client, site) = new_customer(&sandbox, &token, json!({"name": "Brand New Halo Ltd"}));
     let user = new_user(

@@ -8,15 +8,7 @@ use serde_json::Value;
 use etl::sandbox::server::{self, Options};
 
 mod support;
-use support::{halo_get, halo_token, live_records, project};
-
-const ALL: [&str; 5] = [
-    "accounts",
-    "contacts",
-    "opportunities",
-    "cases",
-    "case_comments",
-];
+use support::{halo_get, halo_token, live_records, project, ALL_PIPELINES};
 
 fn run(root: &std::path::Path) -> Value {
     let (code, stdout, stderr) = support::etl_output(root, &["run", "--json"]);
@@ -62,7 +54,7 @@ fn ids_survive_the_loss_of_the_staging_file() {
         ..Options::default()
     })
     .unwrap();
-    let project = project(&sandbox, &ALL);
+    let project = project(&sandbox, &ALL_PIPELINES);
     let first = run(&project.root);
     let created_back: u64 = first["pipelines"]
         .as_array()

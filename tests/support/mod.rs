@@ -16,6 +16,15 @@ pub struct Project {
 
 /// A project over both sandboxes with the example pipelines named (secrets from the
 /// environment, Halo's limiter off, batches of 50).
+/// Every example pipeline, in `depends_on` order.
+pub const ALL_PIPELINES: [&str; 5] = [
+    "accounts",
+    "contacts",
+    "opportunities",
+    "cases",
+    "case_comments",
+];
+
 pub fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
