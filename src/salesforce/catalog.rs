@@ -25,6 +25,8 @@ pub struct FieldInfo {
     /// Name used in SOQL paths for a reference (`Owner` for `OwnerId`).
     pub relationship_name: Option<String>,
     pub picklist_values: Vec<String>,
+    /// A picklist that refuses values outside `picklist_values` (describe's `restrictedPicklist`).
+    pub restricted_picklist: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,7 +64,8 @@ SystemModstamp datetime 0 -
 ";
 
 /// One line per field: `Name type length flags [ref=A|B] [rel=Name] [values=a|b]`, where flags
-/// are c (createable), u (updateable), n (nillable), x (external id) or `-` for none.
+/// are c (createable), u (updateable), n (nillable), x (external id), r (restricted picklist) or
+/// `-` for none.
 const OBJECTS: &[(&str, &str, &str, &str)] = &[
     ("Account", "001", "Contacts:Contact Opportunities:Opportunity Cases:Case Attachments:Attachment ContentDocumentLinks:ContentDocumentLink", "
 Name string 255 cu
@@ -252,6 +255,7 @@ fn parse_field(line: &str) -> FieldInfo {
         reference_to: Vec::new(),
         relationship_name: None,
         picklist_values: values,
+        restricted_picklist: flags.contains('r'),
     };
     for extra in parts {
         if let Some(targets) = extra.strip_prefix("ref=") {

@@ -60,6 +60,7 @@ pub fn object_info(describe: &Value) -> Result<ObjectInfo, Error> {
                     .as_array()
                     .map(|p| p.iter().filter_map(|v| text(v, "value")).collect())
                     .unwrap_or_default(),
+                restricted_picklist: flag(f, "restrictedPicklist"),
             })
         })
         .collect();

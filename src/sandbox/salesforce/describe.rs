@@ -111,7 +111,7 @@ fn field_json(field: &FieldInfo) -> Value {
         "relationshipName": field.relationship_name,
         "relationshipOrder": null,
         "restrictedDelete": false,
-        "restrictedPicklist": false,
+        "restrictedPicklist": field.restricted_picklist,
         "scale": scale,
         "searchPrefilterable": field.field_type == "reference",
         "soapType": soap_type(field),

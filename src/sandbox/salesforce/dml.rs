@@ -1,6 +1,7 @@
 //! Writes to the emulated org with the server-side rules of a real one: unknown and read-only
-//! fields, required fields, field types and lengths, Id shapes and references, unique external
-//! ids, deleted records. Errors carry Salesforce's status codes and wording.
+//! fields, required fields, field types and lengths, restricted picklists, Id shapes and
+//! references, unique external ids, deleted records. Errors carry Salesforce's status codes and
+//! wording.
 
 use serde_json::{json, Map, Value};
 
@@ -170,8 +171,29 @@ fn check_value(
                     &[name],
                 ));
             }
+            if let Some(bad) = outside_restricted_picklist(field, &text) {
+                return Err(RecordError::new(
+                    "INVALID_OR_NULL_FOR_RESTRICTED_PICKLIST",
+                    format!("bad value for restricted picklist field: {bad}"),
+                    &[name],
+                ));
+            }
             Ok(Value::String(text))
         }
+    }
+}
+
+/// The value (of a multi-select one, the first part) a restricted picklist does not list.
+/// Salesforce compares API values exactly; an empty value is a null, which nillable allows.
+fn outside_restricted_picklist<'t>(field: &FieldInfo, text: &'t str) -> Option<&'t str> {
+    if !field.restricted_picklist || text.is_empty() {
+        return None;
+    }
+    let listed = |value: &str| field.picklist_values.iter().any(|v| v == value);
+    match field.field_type.as_str() {
+        "picklist" => (!listed(text)).then_some(text),
+        "multipicklist" => text.split(';').find(|part| !listed(part)),
+        _ => None,
     }
 }
 

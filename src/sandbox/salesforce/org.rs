@@ -58,14 +58,18 @@ impl Org {
         }
     }
 
-    /// Adds a custom field (`TaskType__c`) to an object's describe.
+    /// Adds a custom field (`TaskType__c`) to an object's describe, or redefines a field it has.
     pub fn add_custom_field(&mut self, object: &str, field: FieldInfo) -> Result<(), String> {
         let info = self
             .objects
             .get_mut(object)
             .ok_or_else(|| format!("no object {object}"))?;
-        info.fields.retain(|f| f.name != field.name);
-        info.fields.push(field);
+        // A line for a standard field (`StageName` made restricted) redefines it in place, so
+        // the describe keeps Salesforce's field order.
+        match info.fields.iter_mut().find(|f| f.name == field.name) {
+            Some(existing) => *existing = field,
+            None => info.fields.push(field),
+        }
         Ok(())
     }
 

@@ -18,8 +18,12 @@ const BLOBS: &str = "salesforce-blobs.jsonl";
 pub const CUSTOM_FIELDS: &str = "salesforce-custom-fields.txt";
 
 /// Custom fields a fresh data folder starts with.
-const DEFAULT_CUSTOM_FIELDS: &str = "# Object Field type length flags (c createable, u updateable, n nillable, x external id) [values=a|b]
-Opportunity TaskType__c picklist 255 cun values=New Business|Renewal|Upgrade
+/// A custom picklist made in Setup restricts its values unless the admin unticks "Restrict
+/// picklist to the values defined in the value set", so `TaskType__c` is restricted (`r`);
+/// standard picklists such as `StageName` are not (a real org accepted any stage), but a line
+/// for them here (`Opportunity StageName picklist 255 cur values=…`) replaces their definition.
+const DEFAULT_CUSTOM_FIELDS: &str = "# Object Field type length flags (c createable, u updateable, n nillable, x external id, r restricted picklist) [values=a|b]
+Opportunity TaskType__c picklist 255 cunr values=New Business|Renewal|Upgrade
 Account External_Id__c string 50 cunx
 Contact External_Id__c string 50 cunx
 ";
