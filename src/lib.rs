@@ -9,6 +9,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod halo;
+pub mod logging;
 pub mod salesforce;
 pub mod sandbox;
 pub mod soql;

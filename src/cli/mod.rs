@@ -36,8 +36,28 @@ pub struct Cli {
     #[arg(long, global = true, env = "ETL_PROJECT", default_value = "etl.yaml")]
     pub project: PathBuf,
 
+    /// More log lines on stderr: -v info (runs, pipelines, stages), -vv debug (every HTTP
+    /// request), -vvv trace. `RUST_LOG` replaces the level when set.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Errors only on stderr: no log lines below error and no progress lines (stdout output
+    /// and failed records stay).
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+
+    /// Log lines as text for people or JSON lines (one object per line) for log shippers.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
     #[command(subcommand)]
     pub command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -130,6 +150,14 @@ pub enum Command {
 /// Parses the command line, runs the command and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    crate::logging::init(crate::logging::Settings {
+        verbose: cli.verbose,
+        quiet: cli.quiet,
+        format: match cli.log_format {
+            LogFormat::Text => crate::logging::Format::Text,
+            LogFormat::Json => crate::logging::Format::Json,
+        },
+    });
     match cli.command {
         Command::Validate {
             paths,

@@ -105,6 +105,15 @@ pub(super) fn start_sandbox_if_needed(
     };
     match sandbox_server::start(options) {
         Ok(running) => {
+            tracing::info!(
+                salesforce = %running.salesforce_url,
+                halo = %running.halo_url,
+                data = %data.display(),
+                "sandbox started"
+            );
+            if !crate::logging::progress_lines() {
+                return Ok(Some(running));
+            }
             eprintln!(
                 "started the sandbox (Salesforce {}, Halo {}; data in {}) because etl.yaml points at it",
                 running.salesforce_url,
@@ -311,6 +320,10 @@ pub(super) fn run_reporting(
             return EXIT_CONFIG;
         }
     };
+    let span = tracing::info_span!("run", run_id = %run_id, command);
+    let _in_run = span.enter();
+    let run_started = std::time::Instant::now();
+    tracing::info!(pipelines = ?names, mode = ?mode, "run started");
     let (select, select_where): (Vec<String>, Vec<String>) = args
         .select
         .iter()
@@ -336,7 +349,7 @@ pub(super) fn run_reporting(
     let mut stopped: Option<EngineError> = None;
     for &index in &order {
         let pipeline = &owned[index];
-        if !args.json && !args.quiet {
+        if !args.json && !args.quiet && crate::logging::progress_lines() {
             eprintln!(
                 "{}: extracting {} …",
                 pipeline.pipeline, pipeline.salesforce.object
@@ -358,7 +371,7 @@ pub(super) fn run_reporting(
             Ok(done) => {
                 let seconds = started.elapsed().as_secs_f64();
                 for summary in done {
-                    if !args.json && !args.quiet {
+                    if !args.json && !args.quiet && crate::logging::progress_lines() {
                         eprintln!(
                             "{} ({}): {} extracted, {} created, {} updated, {} unchanged, {} skipped, {} failed, {} conflicts in {seconds:.1} s ({:.0} records/s)",
                             summary.pipeline,
@@ -378,6 +391,10 @@ pub(super) fn run_reporting(
             }
             Err(error) => {
                 let said = error.to_string();
+                // The text line below says it to people; a log shipper gets the event.
+                if !crate::logging::human_stderr() {
+                    tracing::error!(pipeline = %pipeline.pipeline, error = %said, "pipeline stopped");
+                }
                 if said.starts_with(&format!("pipeline {}:", pipeline.pipeline)) {
                     eprintln!("error: {said}");
                 } else {
@@ -414,6 +431,13 @@ pub(super) fn run_reporting(
     if let Some(estimate) = estimate {
         summary["estimated_salesforce_calls"] = json!(estimate);
     }
+    tracing::info!(
+        status,
+        failed,
+        error = stopped.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+        elapsed_ms = run_started.elapsed().as_millis() as u64,
+        "run finished"
+    );
     let _ = store.finish_run(&run_id, status, &summary);
     let _ = store.connection().execute(
         "UPDATE runs SET api_calls_source = ?, api_calls_target = ? WHERE run_id = ?",
@@ -449,12 +473,14 @@ pub(super) fn run_reporting(
             print_review(&store, &run_id, &summaries);
         }
         print_summary(&summaries, mode);
-        if let Some(estimate) = estimate {
+        if let Some(estimate) = estimate.filter(|_| crate::logging::progress_lines()) {
             eprintln!(
                 "applying this plan will use about {estimate} Salesforce API calls (retries and sign-ins on top)"
             );
         }
-        for summary in &summaries {
+        // Under JSON logs these lines are log events already (record failed, schema drift,
+        // conflict, attachment failed).
+        for summary in summaries.iter().filter(|_| crate::logging::human_stderr()) {
             for (id, message) in summary.failures.iter().take(20) {
                 eprintln!(
                     "failed {} ({}) {id}: {message}",
@@ -484,11 +510,20 @@ pub(super) fn run_reporting(
                     }
                 );
             }
-            print_attachments(summary, mode);
+            if crate::logging::progress_lines() {
+                print_attachments(summary, mode);
+            } else {
+                // -q: of the attachments, only what failed.
+                for (id, message) in summary.attachment_failures.iter().take(20) {
+                    eprintln!("attachment failed {} {id}: {message}", summary.pipeline);
+                }
+            }
         }
-        eprintln!(
+        if crate::logging::progress_lines() {
+            eprintln!(
             "run {run_id}: inspect it with `etl sql \"SELECT action, count(*) FROM <pipeline>_changes WHERE run_id = '{run_id}' GROUP BY 1\"`"
-        );
+            );
+        }
     }
     match (stopped, failed) {
         (Some(error), _) => error.exit_code(),
@@ -524,6 +559,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
                     s.unchanged.to_string(),
                     s.linked.to_string(),
                     s.skipped.to_string(),
+                    (s.deleted + s.deactivated).to_string(),
                     s.failed.to_string(),
                     format!("{}/{}", s.source_api_calls, s.target_api_calls),
                 ]);

@@ -107,6 +107,13 @@ impl PipelineSummary {
 
     /// Counts a record whose write failed, with the system's message.
     pub fn fail(&mut self, source_id: &str, message: &str) {
+        tracing::warn!(
+            pipeline = %self.pipeline,
+            direction = self.direction,
+            source_id,
+            message,
+            "record failed"
+        );
         self.failed += 1;
         self.failures
             .push((source_id.to_string(), message.to_string()));
@@ -184,6 +191,10 @@ pub fn run_both_ways(
     store: &Store,
     options: &RunOptions,
 ) -> Result<Vec<PipelineSummary>, EngineError> {
+    let span =
+        tracing::info_span!("pipeline", pipeline = %pipeline.pipeline, run_id = %options.run_id);
+    let _in_pipeline = span.enter();
+    let started = std::time::Instant::now();
     let import = pipeline.sync.import.unwrap_or(options.default_import);
     let describe_calls = systems.source.api_calls();
     let drift = super::drift::check(
@@ -203,6 +214,10 @@ pub fn run_both_ways(
         }),
         _ => None,
     };
+    for change in &drift {
+        tracing::warn!(%change, "schema drift");
+    }
+    let snapshot_started = std::time::Instant::now();
     let mut snapshot = match &back {
         Some(back) => Some(sync_back::take_snapshot(
             pipeline,
@@ -212,6 +227,13 @@ pub fn run_both_ways(
         )?),
         None => None,
     };
+    if snapshot.is_some() {
+        tracing::info!(
+            stage = "snapshot",
+            elapsed_ms = snapshot_started.elapsed().as_millis() as u64,
+            "target records listed for the sync back"
+        );
+    }
     if let Some(snapshot) = &snapshot {
         sync_back::relink(
             pipeline,
@@ -233,14 +255,44 @@ pub fn run_both_ways(
         )?);
     }
     if let (Some(back), Some(snapshot)) = (&back, &snapshot) {
-        summaries.push(sync_back::sync_back(
-            pipeline, snapshot, back, store, options,
-        )?);
+        let span = tracing::info_span!("sync_back");
+        let _in_sync_back = span.enter();
+        let sync_back_started = std::time::Instant::now();
+        let summary = sync_back::sync_back(pipeline, snapshot, back, store, options)?;
+        tracing::info!(
+            stage = "sync back",
+            extracted = summary.extracted,
+            created = summary.created,
+            updated = summary.updated,
+            unchanged = summary.unchanged,
+            skipped = summary.skipped,
+            failed = summary.failed,
+            conflicts = summary.conflicts.len(),
+            elapsed_ms = sync_back_started.elapsed().as_millis() as u64,
+            "sync back done"
+        );
+        summaries.push(summary);
     }
     if let Some(first) = summaries.first_mut() {
         first.schema_drift = drift;
         first.source_api_calls += describe_calls;
     }
+    for conflict in summaries.iter().flat_map(|s| &s.conflicts) {
+        tracing::info!(
+            source_id = %conflict.source_id,
+            target_id = %conflict.target_id,
+            field = %conflict.field,
+            resolution = conflict.resolution,
+            "conflict"
+        );
+    }
+    tracing::info!(
+        directions = summaries.len(),
+        source_api_calls = summaries.iter().map(|s| s.source_api_calls).sum::<u64>(),
+        target_api_calls = summaries.iter().map(|s| s.target_api_calls).sum::<u64>(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "pipeline done"
+    );
     Ok(summaries)
 }
 
@@ -274,6 +326,9 @@ fn import_pipeline(
     if import == ImportMode::Off {
         return Ok(summary);
     }
+    let span = tracing::info_span!("import");
+    let _in_import = span.enter();
+    let stage_started = std::time::Instant::now();
     let (source_calls, target_calls) = (source.api_calls(), target.api_calls());
     let tables = pipeline_tables(pipeline);
     store.ensure_pipeline_tables(&tables)?;
@@ -385,8 +440,21 @@ fn import_pipeline(
         summary.extracted += extracted_rows.len() as u64;
         store.append(&tables, Stage::Extracted, &extracted_rows)?;
         store.append(&tables, Stage::Transformed, &transformed_rows)?;
+        tracing::debug!(
+            records = extracted_rows.len(),
+            extracted = summary.extracted,
+            "page extracted, transformed and staged"
+        );
         Ok(())
     })?;
+    tracing::info!(
+        stage = "extract",
+        extracted = summary.extracted,
+        with_problems = problems.len(),
+        elapsed_ms = stage_started.elapsed().as_millis() as u64,
+        "extracted and transformed"
+    );
+    let stage_started = std::time::Instant::now();
     if let Some(error) = lookups.search_error.borrow().as_ref() {
         return Err(EngineError::Connection(format!(
             "pipeline {}: a lookup could not search the target: {error}",
@@ -502,6 +570,17 @@ fn import_pipeline(
         }
     }
 
+    tracing::info!(
+        stage = "plan",
+        create = summary.planned_creates,
+        update = summary.planned_updates,
+        remove = summary.planned_removals,
+        settled = settled.len(),
+        conflicts = summary.conflicts.len(),
+        elapsed_ms = stage_started.elapsed().as_millis() as u64,
+        "planned"
+    );
+    let stage_started = std::time::Instant::now();
     if options.mode == Mode::Load {
         load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
         if let Some(copier) = copier.as_mut() {
@@ -552,6 +631,16 @@ fn import_pipeline(
             &links,
             &mut summary,
         )?;
+        tracing::info!(
+            stage = "load",
+            created = summary.created,
+            updated = summary.updated,
+            deleted = summary.deleted + summary.deactivated,
+            failed = summary.failed,
+            attachments_copied = summary.attachments_copied,
+            elapsed_ms = stage_started.elapsed().as_millis() as u64,
+            "loaded"
+        );
     } else {
         for planned in &settled {
             count_settled(planned, &mut summary);

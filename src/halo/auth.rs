@@ -40,6 +40,7 @@ impl TokenSource {
         client_secret: &str,
         scope: &str,
     ) -> TokenSource {
+        crate::logging::redact::register(client_secret);
         let mut token_url = format!("{}/token", auth_url.trim_end_matches('/'));
         let mut form = vec![
             ("grant_type", "client_credentials"),
@@ -142,6 +143,12 @@ impl TokenSource {
                     format!("{message} (gave up after {attempt} attempts)"),
                 ));
             }
+            tracing::warn!(
+                status = last.0,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "Halo sign-in failed; trying again"
+            );
             std::thread::sleep(wait);
         }
     }
@@ -156,6 +163,7 @@ impl TokenSource {
             .ok_or_else(|| {
                 self.refusal(Some(status), "the answer has no access_token".to_string())
             })?;
+        crate::logging::redact::register(access_token);
         let lifetime = value
             .get("expires_in")
             .and_then(|seconds| {
@@ -166,6 +174,11 @@ impl TokenSource {
             .filter(|seconds| seconds.is_finite() && *seconds > 0.0)
             .map(Duration::from_secs_f64)
             .unwrap_or(ASSUMED_LIFETIME);
+        tracing::info!(
+            fetches = self.fetches(),
+            lifetime_s = lifetime.as_secs(),
+            "Halo token obtained"
+        );
         Ok(Token {
             bearer: format!("Bearer {access_token}"),
             renew_at: Instant::now() + lifetime - renewal_margin(lifetime),

@@ -87,7 +87,21 @@ impl RateLimiter {
             match verdict {
                 Ok(()) => return,
                 // Never spin: a wait of zero still yields a millisecond.
-                Err(wait) => std::thread::sleep(wait.max(Duration::from_millis(1))),
+                Err(wait) => {
+                    // A pause a person would notice is worth a line at -v; short ones at -vv.
+                    if wait >= Duration::from_secs(1) {
+                        tracing::info!(
+                            wait_ms = wait.as_millis() as u64,
+                            "Halo rate limit: pausing"
+                        );
+                    } else {
+                        tracing::debug!(
+                            wait_ms = wait.as_millis() as u64,
+                            "Halo rate limit: pausing"
+                        );
+                    }
+                    std::thread::sleep(wait.max(Duration::from_millis(1)))
+                }
             }
         }
     }

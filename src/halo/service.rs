@@ -207,20 +207,31 @@ impl Service {
             }
             let bearer = self.tokens.bearer(&self.agent, &self.retry)?;
             self.api_calls.fetch_add(1, Ordering::Relaxed);
+            let started = Instant::now();
             let wait = match self.send_once(call, &url, &bearer) {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    tracing::debug!(
+                        method = %call.method,
+                        path = %call.path,
+                        status,
+                        attempt,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "Halo request"
+                    );
                     match status {
                         200..=299 => match read(response) {
                             Ok(value) => return Ok(Ok(value)),
                             Err(ReadFailure::Final(error)) => return Err(error),
                             Err(ReadFailure::Lost(message)) => {
                                 self.may_resend(call, &url, attempt, &message)?;
+                                tracing::warn!(method = %call.method, path = %call.path, attempt, error = %message, "Halo answer lost; trying again");
                                 self.retry.backoff(attempt)
                             }
                         },
                         401 if !renewed => {
                             // Expired or revoked: sign in again and replay once, at once.
+                            tracing::info!(path = %call.path, "Halo refused the token; signing in again");
                             self.tokens.refused(&bearer);
                             renewed = true;
                             attempt -= 1;
@@ -248,6 +259,14 @@ impl Service {
                                 });
                             }
                             let wait = self.retry.after_rate_limit(retry_after.as_deref(), attempt);
+                            tracing::warn!(
+                                method = %call.method,
+                                path = %call.path,
+                                attempt,
+                                retry_after = retry_after.as_deref().unwrap_or(""),
+                                wait_ms = wait.as_millis() as u64,
+                                "Halo rate limit reached (429); pausing every call of this client"
+                            );
                             self.hold_back(wait);
                             wait
                         }
@@ -272,7 +291,16 @@ impl Service {
                                     message: format!("{message} (after {attempt} attempts)"),
                                 });
                             }
-                            self.retry.backoff(attempt)
+                            let wait = self.retry.backoff(attempt);
+                            tracing::warn!(
+                                method = %call.method,
+                                path = %call.path,
+                                status,
+                                attempt,
+                                wait_ms = wait.as_millis() as u64,
+                                "Halo server error; trying again"
+                            );
+                            wait
                         }
                         _ => {
                             return Ok(Err(Rejection {
@@ -300,7 +328,16 @@ impl Service {
                         // A bad URL, an https URL without TLS: trying again cannot help.
                         _ => return Err(self.transport(call, &url, message)),
                     }
-                    self.retry.backoff(attempt)
+                    let wait = self.retry.backoff(attempt);
+                    tracing::warn!(
+                        method = %call.method,
+                        path = %call.path,
+                        attempt,
+                        wait_ms = wait.as_millis() as u64,
+                        error = %message,
+                        "Halo call failed in transit; trying again"
+                    );
+                    wait
                 }
             };
             std::thread::sleep(wait);
@@ -316,6 +353,10 @@ impl Service {
         if let Some(resume_at) = resume_at {
             let now = Instant::now();
             if resume_at > now {
+                tracing::debug!(
+                    wait_ms = (resume_at - now).as_millis() as u64,
+                    "waiting out Halo's rate limit"
+                );
                 std::thread::sleep(resume_at - now);
             }
         }

@@ -221,6 +221,12 @@ impl SalesforceClient {
     ) -> Result<SalesforceClient, Error> {
         // `private_key_file` is relative to etl.yaml: resolved once here, so every later
         // assertion (one per expired token) reads the same file.
+        for secret in [&connection.client_secret, &connection.password]
+            .into_iter()
+            .flatten()
+        {
+            crate::logging::redact::register(secret);
+        }
         let mut connection = connection.clone();
         if let (Some(root), Some(key)) =
             (store.project_root(), connection.private_key_file.as_deref())
@@ -402,6 +408,11 @@ impl SalesforceClient {
         // "Equal jitter": never less than half the ceiling, so tries really do slow down, and
         // spread so that writers in flight do not come back in lockstep.
         let wait = half + random::below(half + 1);
+        tracing::debug!(
+            attempt,
+            wait_ms = wait,
+            "Salesforce call backing off before trying again"
+        );
         self.retries.fetch_add(1, Ordering::Relaxed);
         std::thread::sleep(Duration::from_millis(wait));
     }
@@ -454,8 +465,11 @@ impl SalesforceClient {
             let url = self.resolve(&request.url, &instance);
             attempt += 1;
             self.calls.fetch_add(1, Ordering::Relaxed);
+            let started = std::time::Instant::now();
+            let path = crate::logging::path_of(&url);
             let transport_failure = |detail: String| {
                 if request.retry == Retry::Always && attempt < self.options.max_attempts {
+                    tracing::warn!(method = request.method, path, attempt, error = %detail, "Salesforce call failed in transit; trying again");
                     self.backoff(attempt);
                     Ok(())
                 } else {
@@ -473,6 +487,14 @@ impl SalesforceClient {
                 }
             };
             let status = response.status().as_u16();
+            tracing::debug!(
+                method = request.method,
+                path,
+                status,
+                attempt,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Salesforce request"
+            );
             let headers: Vec<(String, String)> = response
                 .headers()
                 .iter()
@@ -519,6 +541,13 @@ impl SalesforceClient {
                 continue;
             }
             if attempt < self.options.max_attempts && retryable(&error, request.retry) {
+                tracing::warn!(
+                    method = request.method,
+                    path,
+                    status,
+                    attempt,
+                    "Salesforce call failed; trying again"
+                );
                 self.backoff(attempt);
                 continue;
             }
@@ -575,6 +604,10 @@ impl SalesforceClient {
             _ => flows::headless(&self.connection)?,
         };
         self.refreshes.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            refreshes = self.refreshes.load(Ordering::Relaxed),
+            "Salesforce session renewed after the API refused the token"
+        );
         session.access_token = granted.access_token.clone();
         session.instance_url = granted.instance_url.clone();
         session.identity_url = granted.identity_url.clone();

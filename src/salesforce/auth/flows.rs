@@ -115,12 +115,31 @@ fn agent() -> ureq::Agent {
 /// POSTs a grant to the token endpoint. Connection errors and 5xx are tried again a few times:
 /// a token request changes nothing that a repeat could duplicate.
 fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Result<Granted, Error> {
+    for (key, value) in form {
+        if SECRET_FIELDS.contains(key) {
+            register_secret(value);
+        }
+    }
+    let grant = form
+        .iter()
+        .find(|(key, _)| *key == "grant_type")
+        .map_or("?", |(_, value)| *value);
     let url = format!("{}/services/oauth2/token", login_base(connection));
     let agent = agent();
     let mut attempt = 0;
     loop {
         attempt += 1;
+        let started = std::time::Instant::now();
         let result = agent.post(&url).send_form(form.iter().copied());
+        if let Ok(response) = &result {
+            tracing::debug!(
+                grant,
+                status = response.status().as_u16(),
+                attempt,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "Salesforce token request"
+            );
+        }
         let (status, body) = match result {
             Ok(mut response) => {
                 let status = response.status().as_u16();
@@ -132,8 +151,10 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
                     .unwrap_or_default();
                 (status, body)
             }
-            Err(_) if attempt < 4 => {
-                std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+            Err(e) if attempt < 4 => {
+                let wait = std::time::Duration::from_millis(200 << attempt);
+                tracing::warn!(grant, attempt, wait_ms = wait.as_millis() as u64, error = %e, "Salesforce token endpoint unreachable; trying again");
+                std::thread::sleep(wait);
                 continue;
             }
             Err(e) => {
@@ -144,7 +165,15 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
             }
         };
         if status >= 500 && attempt < 4 {
-            std::thread::sleep(std::time::Duration::from_millis(200 << attempt));
+            let wait = std::time::Duration::from_millis(200 << attempt);
+            tracing::warn!(
+                grant,
+                status,
+                attempt,
+                wait_ms = wait.as_millis() as u64,
+                "Salesforce token endpoint failed; trying again"
+            );
+            std::thread::sleep(wait);
             continue;
         }
         let value: Value = serde_json::from_slice(&body).map_err(|_| {
@@ -172,6 +201,11 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
                 "the token response lacks access_token, instance_url or id".into(),
             ));
         };
+        register_secret(&access_token);
+        if let Some(refresh_token) = text("refresh_token") {
+            register_secret(&refresh_token);
+        }
+        tracing::info!(grant, "Salesforce token obtained");
         // `issued_at` is a string of epoch milliseconds.
         let issued_at_ms = text("issued_at")
             .and_then(|s| s.parse().ok())
@@ -183,6 +217,25 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
             identity_url,
             issued_at_ms,
         });
+    }
+}
+
+/// The form fields of a grant that are secrets (masked in logs from the moment they are sent).
+const SECRET_FIELDS: [&str; 6] = [
+    "client_secret",
+    "password",
+    "refresh_token",
+    "code",
+    "code_verifier",
+    "assertion",
+];
+
+/// Masks a secret in the logs; for an access token also the part after the org prefix
+/// (`00D…!`), which is the secret half and may be shown without it.
+pub fn register_secret(secret: &str) {
+    crate::logging::redact::register(secret);
+    if let Some((_, rest)) = secret.split_once('!') {
+        crate::logging::redact::register(rest);
     }
 }
 

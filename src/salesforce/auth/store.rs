@@ -204,11 +204,16 @@ impl TokenStore {
             }
         }
         // serde_json's message names a position, never the content, so no token leaks here.
-        serde_json::from_str(&text).map(Some).map_err(|e| {
+        let stored: StoredTokens = serde_json::from_str(&text).map_err(|e| {
             self.error(format!(
                 "not a token store ({e}); delete it and sign in again"
             ))
-        })
+        })?;
+        super::flows::register_secret(&stored.access_token);
+        if let Some(refresh_token) = &stored.refresh_token {
+            super::flows::register_secret(refresh_token);
+        }
+        Ok(Some(stored))
     }
 
     /// Writes the sign-in: a temporary file created 0600 beside the store, then renamed over it,
