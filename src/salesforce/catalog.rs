@@ -220,8 +220,16 @@ PathOnClient string 500 c
 VersionData base64 0 cu
 ContentSize int 0 n
 FileExtension string 40 n
-FirstPublishLocationId reference 18 cn
+FirstPublishLocationId reference 18 cn ref=Account|Contact|Opportunity|Case|User
 IsLatest boolean 0 -
+"),
+    ("ContentDocument", "069", "ContentVersions:ContentVersion ContentDocumentLinks:ContentDocumentLink", "
+Title string 255 u
+LatestPublishedVersionId reference 18 n ref=ContentVersion rel=LatestPublishedVersion
+FileExtension string 40 n
+FileType string 20 n
+ContentSize int 0 n
+OwnerId reference 18 u ref=User rel=Owner
 "),
     ("ContentDocumentLink", "06A", "", "
 ContentDocumentId reference 18 c ref=ContentDocument rel=ContentDocument

@@ -2,6 +2,7 @@
 //! small admin route for tests that need to move a record's `SystemModstamp` like a real edit.
 
 use axum::body::Bytes;
+use axum::extract::DefaultBodyLimit;
 use axum::extract::{Path, State as Extract};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -118,6 +119,9 @@ pub fn router(shared: Shared) -> Router {
             get(bulk::query_results),
         )
         .route("/__sandbox/touch/{id}", post(touch))
+        // axum refuses bodies over 2 MB by default; files and Bulk uploads are larger (a Bulk
+        // upload may be 150 MB, the largest the org takes in one body here).
+        .layer(DefaultBodyLimit::max(150 * 1024 * 1024))
         .with_state(shared)
 }
 

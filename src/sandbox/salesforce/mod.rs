@@ -6,12 +6,15 @@
 #![allow(clippy::result_large_err)]
 
 pub mod api;
+mod blob_upload;
 pub mod bulk;
 mod collections;
+mod content;
 pub mod describe;
 pub mod dml;
 pub mod http;
 pub mod ids;
+mod multipart;
 pub mod oauth;
 pub mod org;
 pub mod persist;

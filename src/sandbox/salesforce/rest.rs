@@ -1,6 +1,6 @@
 //! The REST data endpoints of the emulated org: versions, resources, limits, SOQL query and
-//! queryAll with `nextRecordsUrl` paging, describe, and single-record create, read, update,
-//! upsert, delete and blob download.
+//! queryAll with `nextRecordsUrl` paging, describe, and single-record create (JSON, or a
+//! multipart blob upload), read, update, upsert, delete and blob download.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -17,6 +17,7 @@ use super::dml::{self, RecordError, Upserted};
 use super::http::{error, json_body, json_response, not_found, versioned_call, Shared};
 use super::query::{self, Execution};
 use super::state::{random_token, Cursor, State, ALPHANUMERIC};
+use super::{blob_upload, multipart};
 
 const RELEASES: &[(&str, &str)] = &[
     ("58.0", "Summer '23"),
@@ -325,11 +326,27 @@ pub async fn sobject_root(
                 &json!({"objectDescribe": describe::object_summary(info, v), "recentItems": []}),
             );
         }
-        let fields = match parse_body(&body) {
+        // A blob upload ("Insert or Update Blob Data") comes as multipart: the fields in JSON
+        // and the bytes as they are.
+        let content_type = headers
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let (entity, blob) = if multipart::is_multipart(content_type) {
+            match blob_upload::read(content_type, &body) {
+                Ok(upload) => (Bytes::from(upload.entity), upload.blob),
+                Err(response) => return response,
+            }
+        } else {
+            (body.clone(), None)
+        };
+        let fields = match parse_body(&entity) {
             Ok(fields) => fields,
             Err(response) => return response,
         };
-        match dml::create(&mut state.org, &object, &fields, user) {
+        let (blob_name, blob_bytes) = blob.unzip();
+        let blob = blob_name.as_deref().zip(blob_bytes);
+        match dml::create_with_blob(&mut state.org, &object, &fields, blob, user) {
             Ok(id) => {
                 state.dirty = true;
                 let mut response = json_response(
