@@ -318,6 +318,30 @@ fn an_attachment_takes_a_multipart_body_too() {
         &format!("SELECT BodyLength FROM Attachment WHERE Id = '{id}'"),
     );
     assert_eq!(rows[0]["BodyLength"], bytes.len());
+
+    // A new body in base64 on update replaces the bytes and their length.
+    let replaced = reply(
+        agent()
+            .patch(format!(
+                "{}{API}/sobjects/Attachment/{id}",
+                sandbox.salesforce_url
+            ))
+            .header("Authorization", format!("Bearer {token}"))
+            .header("Content-Type", "application/json")
+            .send(
+                json!({"Body": base64::engine::general_purpose::STANDARD.encode(b"v2\r\n")})
+                    .to_string(),
+            ),
+    );
+    assert_eq!(replaced.status, 204, "{}", replaced.text());
+    let download = get(&sandbox, &token, &format!("/sobjects/Attachment/{id}/Body"));
+    assert_eq!(download.body, b"v2\r\n");
+    let rows = query(
+        &sandbox,
+        &token,
+        &format!("SELECT BodyLength FROM Attachment WHERE Id = '{id}'"),
+    );
+    assert_eq!(rows[0]["BodyLength"], 4);
 }
 
 #[test]
