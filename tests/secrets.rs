@@ -1,7 +1,8 @@
 //! Secret hygiene, end to end: with both sandboxes configured with distinctive client secrets,
 //! a web-server sign-in and every command a user runs (`run`, `run --json`, `auth status`,
 //! `runs`, `runs show`, `validate`, `sql`, and runs that fail to sign in), with `RUST_LOG=trace`
-//! set, no client secret, password, access token or refresh token appears in stdout or stderr,
+//! set, and runs at `-vvv` in text and in `--log-format json` (a token refresh among them),
+//! no client secret, password, access token or refresh token appears in stdout or stderr,
 //! in any staging table, or in the committed snapshots. The token store is created 0600, and a
 //! store others can read is refused. TLS certificate checks are covered by the connectors' own
 //! tests: the default build speaks plain HTTP only (see the README's `tls` feature).
@@ -247,6 +248,43 @@ fn no_secret_or_token_leaks_anywhere() {
         assert!(code == 0 || code == 1, "etl {args:?}: {output}");
         printed.push((format!("etl {args:?}"), output));
     }
+    // The logs at their most talkative, in both formats: every request, every sign-in. The
+    // flags set the level here (an empty RUST_LOG counts as unset).
+    let verbose = [("RUST_LOG", "")];
+    for args in [
+        &["-vvv", "run"][..],
+        &["-vvv", "--log-format", "json", "run", "--json"][..],
+        &["-vvv", "--log-format", "json", "plan"][..],
+    ] {
+        let (code, output) = etl_with(root, &verbose, args);
+        assert!(code == 0 || code == 1, "etl {args:?}: {output}");
+        for said in ["Salesforce request", "Halo request", "Halo token obtained"] {
+            assert!(
+                output.contains(said),
+                "etl {args:?} logs `{said}`: {output}"
+            );
+        }
+        printed.push((format!("etl {args:?}"), output));
+    }
+    // A refresh of the stored Salesforce sign-in, logged at -vvv: the org ends the session, the
+    // client trades the refresh token for a new access token and carries on.
+    let ended: Vec<String> = {
+        let state = sandbox.salesforce_state();
+        let mut state = state.lock().unwrap();
+        state.sessions.drain().map(|(token, _)| token).collect()
+    };
+    let (code, output) = etl_with(root, &verbose, &["-vvv", "--log-format", "json", "run"]);
+    assert!(
+        code == 0 || code == 1,
+        "a run after the session ended: {output}"
+    );
+    assert!(
+        output.contains("Salesforce session renewed")
+            && output.contains("\"grant\":\"refresh_token\""),
+        "the refresh is logged: {output}"
+    );
+    printed.push(("a run that refreshes the session, at -vvv".into(), output));
+
     let (_, runs) = etl(root, &["runs", "--format", "json"]);
     let runs: Value = serde_json::from_str(runs.trim()).unwrap();
     for run in runs.as_array().unwrap() {
@@ -264,6 +302,13 @@ fn no_secret_or_token_leaks_anywhere() {
     let (code, output) = etl_with(root, &[("HALO_SECRET", WRONG_SECRET)], &["run"]);
     assert_eq!(code, 3, "a wrong Halo secret: {output}");
     printed.push(("run with a wrong Halo secret".into(), output));
+    let (code, output) = etl_with(
+        root,
+        &[("HALO_SECRET", WRONG_SECRET), ("RUST_LOG", "")],
+        &["-vvv", "--log-format", "json", "run"],
+    );
+    assert_eq!(code, 3, "a wrong Halo secret, logged: {output}");
+    printed.push(("run with a wrong Halo secret at -vvv".into(), output));
     let (code, output) = etl_with(
         root,
         &[
@@ -301,7 +346,19 @@ fn no_secret_or_token_leaks_anywhere() {
     printed.push(("run of a broken project file".into(), output));
     std::fs::write(&project_file, &good).unwrap();
 
-    let secrets = secrets(&sandbox, &store);
+    let mut secrets = secrets(&sandbox, &store);
+    // The sessions the org ended are secrets too; the part after the org prefix is the secret.
+    secrets.extend(
+        ended
+            .iter()
+            .map(|token| {
+                token
+                    .split_once('!')
+                    .map_or(token.as_str(), |(_, rest)| rest)
+            })
+            .filter(|token| token.len() >= 8)
+            .map(str::to_string),
+    );
     assert!(
         secrets.len() >= 6,
         "tokens were issued and found: {}",

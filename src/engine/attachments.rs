@@ -133,7 +133,7 @@ impl<'a> Copier<'a> {
                 .filter(|_| self.refused.is_none())
                 .cloned()
             {
-                tracing::warn!(source_id = %source_id, message = %problem, "attachments failed");
+                tracing::warn!(source_id = %source_id, error = %problem, "attachments failed");
                 summary.attachments_failed += 1;
                 summary
                     .attachment_failures
@@ -310,7 +310,7 @@ impl<'a> Copier<'a> {
                     file.name,
                     file.id
                 );
-                tracing::warn!(source_id, message = %message, "attachment failed");
+                tracing::warn!(source_id, error = %message, "attachment failed");
                 summary.attachments_failed += 1;
                 summary
                     .attachment_failures

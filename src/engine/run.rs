@@ -111,7 +111,7 @@ impl PipelineSummary {
             pipeline = %self.pipeline,
             direction = self.direction,
             source_id,
-            message,
+            error = message,
             "record failed"
         );
         self.failed += 1;
