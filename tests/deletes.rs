@@ -149,3 +149,190 @@ fn deletes_are_ignored_by_default() {
         false
     );
 }
+
+/// The id map's link of a Salesforce record: (Halo id, its mark or hash).
+fn link_of(project: &Project, pipeline_name: &str, source_id: &str) -> Option<(String, String)> {
+    let rows = support::staging_rows(
+        &project.root,
+        &format!(
+            "SELECT target_id, coalesce(source_hash, '') AS mark FROM id_map WHERE pipeline = '{pipeline_name}' AND source_id = '{source_id}'"
+        ),
+    );
+    rows.first().map(|row| {
+        (
+            row["target_id"].as_str().unwrap().to_string(),
+            row["mark"].as_str().unwrap().to_string(),
+        )
+    })
+}
+
+#[test]
+fn restored_records_reactivate_their_customer_or_are_created_again() {
+    let sandbox = server::start(Options {
+        accounts: 6,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+    for name in ["accounts", "contacts"] {
+        project.import_only(name);
+    }
+    project.edit(
+        "accounts",
+        "attachments: true",
+        "attachments: true\ndeletes: { from_salesforce: deactivate }",
+    );
+    let contacts_yaml = std::fs::read_to_string(project.root.join("pipelines/contacts.yaml"))
+        .unwrap()
+        + "\ndeletes: delete\n";
+    std::fs::write(project.root.join("pipelines/contacts.yaml"), contacts_yaml).unwrap();
+    run(&project, "run");
+
+    let accounts = live_records(&sandbox, "Account");
+    let account = accounts[4].clone();
+    let account_id = account["Id"].as_str().unwrap();
+    let contact = live_records(&sandbox, "Contact")
+        .into_iter()
+        .find(|c| c["AccountId"] == accounts[3]["Id"])
+        .unwrap();
+    let contact_id = contact["Id"].as_str().unwrap();
+    touch(&sandbox, account_id, json!({"IsDeleted": true}));
+    touch(&sandbox, contact_id, json!({"IsDeleted": true}));
+    let done = run(&project, "run");
+    assert_eq!(pipeline(&done, "accounts")["deactivated"], 1, "{done}");
+    assert_eq!(pipeline(&done, "contacts")["deleted"], 1, "{done}");
+    let (customer, mark) = link_of(&project, "accounts", account_id).unwrap();
+    assert!(mark.starts_with("deactivated"), "{mark}");
+    assert!(link_of(&project, "contacts", contact_id).is_none());
+
+    // Both restored from the recycle bin (undeleted, so their SystemModstamp moves on).
+    touch(&sandbox, account_id, json!({"IsDeleted": false}));
+    touch(&sandbox, contact_id, json!({"IsDeleted": false}));
+    let plan = run(&project, "plan");
+    let planned = support::staging_rows(
+        &project.root,
+        &format!(
+            "SELECT action, reason FROM accounts_changes WHERE run_id = '{}' AND source_id = '{account_id}'",
+            plan["run_id"].as_str().unwrap()
+        ),
+    );
+    assert_eq!(planned[0]["action"], "update", "{planned:?}");
+    assert_eq!(
+        planned[0]["reason"], "restored in the source: reactivated",
+        "{planned:?}"
+    );
+
+    let done = run(&project, "run");
+    assert_eq!(pipeline(&done, "accounts")["updated"], 1, "{done}");
+    assert_eq!(pipeline(&done, "accounts")["failed"], 0, "{done}");
+    assert_eq!(pipeline(&done, "contacts")["created"], 1, "{done}");
+    let client = halo_client(&sandbox, account["Name"].as_str().unwrap());
+    assert_eq!(client["inactive"], false, "reactivated: {client}");
+    assert_eq!(client["id"].to_string(), customer, "the same customer");
+    let (_, mark) = link_of(&project, "accounts", account_id).unwrap();
+    assert!(!mark.starts_with("deactivated"), "unmarked: {mark}");
+    let token = halo_token(&sandbox);
+    let users = halo_get(
+        &sandbox,
+        &token,
+        &format!("Users?search={}", contact["Email"].as_str().unwrap()),
+    );
+    assert_eq!(users["record_count"], 1, "created again: {users}");
+    assert!(link_of(&project, "contacts", contact_id).is_some());
+
+    // Nothing more to do.
+    let again = run(&project, "run");
+    for name in ["accounts", "contacts"] {
+        let entry = pipeline(&again, name);
+        assert_eq!(
+            (
+                entry["created"].as_u64(),
+                entry["updated"].as_u64(),
+                entry["deactivated"].as_u64(),
+                entry["failed"].as_u64()
+            ),
+            (Some(0), Some(0), Some(0), Some(0)),
+            "{entry}"
+        );
+    }
+}
+
+/// Moves the last hard-delete check of a pipeline back by `hours`.
+fn age_last_check(project: &Project, pipeline_name: &str, hours: i64) {
+    let store = etl::staging::Store::open(&project.root.join(".etl/staging.duckdb")).unwrap();
+    let last = store
+        .last_check(pipeline_name, "hard_delete_check")
+        .unwrap()
+        .expect("a recorded check");
+    store
+        .record_check(
+            pipeline_name,
+            "hard_delete_check",
+            last - hours * 3_600_000,
+            "test",
+        )
+        .unwrap();
+}
+
+#[test]
+fn the_hard_delete_lookup_follows_its_schedule() {
+    let sandbox = server::start(Options {
+        accounts: 7,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    project.import_only("accounts");
+    project.edit(
+        "accounts",
+        "attachments: true",
+        "attachments: true\ndeletes: { from_salesforce: deactivate, hard_delete_check: 24h }",
+    );
+    run(&project, "run");
+    let accounts = live_records(&sandbox, "Account");
+    let purge = |account: &serde_json::Map<String, Value>| {
+        let state = sandbox.salesforce_state();
+        let mut state = state.lock().unwrap();
+        assert!(state.org.purge(account["Id"].as_str().unwrap()));
+    };
+    purge(&accounts[4]);
+
+    // Checked by the first run less than 24 hours ago: not looked up, nothing deactivated.
+    let skipped = run(&project, "run");
+    let entry = pipeline(&skipped, "accounts");
+    assert_eq!(entry["deactivated"], 0, "{entry}");
+    assert_eq!(
+        halo_client(&sandbox, accounts[4]["Name"].as_str().unwrap())["inactive"],
+        false
+    );
+
+    // A day later the look-up is due: the purged account's customer is deactivated. A plan
+    // looks too, without moving the schedule on.
+    age_last_check(&project, "accounts", 25);
+    let plan = run(&project, "plan");
+    assert_eq!(pipeline(&plan, "accounts")["planned_removals"], 1, "{plan}");
+    let done = run(&project, "run");
+    let entry = pipeline(&done, "accounts");
+    assert_eq!(entry["deactivated"], 1, "{entry}");
+    // The look-up costs a query: the run that skipped it made fewer Salesforce calls.
+    assert!(
+        entry["source_api_calls"].as_u64()
+            > pipeline(&skipped, "accounts")["source_api_calls"].as_u64(),
+        "{entry} vs {skipped}"
+    );
+
+    // `never`: a purge is not looked for at all, however old the last check.
+    project.edit(
+        "accounts",
+        "hard_delete_check: 24h",
+        "hard_delete_check: never",
+    );
+    purge(&accounts[5]);
+    age_last_check(&project, "accounts", 48);
+    let done = run(&project, "run");
+    assert_eq!(pipeline(&done, "accounts")["deactivated"], 0, "{done}");
+    assert_eq!(
+        halo_client(&sandbox, accounts[5]["Name"].as_str().unwrap())["inactive"],
+        false
+    );
+}

@@ -507,3 +507,62 @@ fn sync_back_stages_and_match_fields_are_checked() {
     )]);
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
 }
+
+#[test]
+fn deletes_toward_salesforce_need_a_field_to_deactivate() {
+    let d = pipeline(&format!(
+        "{GOOD}sync: {{ sync_back: {{ update: true }} }}\ndeletes:\n  from_halo: deactivate\n"
+    ));
+    assert_eq!(d.code, "deletes");
+    assert_eq!(
+        d.message,
+        "`from_halo: deactivate` needs the Opportunity field that marks a record inactive"
+    );
+    assert_eq!(d.line, 14);
+    assert!(d
+        .hint
+        .as_deref()
+        .unwrap_or_default()
+        .contains("salesforce_inactive"));
+}
+
+#[test]
+fn deletes_from_halo_without_sync_back_is_a_warning() {
+    let d = pipeline(&format!("{GOOD}deletes: {{ from_halo: delete }}\n"));
+    assert_eq!(d.code, "deletes");
+    assert!(!d.is_error());
+    assert_eq!(d.line, 12);
+}
+
+#[test]
+fn hard_delete_check_must_be_a_schedule() {
+    let d = pipeline(&format!("{GOOD}deletes: {{ hard_delete_check: daily }}\n"));
+    assert_eq!(d.code, "hard-delete-check");
+    assert_eq!(
+        d.message,
+        "`daily` is not `every_run`, `never` or an interval"
+    );
+    assert_eq!(d.line, 12);
+}
+
+#[test]
+fn salesforce_inactive_field_must_exist() {
+    let d = pipeline(&format!(
+        "{GOOD}sync: {{ sync_back: {{ update: true }} }}\ndeletes:\n  from_halo: deactivate\n  salesforce_inactive: {{ field: StageNme, inactive: Closed Lost }}\n"
+    ));
+    assert_eq!(d.code, "salesforce-field");
+    assert_eq!(d.label.as_deref(), Some("did you mean `StageName`?"));
+    assert_eq!(d.line, 15);
+}
+
+#[test]
+fn both_forms_of_deletes_are_valid() {
+    for deletes in [
+        "deletes: deactivate\n".to_string(),
+        "sync: { sync_back: { update: true } }\ndeletes: { from_salesforce: delete, from_halo: deactivate, salesforce_inactive: { field: StageName, inactive: Closed Lost, active: Prospecting }, hard_delete_check: 24h }\n".to_string(),
+        "deletes: { hard_delete_check: never }\n".to_string(),
+    ] {
+        let (_dir, diagnostics) = validate(&[("pipelines/p.yaml", &format!("{GOOD}{deletes}"))]);
+        assert!(diagnostics.is_empty(), "{deletes}: {diagnostics:#?}");
+    }
+}

@@ -546,6 +546,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
                 "unchanged",
                 "linked",
                 "skipped",
+                "removed",
                 "failed",
                 "API calls (SF/Halo)",
             ]);
@@ -575,6 +576,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
                 "unchanged",
                 "link",
                 "skip",
+                "remove",
                 "API calls (SF/Halo)",
             ]);
             for s in summaries {
@@ -587,6 +589,7 @@ fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
                     s.unchanged.to_string(),
                     s.linked.to_string(),
                     s.skipped.to_string(),
+                    s.planned_removals.to_string(),
                     format!("{}/{}", s.source_api_calls, s.target_api_calls),
                 ]);
             }
@@ -642,8 +645,11 @@ const REVIEW_ROWS: usize = 50;
 /// change, with its action, a label, and the changed fields as before → after.
 fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
     for summary in summaries {
-        let pending =
-            summary.planned_creates + summary.planned_updates + summary.linked + summary.skipped;
+        let pending = summary.planned_creates
+            + summary.planned_updates
+            + summary.linked
+            + summary.skipped
+            + summary.planned_removals;
         if pending == 0 {
             continue;
         }

@@ -38,12 +38,136 @@ pub struct Pipeline {
     /// Which extracted records are loaded (the review screen's "deselect").
     #[serde(default)]
     pub selection: Selection,
-    /// What happens in Halo to a linked record deleted in Salesforce: `ignore` (the default),
-    /// `deactivate` (the entity's inactive flag) or `delete`. Deleted records are read with
+    /// What a record deleted on one side does to its linked record on the other. A policy
+    /// alone (`deletes: deactivate`) is for records deleted in Salesforce: `ignore` (the
+    /// default), `deactivate` (the Halo entity's inactive flag) or `delete`. The object form
+    /// sets each direction and the hard-delete check, e.g. `{ from_salesforce: deactivate,
+    /// from_halo: delete, hard_delete_check: 24h }`. Deleted Salesforce records are read with
     /// `queryAll` (soft deletes, `IsDeleted`), and linked records missing from a run's extract
     /// are looked up by Id (hard deletes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deletes: Option<DeletePolicy>,
+    pub deletes: Option<Deletes>,
+}
+
+/// `deletes`: a policy for records deleted in Salesforce, or the settings of both directions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum Deletes {
+    /// What happens in Halo to a linked record deleted in Salesforce.
+    FromSalesforce(DeletePolicy),
+    /// Each direction, and how often hard deletes are looked for.
+    Detailed(DeleteSettings),
+}
+
+/// The object form of `deletes`.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteSettings {
+    /// What happens in Halo to a linked record deleted in Salesforce: `ignore` (the default),
+    /// `deactivate` (the entity's inactive flag: customers, sites, users) or `delete`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_salesforce: Option<DeletePolicy>,
+    /// What happens in Salesforce to a linked record deleted in Halo or made inactive there
+    /// (pipelines that sync back only): `ignore` (the default), `delete` (to the recycle bin)
+    /// or `deactivate` (sets `salesforce_inactive`, which it then needs: Salesforce has no
+    /// inactive flag common to all objects).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_halo: Option<DeletePolicy>,
+    /// The Salesforce field `from_halo: deactivate` sets, e.g. `{ field: Active__c, inactive:
+    /// "No", active: "Yes" }` or `{ field: Status, inactive: Closed }`. With `active`, a
+    /// Halo record that becomes active again sets it back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub salesforce_inactive: Option<InactiveField>,
+    /// How often linked Salesforce records missing from a run's extract are looked up by Id
+    /// to find hard deletes (records purged from the recycle bin): `every_run` (the default),
+    /// an interval such as `24h` (the last check's time is kept in the staging file), or
+    /// `never`. Soft deletes are read with every run either way.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hard_delete_check: Option<String>,
+}
+
+/// A Salesforce field that marks a record inactive.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InactiveField {
+    /// The field's API name, e.g. `Active__c`.
+    pub field: String,
+    /// The value that marks a record inactive, e.g. `"No"`, `false` or `Closed`.
+    pub inactive: Value,
+    /// The value that marks it active again, written when its Halo record is active again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active: Option<Value>,
+}
+
+/// When linked records missing from the extract are looked up by Id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HardDeleteCheck {
+    EveryRun,
+    /// At most once per this many seconds.
+    Every(u64),
+    Never,
+}
+
+impl HardDeleteCheck {
+    /// `every_run`, `never` or an interval (`24h`).
+    pub fn parse(text: &str) -> Option<HardDeleteCheck> {
+        match text.trim() {
+            "every_run" => Some(HardDeleteCheck::EveryRun),
+            "never" => Some(HardDeleteCheck::Never),
+            other => match crate::config::rules::parse_duration(other)? {
+                0 => Some(HardDeleteCheck::EveryRun),
+                seconds => Some(HardDeleteCheck::Every(seconds)),
+            },
+        }
+    }
+}
+
+impl Deletes {
+    fn settings(&self) -> Option<&DeleteSettings> {
+        match self {
+            Deletes::FromSalesforce(_) => None,
+            Deletes::Detailed(settings) => Some(settings),
+        }
+    }
+}
+
+impl Pipeline {
+    /// What a record deleted in Salesforce does in Halo.
+    pub fn deletes_from_salesforce(&self) -> DeletePolicy {
+        match &self.deletes {
+            Some(Deletes::FromSalesforce(policy)) => *policy,
+            Some(Deletes::Detailed(settings)) => settings.from_salesforce.unwrap_or_default(),
+            None => DeletePolicy::Ignore,
+        }
+    }
+
+    /// What a record deleted (or made inactive) in Halo does in Salesforce.
+    pub fn deletes_from_halo(&self) -> DeletePolicy {
+        self.deletes
+            .as_ref()
+            .and_then(Deletes::settings)
+            .and_then(|s| s.from_halo)
+            .unwrap_or_default()
+    }
+
+    /// The Salesforce field `from_halo: deactivate` sets.
+    pub fn salesforce_inactive(&self) -> Option<&InactiveField> {
+        self.deletes
+            .as_ref()
+            .and_then(Deletes::settings)
+            .and_then(|s| s.salesforce_inactive.as_ref())
+    }
+
+    /// When hard deletes are looked for; an unreadable setting (which validation reports)
+    /// counts as every run.
+    pub fn hard_delete_check(&self) -> HardDeleteCheck {
+        self.deletes
+            .as_ref()
+            .and_then(Deletes::settings)
+            .and_then(|s| s.hard_delete_check.as_deref())
+            .and_then(HardDeleteCheck::parse)
+            .unwrap_or(HardDeleteCheck::EveryRun)
+    }
 }
 
 /// What a record deleted on one side does to its linked record on the other.

@@ -7,7 +7,8 @@ use std::sync::Arc;
 
 use super::diagnostic::{Diagnostic, SourceFile};
 use super::model::{
-    HaloConnection, ImportMode, Pipeline, Project, SalesforceConnection, SalesforceFlow,
+    DeletePolicy, Deletes, HaloConnection, HardDeleteCheck, ImportMode, Pipeline, Project,
+    SalesforceConnection, SalesforceFlow,
 };
 use super::suggest::closest;
 use super::yaml::{Loc, Node};
@@ -127,6 +128,82 @@ pub fn check_pipeline(
     check_match_keys(file, tree, pipeline, out);
     check_sync_back(file, tree, pipeline, object, out);
     check_selection(file, tree, pipeline, object, out);
+    check_deletes(file, tree, pipeline, object, out);
+}
+
+/// The object form of `deletes`: a readable hard-delete schedule, and `from_halo` that can
+/// act — `deactivate` needs the Salesforce field to set, and any policy needs sync back on.
+fn check_deletes(
+    file: &SourceFile,
+    tree: &Node,
+    pipeline: &Pipeline,
+    object: Option<&ObjectInfo>,
+    out: &mut Vec<Diagnostic>,
+) {
+    let Some(Deletes::Detailed(settings)) = &pipeline.deletes else {
+        return;
+    };
+    let at = |key| loc_at(tree, &[Step::Key("deletes"), Step::Key(key)]);
+    if let Some(check) = &settings.hard_delete_check {
+        if HardDeleteCheck::parse(check).is_none() {
+            out.push(
+                file.error(
+                    "hard-delete-check",
+                    at("hard_delete_check"),
+                    format!("`{check}` is not `every_run`, `never` or an interval"),
+                )
+                .hint("e.g. `hard_delete_check: 24h` (units s, m, h, d)"),
+            );
+        }
+    }
+    let from_halo = settings.from_halo.unwrap_or_default();
+    if from_halo == DeletePolicy::Deactivate && settings.salesforce_inactive.is_none() {
+        out.push(
+            file.error(
+                "deletes",
+                at("from_halo"),
+                format!(
+                    "`from_halo: deactivate` needs the {} field that marks a record inactive",
+                    pipeline.salesforce.object
+                ),
+            )
+            .hint("add e.g. `salesforce_inactive: { field: Active__c, inactive: \"No\", active: \"Yes\" }`, or use `from_halo: delete` or `ignore`"),
+        );
+    }
+    let back = &pipeline.sync.sync_back;
+    if from_halo != DeletePolicy::Ignore && !(back.create || back.update) {
+        out.push(
+            file.error(
+                "deletes",
+                at("from_halo"),
+                "`from_halo` has no effect: this pipeline does not sync back",
+            )
+            .hint("switch on `sync.sync_back` (create or update), or remove `from_halo`")
+            .warning(),
+        );
+    }
+    if let (Some(inactive), Some(object)) = (&settings.salesforce_inactive, object) {
+        // Custom fields are known to the org only (`validate --online`).
+        if object.field(&inactive.field).is_none() && !inactive.field.ends_with("__c") {
+            let known = object.fields.iter().map(|f| f.name.as_str());
+            let mut diagnostic = file.error(
+                "salesforce-field",
+                loc_at(
+                    tree,
+                    &[
+                        Step::Key("deletes"),
+                        Step::Key("salesforce_inactive"),
+                        Step::Key("field"),
+                    ],
+                ),
+                format!("no field `{}` on {}", inactive.field, object.name),
+            );
+            if let Some(suggestion) = closest(&inactive.field, known) {
+                diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
+            }
+            out.push(diagnostic);
+        }
+    }
 }
 
 /// The sync-back settings: stage names that include their default and name a field of the

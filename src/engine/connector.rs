@@ -207,10 +207,24 @@ pub trait Target {
         let _ = target_id;
         Err(format!("this target cannot delete {entity} records"))
     }
+    /// Deletes these records of `entity`, as many per call as the target allows; one outcome
+    /// per id, in order. A record already gone counts as deleted.
+    fn delete_many(&self, entity: &str, target_ids: &[String]) -> Vec<Result<(), String>> {
+        target_ids
+            .iter()
+            .map(|id| self.delete(entity, id))
+            .collect()
+    }
     /// Marks record `target_id` of `entity` inactive; the target's message when it cannot.
     fn deactivate(&self, entity: &str, target_id: &str) -> Result<(), String> {
         let _ = target_id;
         Err(format!("this target cannot deactivate {entity} records"))
+    }
+    /// The fields an update sets to undo [`Target::deactivate`] (the record active again), or
+    /// `None` when records of `entity` cannot be deactivated.
+    fn reactivation(&self, entity: &str) -> Option<Record> {
+        let _ = entity;
+        None
     }
     /// The files record `target_id` of `entity` holds (to recognise an upload whose answer
     /// was lost instead of uploading it again).

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 
 use super::attachments::Copier;
 use super::connector::{ExtractRequest, Record, Source, Target, WriteRequest};
+use super::deletes::Schedule;
 use super::error::EngineError;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
@@ -351,7 +352,7 @@ fn import_pipeline(
     };
 
     // Deleted records are read too when the pipeline acts on deletes.
-    let delete_policy = pipeline.deletes.unwrap_or_default();
+    let delete_policy = pipeline.deletes_from_salesforce();
     let deleted_flag = match delete_policy {
         DeletePolicy::Ignore => None,
         _ => source.deleted_field().map(str::to_string),
@@ -468,8 +469,13 @@ fn import_pipeline(
     // Pass 2: plan.
     let links = store.links(&pipeline.pipeline)?;
     if let Some(flag) = &deleted_flag {
+        let schedule = Schedule {
+            store,
+            run_id,
+            record: options.mode == Mode::Load,
+        };
         deleted.extend(super::deletes::missing(
-            pipeline, source, flag, &links, &seen,
+            pipeline, source, flag, &links, &seen, &schedule,
         )?);
     }
     let mut removals: Vec<Planned> = Vec::new();
@@ -506,6 +512,7 @@ fn import_pipeline(
             &record_problems,
             links.get(&source_id),
         )?;
+        super::deletes::settle_marked(&mut planned, links.get(&source_id), target, &entity);
         if let Some(selected) = &selected {
             if !selected.contains(&source_id) && planned.action != Action::Unchanged {
                 planned.action = Action::Skip;

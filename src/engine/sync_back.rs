@@ -9,7 +9,9 @@
 //! values transformed the same way: only fields changed on the target side are sent, so a
 //! value that came from the source never goes back unchanged, and nothing is written when
 //! nothing changed. After a write, the id map's last-synced values become what the next import
-//! will read from the source, so that import finds nothing to do either.
+//! will read from the source, so that import finds nothing to do either. Linked records the
+//! target no longer lists are looked up by id, and those deleted or made inactive there lead
+//! to the pipeline's `deletes.from_halo` choice (see `deletes.rs`).
 
 use std::collections::{HashMap, HashSet};
 
@@ -39,6 +41,9 @@ pub struct Snapshot {
     pub held: HashSet<(String, String)>,
     /// API calls the listing took.
     pub api_calls: u64,
+    /// Target ids linked when the listing was made (records the import creates after it are
+    /// not missing from it).
+    pub linked_before: HashSet<String>,
 }
 
 impl Snapshot {
@@ -218,7 +223,14 @@ pub fn take_snapshot(
     }
     let tables = back_tables(pipeline);
     store.ensure_pipeline_tables(&tables)?;
-    let mut snapshot = Snapshot::default();
+    let mut snapshot = Snapshot {
+        linked_before: store
+            .links(&pipeline.pipeline)?
+            .into_values()
+            .map(|link| link.target_id)
+            .collect(),
+        ..Snapshot::default()
+    };
     let id_field = reader.id_field().to_string();
     reader.extract(&request, &mut |page| {
         let mut rows = Vec::with_capacity(page.len());
@@ -505,6 +517,7 @@ pub fn sync_back(
     let mut writes: Vec<Planned> = Vec::new();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
+    let mut unmarked: Vec<(String, Link)> = Vec::new();
     for id in &snapshot.order {
         let record = &snapshot.records[id];
         let linked = by_target.get(id);
@@ -583,6 +596,11 @@ pub fn sync_back(
                 planned.write = Some(planned.after.clone());
             }
         }
+        if let Some((source_id, link)) = linked {
+            if super::deletes::back_reappeared(pipeline, &mut planned, link) {
+                unmarked.push((source_id.clone(), link.clone()));
+            }
+        }
         change_rows.push(change_row(run_id, &planned));
         match planned.action {
             Action::Create => summary.planned_creates += 1,
@@ -607,10 +625,45 @@ pub fn sync_back(
             settled_rows.push(result_row(run_id, &planned, None, status, None));
         }
     }
+    // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
+    let mut removals = Vec::new();
+    let gone = super::deletes::removed_in_target(
+        pipeline,
+        systems.reader,
+        &snapshot.records,
+        &snapshot.linked_before,
+        &by_target,
+    )?;
+    for (target_id, why) in gone {
+        let Some((source_id, _)) = by_target.get(&target_id) else {
+            continue;
+        };
+        let planned = super::deletes::plan_back(pipeline, &target_id, source_id, why);
+        change_rows.push(change_row(run_id, &planned));
+        if matches!(planned.action, Action::Delete | Action::Deactivate) {
+            summary.planned_removals += 1;
+            removals.push(planned);
+        } else {
+            summary.skipped += 1;
+            settled_rows.push(result_row(run_id, &planned, None, "skipped", None));
+        }
+    }
     store.append(&tables, Stage::Changes, &change_rows)?;
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;
+        let links = store.links(&pipeline.pipeline)?;
+        super::deletes::load_back(
+            store,
+            &tables,
+            run_id,
+            pipeline,
+            systems.writer,
+            &removals,
+            &links,
+            &mut summary,
+        )?;
+        super::deletes::unmark(store, run_id, pipeline, unmarked)?;
         link_matched(
             pipeline,
             snapshot,

@@ -7,7 +7,8 @@
 //! "Don't sync to Salesforce" (`salesforce_dontsync`), a ticket whose "Sync to Salesforce"
 //! (`sync_to_salesforce`, defaulting to its type's `default_sync_to_salesforce`) is off, and
 //! an action whose "Sync to Salesforce" (defaulting to its outcome's) is off are reported as
-//! skipped with that reason. Actions are listed per ticket, as Halo lists them.
+//! skipped with that reason. Actions are listed per ticket, as Halo lists them. Asked for
+//! deleted records by id, it reads each one, inactive ones included, flagged `inactive`.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -73,6 +74,32 @@ impl<'a> HaloSource<'a> {
     }
 }
 
+impl HaloSource<'_> {
+    /// The records with these ids, inactive ones included (with their `inactive` flag), one
+    /// call each: how sync back tells a record deleted in Halo (not found) or made inactive
+    /// from one that only left the list's filter.
+    fn by_id(
+        &self,
+        entity: &str,
+        ids: &[String],
+        page: &mut dyn FnMut(Vec<Record>) -> Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let mut found = Vec::new();
+        for id in ids {
+            let Ok(number) = id.trim().parse::<u64>() else {
+                continue;
+            };
+            if let Some(record) = self.client.get(entity, number).map_err(connection)? {
+                found.push(normalise(record));
+            }
+        }
+        if !found.is_empty() {
+            page(found)?;
+        }
+        Ok(())
+    }
+}
+
 fn connection(error: HaloError) -> EngineError {
     match error {
         HaloError::Settings(message) => EngineError::Config(format!("Halo: {message}")),
@@ -105,6 +132,9 @@ impl Source for HaloSource<'_> {
         page: &mut dyn FnMut(Vec<Record>) -> Result<(), EngineError>,
     ) -> Result<(), EngineError> {
         let entity = request.object.as_str();
+        if request.include_deleted && !request.ids.is_empty() {
+            return self.by_id(entity, &request.ids, page);
+        }
         let custom: Vec<&str> = request
             .fields
             .iter()
@@ -200,6 +230,11 @@ impl Source for HaloSource<'_> {
 
     fn skip_reason(&self, object: &str, record: &Record) -> Option<String> {
         switched_off(object, record)
+    }
+
+    /// Halo marks a removed customer, site or user inactive rather than deleting it.
+    fn deleted_field(&self) -> Option<&str> {
+        Some("inactive")
     }
 
     fn parent_field(&self, object: &str) -> Option<&'static str> {

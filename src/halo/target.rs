@@ -235,6 +235,14 @@ impl Target for HaloTarget<'_> {
         }
     }
 
+    fn reactivation(&self, entity: &str) -> Option<Record> {
+        matches!(entity, "Client" | "Site" | "Users").then(|| {
+            let mut record = Map::new();
+            record.insert("inactive".into(), Value::Bool(false));
+            record
+        })
+    }
+
     /// Halo holds attachments on tickets (opportunities are tickets); customers, sites, users
     /// and agents hold none.
     fn attachments_refused(&self, entity: &str) -> Option<String> {

@@ -2,8 +2,8 @@
 //! their fields, `catalog.rs`) and the connector that talks to an org: OAuth sign-in and the
 //! token store (`auth/`), the request service with refresh, retries and the API budget
 //! (`client.rs`), streaming SOQL extracts (`query.rs`, `incremental.rs`, `bulk.rs`), writes
-//! (`collections.rs`, `bulk.rs`) and online describe checks (`describe.rs`). Synchronous (ureq);
-//! it never touches DuckDB.
+//! (`collections.rs`, `bulk.rs`), deletes (`delete.rs`) and online describe checks
+//! (`describe.rs`). Synchronous (ureq); it never touches DuckDB.
 
 pub mod auth;
 pub mod bulk;
@@ -11,6 +11,7 @@ pub mod bulk;
 pub mod catalog;
 pub mod client;
 pub mod collections;
+pub mod delete;
 pub mod describe;
 
 pub mod error;

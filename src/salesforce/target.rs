@@ -3,7 +3,7 @@
 //! threshold), each record's outcome coming back with Salesforce's own status code and message.
 //! Values are shaped by the object's describe before they are sent (a Halo date-time written
 //! to a `date` field keeps its date; `"true"` becomes a boolean, `"12.5"` a number), and
-//! matches and lookups are SOQL queries.
+//! matches and lookups are SOQL queries. Deletes go through Collections too (`delete.rs`).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -243,6 +243,24 @@ impl Target for SalesforceTarget<'_> {
 
     fn api_calls(&self) -> u64 {
         self.client.calls()
+    }
+
+    fn delete(&self, entity: &str, target_id: &str) -> Result<(), String> {
+        self.delete_many(entity, &[target_id.to_string()])
+            .pop()
+            .unwrap_or_else(|| Err("Salesforce gave no result for this record".into()))
+    }
+
+    /// Through sObject Collections, 200 per call; a record already deleted counts as done.
+    fn delete_many(&self, _entity: &str, target_ids: &[String]) -> Vec<Result<(), String>> {
+        self.client
+            .delete_records(target_ids)
+            .into_iter()
+            .map(|outcome| match outcome {
+                Err(refused) if !refused.already_gone() => Err(refused.to_string()),
+                _ => Ok(()),
+            })
+            .collect()
     }
 }
 

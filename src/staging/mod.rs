@@ -2,6 +2,7 @@
 //! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
+mod checks;
 mod diff;
 mod error;
 mod id_map;
