@@ -7,6 +7,7 @@
 pub mod civil;
 pub mod cli;
 pub mod config;
+pub mod cron;
 pub mod engine;
 pub mod halo;
 pub mod logging;

@@ -190,3 +190,86 @@ fn a_bad_interval_is_refused() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("longer than 0s"), "{stderr}");
 }
+
+#[test]
+fn cron_schedules_are_checked_and_a_cron_watch_waits_for_its_first_time() {
+    let sandbox = server::start(Options {
+        accounts: 2,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    for (args, expected) in [
+        (
+            vec!["watch", "--cron", "*/5 * * *"],
+            "has 4 fields; a cron schedule has 5",
+        ),
+        (
+            vec!["watch", "--cron", "0 25 * * *"],
+            "out of range for the hour field (0-23)",
+        ),
+        (vec!["watch", "--cron", "0 0 30 2 *"], "never fires"),
+        (
+            vec!["watch", "--every", "5m", "--cron", "*/5 * * * *"],
+            "cannot be used with",
+        ),
+        (vec!["watch"], "--every <INTERVAL>"),
+    ] {
+        let (code, stdout, stderr) = etl_output(&project.root, &args);
+        assert_eq!(code, 2, "{args:?}: {stdout}\n{stderr}");
+        assert!(stderr.contains(expected), "{args:?}: {stderr}");
+        assert!(stdout.is_empty(), "no cycle ran: {stdout}");
+    }
+
+    // New Year's midnight is far off: the watcher says when it will run, runs nothing yet,
+    // and SIGTERM stops it at once with exit 0.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .arg("--project")
+        .arg(project.root.join("etl.yaml"))
+        .args(["watch", "--cron", "0 0 1 JAN *"])
+        .env("SF_SECRET", "etl-sandbox-secret")
+        .env("HALO_SECRET", "etl-sandbox-secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, lines) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let mut seen = Vec::new();
+    let first_run = loop {
+        let line = lines
+            .recv_timeout(PATIENCE)
+            .unwrap_or_else(|_| panic!("no `first run at` line: {seen:?}"));
+        if let Some(at) = line.strip_prefix("first run at ") {
+            break at.to_string();
+        }
+        seen.push(line);
+    };
+    assert!(
+        seen.iter()
+            .any(|l| l.contains("on the cron schedule `0 0 1 JAN *` (UTC)")),
+        "{seen:?}"
+    );
+    assert!(first_run.ends_with("-01-01 00:00:00Z"), "{first_run}");
+    let pid = child.id().to_string();
+    assert!(Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap()
+        .success());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0));
+    assert!(output.stdout.is_empty(), "no cycle ran");
+    let runs = support::staging_rows(
+        &project.root,
+        "SELECT count(*) AS n FROM runs WHERE command = 'watch'",
+    );
+    assert_eq!(runs[0]["n"], 0, "{runs:?}");
+}

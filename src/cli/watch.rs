@@ -1,4 +1,5 @@
-//! `etl watch [PATH...] --every 5m`: runs the pipelines on a schedule, one cycle at a time, each
+//! `etl watch [PATH...] --every 5m` (or `--cron "*/5 * * * *"`, UTC, see `cron.rs`): runs the
+//! pipelines on a schedule, one cycle at a time, each
 //! cycle through `etl run`'s own path (recorded in `runs` as `watch`). It takes the lock file
 //! `watch.lock` beside the staging file so that a second watcher on the same project refuses
 //! (exit 2), starts the sandbox once for the whole watch when `etl.yaml` points at it and
@@ -17,15 +18,22 @@ use serde_json::json;
 use super::run::{self, Report, RunArgs};
 use super::EXIT_CONFIG;
 use crate::config;
+use crate::cron::Schedule;
 use crate::engine::{Mode, PipelineSummary};
 
 #[derive(Debug, clap::Args)]
 pub struct WatchArgs {
     #[command(flatten)]
     pub run: RunArgs,
-    /// How often to run: a number and a unit, `30s`, `5m`, `1h` (or `1d`).
-    #[arg(long, value_name = "INTERVAL", value_parser = parse_every)]
-    pub every: Duration,
+    /// How often to run: a number and a unit, `30s`, `5m`, `1h` (or `1d`). The first cycle
+    /// runs at once.
+    #[arg(long, value_name = "INTERVAL", value_parser = parse_every, required_unless_present = "cron", conflicts_with = "cron")]
+    pub every: Option<Duration>,
+    /// When to run instead, as a five-field cron schedule in UTC (minute hour day-of-month
+    /// month day-of-week), e.g. `"*/5 * * * *"` or `"0 6 * * MON-FRI"`. The first cycle waits
+    /// for the first time on the schedule.
+    #[arg(long, value_name = "SCHEDULE", value_parser = parse_cron)]
+    pub cron: Option<Schedule>,
     /// Stop after this many cycles.
     #[arg(long, hide = true, value_name = "N")]
     pub cycles: Option<u64>,
@@ -38,6 +46,37 @@ fn parse_every(text: &str) -> Result<Duration, String> {
         None => Err(format!(
             "`{text}` is not an interval: write a number and a unit, e.g. 30s, 5m, 1h"
         )),
+    }
+}
+
+fn parse_cron(text: &str) -> Result<Schedule, String> {
+    Schedule::parse(text)
+}
+
+/// When the cycles start.
+enum Cadence {
+    /// Every interval from the start (ticks a long cycle overran are skipped).
+    Every(Duration),
+    Cron(Schedule),
+}
+
+impl Cadence {
+    /// How long to wait, `elapsed` after the first tick, for the next one; `tick` counts the
+    /// interval's ticks.
+    fn wait(&self, elapsed: Duration, tick: &mut u32) -> Duration {
+        match self {
+            Cadence::Every(every) => {
+                while *every * *tick <= elapsed {
+                    *tick += 1;
+                }
+                *every * *tick - elapsed
+            }
+            Cadence::Cron(schedule) => {
+                let now = crate::civil::now_millis();
+                let next = schedule.next_after(now).unwrap_or(now + 366 * 86_400_000);
+                Duration::from_millis((next - now).max(0) as u64)
+            }
+        }
     }
 }
 
@@ -79,17 +118,44 @@ pub fn run(project: &Path, args: WatchArgs) -> i32 {
         }
     };
     drop(workspace);
-    let every = args.every;
+    let cadence = match (args.every, args.cron.clone()) {
+        (Some(every), _) => Cadence::Every(every),
+        (None, Some(schedule)) => Cadence::Cron(schedule),
+        (None, None) => {
+            eprintln!("error: say when to run: --every 5m or --cron \"*/5 * * * *\"");
+            return EXIT_CONFIG;
+        }
+    };
     if !args.run.json {
-        eprintln!(
-            "watching: a run every {}; Ctrl-C (or SIGTERM) stops after the cycle under way",
-            describe(every)
-        );
+        let when = match &cadence {
+            Cadence::Every(every) => format!("a run every {}", describe(*every)),
+            Cadence::Cron(schedule) => format!("runs on the cron schedule `{schedule}` (UTC)"),
+        };
+        eprintln!("watching: {when}; Ctrl-C (or SIGTERM) stops after the cycle under way");
     }
     let first = Instant::now();
     let mut tick = 0u32;
     let mut cycle = 0u64;
     let mut stopping = false;
+    // On a cron schedule the first cycle waits for the schedule's first time.
+    if matches!(cadence, Cadence::Cron(_)) {
+        let wait = cadence.wait(first.elapsed(), &mut tick);
+        if !args.run.json {
+            eprintln!(
+                "first run at {}",
+                clock(crate::civil::now_millis() + wait.as_millis() as i64)
+            );
+        }
+        match stop.recv_timeout(wait) {
+            Ok(()) | Err(RecvTimeoutError::Disconnected) => {
+                if !args.run.json {
+                    eprintln!("watch stopped before its first cycle");
+                }
+                return 0;
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+        }
+    }
     loop {
         cycle += 1;
         let started_at = crate::civil::now_millis();
@@ -106,11 +172,7 @@ pub fn run(project: &Path, args: WatchArgs) -> i32 {
         let last = args.cycles.is_some_and(|n| cycle >= n);
         // The next tick of the schedule that is still ahead (ticks a long cycle overran are
         // skipped, so runs never overlap and never bunch up).
-        let now = first.elapsed();
-        while every * tick <= now {
-            tick += 1;
-        }
-        let wait = every * tick - now;
+        let wait = cadence.wait(first.elapsed(), &mut tick);
         let next_at =
             (!stopping && !last).then(|| crate::civil::now_millis() + wait.as_millis() as i64);
         print_health(&args.run, cycle, started_at, &report, code, took, next_at);
