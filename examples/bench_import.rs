@@ -28,7 +28,13 @@ fn etl_binary() -> PathBuf {
 fn project(sandbox: &Running, root: &Path) {
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
     for name in ["accounts", "contacts", "opportunities"] {
-        let from = Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.yaml"));
+        // Run from the repository (as the README says); the build-time path is the fallback.
+        let here = Path::new("pipelines").join(format!("{name}.yaml"));
+        let from = if here.exists() {
+            here
+        } else {
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("pipelines/{name}.yaml"))
+        };
         std::fs::copy(from, root.join(format!("pipelines/{name}.yaml"))).unwrap();
     }
     std::fs::write(

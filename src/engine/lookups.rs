@@ -10,10 +10,18 @@ use super::connector::Target;
 use crate::staging::{Link, Store};
 use crate::transform::Lookups;
 
+/// One pipeline's links, by source id and by target id (reversed lookups run once per record,
+/// so both directions must be a hash lookup, not a scan).
+#[derive(Default)]
+struct LoadedLinks {
+    by_source: HashMap<String, Link>,
+    source_by_target: HashMap<String, String>,
+}
+
 pub struct EngineLookups<'a> {
     store: &'a Store,
     target: &'a dyn Target,
-    links: RefCell<HashMap<String, HashMap<String, Link>>>,
+    links: RefCell<HashMap<String, LoadedLinks>>,
     searches: RefCell<HashMap<(String, String, String), Option<Value>>>,
     /// The first search error, reported once instead of on every record.
     pub search_error: RefCell<Option<String>>,
@@ -30,11 +38,30 @@ impl<'a> EngineLookups<'a> {
         }
     }
 
-    fn with_links<T>(&self, pipeline: &str, read: impl FnOnce(&HashMap<String, Link>) -> T) -> T {
+    fn with_links<T>(&self, pipeline: &str, read: impl FnOnce(&LoadedLinks) -> T) -> T {
         let mut links = self.links.borrow_mut();
         if !links.contains_key(pipeline) {
-            let loaded = self.store.links(pipeline).unwrap_or_default();
-            links.insert(pipeline.to_string(), loaded);
+            let by_source = self.store.links(pipeline).unwrap_or_default();
+            let mut source_by_target = HashMap::with_capacity(by_source.len());
+            for (source_id, link) in &by_source {
+                // Several sources linked to one target (should not happen) answer the smallest
+                // source id, so the answer never depends on hash order.
+                source_by_target
+                    .entry(link.target_id.clone())
+                    .and_modify(|kept: &mut String| {
+                        if *source_id < *kept {
+                            kept.clone_from(source_id)
+                        }
+                    })
+                    .or_insert_with(|| source_id.clone());
+            }
+            links.insert(
+                pipeline.to_string(),
+                LoadedLinks {
+                    by_source,
+                    source_by_target,
+                },
+            );
         }
         read(&links[pipeline])
     }
@@ -63,7 +90,7 @@ pub fn id_text(value: &Value) -> String {
 impl Lookups for EngineLookups<'_> {
     fn linked(&self, pipeline: &str, field: Option<&str>, source_id: &str) -> Option<Value> {
         self.with_links(pipeline, |links| {
-            let link = links.get(source_id)?;
+            let link = links.by_source.get(source_id)?;
             match field {
                 None => Some(id_value(&link.target_id)),
                 Some(field) => link
@@ -102,9 +129,9 @@ impl Lookups for EngineLookups<'_> {
         let wanted = id_text(target_id);
         self.with_links(pipeline, |links| {
             links
-                .iter()
-                .find(|(_, link)| link.target_id == wanted)
-                .map(|(source, _)| Value::String(source.clone()))
+                .source_by_target
+                .get(&wanted)
+                .map(|source| Value::String(source.clone()))
         })
     }
 }
