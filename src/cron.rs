@@ -140,10 +140,11 @@ impl Field {
                 (low, if step.is_some() { self.max } else { low })
             };
             let step = step.unwrap_or(1);
-            let mut value = low;
-            while value <= high {
-                bits |= 1 << value;
-                value += step;
+            let mut value = Some(low);
+            while let Some(current) = value.filter(|v| *v <= high) {
+                bits |= 1 << current;
+                // A huge step ends the range instead of overflowing.
+                value = current.checked_add(step);
             }
         }
         Ok(bits)
@@ -176,9 +177,11 @@ impl Schedule {
             "@weekly" => "0 0 * * 0",
             "@daily" | "@midnight" => "0 0 * * *",
             "@hourly" => "0 * * * *",
-            other if other.starts_with('@') => return Err(format!(
+            other if other.starts_with('@') => {
+                return Err(format!(
                 "`{trimmed}` is not a cron shorthand (@hourly, @daily, @weekly, @monthly, @yearly)"
-            )),
+            ))
+            }
             _ => trimmed,
         };
         let parts: Vec<&str> = expanded.split_whitespace().collect();
@@ -383,6 +386,71 @@ mod tests {
         assert_eq!(
             next("0 0 1 jun-aug/2 *", at(2027, 6, 2, 0, 0)),
             at(2027, 8, 1, 0, 0)
+        );
+    }
+
+    /// Whether the schedule fires at this minute, read field by field (the oracle the search
+    /// is checked against).
+    fn fires_at(schedule: &Schedule, millis: i64) -> bool {
+        let day = millis.div_euclid(DAY);
+        let minute_of_day = (millis - day * DAY) / MINUTE;
+        let (_, month, date) = civil_from_days(day);
+        let weekday = (day + 4).rem_euclid(7) as u32;
+        schedule.minutes & (1 << (minute_of_day % 60)) != 0
+            && schedule.hours & (1 << (minute_of_day / 60)) != 0
+            && schedule.months & (1 << month) != 0
+            && schedule.day_matches(date, weekday)
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::test_runner::Config {
+            cases: 512,
+            failure_persistence: None,
+            ..Default::default()
+        })]
+
+        /// Any text is a schedule or a message, never a panic.
+        #[test]
+        fn any_text_parses_or_is_refused(
+            fields in proptest::collection::vec("[0-9*/,A-Za-z-]{1,8}|\\PC{0,6}", 0..7),
+        ) {
+            let _ = Schedule::parse(&fields.join(" "));
+        }
+
+        /// The next time of a schedule is after the given time, on a whole minute, on the
+        /// schedule, and no minute between the two is (checked minute by minute over up to
+        /// three days).
+        #[test]
+        fn the_next_time_is_the_first_on_the_schedule(
+            fields in proptest::collection::vec(
+                "\\*|\\*/[1-9]|[0-9]{1,2}|[0-9]-[0-9]{1,2}|[0-9],[1-3][0-9]|[1-9]/[1-9]|MON-FRI|SUN|JAN,JUN",
+                5,
+            ),
+            after in 0i64..4_102_444_800_000,
+        ) {
+            let Ok(schedule) = Schedule::parse(&fields.join(" ")) else {
+                return Ok(());
+            };
+            let next = schedule.next_after(after).expect("a schedule that fires");
+            proptest::prop_assert!(next > after && next % MINUTE == 0);
+            proptest::prop_assert!(fires_at(&schedule, next), "{} at {next}", schedule);
+            if next - after <= 3 * DAY {
+                let mut minute = after.div_euclid(MINUTE) * MINUTE + MINUTE;
+                while minute < next {
+                    proptest::prop_assert!(!fires_at(&schedule, minute), "{} fires at {minute}", schedule);
+                    minute += MINUTE;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_huge_step_ends_the_range() {
+        assert_eq!(
+            Schedule::parse("59/4294967295 * * * *")
+                .unwrap()
+                .next_after(at(2026, 1, 1, 0, 30)),
+            Some(at(2026, 1, 1, 0, 59))
         );
     }
 

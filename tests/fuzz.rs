@@ -139,6 +139,12 @@ const INNER_KEYS: &[&str] = &[
     "batch_size",
     "ids",
     "exclude",
+    "from_salesforce",
+    "from_halo",
+    "salesforce_inactive",
+    "inactive",
+    "active",
+    "hard_delete_check",
 ];
 const SCALARS: &[&str] = &[
     "Account",
@@ -152,6 +158,8 @@ const SCALARS: &[&str] = &[
     "SELECT Id FROM Account WHERE",
     "SystemModstamp",
     "5m",
+    "every_run",
+    "deactivate",
     "upsert",
     "true",
     "false",
