@@ -295,3 +295,25 @@ fn invalid_queries_fail_as_salesforce_fails_them() {
         );
     }
 }
+
+#[test]
+fn in_lists_of_ids_match_the_15_character_form_and_any_case_of_the_18() {
+    let (org, ids) = org();
+    // A 15-character Id is case-sensitive; the 18-character form carries the case in its suffix.
+    let short = &ids[0][..15];
+    let long_lower = ids[1].to_ascii_lowercase();
+    let soql = format!(
+        "SELECT Name FROM Opportunity WHERE AccountId IN ('{short}', '001000000000000') ORDER BY Name"
+    );
+    assert_eq!(names(&org, &soql), ["Big deal"]);
+    let soql =
+        format!("SELECT Name FROM Opportunity WHERE AccountId IN ('{long_lower}') ORDER BY Name");
+    assert_eq!(names(&org, &soql), ["Old deal", "Small deal"]);
+    let soql = format!(
+        "SELECT Name FROM Opportunity WHERE AccountId NOT IN ('{}') ORDER BY Name",
+        ids[0]
+    );
+    assert_eq!(names(&org, &soql), ["Old deal", "Small deal"]);
+    let soql = "SELECT Name FROM Account WHERE Type IN ('PROSPECT', 'nothing')";
+    assert_eq!(names(&org, soql), ["Globex Inc."]);
+}
