@@ -566,3 +566,14 @@ fn both_forms_of_deletes_are_valid() {
         assert!(diagnostics.is_empty(), "{deletes}: {diagnostics:#?}");
     }
 }
+
+#[test]
+fn the_object_form_of_deletes_has_its_own_keys() {
+    let d = pipeline(&format!("{GOOD}deletes: {{ from_hallo: delete }}\n"));
+    assert_eq!(d.code, "unknown-key");
+    assert_eq!(d.label.as_deref(), Some("did you mean `from_halo`?"));
+    assert_eq!(d.line, 12);
+    let d = pipeline(&format!("{GOOD}deletes: deactivat\n"));
+    assert_eq!(d.code, "unknown-value");
+    assert_eq!(d.label.as_deref(), Some("did you mean `deactivate`?"));
+}

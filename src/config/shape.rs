@@ -252,7 +252,11 @@ impl<'a> Checker<'a> {
             if trial.out.is_empty() {
                 return;
             }
-            let types = types_of(resolved);
+            // An enum of strings (`oneOf` of constants) has no `type` of its own.
+            let types = match string_choices(resolved) {
+                Some(_) => vec!["string"],
+                None => types_of(resolved),
+            };
             if fitting_kind.is_none()
                 && (types.is_empty() || types.iter().any(|t| kind_matches(node, t)))
             {
@@ -264,7 +268,12 @@ impl<'a> Checker<'a> {
             None => {
                 let mut types: Vec<&str> = Vec::new();
                 for alternative in alternatives {
-                    for t in types_of(self.resolve(alternative)) {
+                    let resolved = self.resolve(alternative);
+                    let kinds = match string_choices(resolved) {
+                        Some(_) => vec!["string"],
+                        None => types_of(resolved),
+                    };
+                    for t in kinds {
                         if !types.contains(&t) {
                             types.push(t);
                         }
