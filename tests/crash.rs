@@ -20,7 +20,9 @@ use etl::sandbox::server::{self, Options, Running};
 
 mod reliability;
 mod support;
-use reliability::{etl_run, project, run_to_completion, seed_from_env, EndState, Rng};
+use reliability::{
+    etl_run, project, project_with, run_to_completion, seed_from_env, EndState, Rng,
+};
 
 /// Few enough records that a trial takes a couple of seconds; enough for several batches in
 /// every pipeline and direction.
@@ -197,62 +199,75 @@ fn runs_killed_at_random_points_end_like_an_uninterrupted_run() {
 }
 
 /// The window the random trials found a duplicate in: a Halo ticket created in Salesforce by
-/// the sync back, the run killed before the new Id was recorded. Salesforce reads are slowed so
-/// the kill lands in that window every time: after the create, during its read-back.
-#[test]
-fn a_run_killed_right_after_a_sync_back_create_does_not_create_it_twice() {
-    let plan = || -> FaultPlan {
-        serde_saphyr::from_str(
+/// the sync back, the run killed before the new Id was recorded on the ticket and in the id
+/// map. Salesforce reads are slowed so the kill lands in that window every time: after the
+/// create, during its read-back. The rerun must link the record, not create it again.
+fn killed_right_after_a_sync_back_create(pipelines: &[&str], object: &str) {
+    let start = || {
+        let plan: FaultPlan = serde_saphyr::from_str(
             "faults:\n  - { route: \"/services/data/*/query*\", kind: latency, latency_ms: 150 }\n",
         )
-        .unwrap()
-    };
-    let start = || {
+        .unwrap();
         server::start(Options {
             accounts: ACCOUNTS,
-            faults: Some(plan()),
+            faults: Some(plan),
             ..Options::default()
         })
         .unwrap()
     };
-    let opportunities = |sandbox: &Running| support::live_records(sandbox, "Opportunity").len();
+    let created = |sandbox: &Running| support::live_records(sandbox, object).len();
 
     let sandbox = start();
-    let project_dir = project(&sandbox, BATCH_SIZE);
-    assert!(run_to_completion(&project_dir.root).is_empty());
-    let reference = EndState::read(&sandbox, &project_dir.root);
+    let reference_project = project_with(&sandbox, pipelines, BATCH_SIZE);
+    let seeded = created(&sandbox);
+    assert!(run_to_completion(&reference_project.root).is_empty());
+    assert!(
+        created(&sandbox) > seeded,
+        "the sync back created no {object}"
+    );
+    let reference = EndState::read(&sandbox, &reference_project.root);
     drop(sandbox);
 
     let sandbox = start();
-    let project_dir = project(&sandbox, BATCH_SIZE);
-    let seeded = opportunities(&sandbox);
-    let mut child = etl_run(&project_dir.root)
+    let killed = project_with(&sandbox, pipelines, BATCH_SIZE);
+    let mut child = etl_run(&killed.root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
-    while opportunities(&sandbox) == seeded {
+    while created(&sandbox) == seeded {
         assert!(
             Instant::now() < deadline,
-            "the sync back never created an opportunity"
+            "the sync back never created a {object}"
         );
         assert!(
             child.try_wait().unwrap().is_none(),
-            "the run ended before the sync back created an opportunity"
+            "the run ended before the sync back created a {object}"
         );
         std::thread::sleep(Duration::from_millis(1));
     }
     let _ = child.kill();
     let _ = child.wait();
-    let links = support::staging_rows(
-        &project_dir.root,
-        "select count(*) as n from id_map where pipeline = 'opportunities'",
-    );
-    eprintln!("links to opportunities when the run was killed: {links:?}");
 
-    let problems = run_to_completion(&project_dir.root);
+    let problems = run_to_completion(&killed.root);
     assert!(problems.is_empty(), "{problems:?}");
-    let differences = EndState::read(&sandbox, &project_dir.root).differences(&reference);
+    let differences = EndState::read(&sandbox, &killed.root).differences(&reference);
     assert!(differences.is_empty(), "{differences:#?}");
+}
+
+/// Opportunities import first: the rerun's import meets the new Opportunity before the sync
+/// back meets its ticket, and links the two by `halo.match: [summary, client_id]`.
+#[test]
+fn a_run_killed_right_after_a_sync_back_create_does_not_create_the_opportunity_twice() {
+    killed_right_after_a_sync_back_create(
+        &["accounts", "contacts", "opportunities"],
+        "Opportunity",
+    );
+}
+
+/// Cases only sync back: the rerun links the ticket to its Case by `sync_back.match`.
+#[test]
+fn a_run_killed_right_after_a_sync_back_create_does_not_create_the_case_twice() {
+    killed_right_after_a_sync_back_create(&["accounts", "contacts", "cases"], "Case");
 }

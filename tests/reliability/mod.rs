@@ -1,7 +1,7 @@
 //! Shared by the crash and fault suites (`tests/crash.rs`, `tests/faults.rs`): a small project
 //! over both sandboxes, the end state of both systems read inside the sandbox (every Halo
-//! customer, user, ticket and attachment, every live Salesforce account, contact and
-//! opportunity, and the staging file's id map), each record reduced to its key fields so that two
+//! customer, user, ticket and attachment, every live Salesforce account, contact,
+//! opportunity and case, and the staging file's id map), each record reduced to its key fields so that two
 //! sandboxes seeded alike can be compared whatever ids their writes were given, and a seeded
 //! random number generator whose seed the suites print so a failing trial can be replayed.
 #![allow(dead_code)] // each suite uses its own part of it
@@ -24,7 +24,12 @@ pub const PIPELINES: [&str; 3] = ["accounts", "contacts", "opportunities"];
 /// A project with the example accounts, contacts and opportunities pipelines over `sandbox`,
 /// loading `batch_size` records per write so a load has many batches to be cut between.
 pub fn project(sandbox: &Running, batch_size: usize) -> Project {
-    let project = support::project(sandbox, &PIPELINES);
+    project_with(sandbox, &PIPELINES, batch_size)
+}
+
+/// A project with the example pipelines named, loading `batch_size` records per write.
+pub fn project_with(sandbox: &Running, pipelines: &[&str], batch_size: usize) -> Project {
+    let project = support::project(sandbox, pipelines);
     let file = project.root.join("etl.yaml");
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("batch_size: 50"), "support::project changed");
@@ -84,7 +89,7 @@ struct Side {
     halo: Entity,
 }
 
-const SIDES: [Side; 3] = [
+const SIDES: [Side; 4] = [
     Side {
         pipeline: "accounts",
         salesforce: "Account",
@@ -98,6 +103,11 @@ const SIDES: [Side; 3] = [
     Side {
         pipeline: "opportunities",
         salesforce: "Opportunity",
+        halo: Entity::Tickets,
+    },
+    Side {
+        pipeline: "cases",
+        salesforce: "Case",
         halo: Entity::Tickets,
     },
 ];
@@ -119,6 +129,7 @@ fn salesforce_key(object: &str, record: &Map<String, Value>) -> String {
             text(record, "LastName"),
             text(record, "Email")
         ),
+        "Case" => format!("Case {}", text(record, "Subject")),
         _ => format!("{object} {}", text(record, "Name")),
     }
 }
@@ -184,8 +195,13 @@ impl EndState {
             for side in &SIDES {
                 for (id, row) in &state.store.table(side.halo).rows {
                     let key = halo_key(side.halo, row);
-                    halo_keys.insert((side.pipeline.to_string(), id.to_string()), key.clone());
-                    *records.entry(key).or_default() += 1;
+                    halo_keys.insert((side.pipeline.to_string(), id.to_string()), key);
+                }
+            }
+            // Each Halo table once (opportunities and cases are both tickets).
+            for entity in [Entity::Client, Entity::Users, Entity::Tickets] {
+                for row in state.store.table(entity).rows.values() {
+                    *records.entry(halo_key(entity, row)).or_default() += 1;
                 }
             }
             let tickets = &state.store.table(Entity::Tickets).rows;
