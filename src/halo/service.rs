@@ -1,7 +1,8 @@
 //! The request service every Halo call goes through: it waits for the rate limiter, signs the
 //! request with the bearer token, counts the call, and deals with the answers that are not the
-//! caller's business — a 401 renews the token and replays the call once, a 429 waits as long as
-//! `Retry-After` says, 5xx answers and lost connections back off with jitter and try again.
+//! caller's business — a 401 renews the token and replays the call (a fresh token refused
+//! again counts as an attempt), a 429 waits as long as `Retry-After` says, 5xx answers and
+//! lost connections back off with jitter and try again.
 //! A 429 holds back every thread sharing the client, not only the one refused: Halo counts
 //! refused calls too, so hammering it during the wait only makes the wait longer.
 //!
@@ -190,7 +191,7 @@ impl Service {
     }
 
     /// Sends a call until it gets an answer worth giving back: a success read by `read`, or an
-    /// error status other than 401 (after one renewal), 429 and 5xx (after the retries).
+    /// error status other than 401 (after the renewals), 429 and 5xx (after the retries).
     pub fn exchange<T>(
         &self,
         call: &Call,
@@ -229,12 +230,17 @@ impl Service {
                                 self.retry.backoff(attempt)
                             }
                         },
-                        401 if !renewed => {
-                            // Expired or revoked: sign in again and replay once, at once.
-                            tracing::info!(path = %call.path, "Halo refused the token; signing in again");
+                        401 if !renewed || attempt < self.retry.max_attempts => {
+                            // Expired or revoked: sign in again and replay at once. The first
+                            // renewal is free; a fresh token refused again (its session ended
+                            // again) counts as an attempt, so only a token refused on every
+                            // attempt stops the run as a permissions problem.
+                            tracing::info!(path = %call.path, attempt, "Halo refused the token; signing in again");
                             self.tokens.refused(&bearer);
+                            if !renewed {
+                                attempt -= 1;
+                            }
                             renewed = true;
-                            attempt -= 1;
                             continue;
                         }
                         401 => {

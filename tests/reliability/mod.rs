@@ -59,13 +59,13 @@ pub fn run_to_completion(root: &std::path::Path) -> Vec<String> {
     let stderr = String::from_utf8_lossy(&output.stderr);
     if output.status.code() != Some(0) {
         return vec![format!(
-            "the rerun exited with {:?}: {stderr}",
+            "the run exited with {:?}: {stderr}",
             output.status.code()
         )];
     }
     let summary: Value = match serde_json::from_slice(&output.stdout) {
         Ok(summary) => summary,
-        Err(error) => return vec![format!("the rerun printed no JSON summary ({error})")],
+        Err(error) => return vec![format!("the run printed no JSON summary ({error})")],
     };
     summary["pipelines"]
         .as_array()
@@ -74,7 +74,7 @@ pub fn run_to_completion(root: &std::path::Path) -> Vec<String> {
         .filter(|p| p["failed"].as_u64() != Some(0))
         .map(|p| {
             format!(
-                "the rerun failed records of {} ({}): {p}",
+                "the run failed records of {} ({}): {p}",
                 p["pipeline"], p["direction"]
             )
         })
