@@ -1,5 +1,6 @@
-//! Lookups for the transform: another pipeline's links read from the id map (loaded once per
-//! pipeline), and searches of the target (answered once per entity, field and value).
+//! Lookups for the transform: another pipeline's links read from the id map (their ids loaded
+//! once per pipeline, a field of the linked records once per pipeline and field, never the whole
+//! records), and searches of the target (answered once per entity, field and value).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -7,15 +8,17 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connector::Target;
-use crate::staging::{Link, Store};
+use crate::staging::Store;
 use crate::transform::Lookups;
 
 /// One pipeline's links, by source id and by target id (reversed lookups run once per record,
-/// so both directions must be a hash lookup, not a scan).
+/// so both directions must be a hash lookup, not a scan), and the fields of the linked target
+/// records that lookups asked for.
 #[derive(Default)]
 struct LoadedLinks {
-    by_source: HashMap<String, Link>,
+    target_by_source: HashMap<String, String>,
     source_by_target: HashMap<String, String>,
+    fields: HashMap<String, HashMap<String, Value>>,
 }
 
 pub struct EngineLookups<'a> {
@@ -38,16 +41,27 @@ impl<'a> EngineLookups<'a> {
         }
     }
 
-    fn with_links<T>(&self, pipeline: &str, read: impl FnOnce(&LoadedLinks) -> T) -> T {
+    fn with_links<T>(
+        &self,
+        pipeline: &str,
+        field: Option<&str>,
+        read: impl FnOnce(&LoadedLinks) -> T,
+    ) -> T {
         let mut links = self.links.borrow_mut();
         if !links.contains_key(pipeline) {
-            let by_source = self.store.links(pipeline).unwrap_or_default();
-            let mut source_by_target = HashMap::with_capacity(by_source.len());
-            for (source_id, link) in &by_source {
+            let target_by_source: HashMap<String, String> = self
+                .store
+                .link_heads(pipeline)
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(source_id, link)| (source_id, link.target_id))
+                .collect();
+            let mut source_by_target = HashMap::with_capacity(target_by_source.len());
+            for (source_id, target_id) in &target_by_source {
                 // Several sources linked to one target (should not happen) answer the smallest
                 // source id, so the answer never depends on hash order.
                 source_by_target
-                    .entry(link.target_id.clone())
+                    .entry(target_id.clone())
                     .and_modify(|kept: &mut String| {
                         if *source_id < *kept {
                             kept.clone_from(source_id)
@@ -58,12 +72,20 @@ impl<'a> EngineLookups<'a> {
             links.insert(
                 pipeline.to_string(),
                 LoadedLinks {
-                    by_source,
+                    target_by_source,
                     source_by_target,
+                    fields: HashMap::new(),
                 },
             );
         }
-        read(&links[pipeline])
+        let loaded = links.get_mut(pipeline).expect("inserted above");
+        if let Some(field) = field {
+            if !loaded.fields.contains_key(field) {
+                let values = self.store.linked_field(pipeline, field).unwrap_or_default();
+                loaded.fields.insert(field.to_string(), values);
+            }
+        }
+        read(loaded)
     }
 }
 
@@ -89,17 +111,9 @@ pub fn id_text(value: &Value) -> String {
 
 impl Lookups for EngineLookups<'_> {
     fn linked(&self, pipeline: &str, field: Option<&str>, source_id: &str) -> Option<Value> {
-        self.with_links(pipeline, |links| {
-            let link = links.by_source.get(source_id)?;
-            match field {
-                None => Some(id_value(&link.target_id)),
-                Some(field) => link
-                    .target_record
-                    .as_ref()?
-                    .get(field)
-                    .filter(|v| !v.is_null())
-                    .cloned(),
-            }
+        self.with_links(pipeline, field, |links| match field {
+            None => links.target_by_source.get(source_id).map(|id| id_value(id)),
+            Some(field) => links.fields.get(field)?.get(source_id).cloned(),
         })
     }
 
@@ -127,7 +141,7 @@ impl Lookups for EngineLookups<'_> {
 
     fn source_of(&self, pipeline: &str, target_id: &Value) -> Option<Value> {
         let wanted = id_text(target_id);
-        self.with_links(pipeline, |links| {
+        self.with_links(pipeline, None, |links| {
             links
                 .source_by_target
                 .get(&wanted)

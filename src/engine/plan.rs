@@ -115,21 +115,30 @@ pub fn plan_record(
         return Ok(skip(source_id, after, hash, problems.join("; ")));
     }
     if let Some(link) = link {
-        let before = link.synced_record.clone().unwrap_or_default();
-        let changes = changed_fields(&before, &after);
+        let same_hash = link.source_hash.as_deref() == Some(hash.as_str());
+        // An equal hash settles it without comparing fields (the link may then come without
+        // its record: see `Store::link_heads`).
+        let changes = match (&link.synced_record, same_hash) {
+            (_, true) => Vec::new(),
+            (Some(before), false) => changed_fields(before, &after),
+            (None, false) => changed_fields(&Record::new(), &after),
+        };
         let mut planned = Planned {
             source_id: source_id.to_string(),
             action: Action::Unchanged,
             target_id: Some(link.target_id.clone()),
             reason: None,
             changes: Vec::new(),
-            before: Some(before),
+            before: match same_hash {
+                true => link.synced_record.clone(),
+                false => Some(link.synced_record.clone().unwrap_or_default()),
+            },
             after,
             write: None,
             hash,
             matched: None,
         };
-        if link.source_hash.as_deref() == Some(planned.hash.as_str()) || changes.is_empty() {
+        if same_hash || changes.is_empty() {
             return Ok(planned);
         }
         if context.import == ImportMode::Create {

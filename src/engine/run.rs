@@ -18,7 +18,7 @@ use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
 use crate::staging::{json_to_cell, Cell, Link, PipelineTables, Stage, Store};
-use crate::transform::{Direction, Transformer};
+use crate::transform::{record_hash, Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -466,8 +466,9 @@ fn import_pipeline(
     // Which records the user selected (the guide's "deselect objects").
     let selected = selection(store, pipeline, &tables, options)?;
 
-    // Pass 2: plan.
-    let links = store.links(&pipeline.pipeline)?;
+    // Pass 2: plan. Links are held without their records; a record whose hash moved reads its
+    // link whole, so memory grows with the ids, not with the records.
+    let links = store.link_heads(&pipeline.pipeline)?;
     if let Some(flag) = &deleted_flag {
         let schedule = Schedule {
             store,
@@ -505,12 +506,19 @@ fn import_pipeline(
             continue;
         }
         let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
+        let head = links.get(&source_id);
+        let whole = match head {
+            Some(head) if head.source_hash.as_deref() != Some(record_hash(&after).as_str()) => {
+                store.link(&pipeline.pipeline, &source_id)?
+            }
+            _ => None,
+        };
         let mut planned = plan_record(
             &context,
             &source_id,
             after,
             &record_problems,
-            links.get(&source_id),
+            whole.as_ref().or(head),
         )?;
         super::deletes::settle_marked(&mut planned, links.get(&source_id), target, &entity);
         if let Some(selected) = &selected {
@@ -540,7 +548,7 @@ fn import_pipeline(
         if planned.action.writes() {
             planned_writes.push(planned);
         } else {
-            settled.push(planned);
+            settled.push(settled_only(planned));
         }
         if change_rows.len() >= 1000 {
             store.append(&tables, Stage::Changes, &change_rows)?;
@@ -627,6 +635,13 @@ fn import_pipeline(
                 copier.copy(&loaded, &mut summary)?;
             }
         }
+        // Removals re-save their links marked, so they need them whole.
+        let mut removal_links = HashMap::new();
+        for planned in &removals {
+            if let Some(link) = store.link(&pipeline.pipeline, &planned.source_id)? {
+                removal_links.insert(planned.source_id.clone(), link);
+            }
+        }
         super::deletes::load(
             store,
             &tables,
@@ -635,7 +650,7 @@ fn import_pipeline(
             &entity,
             target,
             &removals,
-            &links,
+            &removal_links,
             &mut summary,
         )?;
         tracing::info!(
@@ -866,6 +881,19 @@ pub(super) fn result_row(
         row.push(("error_message".to_string(), text(message)));
     }
     row
+}
+
+/// What a record that needs no write keeps once its change row is staged: its result and,
+/// for a link made by matching, what the id map records. The rest is dropped so that a large
+/// no-op run does not hold every record twice.
+fn settled_only(mut planned: Planned) -> Planned {
+    planned.before = None;
+    planned.changes = Vec::new();
+    planned.write = None;
+    if planned.action != Action::Link {
+        planned.after = Record::new();
+    }
+    planned
 }
 
 fn count_settled(planned: &Planned, summary: &mut PipelineSummary) {

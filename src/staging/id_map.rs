@@ -50,6 +50,72 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
+    /// Every link of a pipeline without the records it carries (`synced_record` and
+    /// `target_record` are `None`): what a plan needs for every record, at a small fraction of
+    /// the memory. [`Store::link`] reads one link whole when its record is needed.
+    pub fn link_heads(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
+        let mut statement = self.connection().prepare(
+            "SELECT source_id, target_id, source_hash
+             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
+        )?;
+        let rows = statement.query_map([pipeline], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                Link {
+                    target_id: row.get(1)?,
+                    source_hash: row.get(2)?,
+                    synced_record: None,
+                    target_record: None,
+                },
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// One link, whole.
+    pub fn link(&self, pipeline: &str, source_id: &str) -> Result<Option<Link>, StagingError> {
+        let mut statement = self.connection().prepare_cached(
+            "SELECT target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR
+             FROM id_map WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL",
+        )?;
+        let mut rows = statement.query_map(params![pipeline, source_id], |row| {
+            Ok(Link {
+                target_id: row.get(0)?,
+                source_hash: row.get(1)?,
+                synced_record: object(row.get(2)?),
+                target_record: object(row.get(3)?),
+            })
+        })?;
+        Ok(rows.next().transpose()?)
+    }
+
+    /// One top-level field of each linked target record, by source id (records without it are
+    /// left out): a lookup of a field reads this instead of every whole record.
+    pub fn linked_field(
+        &self,
+        pipeline: &str,
+        field: &str,
+    ) -> Result<HashMap<String, Value>, StagingError> {
+        let path = format!("$.\"{}\"", field.replace('"', "\\\""));
+        let mut statement = self.connection().prepare(
+            "SELECT source_id, json_extract(target_record, ?)::VARCHAR
+             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL AND target_record IS NOT NULL",
+        )?;
+        let rows = statement.query_map(params![path, pipeline], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
+        })?;
+        let mut values = HashMap::new();
+        for row in rows {
+            let (source_id, text) = row?;
+            if let Some(value) = text.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
+                if !value.is_null() {
+                    values.insert(source_id, value);
+                }
+            }
+        }
+        Ok(values)
+    }
+
     /// Records links (new or replacing the old ones) for `pipeline`: appended to a scratch
     /// table, then merged into the id map by one statement (a row-at-a-time INSERT is what made
     /// large loads slow).
