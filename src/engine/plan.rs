@@ -2,6 +2,9 @@
 //! only the changed fields, unchanged (no API call), link to a record the target already has
 //! (matched by the pipeline's `match` keys instead of duplicating), or skip with a reason.
 
+use std::cell::RefCell;
+use std::collections::HashSet;
+
 use serde_json::{Map, Value};
 
 use super::connector::{Record, Target, WriteAction, WriteRequest};
@@ -85,6 +88,9 @@ pub struct PlanContext<'a> {
     pub import: ImportMode,
     pub match_keys: &'a [String],
     pub target: &'a dyn Target,
+    /// Target records already linked to a source record (from the id map, and matched earlier
+    /// in this plan): a match key never links a second source record to one of them.
+    pub linked_targets: &'a RefCell<HashSet<String>>,
 }
 
 fn skip(source_id: &str, after: Record, hash: String, reason: String) -> Planned {
@@ -217,7 +223,21 @@ fn find_match(
             _ => return Ok(None),
         }
     }
-    context.target.find(context.entity, &key)
+    let found = context.target.find(context.entity, &key)?;
+    match found {
+        Some((target_id, record)) => {
+            if !context
+                .linked_targets
+                .borrow_mut()
+                .insert(target_id.clone())
+            {
+                // Someone else's record: this one gets its own.
+                return Ok(None);
+            }
+            Ok(Some((target_id, record)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// A value at a dotted path of a nested record.

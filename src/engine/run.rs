@@ -3,6 +3,7 @@
 //! the writes in batches, each batch's results and links committed in one transaction, so a
 //! run killed at any moment resumes without duplicates.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
@@ -480,11 +481,18 @@ fn import_pipeline(
         )?);
     }
     let mut removals: Vec<Planned> = Vec::new();
+    let linked_targets = RefCell::new(
+        links
+            .values()
+            .map(|link| link.target_id.clone())
+            .collect::<HashSet<_>>(),
+    );
     let context = PlanContext {
         entity: &entity,
         import,
         match_keys: &pipeline.halo.match_on,
         target,
+        linked_targets: &linked_targets,
     };
     let reviewed_writes = match &options.reviewed {
         Some(reviewed) => Some(reviewed_write_ids(store, &tables, reviewed)?),

@@ -131,7 +131,7 @@ pub fn relink(
     let Some(path) = id_path(pipeline, id_field) else {
         return Ok(0);
     };
-    let links = store.links(&pipeline.pipeline)?;
+    let links = store.link_heads(&pipeline.pipeline)?;
     let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
     let mut found: Vec<(String, Link)> = Vec::new();
     for id in &snapshot.order {
@@ -214,7 +214,7 @@ pub fn take_snapshot(
             ));
         };
         let mut ids: Vec<String> = store
-            .links(&parent)?
+            .link_heads(&parent)?
             .into_values()
             .map(|link| link.target_id)
             .collect();
@@ -225,7 +225,7 @@ pub fn take_snapshot(
     store.ensure_pipeline_tables(&tables)?;
     let mut snapshot = Snapshot {
         linked_before: store
-            .links(&pipeline.pipeline)?
+            .link_heads(&pipeline.pipeline)?
             .into_values()
             .map(|link| link.target_id)
             .collect(),
@@ -471,6 +471,9 @@ pub struct BackSystems<'a> {
     pub target: &'a dyn Target,
 }
 
+/// How many snapshot records are planned per read of their whole links.
+const WHOLE_LINKS_CHUNK: usize = 2_000;
+
 /// Syncs the snapshot's records back to the source system.
 pub fn sync_back(
     pipeline: &Pipeline,
@@ -505,8 +508,10 @@ pub fn sync_back(
     if let Some(stages) = stages {
         path_of.remove(&stages.salesforce);
     }
+    // Links without their records for the whole entity; whole links are read a chunk of the
+    // snapshot at a time, so memory follows the chunk, not the entity.
     let by_target: HashMap<String, (String, Link)> = store
-        .links(&pipeline.pipeline)?
+        .link_heads(&pipeline.pipeline)?
         .into_iter()
         .map(|(source_id, link)| (link.target_id.clone(), (source_id, link)))
         .collect();
@@ -518,111 +523,121 @@ pub fn sync_back(
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<(String, Link)> = Vec::new();
-    for id in &snapshot.order {
-        let record = &snapshot.records[id];
-        let linked = by_target.get(id);
-        let mut planned = Planned {
-            source_id: id.clone(),
-            action: Action::Skip,
-            target_id: linked.map(|(source_id, _)| source_id.clone()),
-            reason: None,
-            changes: Vec::new(),
-            before: None,
-            after: Record::new(),
-            write: None,
-            hash: String::new(),
-            matched: None,
-        };
-        let deselected = (!options.select.is_empty()
-            && !options
-                .select
-                .iter()
-                .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
-            || options
-                .exclude
-                .iter()
-                .any(|s| s == id || Some(s) == planned.target_id.as_ref());
-        if let Some(reason) = snapshot.switched_off.get(id) {
-            planned.reason = Some(reason.clone());
-        } else if deselected {
-            planned.reason = Some("deselected".into());
-        } else {
-            let transformed = backwards(&back, stages, record, &lookups);
-            planned.after = transformed.record;
-            planned.hash = record_hash(&planned.after);
-            if !transformed.problems.is_empty() {
-                let problems: Vec<String> =
-                    transformed.problems.iter().map(|p| p.to_string()).collect();
-                planned.reason = Some(problems.join("; "));
-            } else if let Some((_, link)) = linked {
-                let base = link.synced_record.clone().unwrap_or_default();
-                let before = backwards(&back, stages, &base, &lookups).record;
-                let changes: Vec<_> = changed_fields(&before, &planned.after)
-                    .into_iter()
-                    .filter(|(field, _, _)| {
-                        path_of
-                            .get(field)
-                            .is_none_or(|path| !snapshot.held.contains(&(id.clone(), path.clone())))
-                    })
-                    .collect();
-                planned.before = Some(before);
-                if changes.is_empty() {
-                    planned.action = Action::Unchanged;
-                } else if !settings.update {
-                    planned.reason = Some("changed, but `sync_back.update` is off".into());
-                } else {
-                    planned.action = Action::Update;
-                    planned.write = Some(subset(&changes));
-                    planned.changes = changes;
-                }
-            } else if let Some(found) = find_existing(
-                settings,
-                &planned.after,
-                systems.writer,
-                object,
-                &by_target,
-                &matched_ids,
-            )? {
-                planned.reason = Some(format!("matched on {}", settings.match_on.join(", ")));
-                planned.action = Action::Link;
-                matched_ids.insert(found.clone());
-                planned.target_id = Some(found);
-            } else if !settings.create {
-                planned.reason =
-                    Some("not linked to a record, and `sync_back.create` is off".into());
-            } else {
-                planned.action = Action::Create;
-                planned.changes = changed_fields(&Map::new(), &planned.after);
-                planned.write = Some(planned.after.clone());
-            }
-        }
-        if let Some((source_id, link)) = linked {
-            if super::deletes::back_reappeared(pipeline, &mut planned, link) {
-                unmarked.push((source_id.clone(), link.clone()));
-            }
-        }
-        change_rows.push(change_row(run_id, &planned));
-        match planned.action {
-            Action::Create => summary.planned_creates += 1,
-            Action::Update => summary.planned_updates += 1,
-            _ => {}
-        }
-        if planned.action.writes() {
-            writes.push(planned);
-        } else if planned.action == Action::Link {
-            summary.linked += 1;
-            matched.push(planned);
-        } else {
-            match planned.action {
-                Action::Unchanged => summary.unchanged += 1,
-                _ => summary.skipped += 1,
-            }
-            let status = if planned.action == Action::Unchanged {
-                "unchanged"
-            } else {
-                "skipped"
+    for chunk in snapshot.order.chunks(WHOLE_LINKS_CHUNK) {
+        let linked_ids: Vec<&str> = chunk
+            .iter()
+            .filter(|id| by_target.contains_key(*id))
+            .map(String::as_str)
+            .collect();
+        let whole = store.links_by_target(&pipeline.pipeline, &linked_ids)?;
+        for id in chunk {
+            let record = &snapshot.records[id];
+            let linked = by_target
+                .get(id)
+                .map(|(source_id, head)| (source_id, whole.get(id).unwrap_or(head)));
+            let mut planned = Planned {
+                source_id: id.clone(),
+                action: Action::Skip,
+                target_id: linked.map(|(source_id, _)| source_id.clone()),
+                reason: None,
+                changes: Vec::new(),
+                before: None,
+                after: Record::new(),
+                write: None,
+                hash: String::new(),
+                matched: None,
             };
-            settled_rows.push(result_row(run_id, &planned, None, status, None));
+            let deselected = (!options.select.is_empty()
+                && !options
+                    .select
+                    .iter()
+                    .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
+                || options
+                    .exclude
+                    .iter()
+                    .any(|s| s == id || Some(s) == planned.target_id.as_ref());
+            if let Some(reason) = snapshot.switched_off.get(id) {
+                planned.reason = Some(reason.clone());
+            } else if deselected {
+                planned.reason = Some("deselected".into());
+            } else {
+                let transformed = backwards(&back, stages, record, &lookups);
+                planned.after = transformed.record;
+                planned.hash = record_hash(&planned.after);
+                if !transformed.problems.is_empty() {
+                    let problems: Vec<String> =
+                        transformed.problems.iter().map(|p| p.to_string()).collect();
+                    planned.reason = Some(problems.join("; "));
+                } else if let Some((_, link)) = linked {
+                    let base = link.synced_record.clone().unwrap_or_default();
+                    let before = backwards(&back, stages, &base, &lookups).record;
+                    let changes: Vec<_> = changed_fields(&before, &planned.after)
+                        .into_iter()
+                        .filter(|(field, _, _)| {
+                            path_of.get(field).is_none_or(|path| {
+                                !snapshot.held.contains(&(id.clone(), path.clone()))
+                            })
+                        })
+                        .collect();
+                    planned.before = Some(before);
+                    if changes.is_empty() {
+                        planned.action = Action::Unchanged;
+                    } else if !settings.update {
+                        planned.reason = Some("changed, but `sync_back.update` is off".into());
+                    } else {
+                        planned.action = Action::Update;
+                        planned.write = Some(subset(&changes));
+                        planned.changes = changes;
+                    }
+                } else if let Some(found) = find_existing(
+                    settings,
+                    &planned.after,
+                    systems.writer,
+                    object,
+                    &by_target,
+                    &matched_ids,
+                )? {
+                    planned.reason = Some(format!("matched on {}", settings.match_on.join(", ")));
+                    planned.action = Action::Link;
+                    matched_ids.insert(found.clone());
+                    planned.target_id = Some(found);
+                } else if !settings.create {
+                    planned.reason =
+                        Some("not linked to a record, and `sync_back.create` is off".into());
+                } else {
+                    planned.action = Action::Create;
+                    planned.changes = changed_fields(&Map::new(), &planned.after);
+                    planned.write = Some(planned.after.clone());
+                }
+            }
+            if let Some((source_id, link)) = linked {
+                if super::deletes::back_reappeared(pipeline, &mut planned, link) {
+                    unmarked.push((source_id.clone(), link.clone()));
+                }
+            }
+            change_rows.push(change_row(run_id, &planned));
+            match planned.action {
+                Action::Create => summary.planned_creates += 1,
+                Action::Update => summary.planned_updates += 1,
+                _ => {}
+            }
+            if planned.action.writes() {
+                writes.push(planned);
+            } else if planned.action == Action::Link {
+                summary.linked += 1;
+                matched.push(planned);
+            } else {
+                match planned.action {
+                    Action::Unchanged => summary.unchanged += 1,
+                    _ => summary.skipped += 1,
+                }
+                let status = if planned.action == Action::Unchanged {
+                    "unchanged"
+                } else {
+                    "skipped"
+                };
+                settled_rows.push(result_row(run_id, &planned, None, status, None));
+            }
         }
     }
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
@@ -652,7 +667,14 @@ pub fn sync_back(
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;
-        let links = store.links(&pipeline.pipeline)?;
+        // Removals re-save their links marked, so they need them whole (keyed by the id
+        // the import's side gave them).
+        let mut links = HashMap::new();
+        for key in removals.iter().filter_map(|p| p.target_id.as_ref()) {
+            if let Some(link) = store.link(&pipeline.pipeline, key)? {
+                links.insert(key.clone(), link);
+            }
+        }
         super::deletes::load_back(
             store,
             &tables,
@@ -839,9 +861,14 @@ fn load_back_batch(
                 let synced = match (read_back.get(&source_id), by_target.get(&planned.source_id)) {
                     (Some(record), _) => import.transform(record, lookups).record,
                     (None, linked) => {
-                        let mut base = linked
-                            .and_then(|(_, link)| link.synced_record.clone())
-                            .unwrap_or_default();
+                        // `by_target` holds links without their records: read this one whole.
+                        let mut base = match linked {
+                            Some((linked_source, _)) => store
+                                .link(&pipeline.pipeline, linked_source)?
+                                .and_then(|link| link.synced_record)
+                                .unwrap_or_default(),
+                            None => Map::new(),
+                        };
                         imported_view(pipeline, import, lookups, &sent, &mut base);
                         base
                     }

@@ -89,6 +89,48 @@ impl Store {
         Ok(rows.next().transpose()?)
     }
 
+    /// The whole links of these target records, by target id.
+    pub fn links_by_target(
+        &self,
+        pipeline: &str,
+        target_ids: &[&str],
+    ) -> Result<HashMap<String, Link>, StagingError> {
+        if target_ids.is_empty() {
+            return Ok(HashMap::new());
+        }
+        let connection = self.connection();
+        connection.execute_batch(
+            "CREATE TEMP TABLE IF NOT EXISTS wanted_targets (target_id VARCHAR);
+             DELETE FROM wanted_targets;",
+        )?;
+        {
+            let mut appender = connection.appender("wanted_targets")?;
+            for id in target_ids {
+                appender.append_row(params![id])?;
+            }
+            appender.flush()?;
+        }
+        let mut statement = connection.prepare(
+            "SELECT m.target_id, m.source_hash, m.synced_record::VARCHAR, m.target_record::VARCHAR
+             FROM id_map m JOIN wanted_targets w ON m.target_id = w.target_id
+             WHERE m.pipeline = ?",
+        )?;
+        let rows = statement.query_map([pipeline], |row| {
+            Ok(Link {
+                target_id: row.get(0)?,
+                source_hash: row.get(1)?,
+                synced_record: object(row.get(2)?),
+                target_record: object(row.get(3)?),
+            })
+        })?;
+        let mut links = HashMap::new();
+        for link in rows {
+            let link = link?;
+            links.insert(link.target_id.clone(), link);
+        }
+        Ok(links)
+    }
+
     /// One top-level field of each linked target record, by source id (records without it are
     /// left out): a lookup of a field reads this instead of every whole record.
     pub fn linked_field(
