@@ -2,10 +2,12 @@
 //! (and their contacts and opportunities), runs the `etl` binary on the example pipelines
 //! (accounts, contacts, opportunities) three times — the first import, a no-op rerun, and a
 //! rerun after 1% of the accounts changed — and prints wall time, records/s, API calls on each
-//! side and the `etl` process's peak memory for each.
+//! side and the `etl` process's peak memory for each. With `--latency MS` it then imports the
+//! same data again into fresh sandboxes that wait MS milliseconds before every API answer.
 //!
 //! ```sh
 //! cargo build && cargo run --example bench_import -- 10000
+//! cargo build && cargo run --example bench_import -- 2000 --latency 50
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -14,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
+use etl::sandbox::faults::{FaultKind, FaultPlan, FaultRule};
 use etl::sandbox::server::{self, Options, Running};
 
 fn etl_binary() -> PathBuf {
@@ -108,11 +111,29 @@ fn run(root: &Path, label: &str) -> Value {
     summary
 }
 
+/// Every API call of both sandboxes waits `ms` before answering.
+fn latency(ms: u64) -> FaultPlan {
+    FaultPlan {
+        seed: 1,
+        faults: vec![FaultRule {
+            route: "*".into(),
+            methods: Vec::new(),
+            probability: 1.0,
+            kind: FaultKind::Latency,
+            status: None,
+            latency_ms: Some(ms),
+        }],
+    }
+}
+
 fn main() {
-    let accounts: u64 = std::env::args()
-        .nth(1)
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(10_000);
+    let args: Vec<String> = std::env::args().collect();
+    let accounts: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
+    let latency_ms: Option<u64> = args
+        .iter()
+        .position(|a| a == "--latency")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|ms| ms.parse().ok());
     let seeding = Instant::now();
     let sandbox = server::start(Options {
         accounts,
@@ -145,4 +166,17 @@ fn main() {
             .send_json(json!({"Website": format!("https://changed.example/{id}")}));
     }
     run(dir.path(), "rerun, 1% changed");
+    drop(sandbox);
+
+    if let Some(ms) = latency_ms {
+        let sandbox = server::start(Options {
+            accounts,
+            faults: Some(latency(ms)),
+            ..Options::default()
+        })
+        .expect("the sandbox starts");
+        let dir = tempfile::tempdir().unwrap();
+        project(&sandbox, dir.path());
+        run(dir.path(), &format!("first import, {ms} ms"));
+    }
 }

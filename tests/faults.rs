@@ -22,7 +22,7 @@ use serde_json::Value;
 
 use etl::sandbox::faults::FaultPlan;
 use etl::sandbox::halo::state::RateLimit;
-use etl::sandbox::server::{self, Options, Running};
+use etl::sandbox::server::{self, Options};
 
 mod reliability;
 mod support;

@@ -11,7 +11,8 @@ use etl::sandbox::server::{self, Options, Running};
 
 mod support;
 use support::{
-    direction, halo_post, halo_token, live_records, project, reply, staging_rows, Reply,
+    agent, direction, halo_post, halo_token, live_records, project, reply,
+    salesforce_token as token, staging_rows, Reply,
 };
 
 const API: &str = "/services/data/v62.0";
@@ -43,27 +44,6 @@ fn start_with_restricted_stages(dir: &std::path::Path, accounts: u64) -> Running
         ..Options::default()
     })
     .unwrap()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn token(sandbox: &Running) -> String {
-    let r = reply(
-        agent()
-            .post(format!("{}/services/oauth2/token", sandbox.salesforce_url))
-            .send_form([
-                ("grant_type", "client_credentials"),
-                ("client_id", "etl-sandbox-client"),
-                ("client_secret", "etl-sandbox-secret"),
-            ]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["access_token"].as_str().unwrap().to_string()
 }
 
 fn call(sandbox: &Running, token: &str, method: &str, path: &str, body: Option<&Value>) -> Reply {

@@ -11,7 +11,7 @@ use serde_json::{json, Value};
 use etl::sandbox::server::{self, Options, Running};
 
 mod support;
-use support::{live_records, reply, Reply};
+use support::{agent, live_records, reply, salesforce_token as token, Reply};
 
 const API: &str = "/services/data/v62.0";
 const BOUNDARY: &str = "boundary_string";
@@ -22,27 +22,6 @@ fn start() -> Running {
         ..Options::default()
     })
     .unwrap()
-}
-
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
-fn token(sandbox: &Running) -> String {
-    let r = reply(
-        agent()
-            .post(format!("{}/services/oauth2/token", sandbox.salesforce_url))
-            .send_form([
-                ("grant_type", "client_credentials"),
-                ("client_id", "etl-sandbox-client"),
-                ("client_secret", "etl-sandbox-secret"),
-            ]),
-    );
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["access_token"].as_str().unwrap().to_string()
 }
 
 fn get(sandbox: &Running, token: &str, path: &str) -> Reply {

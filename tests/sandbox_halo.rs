@@ -21,15 +21,8 @@ fn start(config: Config) -> Running {
     .unwrap()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .build()
-        .into()
-}
-
 mod support;
-use support::{reply, Reply};
+use support::{agent, reply, Reply};
 
 fn token_reply(sandbox: &Running, query: &str, fields: &[(&str, &str)]) -> Reply {
     reply(

@@ -25,16 +25,8 @@ fn start(accounts: u64, config: Config) -> Running {
     .unwrap()
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .build()
-        .into()
-}
-
 mod support;
-use support::{reply, Reply};
+use support::{agent, reply, Reply};
 
 fn form(url: &str, fields: &[(&str, &str)]) -> Reply {
     reply(agent().post(url).send_form(fields.iter().copied()))

@@ -96,6 +96,15 @@ pub struct PipelineSummary {
 }
 
 impl PipelineSummary {
+    /// Counts a planned write, staged as a change row.
+    pub fn count_planned(&mut self, action: Action) {
+        match action {
+            Action::Create => self.planned_creates += 1,
+            Action::Update => self.planned_updates += 1,
+            _ => {}
+        }
+    }
+
     /// Counts a record written as planned; its result status.
     pub fn count_written(&mut self, action: Action) -> &'static str {
         if action == Action::Create {
@@ -548,11 +557,7 @@ fn import_pipeline(
             }
         }
         change_rows.push(change_row(run_id, &planned));
-        match planned.action {
-            Action::Create => summary.planned_creates += 1,
-            Action::Update => summary.planned_updates += 1,
-            _ => {}
-        }
+        summary.count_planned(planned.action);
         if planned.action.writes() {
             planned_writes.push(planned);
         } else {

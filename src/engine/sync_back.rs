@@ -616,11 +616,7 @@ pub fn sync_back(
                 }
             }
             change_rows.push(change_row(run_id, &planned));
-            match planned.action {
-                Action::Create => summary.planned_creates += 1,
-                Action::Update => summary.planned_updates += 1,
-                _ => {}
-            }
+            summary.count_planned(planned.action);
             if planned.action.writes() {
                 writes.push(planned);
             } else if planned.action == Action::Link {

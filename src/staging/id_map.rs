@@ -29,63 +29,61 @@ fn object(text: Option<String>) -> Option<Map<String, Value>> {
     }
 }
 
+/// The id map's columns a [`Link`] is read from, in [`link_at`]'s order.
+const LINK_COLUMNS_HEAD: &str = "target_id, source_hash";
+const LINK_COLUMNS_WHOLE: &str =
+    "target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR";
+
+/// A link from a row holding `LINK_COLUMNS_WHOLE` (records may be NULL) from column `first`.
+fn link_at(row: &duckdb::Row, first: usize) -> duckdb::Result<Link> {
+    Ok(Link {
+        target_id: row.get(first)?,
+        source_hash: row.get(first + 1)?,
+        synced_record: object(row.get(first + 2)?),
+        target_record: object(row.get(first + 3)?),
+    })
+}
+
 impl Store {
     /// Every link of a pipeline, by source id.
     pub fn links(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
-        let mut statement = self.connection().prepare(
-            "SELECT source_id, target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR
-             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
-        )?;
-        let rows = statement.query_map([pipeline], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                Link {
-                    target_id: row.get(1)?,
-                    source_hash: row.get(2)?,
-                    synced_record: object(row.get(3)?),
-                    target_record: object(row.get(4)?),
-                },
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.pipeline_links(pipeline, true)
     }
 
     /// Every link of a pipeline without the records it carries (`synced_record` and
     /// `target_record` are `None`): what a plan needs for every record, at a small fraction of
     /// the memory. [`Store::link`] reads one link whole when its record is needed.
     pub fn link_heads(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
-        let mut statement = self.connection().prepare(
-            "SELECT source_id, target_id, source_hash
-             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
-        )?;
+        self.pipeline_links(pipeline, false)
+    }
+
+    fn pipeline_links(
+        &self,
+        pipeline: &str,
+        whole: bool,
+    ) -> Result<HashMap<String, Link>, StagingError> {
+        let records = if whole {
+            "synced_record::VARCHAR, target_record::VARCHAR"
+        } else {
+            "NULL::VARCHAR, NULL::VARCHAR"
+        };
+        let mut statement = self.connection().prepare(&format!(
+            "SELECT source_id, {LINK_COLUMNS_HEAD}, {records}
+             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL"
+        ))?;
         let rows = statement.query_map([pipeline], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                Link {
-                    target_id: row.get(1)?,
-                    source_hash: row.get(2)?,
-                    synced_record: None,
-                    target_record: None,
-                },
-            ))
+            Ok((row.get::<_, String>(0)?, link_at(row, 1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
     /// One link, whole.
     pub fn link(&self, pipeline: &str, source_id: &str) -> Result<Option<Link>, StagingError> {
-        let mut statement = self.connection().prepare_cached(
-            "SELECT target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR
-             FROM id_map WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL",
-        )?;
-        let mut rows = statement.query_map(params![pipeline, source_id], |row| {
-            Ok(Link {
-                target_id: row.get(0)?,
-                source_hash: row.get(1)?,
-                synced_record: object(row.get(2)?),
-                target_record: object(row.get(3)?),
-            })
-        })?;
+        let mut statement = self.connection().prepare_cached(&format!(
+            "SELECT {LINK_COLUMNS_WHOLE}
+             FROM id_map WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL"
+        ))?;
+        let mut rows = statement.query_map(params![pipeline, source_id], |row| link_at(row, 0))?;
         Ok(rows.next().transpose()?)
     }
 
@@ -110,19 +108,12 @@ impl Store {
             }
             appender.flush()?;
         }
-        let mut statement = connection.prepare(
-            "SELECT m.target_id, m.source_hash, m.synced_record::VARCHAR, m.target_record::VARCHAR
-             FROM id_map m JOIN wanted_targets w ON m.target_id = w.target_id
-             WHERE m.pipeline = ?",
-        )?;
-        let rows = statement.query_map([pipeline], |row| {
-            Ok(Link {
-                target_id: row.get(0)?,
-                source_hash: row.get(1)?,
-                synced_record: object(row.get(2)?),
-                target_record: object(row.get(3)?),
-            })
-        })?;
+        let mut statement = connection.prepare(&format!(
+            "SELECT {LINK_COLUMNS_WHOLE}
+             FROM id_map JOIN wanted_targets USING (target_id)
+             WHERE pipeline = ?"
+        ))?;
+        let rows = statement.query_map([pipeline], |row| link_at(row, 0))?;
         let mut links = HashMap::new();
         for link in rows {
             let link = link?;

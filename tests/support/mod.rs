@@ -148,6 +148,31 @@ impl Reply {
     }
 }
 
+/// An HTTP agent for tests that look at every answer: error statuses are answers, not errors,
+/// and redirects are not followed (the OAuth tests read them).
+pub fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .build()
+        .into()
+}
+
+/// An access token from the org's client-credentials grant.
+pub fn salesforce_token(sandbox: &Running) -> String {
+    let r = reply(
+        agent()
+            .post(format!("{}/services/oauth2/token", sandbox.salesforce_url))
+            .send_form([
+                ("grant_type", "client_credentials"),
+                ("client_id", "etl-sandbox-client"),
+                ("client_secret", "etl-sandbox-secret"),
+            ]),
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.json()["access_token"].as_str().unwrap().to_string()
+}
+
 /// Reads an answer whole (the agent must not turn error statuses into errors).
 pub fn reply(response: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
     let mut response = response.unwrap();
