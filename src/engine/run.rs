@@ -518,54 +518,63 @@ fn import_pipeline(
         .collect();
     let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
-    for (source_id, after) in transformed_records(store, &tables, run_id)? {
-        if deleted.contains(&source_id) {
-            continue;
-        }
-        let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-        let head = links.get(&source_id);
-        let whole = match head {
-            Some(head) if head.source_hash.as_deref() != Some(record_hash(&after).as_str()) => {
-                store.link(&pipeline.pipeline, &source_id)?
-            }
-            _ => None,
+    let mut last_rowid = -1;
+    loop {
+        let chunk = transformed_records(store, &tables, run_id, last_rowid, PLAN_CHUNK)?;
+        let Some((rowid, _, _)) = chunk.last() else {
+            break;
         };
-        let mut planned = plan_record(
-            &context,
-            &source_id,
-            after,
-            &record_problems,
-            whole.as_ref().or(head),
-        )?;
-        super::deletes::settle_marked(&mut planned, links.get(&source_id), target, &entity);
-        if let Some(selected) = &selected {
-            if !selected.contains(&source_id) && planned.action != Action::Unchanged {
-                planned.action = Action::Skip;
-                planned.reason = Some("deselected".into());
-                planned.write = None;
+        last_rowid = *rowid;
+        for (_, source_id, after) in chunk {
+            if deleted.contains(&source_id) {
+                continue;
             }
-        }
-        if let Some(snapshot) = snapshot.as_deref_mut() {
-            let found = sync_back::settle_conflicts(&mut planned, snapshot, &synced_paths, policy);
-            summary.conflicts.extend(found);
-        }
-        if let Some(reviewed) = &reviewed_writes {
-            if planned.action.writes() && !reviewed.contains(&planned.source_id) {
-                planned.action = Action::Skip;
-                planned.reason = Some("not in the reviewed plan".into());
-                planned.write = None;
+            let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
+            let head = links.get(&source_id);
+            let whole = match head {
+                Some(head) if head.source_hash.as_deref() != Some(record_hash(&after).as_str()) => {
+                    store.link(&pipeline.pipeline, &source_id)?
+                }
+                _ => None,
+            };
+            let mut planned = plan_record(
+                &context,
+                &source_id,
+                after,
+                &record_problems,
+                whole.as_ref().or(head),
+            )?;
+            super::deletes::settle_marked(&mut planned, links.get(&source_id), target, &entity);
+            if let Some(selected) = &selected {
+                if !selected.contains(&source_id) && planned.action != Action::Unchanged {
+                    planned.action = Action::Skip;
+                    planned.reason = Some("deselected".into());
+                    planned.write = None;
+                }
             }
-        }
-        change_rows.push(change_row(run_id, &planned));
-        summary.count_planned(planned.action);
-        if planned.action.writes() {
-            planned_writes.push(planned);
-        } else {
-            settled.push(settled_only(planned));
-        }
-        if change_rows.len() >= 1000 {
-            store.append(&tables, Stage::Changes, &change_rows)?;
-            change_rows.clear();
+            if let Some(snapshot) = snapshot.as_deref_mut() {
+                let found =
+                    sync_back::settle_conflicts(&mut planned, snapshot, &synced_paths, policy);
+                summary.conflicts.extend(found);
+            }
+            if let Some(reviewed) = &reviewed_writes {
+                if planned.action.writes() && !reviewed.contains(&planned.source_id) {
+                    planned.action = Action::Skip;
+                    planned.reason = Some("not in the reviewed plan".into());
+                    planned.write = None;
+                }
+            }
+            change_rows.push(change_row(run_id, &planned));
+            summary.count_planned(planned.action);
+            if planned.action.writes() {
+                planned_writes.push(planned);
+            } else {
+                settled.push(settled_only(planned));
+            }
+            if change_rows.len() >= 1000 {
+                store.append(&tables, Stage::Changes, &change_rows)?;
+                change_rows.clear();
+            }
         }
     }
     let mut deleted: Vec<String> = deleted.into_iter().collect();
@@ -794,31 +803,44 @@ fn selection(
 }
 
 /// This run's transformed records, in staging order.
+/// How many transformed records the plan reads back at a time.
+const PLAN_CHUNK: usize = 5_000;
+
+/// The run's transformed records staged after row `after_rowid`, at most `limit`, in staging
+/// order, with their row ids: the plan reads them a chunk at a time so that memory follows the
+/// chunk, not the object.
 fn transformed_records(
     store: &Store,
     tables: &PipelineTables,
     run_id: &str,
-) -> Result<Vec<(String, Record)>, EngineError> {
+    after_rowid: i64,
+    limit: usize,
+) -> Result<Vec<(i64, String, Record)>, EngineError> {
     let mut statement = store
         .connection()
         .prepare(&format!(
-            "SELECT source_id, record::VARCHAR FROM \"{}\" WHERE run_id = ? ORDER BY rowid",
+            "SELECT rowid, source_id, record::VARCHAR FROM \"{}\"
+             WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
             tables.table(Stage::Transformed)
         ))
         .map_err(crate::staging::StagingError::from)?;
     let rows = statement
-        .query_map([run_id], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        .query_map(duckdb::params![run_id, after_rowid, limit as i64], |row| {
+            Ok((
+                row.get::<_, i64>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
         })
         .map_err(crate::staging::StagingError::from)?;
     let mut out = Vec::new();
     for row in rows {
-        let (id, record) = row.map_err(crate::staging::StagingError::from)?;
+        let (rowid, id, record) = row.map_err(crate::staging::StagingError::from)?;
         let record = match serde_json::from_str(&record) {
             Ok(Value::Object(map)) => map,
             _ => Record::new(),
         };
-        out.push((id, record));
+        out.push((rowid, id, record));
     }
     Ok(out)
 }
