@@ -472,24 +472,18 @@ pub fn load_back(
     };
     let mut done = Done::default();
     let no_answer = || Err("the system gave no result for this record".to_string());
-    for (i, planned) in deletes.iter().enumerate() {
-        let outcome = deleted.get(i).cloned().unwrap_or_else(no_answer);
-        let key = planned.target_id.clone().unwrap_or_default();
-        done.settle(
-            run_id,
-            planned,
-            outcome,
-            &key,
-            links,
-            REMOVED_IN_TARGET,
-            summary,
-        );
-    }
-    for (i, planned) in deactivations.iter().enumerate() {
+    let delete_outcomes = deletes
+        .iter()
+        .enumerate()
+        .map(|(i, planned)| (*planned, deleted.get(i).cloned().unwrap_or_else(no_answer)));
+    let deactivate_outcomes = deactivations.iter().enumerate().map(|(i, planned)| {
         let outcome = written
             .get(i)
             .map(|w| w.outcome.clone().map(|_| ()))
             .unwrap_or_else(no_answer);
+        (*planned, outcome)
+    });
+    for (planned, outcome) in delete_outcomes.chain(deactivate_outcomes) {
         let key = planned.target_id.clone().unwrap_or_default();
         done.settle(
             run_id,
