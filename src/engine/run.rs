@@ -658,12 +658,8 @@ fn import_pipeline(
             }
         }
         // Removals re-save their links marked, so they need them whole.
-        let mut removal_links = HashMap::new();
-        for planned in &removals {
-            if let Some(link) = store.link(&pipeline.pipeline, &planned.source_id)? {
-                removal_links.insert(planned.source_id.clone(), link);
-            }
-        }
+        let removal_links =
+            store.links_of(&pipeline.pipeline, removals.iter().map(|p| &p.source_id))?;
         super::deletes::load(
             store,
             &tables,

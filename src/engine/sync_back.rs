@@ -665,12 +665,10 @@ pub fn sync_back(
         store.append(&tables, Stage::Results, &settled_rows)?;
         // Removals re-save their links marked, so they need them whole (keyed by the id
         // the import's side gave them).
-        let mut links = HashMap::new();
-        for key in removals.iter().filter_map(|p| p.target_id.as_ref()) {
-            if let Some(link) = store.link(&pipeline.pipeline, key)? {
-                links.insert(key.clone(), link);
-            }
-        }
+        let links = store.links_of(
+            &pipeline.pipeline,
+            removals.iter().filter_map(|p| p.target_id.as_ref()),
+        )?;
         super::deletes::load_back(
             store,
             &tables,

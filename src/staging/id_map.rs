@@ -87,6 +87,21 @@ impl Store {
         Ok(rows.next().transpose()?)
     }
 
+    /// The whole links of these source records (those that have one), by source id.
+    pub fn links_of<'a>(
+        &self,
+        pipeline: &str,
+        source_ids: impl IntoIterator<Item = &'a String>,
+    ) -> Result<HashMap<String, Link>, StagingError> {
+        let mut links = HashMap::new();
+        for source_id in source_ids {
+            if let Some(link) = self.link(pipeline, source_id)? {
+                links.insert(source_id.clone(), link);
+            }
+        }
+        Ok(links)
+    }
+
     /// The whole links of these target records, by target id.
     pub fn links_by_target(
         &self,
