@@ -1,5 +1,6 @@
 //! `etl diff` end to end: two `etl run`s against both sandboxes with records added, removed and
-//! changed in Salesforce in between, then the binary's table and JSON; and, over a staging file
+//! changed in Salesforce in between, then the binary's table and JSON, and a third run that
+//! reads only what changed since (accounts has `salesforce.incremental`); and, over a staging file
 //! built by hand, numbers compared by value, nested leaf paths, explicit runs and the refusals
 //! (unknown pipeline, unknown run, a single run).
 
@@ -12,7 +13,7 @@ use etl::sandbox::server::{self, Options, Running};
 use etl::staging::{Column, ColumnType, PipelineTables, Stage, Store};
 
 mod support;
-use support::{live_records, project, touch};
+use support::{live_records, project, staging_rows, touch};
 
 /// Runs the binary; returns the exit code, stdout and stderr.
 fn etl(root: &Path, args: &[&str]) -> (i32, String, String) {
@@ -30,6 +31,11 @@ fn live_account_ids(sandbox: &Running) -> Vec<String> {
         .iter()
         .map(|a| a["Id"].as_str().unwrap().to_string())
         .collect()
+}
+
+fn sorted(mut names: Vec<String>) -> Vec<String> {
+    names.sort();
+    names
 }
 
 fn field_names(changed: &Value) -> Vec<String> {
@@ -74,7 +80,9 @@ fn two_runs_of_accounts_diff_added_removed_and_changed_fields() {
             json!({"Website": format!("https://changed.example/{id}")}),
         );
     }
-    let second = etl_json(&project.root, &["run", "--json"]);
+    // A full read: `gone` is deleted, which a read of changes with `where: IsDeleted = false`
+    // cannot see.
+    let second = etl_json(&project.root, &["run", "--full", "--json"]);
     let (from, to) = (
         first["run_id"].as_str().unwrap(),
         second["run_id"].as_str().unwrap(),
@@ -108,9 +116,10 @@ fn two_runs_of_accounts_diff_added_removed_and_changed_fields() {
             .unwrap_or_else(|| panic!("no Website change in {record}"));
         assert_eq!(website["after"], format!("https://changed.example/{id}"));
         assert_ne!(website["before"], website["after"]);
+        // With the cursor of `salesforce.incremental`, which every change moves.
         assert_eq!(
-            field_names(record),
-            ["Website"],
+            sorted(field_names(record)),
+            ["SystemModstamp", "Website"],
             "only the website: {record}"
         );
     }
@@ -187,6 +196,61 @@ fn two_runs_of_accounts_diff_added_removed_and_changed_fields() {
     assert!(
         stderr.contains("no run r-nope") && stderr.contains(from) && stderr.contains(to),
         "{stderr}"
+    );
+
+    // A run that reads only the changes since the last one stages those few records; the
+    // others are still in the state as of it, so only the edited one differs.
+    let later = &ids[5];
+    touch(
+        &sandbox,
+        later,
+        json!({"Website": "https://later.example/"}),
+    );
+    let third = etl_json(&project.root, &["run", "--json"]);
+    let third = third["run_id"].as_str().unwrap();
+    let staged = staging_rows(
+        &project.root,
+        &format!("SELECT count(*) AS n FROM accounts_extracted WHERE run_id = '{third}'"),
+    );
+    let staged = staged[0]["n"].as_u64().unwrap();
+    assert!(
+        staged < ids.len() as u64 - 1,
+        "the third run reads only changes ({staged} records staged)"
+    );
+    let diff = etl_json(&project.root, &["diff", "accounts", "--json"]);
+    assert_eq!(
+        (diff["from"].as_str(), diff["to"].as_str()),
+        (Some(to), Some(third))
+    );
+    assert_eq!(
+        (&diff["added"], &diff["removed"]),
+        (&json!([]), &json!([])),
+        "{diff}"
+    );
+    let changed = diff["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{diff}");
+    assert_eq!(changed[0]["source_id"], json!(later));
+    assert_eq!(
+        sorted(field_names(&changed[0])),
+        ["SystemModstamp", "Website"]
+    );
+    // From the first run: the second run's changes and the third's together.
+    let diff = etl_json(
+        &project.root,
+        &["diff", "accounts", "--from", from, "--json"],
+    );
+    assert_eq!(diff["added"], json!([back]), "{diff}");
+    assert_eq!(diff["removed"], json!([gone]), "{diff}");
+    assert_eq!(diff["changed"].as_array().unwrap().len(), 3, "{diff}");
+    let (code, table, stderr) = etl(&project.root, &["diff", "accounts"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        table
+            .lines()
+            .next()
+            .is_some_and(|heading| heading.contains(&format!("{third} (etl run, "))
+                && heading.contains(&format!(", incremental, {staged} record"))),
+        "{table}"
     );
 }
 

@@ -4,7 +4,9 @@
 //! extracted records by default (Salesforce's flat keys such as `Owner.Email`), or with
 //! `--stage transformed` the Halo-shaped records (dotted leaf paths such as
 //! `main_site.delivery_address.line1`). Numbers are compared by value, so `18` and `18.0` are
-//! the same.
+//! the same. What is compared is the source's state as of each run: a run that read only the
+//! changes since a watermark (incremental) stands on the full run before it, so a record it did
+//! not read again is not removed, while one read with Salesforce's deleted flag set is.
 
 use std::path::Path;
 
@@ -12,8 +14,13 @@ use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{json, Map, Value};
 
 use super::{open_store, EXIT_CONFIG};
-use crate::staging::{DiffRow, Stage, StagedRun, StagingError, Store};
+use crate::staging::{DiffRow, ExtractKind, Stage, StagedRun, StagingError, Store};
 use crate::transform::changed_fields;
+
+/// The flag a deleted record is read with. The extracted records of an import are Salesforce's
+/// (`deleted_field` of its source adapter), read with the recycle bin when the pipeline acts on
+/// deletes; such a record is not in the state as of that run.
+const SOURCE_DELETED_FLAG: &str = "IsDeleted";
 
 /// Which staged records to compare.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -112,6 +119,7 @@ fn diff(store: &Store, args: &DiffArgs) -> Result<(StagedRun, StagedRun, RunDiff
         stage,
         &from.run_id,
         &to.run_id,
+        Some(SOURCE_DELETED_FLAG),
         &mut |row: DiffRow| {
             match (row.before, row.after) {
                 (None, Some(_)) => found.added.push(row.source_id),
@@ -313,10 +321,20 @@ fn print_table(args: &DiffArgs, from: &StagedRun, to: &StagedRun, found: &RunDif
         DiffStage::Extracted => "extracted",
         DiffStage::Transformed => "transformed",
     };
+    // An incremental run's count is of the records it read (those that changed), not of the
+    // state it stands for.
     let describe = |run: &StagedRun| {
+        let kind = match run.kind {
+            ExtractKind::Full => "",
+            ExtractKind::Incremental => "incremental, ",
+        };
         format!(
-            "{} (etl {}, {}, {} records)",
-            run.run_id, run.command, run.started_at, run.rows
+            "{} (etl {}, {}, {kind}{} {})",
+            run.run_id,
+            run.command,
+            run.started_at,
+            run.rows,
+            if run.rows == 1 { "record" } else { "records" }
         )
     };
     println!(

@@ -1,33 +1,42 @@
 //! Comparing two runs of a pipeline in the staging file (`etl diff`): which runs staged rows for
-//! a pipeline, and the records that differ between two of them, found with one FULL OUTER JOIN
-//! on `source_id` and streamed row by row so memory stays flat however large the tables are.
-//! Deciding which fields changed is left to the caller; this file only does the set work.
+//! a pipeline, and the records that differ between the source's state as of two of them. A run
+//! that read everything stands for the whole state; a run that read only the changes since a
+//! watermark (`extracts`) stages just those, so the state as of a run is, per `source_id`, the
+//! newest row among the last full run at or before it and the incremental runs after that one.
+//! The two states are built and compared in one query (a window over the union of those runs'
+//! rows, then a FULL OUTER JOIN on `source_id`) streamed row by row, so memory stays flat
+//! however large the tables are. Deciding which fields changed is left to the caller; this file
+//! only does the set work, and knows a deleted record only by the flag name the caller gives.
 
 use duckdb::params;
 
 use super::error::StagingError;
 use super::store::Store;
 use super::tables::Stage;
+use super::watermarks::ExtractKind;
 
-/// A run that staged rows for a pipeline.
+/// A run that staged rows for a pipeline, or recorded how it read the pipeline's source.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedRun {
     pub run_id: String,
     pub command: String,
     pub started_at: String,
-    /// Rows the run staged in the stage's table.
+    /// Rows the run itself staged in the stage's table (for an incremental run, the records
+    /// that changed since the watermark, which can be none).
     pub rows: i64,
+    /// Whether the run read everything or only the changes since a watermark.
+    pub kind: ExtractKind,
 }
 
-/// One record that is not textually identical in the two runs: only in `after` (added), only
+/// One record that is not textually identical in the two states: only in `after` (added), only
 /// in `before` (removed), or in both with different JSON text (maybe changed: the caller
 /// compares the values, so `18` and `18.0` can still turn out equal).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DiffRow {
     pub source_id: String,
-    /// The record's JSON in the `from` run.
+    /// The record's JSON as of the `from` run.
     pub before: Option<String>,
-    /// The record's JSON in the `to` run.
+    /// The record's JSON as of the `to` run.
     pub after: Option<String>,
 }
 
@@ -37,6 +46,51 @@ fn quote(identifier: &str) -> String {
 
 fn stage_table(pipeline: &str, stage: Stage) -> String {
     format!("{pipeline}_{}", stage.suffix())
+}
+
+/// The runs of a pipeline that count, in order, as the SQL CTE `history` (parameter `$1` is the
+/// pipeline): runs whose `pipelines` names it and that staged rows in `table` or recorded an
+/// extract for it (an incremental run that found no change stages nothing), numbered by
+/// `started_at`, ties by `run_id`. A run is incremental when it says so and started after a
+/// watermark: an incremental read without one read everything, so it is a base like a full one;
+/// runs with no `extracts` row read everything.
+fn history_cte(table: &str) -> String {
+    format!(
+        "history AS (
+            SELECT r.run_id, r.command, r.started_at, coalesce(s.n, 0) AS n,
+                   coalesce(x.incremental, false) AS incremental,
+                   row_number() OVER (ORDER BY r.started_at, r.run_id) AS position
+            FROM runs r
+            LEFT JOIN (SELECT run_id, count(*) AS n FROM {table} GROUP BY run_id) s
+                ON s.run_id = r.run_id
+            LEFT JOIN (
+                SELECT run_id, bool_and(kind = 'incremental' AND since IS NOT NULL) AS incremental
+                FROM extracts WHERE pipeline = $1 GROUP BY run_id
+            ) x ON x.run_id = r.run_id
+            WHERE list_contains(r.pipelines, $1) AND (s.run_id IS NOT NULL OR x.run_id IS NOT NULL)
+        )",
+        table = quote(table)
+    )
+}
+
+/// A SQL string literal.
+fn literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+/// SQL that is true when the JSON `record` carries the deleted flag `flag`, set — the same
+/// reading as the engine's: `true`, a non-zero whole number, or the text `true` in any case.
+/// The flag is looked up as one key (a JSON pointer), so flat keys with dots stay whole.
+fn flag_set(record: &str, flag: &str) -> String {
+    let pointer = literal(&format!("/{}", flag.replace('~', "~0").replace('/', "~1")));
+    format!(
+        "coalesce(CASE json_type({record}, {pointer})
+            WHEN 'BOOLEAN' THEN json_extract_string({record}, {pointer}) = 'true'
+            WHEN 'BIGINT' THEN json_extract_string({record}, {pointer}) <> '0'
+            WHEN 'UBIGINT' THEN json_extract_string({record}, {pointer}) <> '0'
+            WHEN 'VARCHAR' THEN lower(trim(json_extract_string({record}, {pointer}))) = 'true'
+            ELSE false END, false)"
+    )
 }
 
 impl Store {
@@ -67,7 +121,8 @@ impl Store {
     }
 
     /// The runs of `pipeline` (runs whose `pipelines` names it and that staged rows in its
-    /// `stage` table), oldest first; `None` when the pipeline has no such table.
+    /// `stage` table or recorded how they read its source), oldest first; `None` when the
+    /// pipeline has no such table.
     pub fn pipeline_runs(
         &self,
         pipeline: &str,
@@ -78,12 +133,10 @@ impl Store {
             return Ok(None);
         }
         let mut statement = self.connection().prepare(&format!(
-            "SELECT r.run_id, r.command, strftime(r.started_at, '%Y-%m-%d %H:%M:%S'), s.n
-             FROM runs r
-             JOIN (SELECT run_id, count(*) AS n FROM {} GROUP BY run_id) s ON s.run_id = r.run_id
-             WHERE list_contains(r.pipelines, ?)
-             ORDER BY r.started_at, r.run_id",
-            quote(&table)
+            "WITH {}
+             SELECT run_id, command, strftime(started_at, '%Y-%m-%d %H:%M:%S'), n, incremental
+             FROM history ORDER BY position",
+            history_cte(&table)
         ))?;
         let runs = statement.query_map(params![pipeline], |row| {
             Ok(StagedRun {
@@ -91,6 +144,11 @@ impl Store {
                 command: row.get(1)?,
                 started_at: row.get(2)?,
                 rows: row.get(3)?,
+                kind: if row.get::<_, bool>(4)? {
+                    ExtractKind::Incremental
+                } else {
+                    ExtractKind::Full
+                },
             })
         })?;
         Ok(Some(runs.collect::<Result<_, _>>()?))
@@ -117,39 +175,75 @@ impl Store {
         }
     }
 
-    /// Streams the records of `pipeline`'s `stage` table that differ between runs `from` and
-    /// `to`, by `source_id`, to `each`. Records whose JSON text is the same in both runs are
-    /// left out in SQL; a record staged twice in one run counts once (the last staged).
+    /// Streams the records of `pipeline`'s `stage` table that differ between the state as of
+    /// run `from` and as of run `to`, by `source_id`, to `each`. The state as of a run is, per
+    /// `source_id`, the newest row among the last full run at or before it and every
+    /// incremental run after that one up to it (runs ordered by `started_at`, then `run_id`);
+    /// for a full run, its own rows. A record staged twice in one run counts once (the last staged).
+    /// With `deleted_flag`, a record whose newest row was read with that flag set (in the
+    /// extracted record of the same run, whichever the stage) is not in the state, so it shows
+    /// as removed. Records whose JSON text is the same in both states are left out in SQL.
     pub fn diff_runs(
         &self,
         pipeline: &str,
         stage: Stage,
         from: &str,
         to: &str,
+        deleted_flag: Option<&str>,
         each: &mut dyn FnMut(DiffRow) -> Result<(), StagingError>,
     ) -> Result<(), StagingError> {
-        let table = quote(&stage_table(pipeline, stage));
-        let side = |name: &str| {
+        let table = stage_table(pipeline, stage);
+        let extracted = stage_table(pipeline, Stage::Extracted);
+        let deleted = match deleted_flag {
+            None => "false".to_string(),
+            Some(flag) if stage == Stage::Extracted => flag_set("newest.record", flag),
+            Some(_) if self.table_columns(&extracted)?.is_empty() => "false".to_string(),
+            Some(flag) => format!(
+                "EXISTS (SELECT 1 FROM {} e WHERE e.run_id = newest.run_id
+                         AND e.source_id = newest.source_id AND {})",
+                quote(&extracted),
+                flag_set("e.record", flag)
+            ),
+        };
+        // `$2` is `from`, `$3` is `to`: each side's span of runs is from its base (the last
+        // run that read everything; the first run when none did) to the run itself.
+        let state = |name: &str, run: &str| {
             format!(
-                "{name} AS (
-                    SELECT source_id, record::VARCHAR AS record FROM {table}
-                    WHERE run_id = ? AND source_id IS NOT NULL
-                    QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY staged_at DESC) = 1
-                )"
+                "{name}_span AS (
+                    SELECT coalesce(max(position) FILTER (WHERE NOT incremental), 1) AS first,
+                           max(position) AS last
+                    FROM history WHERE position <= (SELECT position FROM history WHERE run_id = {run})
+                ),
+                {name} AS (
+                    SELECT newest.source_id, newest.record::VARCHAR AS record FROM (
+                        SELECT t.run_id, t.source_id, t.record
+                        FROM {table} t
+                        JOIN history h ON h.run_id = t.run_id
+                        JOIN {name}_span span ON h.position BETWEEN span.first AND span.last
+                        WHERE t.source_id IS NOT NULL
+                        QUALIFY row_number() OVER (
+                            PARTITION BY t.source_id
+                            ORDER BY h.position DESC, t.staged_at DESC NULLS LAST, t.rowid DESC
+                        ) = 1
+                    ) newest
+                    WHERE NOT ({deleted})
+                )",
+                table = quote(&table)
             )
         };
         let sql = format!(
-            "WITH {}, {}
+            "WITH {}, {}, {}
              SELECT coalesce(b.source_id, a.source_id) AS source_id, b.record, a.record
-             FROM before_run b FULL OUTER JOIN after_run a ON a.source_id = b.source_id
+             FROM before_state b FULL OUTER JOIN after_state a ON a.source_id = b.source_id
              WHERE b.source_id IS NULL OR a.source_id IS NULL
                 OR b.record IS DISTINCT FROM a.record
              ORDER BY 1",
-            side("before_run"),
-            side("after_run")
+            history_cte(&table),
+            state("before_state", "$2"),
+            state("after_state", "$3"),
         );
         let mut statement = self.connection().prepare(&sql)?;
-        let mut rows = statement.query(params![from, to])?;
+        let mut rows = statement.query(params![pipeline, from, to])?;
         while let Some(row) = rows.next()? {
             each(DiffRow {
                 source_id: row.get(0)?,
