@@ -140,7 +140,7 @@ fn staging_tables_are_there_to_query() {
     );
     assert_eq!(
         text(&out.stdout),
-        "table_name\netl_meta\nid_map\nruns\nschemas\nwatermarks\n"
+        "table_name\netl_meta\nextracts\nid_map\nruns\nschemas\nwatermarks\n"
     );
 }
 

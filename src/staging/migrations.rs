@@ -51,4 +51,16 @@ pub const MIGRATIONS: &[&str] = &[
         field_type VARCHAR,
         staged_at TIMESTAMP NOT NULL
     );",
+    // 5: incremental extracts. A watermark remembers the shape of the read it belongs to (a
+    // changed field list or filter means reading everything again); each run records per
+    // pipeline whether it read everything or only changes since a watermark, so the state as
+    // of a run can be rebuilt from the last full read and the incremental ones after it.
+    "ALTER TABLE watermarks ADD COLUMN read_shape VARCHAR;
+    CREATE TABLE extracts (
+        run_id VARCHAR NOT NULL,
+        pipeline VARCHAR NOT NULL,
+        kind VARCHAR NOT NULL,
+        since VARCHAR,
+        staged_at TIMESTAMP NOT NULL
+    );",
 ];

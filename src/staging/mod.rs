@@ -11,6 +11,7 @@ mod query;
 mod store;
 mod tables;
 mod values;
+mod watermarks;
 
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
@@ -20,3 +21,4 @@ pub use query::ResultTable;
 pub use store::{RunRecord, Store};
 pub use tables::{column_name, Column, ColumnType, PipelineTables, Stage};
 pub use values::{cell_to_json, cell_to_text, json_to_cell, Cell};
+pub use watermarks::{ExtractKind, StoredWatermark};
