@@ -52,6 +52,7 @@ fn main() {
         private_key_file: None,
         token_store: None,
         max_api_usage_percent: None,
+        trust_certificate: None,
     };
     let client = SalesforceClient::connect(
         &connection,

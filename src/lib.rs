@@ -10,6 +10,7 @@ pub mod config;
 pub mod cron;
 pub mod engine;
 pub mod halo;
+pub mod http_agent;
 pub mod logging;
 pub mod salesforce;
 pub mod sandbox;

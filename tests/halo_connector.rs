@@ -48,6 +48,7 @@ fn connection(sandbox: &Running) -> HaloConnection {
         client_secret: text("client_secret"),
         scope: "all".into(),
         rate_limit: None,
+        trust_certificate: None,
     }
 }
 

@@ -90,6 +90,7 @@ impl Server {
             client_secret: "very-secret-value".into(),
             scope: "all".into(),
             rate_limit: None,
+            trust_certificate: None,
         };
         HaloClient::new(&connection, options).unwrap()
     }
@@ -477,6 +478,7 @@ fn an_https_url_without_tls_fails_at_once_with_a_clear_error() {
         client_secret: "very-secret-value".into(),
         scope: "all".into(),
         rate_limit: None,
+        trust_certificate: None,
     };
     let client = HaloClient::new(&connection, fast()).unwrap();
     let error = client.get("Client", 1).unwrap_err();
@@ -511,6 +513,7 @@ fn an_unreachable_auth_server_is_retried_then_reported() {
         client_secret: "very-secret-value".into(),
         scope: "all".into(),
         rate_limit: None,
+        trust_certificate: None,
     };
     let client = HaloClient::new(&connection, fast()).unwrap();
     let error = client.get("Client", 1).unwrap_err();

@@ -47,9 +47,24 @@ pub struct SandboxArgs {
     /// dropped connections), per route, reproducible with its seed.
     #[arg(long, value_name = "FILE")]
     pub faults: Option<PathBuf>,
+    /// Serve both APIs over HTTPS with a self-signed certificate for 127.0.0.1 and localhost,
+    /// made in DIR on the first start (`sandbox-cert.pem`) and reused after; the JSON line names
+    /// it as `certificate`. Needs --data and a build with `--features tls`.
+    #[arg(long)]
+    pub tls: bool,
 }
 
 pub fn run(args: SandboxArgs) -> i32 {
+    if args.tls {
+        if !cfg!(feature = "tls") {
+            eprintln!("error: {}", server::NO_TLS);
+            return 2;
+        }
+        if args.data.is_none() {
+            eprintln!("error: --tls keeps its certificate in the data folder: give --data DIR");
+            return 2;
+        }
+    }
     let faults = match args.faults.as_deref().map(FaultPlan::load).transpose() {
         Ok(plan) => plan,
         Err(message) => {
@@ -83,6 +98,7 @@ pub fn run(args: SandboxArgs) -> i32 {
             rate_limit: args.halo_rate_limit,
             ..halo::Config::default()
         },
+        tls: args.tls,
     };
     let running = match server::start(options) {
         Ok(running) => running,

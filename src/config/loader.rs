@@ -137,9 +137,32 @@ pub fn load_project(path: &Path, env: Lookup, out: &mut Vec<Diagnostic>) -> Opti
     if out[before..].iter().any(Diagnostic::is_error) {
         return None;
     }
-    let project: Project = typed(&file, &tree, out)?;
+    let mut project: Project = typed(&file, &tree, out)?;
+    resolve_trusted_certificates(&mut project, &project_root(path));
     rules::check_project(&file, &tree, &project, out);
     Some(project)
+}
+
+/// `trust_certificate` is relative to etl.yaml, wherever `etl` runs: made absolute here, where
+/// the file's folder is known, so both connectors read the file the user meant.
+fn resolve_trusted_certificates(project: &mut Project, root: &Path) {
+    let connections = &mut project.connections;
+    let paths = [
+        connections
+            .salesforce
+            .as_mut()
+            .and_then(|c| c.trust_certificate.as_mut()),
+        connections
+            .halo
+            .as_mut()
+            .and_then(|c| c.trust_certificate.as_mut()),
+    ];
+    for path in paths.into_iter().flatten() {
+        let trimmed = path.trim();
+        if !trimmed.is_empty() && Path::new(trimmed).is_relative() {
+            *path = root.join(trimmed).to_string_lossy().into_owned();
+        }
+    }
 }
 
 /// A pipeline file after loading: fully loaded, or only its name when it has errors (so other

@@ -549,6 +549,11 @@ pub struct SalesforceConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_api_usage_percent: Option<u8>,
+    /// PEM certificate file to trust as an extra root for this connection's HTTPS, beside the
+    /// public roots, e.g. the `certificate` that `etl sandbox --tls` prints. Relative to
+    /// `etl.yaml`. Certificate checks stay on; needs a build with `--features tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_certificate: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -573,6 +578,11 @@ pub struct HaloConnection {
     /// `off` for an instance without one, such as the sandbox.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limit: Option<String>,
+    /// PEM certificate file to trust as an extra root for this connection's HTTPS, beside the
+    /// public roots, e.g. the `certificate` that `etl sandbox --tls` prints. Relative to
+    /// `etl.yaml`. Certificate checks stay on; needs a build with `--features tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trust_certificate: Option<String>,
 }
 
 /// Defaults every pipeline inherits.

@@ -1299,6 +1299,53 @@ pub fn check_project(file: &SourceFile, tree: &Node, project: &Project, out: &mu
             out,
         );
     }
+    check_trusted_certificates(file, tree, project, out);
+}
+
+/// Each connection's `trust_certificate` (already made absolute by the loader) must be a PEM
+/// certificate that can be trusted, in a build that has HTTPS.
+fn check_trusted_certificates(
+    file: &SourceFile,
+    tree: &Node,
+    project: &Project,
+    out: &mut Vec<Diagnostic>,
+) {
+    let connections = &project.connections;
+    let trusted = [
+        (
+            "salesforce",
+            connections
+                .salesforce
+                .as_ref()
+                .and_then(|c| c.trust_certificate.as_deref()),
+        ),
+        (
+            "halo",
+            connections
+                .halo
+                .as_ref()
+                .and_then(|c| c.trust_certificate.as_deref()),
+        ),
+    ];
+    for (connection, path) in trusted {
+        let Some(path) = path.map(str::trim).filter(|p| !p.is_empty()) else {
+            continue;
+        };
+        if let Err(problem) = crate::http_agent::check_trusted(std::path::Path::new(path)) {
+            let loc = loc_at(
+                tree,
+                &[
+                    Step::Key("connections"),
+                    Step::Key(connection),
+                    Step::Key("trust_certificate"),
+                ],
+            );
+            out.push(file.error("trust-certificate", loc, problem).hint(
+                "name a PEM certificate file, relative to etl.yaml, e.g. the `certificate` \
+                     that `etl sandbox --tls` prints",
+            ));
+        }
+    }
 }
 
 fn check_flow(

@@ -123,6 +123,11 @@ impl TokenSource {
                         _ => return Err(self.refusal(Some(status), halo_message(&body))),
                     }
                 }
+                // A refused certificate stays refused: asking again cannot help.
+                Err(error) if crate::http_agent::certificate_refusal(&error).is_some() => {
+                    let message = crate::http_agent::certificate_refusal(&error);
+                    return Err(self.refusal(None, message.unwrap_or_default()));
+                }
                 Err(
                     error @ (ureq::Error::ConnectionFailed
                     | ureq::Error::HostNotFound

@@ -94,7 +94,8 @@ impl HaloClient {
             options.rate_limit.map(RateLimiter::new),
             options.retry,
             options.timeout,
-        );
+            connection.trust_certificate.as_deref(),
+        )?;
         Ok(HaloClient {
             service,
             options,
@@ -201,6 +202,7 @@ mod tests {
             client_secret: "top-secret".into(),
             scope: "all".into(),
             rate_limit: None,
+            trust_certificate: None,
         }
     }
 

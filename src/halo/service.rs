@@ -122,17 +122,20 @@ impl Service {
         limiter: Option<RateLimiter>,
         retry: RetryPolicy,
         timeout: Duration,
-    ) -> Service {
-        let agent: Agent = Agent::config_builder()
-            // Error statuses are answers to read (Halo's message, Retry-After), not failures.
-            .http_status_as_error(false)
-            .timeout_connect(Some(timeout))
-            .timeout_recv_response(Some(timeout))
-            .timeout_per_read(Some(timeout))
-            .user_agent(concat!("etl/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .into();
-        Service {
+        trust_certificate: Option<&str>,
+    ) -> Result<Service, HaloError> {
+        let agent: Agent =
+            crate::http_agent::config(trust_certificate, "connections.halo.trust_certificate")
+                .map_err(HaloError::Settings)?
+                // Error statuses are answers to read (Halo's message, Retry-After), not failures.
+                .http_status_as_error(false)
+                .timeout_connect(Some(timeout))
+                .timeout_recv_response(Some(timeout))
+                .timeout_per_read(Some(timeout))
+                .user_agent(concat!("etl/", env!("CARGO_PKG_VERSION")))
+                .build()
+                .into();
+        Ok(Service {
             agent,
             api_base,
             tokens,
@@ -140,7 +143,7 @@ impl Service {
             resume_at: Mutex::new(None),
             retry,
             api_calls: AtomicU64::new(0),
-        }
+        })
     }
 
     /// Resource-server calls sent so far, retries and replays included.
@@ -317,6 +320,10 @@ impl Service {
                     }
                 }
                 Err(error) => {
+                    // A refused certificate stays refused: trying again cannot help.
+                    if let Some(message) = crate::http_agent::certificate_refusal(&error) {
+                        return Err(self.transport(call, &url, message));
+                    }
                     let message = error.to_string();
                     match error {
                         // Nothing was sent: always safe to try again.

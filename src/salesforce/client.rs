@@ -265,12 +265,16 @@ impl SalesforceClient {
                 }
             }
         };
-        let agent = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .max_redirects(0)
-            .timeout_global(Some(options.timeout))
-            .build()
-            .into();
+        let agent = crate::http_agent::config(
+            connection.trust_certificate.as_deref(),
+            "connections.salesforce.trust_certificate",
+        )
+        .map_err(Error::Config)?
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .timeout_global(Some(options.timeout))
+        .build()
+        .into();
         Ok(SalesforceClient {
             connection,
             options,
@@ -481,8 +485,12 @@ impl SalesforceClient {
             };
             let response = match self.execute(request, &url, &token) {
                 Ok(response) => response,
-                Err(detail) => {
-                    transport_failure(detail)?;
+                Err(error) => {
+                    // A refused certificate stays refused: trying again cannot help.
+                    if let Some(detail) = crate::http_agent::certificate_refusal(&error) {
+                        return Err(Error::Connection { url, detail });
+                    }
+                    transport_failure(error.to_string())?;
                     continue;
                 }
             };
@@ -561,7 +569,7 @@ impl SalesforceClient {
         request: &Request,
         url: &str,
         token: &str,
-    ) -> Result<ureq::http::Response<ureq::Body>, String> {
+    ) -> Result<ureq::http::Response<ureq::Body>, ureq::Error> {
         let mut builder = ureq::http::Request::builder()
             .method(request.method)
             .uri(url)
@@ -571,15 +579,12 @@ impl SalesforceClient {
             builder = builder.header(*name, value);
         }
         match &request.body {
-            Some((content_type, bytes)) => builder
-                .header("Content-Type", *content_type)
-                .body(bytes.clone())
-                .map_err(|e| e.to_string())
-                .and_then(|r| self.agent.run(r).map_err(|e| e.to_string())),
-            None => builder
-                .body(())
-                .map_err(|e| e.to_string())
-                .and_then(|r| self.agent.run(r).map_err(|e| e.to_string())),
+            Some((content_type, bytes)) => self.agent.run(
+                builder
+                    .header("Content-Type", *content_type)
+                    .body(bytes.clone())?,
+            ),
+            None => self.agent.run(builder.body(())?),
         }
     }
 

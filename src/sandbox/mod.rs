@@ -7,3 +7,5 @@ pub mod files;
 pub mod halo;
 pub mod salesforce;
 pub mod server;
+#[cfg(feature = "tls")]
+pub mod tls;

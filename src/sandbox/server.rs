@@ -1,7 +1,7 @@
 //! Starting and stopping the sandbox: binds the Salesforce and Halo ports on 127.0.0.1 (port 0
-//! picks a free one), seeds or loads both systems' data, serves on a background runtime, saves
-//! changes to the data folder every few seconds and on stop. Tests start it in-process;
-//! `etl sandbox` wraps it.
+//! picks a free one), seeds or loads both systems' data, serves on a background runtime (plain
+//! HTTP, or HTTPS with the data folder's certificate, `tls.rs`), saves changes to the data folder
+//! every few seconds and on stop. Tests start it in-process; `etl sandbox` wraps it.
 
 use std::net::TcpListener;
 use std::path::PathBuf;
@@ -33,6 +33,9 @@ pub struct Options {
     /// Faults to inject into responses (both APIs; a rule's route tells them apart:
     /// `/services/*` is Salesforce, `/api/*` and `/auth/*` are Halo).
     pub faults: Option<FaultPlan>,
+    /// Serve HTTPS with a self-signed certificate kept in `data_dir` (made on the first start,
+    /// reused after). Needs `data_dir` and a build with the `tls` feature.
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -45,6 +48,7 @@ impl Default for Options {
             halo_port: 0,
             halo: halo::Config::default(),
             faults: None,
+            tls: false,
         }
     }
 }
@@ -54,6 +58,8 @@ pub struct Running {
     pub salesforce_url: String,
     /// The Halo instance's base URL; its API is under `/api`, its auth server under `/auth`.
     pub halo_url: String,
+    /// With `tls`: the certificate's PEM file (absolute), for clients to trust.
+    pub certificate: Option<PathBuf>,
     salesforce: Shared,
     halo: halo::state::Shared,
     data_dir: Option<PathBuf>,
@@ -96,19 +102,46 @@ fn build_halo(options: &Options, org: &Org) -> std::io::Result<halo::store::Stor
     Ok(store)
 }
 
-fn bind(port: u16) -> std::io::Result<(TcpListener, String)> {
+fn bind(port: u16, scheme: &str) -> std::io::Result<(TcpListener, String)> {
     let listener = TcpListener::bind(("127.0.0.1", port))?;
     listener.set_nonblocking(true)?;
-    let url = format!("http://{}", listener.local_addr()?);
+    let url = format!("{scheme}://{}", listener.local_addr()?);
     Ok((listener, url))
 }
 
-/// Serves `router` on `listener` until `stop` fires.
+/// The TLS server settings when serving HTTPS (a type with no value in a build without TLS).
+#[cfg(feature = "tls")]
+type TlsServer = std::sync::Arc<tokio_rustls::rustls::ServerConfig>;
+#[cfg(not(feature = "tls"))]
+type TlsServer = std::convert::Infallible;
+
+/// The certificate to serve with, when `options.tls` asks for HTTPS.
+#[cfg(feature = "tls")]
+fn tls_identity(options: &Options) -> std::io::Result<Option<super::tls::Identity>> {
+    if !options.tls {
+        return Ok(None);
+    }
+    let dir = options.data_dir.as_deref().ok_or_else(|| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "HTTPS needs a data folder to keep its certificate in: give --data DIR",
+        )
+    })?;
+    std::fs::create_dir_all(dir)?;
+    super::tls::identity(dir).map(Some)
+}
+
+/// What a build without the `tls` feature answers to `--tls`.
+pub const NO_TLS: &str =
+    "HTTPS (--tls) is not in this build of etl: build it with `cargo build --features tls`";
+
+/// Serves `router` on `listener` until `stop` fires, over TLS when `tls` is given.
 async fn serve(
     listener: TcpListener,
     router: axum::Router,
     stop: tokio::sync::watch::Receiver<bool>,
     name: &str,
+    tls: Option<TlsServer>,
 ) {
     let listener = match tokio::net::TcpListener::from_std(listener) {
         Ok(listener) => listener,
@@ -117,6 +150,27 @@ async fn serve(
             return;
         }
     };
+    match tls {
+        None => serve_on(listener, router, stop, name).await,
+        #[cfg(feature = "tls")]
+        Some(server) => match super::tls::TlsListener::new(listener, server) {
+            Ok(listener) => serve_on(listener, router, stop, name).await,
+            Err(error) => eprintln!("sandbox: {name} cannot listen: {error}"),
+        },
+        #[cfg(not(feature = "tls"))]
+        Some(never) => match never {},
+    }
+}
+
+async fn serve_on<L>(
+    listener: L,
+    router: axum::Router,
+    stop: tokio::sync::watch::Receiver<bool>,
+    name: &str,
+) where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     let mut stop = stop;
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
@@ -130,10 +184,23 @@ async fn serve(
 
 /// Starts the sandbox and returns once it accepts connections.
 pub fn start(options: Options) -> std::io::Result<Running> {
+    #[cfg(feature = "tls")]
+    let identity = tls_identity(&options)?;
+    #[cfg(feature = "tls")]
+    let (tls, certificate) = match identity {
+        Some(identity) => (Some(identity.server), Some(identity.certificate)),
+        None => (None, None),
+    };
+    #[cfg(not(feature = "tls"))]
+    let (tls, certificate): (Option<TlsServer>, Option<PathBuf>) = match options.tls {
+        true => return Err(std::io::Error::new(std::io::ErrorKind::Unsupported, NO_TLS)),
+        false => (None, None),
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
     let org = build_org(&options)?;
     let store = build_halo(&options, &org)?;
-    let (listener, url) = bind(options.salesforce_port)?;
-    let (halo_listener, halo_url) = bind(options.halo_port)?;
+    let (listener, url) = bind(options.salesforce_port, scheme)?;
+    let (halo_listener, halo_url) = bind(options.halo_port, scheme)?;
     let shared: Shared = Arc::new(Mutex::new(State::new(
         options.salesforce.clone(),
         org,
@@ -184,14 +251,15 @@ pub fn start(options: Options) -> std::io::Result<Running> {
                     let _ = stop_tx.send(true);
                 });
                 tokio::join!(
-                    serve(listener, router, stop_rx.clone(), "Salesforce"),
-                    serve(halo_listener, halo_router, stop_rx, "Halo"),
+                    serve(listener, router, stop_rx.clone(), "Salesforce", tls.clone()),
+                    serve(halo_listener, halo_router, stop_rx, "Halo", tls),
                 );
             });
         })?;
     Ok(Running {
         salesforce_url: url,
         halo_url,
+        certificate,
         salesforce: shared,
         halo: halo_shared,
         data_dir: options.data_dir,
@@ -246,7 +314,7 @@ impl Running {
         if let Some(certificate) = &state.config.jwt_certificate {
             salesforce["jwt_certificate"] = Value::String(certificate.file.clone());
         }
-        json!({
+        let mut description = json!({
             "salesforce": salesforce,
             "halo": {
                 "base_url": self.halo_url,
@@ -255,7 +323,12 @@ impl Running {
                 "client_secret": halo.config.client_secret,
                 "tenant": halo.config.tenant,
             }
-        })
+        });
+        // Over HTTPS: the certificate both APIs serve, for `trust_certificate`.
+        if let Some(certificate) = &self.certificate {
+            description["certificate"] = Value::String(certificate.display().to_string());
+        }
+        description
     }
 
     /// Stops serving and saves the data folder.
@@ -279,5 +352,22 @@ impl Running {
 impl Drop for Running {
     fn drop(&mut self) {
         self.shutdown_now();
+    }
+}
+
+#[cfg(all(test, not(feature = "tls")))]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_without_the_feature_says_how_to_get_it() {
+        let error = start(Options {
+            tls: true,
+            ..Options::default()
+        })
+        .err()
+        .unwrap();
+        assert_eq!(error.kind(), std::io::ErrorKind::Unsupported);
+        assert!(error.to_string().contains("--features tls"), "{error}");
     }
 }

@@ -103,13 +103,18 @@ impl Granted {
     }
 }
 
-fn agent() -> ureq::Agent {
-    ureq::Agent::config_builder()
-        .http_status_as_error(false)
-        .max_redirects(0)
-        .timeout_global(Some(std::time::Duration::from_secs(60)))
-        .build()
-        .into()
+/// The token endpoint's agent, trusting what the connection says (see `http_agent`).
+pub(crate) fn agent(connection: &SalesforceConnection) -> Result<ureq::Agent, Error> {
+    Ok(crate::http_agent::config(
+        connection.trust_certificate.as_deref(),
+        "connections.salesforce.trust_certificate",
+    )
+    .map_err(Error::Config)?
+    .http_status_as_error(false)
+    .max_redirects(0)
+    .timeout_global(Some(std::time::Duration::from_secs(60)))
+    .build()
+    .into())
 }
 
 /// POSTs a grant to the token endpoint. Connection errors and 5xx are tried again a few times:
@@ -125,7 +130,7 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
         .find(|(key, _)| *key == "grant_type")
         .map_or("?", |(_, value)| *value);
     let url = format!("{}/services/oauth2/token", login_base(connection));
-    let agent = agent();
+    let agent = agent(connection)?;
     let mut attempt = 0;
     loop {
         attempt += 1;
@@ -150,6 +155,13 @@ fn post_token(connection: &SalesforceConnection, form: &[(&str, &str)]) -> Resul
                     .read_to_vec()
                     .unwrap_or_default();
                 (status, body)
+            }
+            // A refused certificate stays refused: say so at once instead of trying again.
+            Err(e) if crate::http_agent::certificate_refusal(&e).is_some() => {
+                return Err(Error::Connection {
+                    url,
+                    detail: crate::http_agent::certificate_refusal(&e).unwrap_or_default(),
+                })
             }
             Err(e) if attempt < 4 => {
                 let wait = std::time::Duration::from_millis(200 << attempt);
@@ -366,12 +378,12 @@ pub fn flow_name(flow: SalesforceFlow) -> &'static str {
 /// no longer knows (`invalid_token`) counts as revoked.
 pub fn revoke(connection: &SalesforceConnection, token: &str) -> Result<(), Error> {
     let url = format!("{}/services/oauth2/revoke", login_base(connection));
-    let mut response = agent()
+    let mut response = agent(connection)?
         .post(&url)
         .send_form([("token", token)])
         .map_err(|e| Error::Connection {
             url: url.clone(),
-            detail: e.to_string(),
+            detail: crate::http_agent::certificate_refusal(&e).unwrap_or_else(|| e.to_string()),
         })?;
     let status = response.status().as_u16();
     if status == 200 {
