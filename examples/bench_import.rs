@@ -4,10 +4,13 @@
 //! rerun after 1% of the accounts changed — and prints wall time, records/s, API calls on each
 //! side and the `etl` process's peak memory for each. With `--latency MS` it then imports the
 //! same data again into fresh sandboxes that wait MS milliseconds before every API answer.
+//! `--in-flight N` sets the project's `defaults.in_flight` (attachment copies at once; etl's
+//! default when not given).
 //!
 //! ```sh
 //! cargo build && cargo run --example bench_import -- 10000
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50
+//! cargo build && cargo run --example bench_import -- 2000 --latency 50 --in-flight 1
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -28,7 +31,7 @@ fn etl_binary() -> PathBuf {
         .expect("a target folder")
 }
 
-fn project(sandbox: &Running, root: &Path) {
+fn project(sandbox: &Running, root: &Path, in_flight: Option<u64>) {
     std::fs::create_dir_all(root.join("pipelines")).unwrap();
     for name in ["accounts", "contacts", "opportunities"] {
         // Run from the repository (as the README says); the build-time path is the fallback.
@@ -40,10 +43,13 @@ fn project(sandbox: &Running, root: &Path) {
         };
         std::fs::copy(from, root.join(format!("pipelines/{name}.yaml"))).unwrap();
     }
+    let in_flight = in_flight
+        .map(|n| format!("  in_flight: {n}\n"))
+        .unwrap_or_default();
     std::fs::write(
         root.join("etl.yaml"),
         format!(
-            "staging: .etl/staging.duckdb\npipelines: pipelines\nconnections:\n  salesforce:\n    login_url: {}\n    flow: client_credentials\n    client_id: etl-sandbox-client\n    client_secret: etl-sandbox-secret\n  halo:\n    base_url: {}\n    client_id: etl-sandbox-client\n    client_secret: etl-sandbox-secret\n    rate_limit: \"off\"\ndefaults:\n  batch_size: 200\n",
+            "staging: .etl/staging.duckdb\npipelines: pipelines\nconnections:\n  salesforce:\n    login_url: {}\n    flow: client_credentials\n    client_id: etl-sandbox-client\n    client_secret: etl-sandbox-secret\n  halo:\n    base_url: {}\n    client_id: etl-sandbox-client\n    client_secret: etl-sandbox-secret\n    rate_limit: \"off\"\ndefaults:\n  batch_size: 200\n{in_flight}",
             sandbox.salesforce_url, sandbox.halo_url
         ),
     )
@@ -129,11 +135,14 @@ fn latency(ms: u64) -> FaultPlan {
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let accounts: u64 = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(10_000);
-    let latency_ms: Option<u64> = args
-        .iter()
-        .position(|a| a == "--latency")
-        .and_then(|i| args.get(i + 1))
-        .and_then(|ms| ms.parse().ok());
+    let option = |name: &str| -> Option<u64> {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|value| value.parse().ok())
+    };
+    let latency_ms = option("--latency");
+    let in_flight = option("--in-flight");
     let seeding = Instant::now();
     let sandbox = server::start(Options {
         accounts,
@@ -146,7 +155,7 @@ fn main() {
         etl_binary().display()
     );
     let dir = tempfile::tempdir().unwrap();
-    project(&sandbox, dir.path());
+    project(&sandbox, dir.path(), in_flight);
     run(dir.path(), "first import");
     run(dir.path(), "no-op rerun");
     let ids: Vec<String> = {
@@ -176,7 +185,7 @@ fn main() {
         })
         .expect("the sandbox starts");
         let dir = tempfile::tempdir().unwrap();
-        project(&sandbox, dir.path());
+        project(&sandbox, dir.path(), in_flight);
         run(dir.path(), &format!("first import, {ms} ms"));
     }
 }

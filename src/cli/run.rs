@@ -344,6 +344,7 @@ pub(super) fn run_reporting(
         reviewed: apply.as_ref().map(|a| a.run_id.clone()),
         force: apply.as_ref().is_some_and(|a| a.force),
         default_attachments: workspace.project.defaults.attachments.unwrap_or(false),
+        in_flight: workspace.project.defaults.in_flight.unwrap_or(4) as usize,
     };
     let mut summaries: Vec<PipelineSummary> = Vec::new();
     let mut stopped: Option<EngineError> = None;

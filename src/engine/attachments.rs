@@ -1,13 +1,19 @@
 //! Attachments of imported records: listed from the source page by page while extracting (so
 //! `AttachmentCount` is staged with each record and shown in the plan), then, after each load
-//! batch, copied to the target record one file at a time: the body streams from the source into
-//! one buffer and goes to the target in one upload. Every copied file is remembered in the id
-//! map under `<pipeline>:attachments` (source file id → target attachment id), so a rerun never
+//! batch, copied to the target records by a few workers at once (`in_flight`, the project's
+//! `defaults.in_flight`): each worker takes one target record at a time, and for each of its
+//! files streams the body from the source into one buffer and sends it to the target in one
+//! upload, so at most `in_flight` bodies are held. The workers only talk to the two systems; the
+//! calling thread stages every outcome, one file per transaction as it arrives, because the
+//! staging store is not shared between threads. Every copied file is remembered in the id map
+//! under `<pipeline>:attachments` (source file id → target attachment id), so a rerun never
 //! uploads it twice. What happens to each file is staged in `<pipeline>_attachments`; a refused
 //! listing or a failed copy is reported per record with the system's own message, and the run
 //! goes on.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::mpsc;
 
 use duckdb::params;
 use serde_json::{json, Value};
@@ -45,6 +51,8 @@ pub struct Copier<'a> {
     pipeline: String,
     entity: String,
     table: String,
+    /// How many copies run at once (workers), and so how many file bodies are held at most.
+    in_flight: usize,
     /// Why the target cannot hold attachments on this entity, if it cannot.
     refused: Option<String>,
     /// Files copied in earlier runs (and this one), by link key.
@@ -54,7 +62,33 @@ pub struct Copier<'a> {
     problems: HashMap<String, String>,
     /// Result rows not written yet: appended together at the end of each `copy`, because a
     /// statement per file made a rerun of thousands of unchanged files slow.
-    pending: std::cell::RefCell<Vec<Row>>,
+    pending: Vec<Row>,
+}
+
+/// The files of one target record that need the network: its listing (to recognise uploads
+/// whose answer was lost), then an upload per file not found there. One worker does all of a
+/// record's files, so a record linked from two source records is never listed while another
+/// worker uploads to it.
+struct Transfer {
+    target_id: String,
+    /// (source record, file), in the order the records came.
+    files: Vec<(String, AttachmentRef)>,
+}
+
+/// What a worker did with one file: `transfer` and `file` index [`Transfer::files`].
+struct Moved {
+    transfer: usize,
+    file: usize,
+    outcome: Outcome,
+}
+
+enum Outcome {
+    /// Uploaded; the target's id for it.
+    Copied(String),
+    /// Already on the target record (an upload whose answer was lost); its id there.
+    Linked(String),
+    /// The source's or the target's message.
+    Failed(String),
 }
 
 impl<'a> Copier<'a> {
@@ -65,6 +99,7 @@ impl<'a> Copier<'a> {
         run_id: &'a str,
         pipeline: &str,
         entity: &str,
+        in_flight: usize,
     ) -> Result<Copier<'a>, EngineError> {
         let table = table_name(pipeline);
         store
@@ -85,11 +120,12 @@ impl<'a> Copier<'a> {
             pipeline: pipeline.to_string(),
             entity: entity.to_string(),
             table,
+            in_flight: in_flight.max(1),
             refused: target.attachments_refused(entity),
             copied: store.links(&links_pipeline(pipeline))?,
             files: HashMap::new(),
             problems: HashMap::new(),
-            pending: std::cell::RefCell::new(Vec::new()),
+            pending: Vec::new(),
         })
     }
 
@@ -121,11 +157,15 @@ impl<'a> Copier<'a> {
     }
 
     /// Copies the files of records just loaded (source id, target id) to their target records.
+    /// What needs no network (skipped, copied before) is settled here; the rest goes to the
+    /// workers.
     pub fn copy(
         &mut self,
         records: &[(String, String)],
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
+        let mut transfers: Vec<Transfer> = Vec::new();
+        let mut transfer_of: HashMap<&str, usize> = HashMap::new();
         for (source_id, target_id) in records {
             if let Some(problem) = self
                 .problems
@@ -145,20 +185,149 @@ impl<'a> Copier<'a> {
                     Some(target_id),
                     None,
                     Some(&problem),
-                )?;
+                );
             }
             let files = self.files.get(source_id).cloned().unwrap_or_default();
-            let mut present = self.present(target_id, &files);
-            for file in &files {
-                self.copy_one(source_id, target_id, file, &mut present, summary)?;
+            for file in files {
+                if let Some(refused) = self.refused.clone() {
+                    summary.attachments_skipped += 1;
+                    if !summary.attachment_notes.contains(&refused) {
+                        summary.attachment_notes.push(refused.clone());
+                    }
+                    self.stage(
+                        source_id,
+                        Some(&file),
+                        "skipped",
+                        Some(target_id),
+                        None,
+                        Some(&refused),
+                    );
+                } else if let Some(link) = self.copied_to(&file, target_id) {
+                    summary.attachments_unchanged += 1;
+                    let copied_as = link.target_id.clone();
+                    self.stage(
+                        source_id,
+                        Some(&file),
+                        "unchanged",
+                        Some(target_id),
+                        Some(&copied_as),
+                        None,
+                    );
+                } else {
+                    let index = *transfer_of.entry(target_id).or_insert_with(|| {
+                        transfers.push(Transfer {
+                            target_id: target_id.clone(),
+                            files: Vec::new(),
+                        });
+                        transfers.len() - 1
+                    });
+                    transfers[index].files.push((source_id.clone(), file));
+                }
             }
+        }
+        if !transfers.is_empty() {
+            self.transfer(&transfers, summary)?;
         }
         self.flush()
     }
 
+    /// Runs the transfers on up to `in_flight` workers and stages each file's outcome as it
+    /// arrives: a copied or linked file in its own transaction (result row and link), so a run
+    /// killed at any point loses at most the links of the uploads in flight, which the next
+    /// run finds on the target record by name and size.
+    fn transfer(
+        &mut self,
+        transfers: &[Transfer],
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        // Target attachments some link accounts for: never taken for a lost upload.
+        let known: HashSet<String> = self
+            .copied
+            .values()
+            .map(|link| link.target_id.clone())
+            .collect();
+        let (source, target, entity) = (self.source, self.target, self.entity.clone());
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Workers log under the run's and pipeline's span, as the calling thread does.
+        let span = tracing::Span::current();
+        let (sender, receiver) = mpsc::channel::<Moved>();
+        let mut failures: Vec<(usize, usize, String)> = Vec::new();
+        let staged = std::thread::scope(|scope| {
+            for _ in 0..self.in_flight.min(transfers.len()) {
+                let sender = sender.clone();
+                let (next, stop, span, known, entity) = (&next, &stop, &span, &known, &entity);
+                scope.spawn(move || {
+                    let _in_span = span.enter();
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(transfer) = transfers.get(index) else {
+                            break;
+                        };
+                        if !move_files(source, target, entity, known, transfer, index, &sender) {
+                            break;
+                        }
+                    }
+                });
+            }
+            // The workers hold the only senders now: the loop ends when the last one is done.
+            drop(sender);
+            for moved in receiver {
+                let (source_id, file) = &transfers[moved.transfer].files[moved.file];
+                let target_id = &transfers[moved.transfer].target_id;
+                let remembered = match moved.outcome {
+                    Outcome::Copied(attachment_id) => {
+                        summary.attachments_copied += 1;
+                        self.remember(source_id, target_id, file, &attachment_id, "copied")
+                    }
+                    Outcome::Linked(attachment_id) => {
+                        summary.attachments_unchanged += 1;
+                        self.remember(source_id, target_id, file, &attachment_id, "linked")
+                    }
+                    Outcome::Failed(message) => {
+                        failures.push((moved.transfer, moved.file, message));
+                        Ok(())
+                    }
+                };
+                if let Err(error) = remembered {
+                    // No new copies: the workers finish the file in hand and stop.
+                    stop.store(true, Ordering::Relaxed);
+                    return Err(error);
+                }
+            }
+            Ok(())
+        });
+        // Failures are reported in the order the records came, whichever worker was faster.
+        failures.sort_by_key(|(transfer, file, _)| (*transfer, *file));
+        for (transfer, file, message) in failures {
+            let (source_id, file) = &transfers[transfer].files[file];
+            let target_id = &transfers[transfer].target_id;
+            let message = format!(
+                "{} {:?} ({}): {message}",
+                file.kind.as_str(),
+                file.name,
+                file.id
+            );
+            tracing::warn!(source_id = %source_id, error = %message, "attachment failed");
+            summary.attachments_failed += 1;
+            summary
+                .attachment_failures
+                .push((source_id.clone(), message.clone()));
+            self.stage(
+                source_id,
+                Some(file),
+                "failed",
+                Some(target_id),
+                None,
+                Some(&message),
+            );
+        }
+        staged
+    }
+
     /// Appends the pending result rows in one go.
-    fn flush(&self) -> Result<(), EngineError> {
-        let rows = std::mem::take(&mut *self.pending.borrow_mut());
+    fn flush(&mut self) -> Result<(), EngineError> {
+        let rows = std::mem::take(&mut self.pending);
         append_rows(self.store, &self.table, rows)?;
         Ok(())
     }
@@ -173,24 +342,6 @@ impl<'a> Copier<'a> {
             .and_then(Value::as_str);
         // A record recreated in the target since gets its files again.
         (on.is_none() || on == Some(target_id)).then_some(link)
-    }
-
-    /// The target record's files that no link accounts for, when some of `files` are not
-    /// known to be copied: an upload whose answer (or link) was lost is found there by name
-    /// and size instead of being uploaded twice. Asked only when needed, once per record.
-    fn present(&self, target_id: &str, files: &[AttachmentRef]) -> Vec<TargetAttachment> {
-        if self.refused.is_some() || files.iter().all(|f| self.copied_to(f, target_id).is_some()) {
-            return Vec::new();
-        }
-        let known: std::collections::HashSet<&str> =
-            self.copied.values().map(|l| l.target_id.as_str()).collect();
-        // If the target cannot list them, uploading is still right.
-        self.target
-            .attachments_of(&self.entity, target_id)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| !known.contains(a.id.as_str()))
-            .collect()
     }
 
     fn remember(
@@ -235,98 +386,6 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    fn copy_one(
-        &mut self,
-        source_id: &str,
-        target_id: &str,
-        file: &AttachmentRef,
-        present: &mut Vec<TargetAttachment>,
-        summary: &mut PipelineSummary,
-    ) -> Result<(), EngineError> {
-        if let Some(refused) = self.refused.clone() {
-            summary.attachments_skipped += 1;
-            if !summary.attachment_notes.contains(&refused) {
-                summary.attachment_notes.push(refused.clone());
-            }
-            return self.stage(
-                source_id,
-                Some(file),
-                "skipped",
-                Some(target_id),
-                None,
-                Some(&refused),
-            );
-        }
-        if let Some(link) = self.copied_to(file, target_id) {
-            summary.attachments_unchanged += 1;
-            let copied_as = link.target_id.clone();
-            return self.stage(
-                source_id,
-                Some(file),
-                "unchanged",
-                Some(target_id),
-                Some(&copied_as),
-                None,
-            );
-        }
-        if let Some(index) = present
-            .iter()
-            .position(|a| a.name == file.name && (a.size.is_none() || a.size == file.size))
-        {
-            let found = present.remove(index);
-            summary.attachments_unchanged += 1;
-            return self.remember(source_id, target_id, file, &found.id, "linked");
-        }
-        let mut body = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
-        let outcome = self
-            .source
-            .attachment_body(file, &mut body)
-            .and_then(|written| match file.size {
-                Some(expected) if expected != written => Err(format!(
-                    "the source sent {written} bytes of {:?}, but lists it at {expected}",
-                    file.name
-                )),
-                _ => Ok(()),
-            })
-            .and_then(|()| {
-                self.target.attach(
-                    &self.entity,
-                    target_id,
-                    &file.name,
-                    &file.content_type,
-                    &body,
-                )
-            });
-        drop(body);
-        match outcome {
-            Ok(attachment_id) => {
-                summary.attachments_copied += 1;
-                self.remember(source_id, target_id, file, &attachment_id, "copied")
-            }
-            Err(message) => {
-                let message = format!(
-                    "{} {:?} ({}): {message}",
-                    file.kind.as_str(),
-                    file.name,
-                    file.id
-                );
-                tracing::warn!(source_id, error = %message, "attachment failed");
-                summary.attachments_failed += 1;
-                summary
-                    .attachment_failures
-                    .push((source_id.to_string(), message.clone()));
-                self.stage(
-                    source_id,
-                    Some(file),
-                    "failed",
-                    Some(target_id),
-                    None,
-                    Some(&message),
-                )
-            }
-        }
-    }
-
     #[allow(clippy::too_many_arguments)]
     fn row(
         &self,
@@ -352,15 +411,16 @@ impl<'a> Copier<'a> {
         }
     }
 
+    /// Queues a result row for the next [`Copier::flush`].
     fn stage(
-        &self,
+        &mut self,
         source_id: &str,
         file: Option<&AttachmentRef>,
         status: &str,
         target_id: Option<&str>,
         attachment_target_id: Option<&str>,
         message: Option<&str>,
-    ) -> Result<(), EngineError> {
+    ) {
         let row = self.row(
             source_id,
             file,
@@ -369,9 +429,71 @@ impl<'a> Copier<'a> {
             attachment_target_id,
             message,
         );
-        self.pending.borrow_mut().push(row);
-        Ok(())
+        self.pending.push(row);
     }
+}
+
+/// A worker's part of one transfer: lists the target record's files once, then for each file
+/// takes the one already there by name and size (an upload whose answer was lost) or copies
+/// it. Hands each outcome back as soon as it has it; `false` when the caller stopped listening.
+fn move_files(
+    source: &dyn Source,
+    target: &dyn Target,
+    entity: &str,
+    known: &HashSet<String>,
+    transfer: &Transfer,
+    index: usize,
+    outcomes: &mpsc::Sender<Moved>,
+) -> bool {
+    // If the target cannot list them, uploading is still right.
+    let mut present: Vec<TargetAttachment> = target
+        .attachments_of(entity, &transfer.target_id)
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|a| !known.contains(&a.id))
+        .collect();
+    for (file_index, (_, file)) in transfer.files.iter().enumerate() {
+        let outcome = match present
+            .iter()
+            .position(|a| a.name == file.name && (a.size.is_none() || a.size == file.size))
+        {
+            Some(found) => Outcome::Linked(present.remove(found).id),
+            None => match copy_file(source, target, entity, &transfer.target_id, file) {
+                Ok(attachment_id) => Outcome::Copied(attachment_id),
+                Err(message) => Outcome::Failed(message),
+            },
+        };
+        let moved = Moved {
+            transfer: index,
+            file: file_index,
+            outcome,
+        };
+        if outcomes.send(moved).is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Downloads one file whole, checks its size against the listing, uploads it; the target's
+/// id for it, or the message of whichever side failed. The body is dropped on return, so a
+/// worker holds one at a time.
+fn copy_file(
+    source: &dyn Source,
+    target: &dyn Target,
+    entity: &str,
+    target_id: &str,
+    file: &AttachmentRef,
+) -> Result<String, String> {
+    let mut body = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
+    let written = source.attachment_body(file, &mut body)?;
+    if let Some(expected) = file.size.filter(|expected| *expected != written) {
+        return Err(format!(
+            "the source sent {written} bytes of {:?}, but lists it at {expected}",
+            file.name
+        ));
+    }
+    target.attach(entity, target_id, &file.name, &file.content_type, &body)
 }
 
 struct Row {
@@ -422,13 +544,25 @@ mod tests {
     use super::*;
     use crate::engine::connector::{AttachmentListing, ExtractRequest, Record};
     use crate::engine::WriteResult;
-    use std::cell::RefCell;
     use std::io::Write;
+    use std::sync::{Arc, Mutex};
+    use std::time::Duration;
 
     /// A source whose file listing Salesforce refuses for some records' object, as an org
     /// without access to Files does.
+    #[derive(Default)]
     struct FakeSource {
         refuse: Option<String>,
+        /// How long each download takes.
+        delay: Duration,
+        gauge: Arc<Gauge>,
+    }
+
+    /// File bodies held at once, from the start of a download to the end of its upload.
+    #[derive(Default)]
+    struct Gauge {
+        held: AtomicUsize,
+        most: AtomicUsize,
     }
 
     impl Source for FakeSource {
@@ -467,6 +601,9 @@ mod tests {
             file: &AttachmentRef,
             out: &mut dyn Write,
         ) -> Result<u64, String> {
+            let held = self.gauge.held.fetch_add(1, Ordering::SeqCst) + 1;
+            self.gauge.most.fetch_max(held, Ordering::SeqCst);
+            std::thread::sleep(self.delay);
             out.write_all(file.parent_id.as_bytes())
                 .map_err(|e| e.to_string())?;
             Ok(file.parent_id.len() as u64)
@@ -475,7 +612,10 @@ mod tests {
 
     #[derive(Default)]
     struct FakeTarget {
-        uploads: RefCell<Vec<(String, Vec<u8>)>>,
+        uploads: Mutex<Vec<(String, Vec<u8>)>>,
+        /// Records whose uploads the target refuses.
+        refuse_on: Vec<String>,
+        gauge: Arc<Gauge>,
     }
 
     impl Target for FakeTarget {
@@ -506,7 +646,11 @@ mod tests {
             _: &str,
             bytes: &[u8],
         ) -> Result<String, String> {
-            let mut uploads = self.uploads.borrow_mut();
+            self.gauge.held.fetch_sub(1, Ordering::SeqCst);
+            if self.refuse_on.iter().any(|id| id == target_id) {
+                return Err(format!("HTTP 400: ticket {target_id} is closed"));
+            }
+            let mut uploads = self.uploads.lock().unwrap();
             uploads.push((target_id.to_string(), bytes.to_vec()));
             Ok(format!("h{}", uploads.len()))
         }
@@ -527,18 +671,18 @@ mod tests {
         ];
 
         // Files listed and copied, byte for byte, then not again.
-        let source = FakeSource { refuse: None };
+        let source = FakeSource::default();
         let mut summary = PipelineSummary::default();
-        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets").unwrap();
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets", 2).unwrap();
         let counts = copier.list(&ids(&["r1", "r3"])).unwrap();
         assert_eq!((counts["r1"], counts["r3"]), (1, 0));
         copier.copy(&records, &mut summary).unwrap();
         assert_eq!(summary.attachments_copied, 1);
         assert_eq!(
-            *target.uploads.borrow(),
+            *target.uploads.lock().unwrap(),
             vec![("t1".to_string(), b"r1".to_vec())]
         );
-        let mut again = Copier::new(&source, &target, &store, "run2", "p", "Tickets").unwrap();
+        let mut again = Copier::new(&source, &target, &store, "run2", "p", "Tickets", 2).unwrap();
         again.list(&ids(&["r1", "r3"])).unwrap();
         let mut summary = PipelineSummary::default();
         again.copy(&records, &mut summary).unwrap();
@@ -551,8 +695,10 @@ mod tests {
         // that could be listed still go.
         let refusing = FakeSource {
             refuse: Some("INSUFFICIENT_ACCESS: no access to files".into()),
+            ..FakeSource::default()
         };
-        let mut refused = Copier::new(&refusing, &target, &store, "run3", "q", "Tickets").unwrap();
+        let mut refused =
+            Copier::new(&refusing, &target, &store, "run3", "q", "Tickets", 2).unwrap();
         refused.list(&ids(&["r1", "r3"])).unwrap();
         let mut summary = PipelineSummary::default();
         refused.copy(&records, &mut summary).unwrap();
@@ -564,7 +710,8 @@ mod tests {
         assert_eq!(summary.attachments_copied, 1);
 
         // An entity the target cannot attach to: skipped with the reason once, no failure.
-        let mut clients = Copier::new(&refusing, &target, &store, "run4", "c", "Client").unwrap();
+        let mut clients =
+            Copier::new(&refusing, &target, &store, "run4", "c", "Client", 2).unwrap();
         clients.list(&ids(&["r1", "r2"])).unwrap();
         let mut summary = PipelineSummary::default();
         clients
@@ -590,6 +737,74 @@ mod tests {
             )
             .unwrap();
         assert_eq!(staged, 2);
+    }
+
+    #[test]
+    fn copies_run_in_flight_holding_at_most_that_many_bodies_and_report_in_record_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let gauge = Arc::new(Gauge::default());
+        let source = FakeSource {
+            delay: Duration::from_millis(40),
+            gauge: gauge.clone(),
+            ..FakeSource::default()
+        };
+        let record_ids: Vec<String> = (1..=9).map(|n| format!("a{n}")).collect();
+        let records: Vec<(String, String)> = record_ids
+            .iter()
+            .map(|id| (id.clone(), format!("t-{id}")))
+            .collect();
+        let target = FakeTarget {
+            refuse_on: ids(&["t-a7", "t-a2", "t-a5"]),
+            gauge: gauge.clone(),
+            ..FakeTarget::default()
+        };
+
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets", 3).unwrap();
+        copier.list(&record_ids).unwrap();
+        let mut summary = PipelineSummary::default();
+        copier.copy(&records, &mut summary).unwrap();
+
+        // Several at once, never more than asked: at most 3 bodies held.
+        let most = gauge.most.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&most), "{most} bodies held at once");
+        // Each file once, byte for byte; the refusals per record, in the records' order.
+        let mut uploads = target.uploads.lock().unwrap().clone();
+        uploads.sort();
+        let expected: Vec<(String, Vec<u8>)> = ["a1", "a3", "a4", "a6", "a8", "a9"]
+            .iter()
+            .map(|id| (format!("t-{id}"), id.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(uploads, expected);
+        assert_eq!(
+            (summary.attachments_copied, summary.attachments_failed),
+            (6, 3)
+        );
+        let failed: Vec<&str> = summary
+            .attachment_failures
+            .iter()
+            .map(|(id, _)| id.as_str())
+            .collect();
+        assert_eq!(failed, ["a2", "a5", "a7"]);
+        assert!(summary.attachment_failures[0]
+            .1
+            .contains("ticket t-a2 is closed"));
+        // Every copy remembered with its result row, every failure staged.
+        assert_eq!(store.links(&links_pipeline("p")).unwrap().len(), 6);
+        let staged: Vec<(String, i64)> = {
+            let connection = store.connection();
+            let mut statement = connection
+                .prepare("SELECT status, count(*) FROM p_attachments GROUP BY 1 ORDER BY 1")
+                .unwrap();
+            let rows = statement
+                .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                .unwrap();
+            rows.map(Result::unwrap).collect()
+        };
+        assert_eq!(
+            staged,
+            [("copied".to_string(), 6), ("failed".to_string(), 3)]
+        );
     }
 
     #[test]

@@ -98,7 +98,8 @@ pub struct TargetAttachment {
     pub size: Option<u64>,
 }
 
-pub trait Source {
+/// `Sync`: attachment copies run on several threads sharing one source and one target.
+pub trait Source: Sync {
     /// The field that holds a record's id (`Id`).
     fn id_field(&self) -> &str;
     /// Hands every page of matching records to `page`, in order, never holding more than one
@@ -172,7 +173,8 @@ pub struct WriteResult {
     pub outcome: Result<(String, Record), String>,
 }
 
-pub trait Target {
+/// `Sync`, as [`Source`] is.
+pub trait Target: Sync {
     /// Writes a batch (the target decides how many per call); one result per request, in order.
     fn write(&self, entity: &str, batch: &[WriteRequest]) -> Vec<WriteResult>;
     /// The record whose fields equal `key` (to link instead of duplicating), with its id.

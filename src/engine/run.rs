@@ -47,6 +47,8 @@ pub struct RunOptions {
     pub force: bool,
     /// The project's `defaults.attachments`, for pipelines that set no `attachments`.
     pub default_attachments: bool,
+    /// The project's `defaults.in_flight`: attachment copies at once.
+    pub in_flight: usize,
 }
 
 /// What one pipeline did in one direction, for the summary table and `--json`.
@@ -356,6 +358,7 @@ fn import_pipeline(
             run_id,
             &pipeline.pipeline,
             &entity,
+            options.in_flight,
         )?)
     } else {
         None

@@ -159,6 +159,39 @@ mod tests {
     }
 
     #[test]
+    fn threads_sharing_one_limiter_stay_under_the_limit_together() {
+        // Attachment copies call Halo from several threads through one client.
+        let window = Duration::from_millis(400);
+        let limiter = RateLimiter::new(RateLimit {
+            requests: 4,
+            window,
+        });
+        let sent = Mutex::new(Vec::new());
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for _ in 0..3 {
+                        limiter.acquire();
+                        sent.lock().unwrap().push(Instant::now());
+                    }
+                });
+            }
+        });
+        let mut sent = sent.into_inner().unwrap();
+        sent.sort();
+        assert_eq!(sent.len(), 12);
+        // Any 5 consecutive calls span a window: never 5 within one. (Times are taken just
+        // after `acquire`, so a thread paused in between may shift one; hence the margin.)
+        for five in sent.windows(5) {
+            assert!(
+                five[4].duration_since(five[0]) >= window - Duration::from_millis(100),
+                "5 calls within {:?}",
+                five[4].duration_since(five[0])
+            );
+        }
+    }
+
+    #[test]
     fn default_is_hosted_halos_limit() {
         assert_eq!(RateLimit::default(), limit(300, 300));
     }
