@@ -52,6 +52,8 @@ fn main() {
         private_key_file: None,
         token_store: None,
         max_api_usage_percent: None,
+        bulk_query_threshold: None,
+        bulk_write_threshold: None,
         trust_certificate: None,
     };
     let client = SalesforceClient::connect(

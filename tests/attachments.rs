@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use etl::sandbox::server::{self, Options, Running};
 
 mod support;
-use support::{halo_get, halo_token, pipeline, project, salesforce_records, Project};
+use support::{halo_get, halo_token, pipeline, project, put_file, salesforce_records, Project};
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String, String) {
     let (code, stdout, stderr) = support::etl_output(&project.root, args);
@@ -32,40 +32,6 @@ fn salesforce_blob(sandbox: &Running, id: &str) -> Vec<u8> {
     let state = sandbox.salesforce_state();
     let state = state.lock().unwrap();
     state.org.blob(id).unwrap().to_vec()
-}
-
-/// A File (ContentVersion linked to `parent` through a ContentDocumentLink), made in the org
-/// the way Salesforce stores one; returns the version's Id.
-fn put_file(sandbox: &Running, n: u64, parent: &str, bytes: &[u8]) -> String {
-    let state = sandbox.salesforce_state();
-    let mut state = state.lock().unwrap();
-    let owner = etl::sandbox::salesforce::ids::make("005", 1);
-    let document = etl::sandbox::salesforce::ids::make("069", n);
-    let version = state.org.create(
-        "ContentVersion",
-        json!({
-            "ContentDocumentId": document,
-            "Title": format!("file {n}"),
-            "PathOnClient": format!("file-{n}.bin"),
-            "FileExtension": "bin",
-            "ContentSize": bytes.len(),
-            "IsLatest": true,
-        })
-        .as_object()
-        .unwrap()
-        .clone(),
-        &owner,
-    );
-    state.org.put_blob(&version, bytes.to_vec());
-    state.org.create(
-        "ContentDocumentLink",
-        json!({"ContentDocumentId": document, "LinkedEntityId": parent, "ShareType": "V"})
-            .as_object()
-            .unwrap()
-            .clone(),
-        &owner,
-    );
-    version
 }
 
 /// Rows of a query on the staging file (the `etl` process has finished with it).
@@ -232,12 +198,12 @@ fn opportunity_attachments_land_on_their_tickets_byte_equal_once() {
         ]]
     );
 
-    // A second run uploads nothing.
+    // A second run reading every record (`--full`) uploads nothing.
     let before = staged(
         &project,
         "SELECT count(*)::VARCHAR FROM id_map WHERE pipeline = 'opportunities:attachments'",
     );
-    let (code, rerun, _, stderr) = etl(&project, &["run", "--json"]);
+    let (code, rerun, _, stderr) = etl(&project, &["run", "--full", "--json"]);
     assert_eq!(code, 0, "{stderr}\n{rerun}");
     let opportunities = pipeline(&rerun, "opportunities");
     assert_eq!(opportunities["attachments_copied"], 0, "{rerun}");
@@ -264,7 +230,7 @@ fn opportunity_attachments_land_on_their_tickets_byte_equal_once() {
             )
             .unwrap();
     }
-    let (code, recovered, _, stderr) = etl(&project, &["run", "--json"]);
+    let (code, recovered, _, stderr) = etl(&project, &["run", "--full", "--json"]);
     assert_eq!(code, 0, "{stderr}\n{recovered}");
     let opportunities = pipeline(&recovered, "opportunities");
     assert_eq!(opportunities["attachments_copied"], 0, "{recovered}");

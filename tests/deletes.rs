@@ -48,10 +48,12 @@ fn deleted_accounts_deactivate_their_customers_and_deleted_contacts_delete_users
     for name in ["accounts", "contacts"] {
         project.import_only(name);
     }
+    // A pipeline that reads changes looks purged records up once a day by default; this one
+    // looks every run.
     project.edit(
         "accounts",
         "attachments: true",
-        "attachments: true\ndeletes: deactivate",
+        "attachments: true\ndeletes: { from_salesforce: deactivate, hard_delete_check: every_run }",
     );
     let contacts_yaml = std::fs::read_to_string(project.root.join("pipelines/contacts.yaml"))
         .unwrap()

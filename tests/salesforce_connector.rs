@@ -65,6 +65,8 @@ fn org_with(accounts: u64, config: Config, faults: Option<&str>) -> Org {
         private_key_file: None,
         token_store: None,
         max_api_usage_percent: None,
+        bulk_query_threshold: None,
+        bulk_write_threshold: None,
         trust_certificate: None,
     };
     let store = TokenStore::new(auth::store_path(folder.path(), None, None));

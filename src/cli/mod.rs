@@ -6,6 +6,7 @@
 mod auth;
 mod diff;
 mod output;
+mod progress;
 mod retry;
 mod run;
 mod runs;

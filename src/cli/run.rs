@@ -9,8 +9,10 @@ use std::time::Duration;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::json;
 
+use super::progress::StderrProgress;
 use super::EXIT_CONFIG;
 use crate::config::{self, model::ImportMode, rules};
+use crate::engine::progress::ProgressReporter;
 use crate::engine::{run_both_ways, EngineError, Mode, PipelineSummary, RunOptions, Systems};
 use crate::halo::{ClientOptions as HaloOptions, HaloClient, HaloSource, HaloTarget};
 use crate::salesforce::auth::{store_path, TokenStore};
@@ -19,6 +21,7 @@ use crate::salesforce::target::SalesforceTarget;
 use crate::salesforce::{ClientOptions as SalesforceOptions, SalesforceClient};
 use crate::sandbox::server::{self as sandbox_server, Running};
 use crate::staging::Store;
+use std::sync::Arc;
 
 #[derive(Debug, Clone, Default, clap::Args)]
 pub struct RunArgs {
@@ -37,6 +40,10 @@ pub struct RunArgs {
     /// Never start the sandbox, even when etl.yaml points at it and nothing answers.
     #[arg(long)]
     pub no_sandbox: bool,
+    /// Read every record, also for pipelines with `salesforce.incremental` (which otherwise
+    /// read only what changed since their last run); their watermark starts again.
+    #[arg(long)]
+    pub full: bool,
     /// Only these pipelines (set by `etl apply` to the reviewed plan's).
     #[arg(skip)]
     pub only: Vec<String>,
@@ -139,7 +146,12 @@ fn connect_salesforce(workspace: &config::Workspace) -> Result<SalesforceClient,
         workspace.project.staging.as_deref(),
         connection.token_store.as_deref(),
     ));
-    SalesforceClient::connect(connection, store, SalesforceOptions::default()).map_err(|error| {
+    SalesforceClient::connect(
+        connection,
+        store,
+        SalesforceOptions::for_connection(connection),
+    )
+    .map_err(|error| {
         eprintln!("error: Salesforce: {error}");
         error.exit_code()
     })
@@ -329,7 +341,16 @@ pub(super) fn run_reporting(
         .iter()
         .cloned()
         .partition(|s| !s.contains(|c: char| c.is_whitespace() || "=<>'".contains(c)));
+    // Progress on stderr, redrawn in place on a terminal.
+    let progress = (!args.quiet && crate::logging::progress_lines()).then(|| {
+        use std::io::IsTerminal;
+        Arc::new(StderrProgress::new(std::io::stderr().is_terminal()))
+    });
     let options = RunOptions {
+        progress: progress
+            .clone()
+            .map(|sink| ProgressReporter::new(sink))
+            .unwrap_or_default(),
         run_id: run_id.clone(),
         mode,
         batch_size: workspace.project.defaults.batch_size.unwrap_or(200) as usize,
@@ -345,6 +366,7 @@ pub(super) fn run_reporting(
         force: apply.as_ref().is_some_and(|a| a.force),
         default_attachments: workspace.project.defaults.attachments.unwrap_or(false),
         in_flight: workspace.project.defaults.in_flight.unwrap_or(4) as usize,
+        full_extract: args.full,
     };
     let mut summaries: Vec<PipelineSummary> = Vec::new();
     let mut stopped: Option<EngineError> = None;
@@ -368,7 +390,11 @@ pub(super) fn run_reporting(
             }
             None => &options,
         };
-        match run_both_ways(pipeline, &systems, &store, pipeline_options) {
+        let outcome = run_both_ways(pipeline, &systems, &store, pipeline_options);
+        if let Some(progress) = &progress {
+            progress.finish();
+        }
+        match outcome {
             Ok(done) => {
                 let seconds = started.elapsed().as_secs_f64();
                 for summary in done {

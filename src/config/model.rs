@@ -166,7 +166,13 @@ impl Pipeline {
             .and_then(Deletes::settings)
             .and_then(|s| s.hard_delete_check.as_deref())
             .and_then(HardDeleteCheck::parse)
-            .unwrap_or(HardDeleteCheck::EveryRun)
+            // An incremental read sees only changes, so the look-up would read every link
+            // each run: once a day is the default then.
+            .unwrap_or(if self.salesforce.incremental.is_some() {
+                HardDeleteCheck::Every(86_400)
+            } else {
+                HardDeleteCheck::EveryRun
+            })
     }
 }
 
@@ -234,6 +240,19 @@ impl Incremental {
             Incremental::Field(field) => field,
             Incremental::Detailed(cursor) => &cursor.field,
         }
+    }
+
+    /// How far before the watermark to read again (zero when not set; validation reports a
+    /// lookback that is not a duration).
+    pub fn lookback(&self) -> std::time::Duration {
+        let seconds = match self {
+            Incremental::Field(_) => None,
+            Incremental::Detailed(cursor) => cursor
+                .lookback
+                .as_deref()
+                .and_then(super::rules::parse_duration),
+        };
+        std::time::Duration::from_secs(seconds.unwrap_or(0))
     }
 }
 
@@ -549,6 +568,16 @@ pub struct SalesforceConnection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 100))]
     pub max_api_usage_percent: Option<u8>,
+    /// Reads of at least this many records (by `SELECT COUNT()`) run as Bulk API 2.0 query
+    /// jobs; smaller ones page through REST. Default 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub bulk_query_threshold: Option<u64>,
+    /// Writes of at least this many records go through Bulk API 2.0 ingest; smaller ones
+    /// through sObject Collections, 200 per call. Default 10000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub bulk_write_threshold: Option<u64>,
     /// PEM certificate file to trust as an extra root for this connection's HTTPS, beside the
     /// public roots, e.g. the `certificate` that `etl sandbox --tls` prints. Relative to
     /// `etl.yaml`. Certificate checks stay on; needs a build with `--features tls`.

@@ -32,6 +32,27 @@ pub struct ExtractRequest {
     /// Also records deleted in the source (still in its recycle bin), each with the source's
     /// deleted flag (`IsDeleted`).
     pub include_deleted: bool,
+    /// Only the records changed since a watermark, handed out in cursor order.
+    pub incremental: Option<IncrementalRead>,
+}
+
+/// An incremental read: the records whose `cursor_field` (a timestamp the source moves on
+/// every change) is past `since`, in ascending (cursor, id) order, each carrying the cursor
+/// field, so the last record of any page is a watermark to resume after.
+#[derive(Debug, Clone, PartialEq)]
+pub struct IncrementalRead {
+    pub cursor_field: String,
+    /// Where the last completed read ended; `None` reads everything (in cursor order).
+    pub since: Option<Watermark>,
+    /// How far before `since` to read again, for records committed late with an older stamp.
+    pub lookback: std::time::Duration,
+}
+
+/// A position in a source's change order: the cursor value and the id of the last record read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Watermark {
+    pub value: String,
+    pub id: String,
 }
 
 impl ExtractRequest {
@@ -46,6 +67,7 @@ impl ExtractRequest {
             parents: None,
             ids: Vec::new(),
             include_deleted: false,
+            incremental: None,
         }
     }
 }
@@ -141,6 +163,24 @@ pub trait Source: Sync {
             attachments: Vec::new(),
             problems: vec!["this source does not list attachments".into()],
         })
+    }
+    /// The ids of records of `object` deleted at or after `since` (a cursor value) and still
+    /// in the source's recycle bin: a read of changes whose filter leaves deleted records out
+    /// learns of deletions from this.
+    fn deleted_since(&self, object: &str, since: &str) -> Result<Vec<String>, EngineError> {
+        let _ = (object, since);
+        Ok(Vec::new())
+    }
+    /// The records of `object` that gained or replaced a file at or after `since` (a cursor
+    /// value), so that a read of changes also copies files added to records that did not
+    /// change otherwise.
+    fn records_with_new_files(
+        &self,
+        object: &str,
+        since: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let _ = (object, since);
+        Ok(Vec::new())
     }
     /// Streams one file's bytes into `out`; returns how many were written, or the source's
     /// message.

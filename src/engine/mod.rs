@@ -7,14 +7,16 @@ pub mod connector;
 pub mod deletes;
 pub mod drift;
 pub mod error;
+mod incremental;
 pub mod lookups;
 pub mod plan;
+pub mod progress;
 pub mod run;
 pub mod sync_back;
 
 pub use connector::{
-    AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, Record, Source, Target,
-    TargetAttachment, WriteAction, WriteRequest, WriteResult,
+    AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, IncrementalRead, Record,
+    Source, Target, TargetAttachment, Watermark, WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
 pub use run::{run_both_ways, run_pipeline, Mode, PipelineSummary, RunOptions, Systems};

@@ -9,16 +9,17 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::attachments::Copier;
-use super::connector::{ExtractRequest, Record, Source, Target, WriteRequest};
+use super::connector::{ExtractRequest, Record, Source, Target, Watermark, WriteRequest};
 use super::deletes::Schedule;
 use super::error::EngineError;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
+use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::sync_back::{self, BackSystems, Conflict, Snapshot};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
-use crate::staging::{json_to_cell, Cell, Link, PipelineTables, Stage, Store};
+use crate::staging::{json_to_cell, Cell, ExtractKind, Link, PipelineTables, Stage, Store};
 use crate::transform::{record_hash, Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
@@ -49,6 +50,10 @@ pub struct RunOptions {
     pub default_attachments: bool,
     /// The project's `defaults.in_flight`: attachment copies at once.
     pub in_flight: usize,
+    /// `--full`: read every record, also for pipelines that read only changes.
+    pub full_extract: bool,
+    /// Where each stage's progress is reported.
+    pub progress: ProgressReporter,
 }
 
 /// What one pipeline did in one direction, for the summary table and `--json`.
@@ -237,6 +242,7 @@ pub fn run_both_ways(
             back.reader,
             store,
             &options.run_id,
+            &options.progress,
         )?),
         None => None,
     };
@@ -370,21 +376,51 @@ fn import_pipeline(
         DeletePolicy::Ignore => None,
         _ => source.deleted_field().map(str::to_string),
     };
-    let mut seen: HashSet<String> = HashSet::new();
+    let seen: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
     let mut deleted: HashSet<String> = HashSet::new();
 
-    // Pass 1: extract, stage, transform, stage.
-    let request = ExtractRequest {
+    // Pass 1: extract, stage, transform, stage. A pipeline with a cursor reads the changes
+    // since its watermark, then the records its last load left to retry.
+    let incremental = super::incremental::plan(
+        pipeline,
+        store,
+        &tables.table(Stage::Results),
+        options.full_extract,
+    )?;
+    let mut request = ExtractRequest {
         filter: pipeline.salesforce.where_clause.clone(),
         query: pipeline.salesforce.query.clone(),
         include_deleted: deleted_flag.is_some(),
+        incremental: incremental.as_ref().map(|plan| plan.read.clone()),
         ..ExtractRequest::new(&pipeline.salesforce.object, transformer.source_fields())
     };
+    if let Some(plan) = &incremental {
+        request.fields.push(plan.read.cursor_field.clone());
+    }
+    store.record_extract(
+        run_id,
+        &pipeline.pipeline,
+        incremental
+            .as_ref()
+            .map_or(ExtractKind::Full, |plan| plan.kind),
+        incremental
+            .as_ref()
+            .and_then(|plan| plan.since_text())
+            .as_deref(),
+    )?;
+    let mut reached: Option<Watermark> = None;
     let extracted_paths = typed_paths(pipeline, &tables, Stage::Extracted);
     let transformed_paths = typed_paths(pipeline, &tables, Stage::Transformed);
     let mut problems: HashMap<String, Vec<String>> = HashMap::new();
     let id_field = source.id_field().to_string();
-    source.extract(&request, &mut |page| {
+    let copies_files = copier.is_some();
+    // `reading_changes`: the page comes from the read in cursor order (not a re-read by id),
+    // so its last record is where the read has got to.
+    let mut stage_page = |page: Vec<Record>, reading_changes: bool| -> Result<(), EngineError> {
+        if let (Some(plan), Some(last), true) = (&incremental, page.last(), reading_changes) {
+            reached = super::incremental::position(last, &plan.read.cursor_field, &id_field)
+                .or(reached.take());
+        }
         // How many attachments each record holds, staged with it as `AttachmentCount`.
         let counts = match copier.as_mut() {
             Some(copier) => {
@@ -407,8 +443,10 @@ fn import_pipeline(
             else {
                 continue;
             };
+            if deleted_flag.is_some() || incremental.is_some() {
+                seen.borrow_mut().insert(source_id.clone());
+            }
             if let Some(flag) = &deleted_flag {
-                seen.insert(source_id.clone());
                 if super::deletes::is_deleted(&record, flag) {
                     deleted.insert(source_id.clone());
                 }
@@ -452,6 +490,13 @@ fn import_pipeline(
             transformed_rows.push(row);
         }
         summary.extracted += extracted_rows.len() as u64;
+        options.progress.report(
+            &pipeline.pipeline,
+            "import",
+            ProgressStage::Extract,
+            summary.extracted,
+            None,
+        );
         store.append(&tables, Stage::Extracted, &extracted_rows)?;
         store.append(&tables, Stage::Transformed, &transformed_rows)?;
         tracing::debug!(
@@ -460,7 +505,29 @@ fn import_pipeline(
             "page extracted, transformed and staged"
         );
         Ok(())
-    })?;
+    };
+    source.extract(&request, &mut |page| stage_page(page, true))?;
+    // Files added to a record do not move the record's own cursor.
+    let gained_files = match incremental
+        .as_ref()
+        .and_then(|plan| plan.read.since.as_ref())
+    {
+        Some(since) if copies_files => {
+            source.records_with_new_files(&pipeline.salesforce.object, &since.value)?
+        }
+        _ => Vec::new(),
+    };
+    let retry = incremental
+        .as_ref()
+        .and_then(|plan| plan.retry_request(&request, &seen.borrow(), gained_files));
+    if let Some(retry) = retry {
+        tracing::info!(
+            records = retry.ids.len(),
+            "reading again the records left to retry"
+        );
+        source.extract(&retry, &mut |page| stage_page(page, false))?;
+    }
+    let seen = seen.into_inner();
     tracing::info!(
         stage = "extract",
         extracted = summary.extracted,
@@ -491,6 +558,14 @@ fn import_pipeline(
         deleted.extend(super::deletes::missing(
             pipeline, source, flag, &links, &seen, &schedule,
         )?);
+        // A read of changes whose filter leaves deleted records out asks for them apart.
+        if let Some(since) = incremental
+            .as_ref()
+            .and_then(|plan| plan.read.since.as_ref())
+        {
+            let gone = source.deleted_since(&pipeline.salesforce.object, &since.value)?;
+            deleted.extend(gone.into_iter().filter(|id| links.contains_key(id)));
+        }
     }
     let mut removals: Vec<Planned> = Vec::new();
     let linked_targets = RefCell::new(
@@ -510,6 +585,21 @@ fn import_pipeline(
         Some(reviewed) => Some(reviewed_write_ids(store, &tables, reviewed)?),
         None => None,
     };
+    // Each chunk of the plan is loaded as soon as it is planned, so memory holds one chunk's
+    // writes; a reviewed plan (`etl apply`) is first compared whole with the one reviewed.
+    let load_as_planned = options.mode == Mode::Load && options.reviewed.is_none();
+    let load = Loader {
+        store,
+        tables: &tables,
+        run_id,
+        pipeline,
+        entity: &entity,
+        target,
+        batch_size: options.batch_size.max(1),
+        linked_targets: &linked_targets,
+        progress: &options.progress,
+    };
+    let plan_chunk = options.batch_size.max(1) * BATCHES_PER_PLAN_CHUNK;
     let mut planned_writes: Vec<Planned> = Vec::new();
     let mut settled: Vec<Planned> = Vec::new();
     // Conflicts can only arise on fields that flow both ways.
@@ -522,12 +612,14 @@ fn import_pipeline(
     let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
     let mut last_rowid = -1;
+    let mut planned_count: u64 = 0;
     loop {
-        let chunk = transformed_records(store, &tables, run_id, last_rowid, PLAN_CHUNK)?;
+        let chunk = transformed_records(store, &tables, run_id, last_rowid, plan_chunk)?;
         let Some((rowid, _, _)) = chunk.last() else {
             break;
         };
         last_rowid = *rowid;
+        let chunk_len = chunk.len();
         for (_, source_id, after) in chunk {
             if deleted.contains(&source_id) {
                 continue;
@@ -569,7 +661,12 @@ fn import_pipeline(
             }
             change_rows.push(change_row(run_id, &planned));
             summary.count_planned(planned.action);
-            if planned.action.writes() {
+            if options.mode == Mode::Plan {
+                // A plan keeps nothing but its staged rows and counts.
+                if !planned.action.writes() {
+                    count_settled(&planned, &mut summary);
+                }
+            } else if planned.action.writes() {
                 planned_writes.push(planned);
             } else {
                 settled.push(settled_only(planned));
@@ -578,6 +675,28 @@ fn import_pipeline(
                 store.append(&tables, Stage::Changes, &change_rows)?;
                 change_rows.clear();
             }
+        }
+        planned_count += chunk_len as u64;
+        options.progress.report(
+            &pipeline.pipeline,
+            "import",
+            ProgressStage::Plan,
+            planned_count,
+            Some(summary.extracted),
+        );
+        if load_as_planned {
+            // The chunk's changes are staged before its results.
+            store.append(&tables, Stage::Changes, &change_rows)?;
+            change_rows.clear();
+            load.load(
+                &settled,
+                &planned_writes,
+                copier.as_mut(),
+                snapshot.as_deref_mut(),
+                &mut summary,
+            )?;
+            settled.clear();
+            planned_writes.clear();
         }
     }
     let mut deleted: Vec<String> = deleted.into_iter().collect();
@@ -615,51 +734,19 @@ fn import_pipeline(
         create = summary.planned_creates,
         update = summary.planned_updates,
         remove = summary.planned_removals,
-        settled = settled.len(),
         conflicts = summary.conflicts.len(),
         elapsed_ms = stage_started.elapsed().as_millis() as u64,
         "planned"
     );
     let stage_started = std::time::Instant::now();
     if options.mode == Mode::Load {
-        load_settled(store, &tables, run_id, pipeline, &settled, &mut summary)?;
-        if let Some(copier) = copier.as_mut() {
-            // Records already in the target keep getting the files added since.
-            let loaded: Vec<(String, String)> = settled
-                .iter()
-                .filter(|p| matches!(p.action, Action::Unchanged | Action::Link))
-                .filter_map(|p| Some((p.source_id.clone(), p.target_id.clone()?)))
-                .collect();
-            for chunk in loaded.chunks(options.batch_size.max(1)) {
-                copier.copy(chunk, &mut summary)?;
-            }
-        }
-        for batch in planned_writes.chunks(options.batch_size.max(1)) {
-            let loaded = load_batch(
-                store,
-                &tables,
-                run_id,
-                pipeline,
-                &entity,
-                target,
-                batch,
-                &mut summary,
-            )?;
-            if let Some(snapshot) = snapshot.as_deref_mut() {
-                // The sync back sees the target as the import left it.
-                for planned in batch.iter().filter(|p| p.action == Action::Update) {
-                    let saved = loaded.iter().any(|(s, _)| *s == planned.source_id);
-                    if let (true, Some(target_id), Some(write)) =
-                        (saved, &planned.target_id, &planned.write)
-                    {
-                        snapshot.patch(target_id, write);
-                    }
-                }
-            }
-            if let Some(copier) = copier.as_mut() {
-                copier.copy(&loaded, &mut summary)?;
-            }
-        }
+        load.load(
+            &settled,
+            &planned_writes,
+            copier.as_mut(),
+            snapshot.as_deref_mut(),
+            &mut summary,
+        )?;
         // Removals re-save their links marked, so they need them whole.
         let removal_links =
             store.links_of(&pipeline.pipeline, removals.iter().map(|p| &p.source_id))?;
@@ -684,6 +771,10 @@ fn import_pipeline(
             elapsed_ms = stage_started.elapsed().as_millis() as u64,
             "loaded"
         );
+        // Only now has every change read been loaded (or recorded as left to retry).
+        if let Some(plan) = &incremental {
+            plan.save(store, &pipeline.pipeline, reached, run_id)?;
+        }
     } else {
         for planned in &settled {
             count_settled(planned, &mut summary);
@@ -801,9 +892,10 @@ fn selection(
     Ok(Some(kept))
 }
 
-/// This run's transformed records, in staging order.
-/// How many transformed records the plan reads back at a time.
-const PLAN_CHUNK: usize = 5_000;
+/// How many load batches one chunk of the plan holds: the transformed records are read back,
+/// planned and (by `etl run`) loaded this many batches at a time (1,000 records at the default
+/// batch size of 200).
+const BATCHES_PER_PLAN_CHUNK: usize = 5;
 
 /// The run's transformed records staged after row `after_rowid`, at most `limit`, in staging
 /// order, with their row ids: the plan reads them a chunk at a time so that memory follows the
@@ -939,6 +1031,85 @@ fn count_settled(planned: &Planned, summary: &mut PipelineSummary) {
 }
 
 /// Results for records that need no write; links made by matching are recorded.
+/// What loading planned records needs, for one pipeline's import.
+struct Loader<'a> {
+    store: &'a Store,
+    tables: &'a PipelineTables,
+    run_id: &'a str,
+    pipeline: &'a Pipeline,
+    entity: &'a str,
+    target: &'a dyn Target,
+    batch_size: usize,
+    /// Target records linked so far; a record created here is one more, so a later match
+    /// cannot link a second source record to it.
+    linked_targets: &'a RefCell<HashSet<String>>,
+    progress: &'a ProgressReporter,
+}
+
+impl Loader<'_> {
+    /// Stages the settled records' results, copies the files of those already in the target,
+    /// then writes `writes` in batches, each committed with its results and links.
+    fn load(
+        &self,
+        settled: &[Planned],
+        writes: &[Planned],
+        mut copier: Option<&mut Copier>,
+        mut snapshot: Option<&mut Snapshot>,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        let (store, tables, run_id) = (self.store, self.tables, self.run_id);
+        load_settled(store, tables, run_id, self.pipeline, settled, summary)?;
+        if let Some(copier) = copier.as_deref_mut() {
+            // Records already in the target keep getting the files added since.
+            let loaded: Vec<(String, String)> = settled
+                .iter()
+                .filter(|p| matches!(p.action, Action::Unchanged | Action::Link))
+                .filter_map(|p| Some((p.source_id.clone(), p.target_id.clone()?)))
+                .collect();
+            for chunk in loaded.chunks(self.batch_size) {
+                copier.copy(chunk, summary)?;
+            }
+        }
+        for batch in writes.chunks(self.batch_size) {
+            let loaded = load_batch(
+                store,
+                tables,
+                run_id,
+                self.pipeline,
+                self.entity,
+                self.target,
+                batch,
+                summary,
+            )?;
+            self.linked_targets
+                .borrow_mut()
+                .extend(loaded.iter().map(|(_, target_id)| target_id.clone()));
+            self.progress.report(
+                &self.pipeline.pipeline,
+                "import",
+                ProgressStage::Load,
+                summary.created + summary.updated + summary.failed,
+                None,
+            );
+            if let Some(snapshot) = snapshot.as_deref_mut() {
+                // The sync back sees the target as the import left it.
+                for planned in batch.iter().filter(|p| p.action == Action::Update) {
+                    let saved = loaded.iter().any(|(s, _)| *s == planned.source_id);
+                    if let (true, Some(target_id), Some(write)) =
+                        (saved, &planned.target_id, &planned.write)
+                    {
+                        snapshot.patch(target_id, write);
+                    }
+                }
+            }
+            if let Some(copier) = copier.as_deref_mut() {
+                copier.copy(&loaded, summary)?;
+            }
+        }
+        Ok(())
+    }
+}
+
 fn load_settled(
     store: &Store,
     tables: &PipelineTables,

@@ -21,6 +21,7 @@ use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, Writ
 use super::error::EngineError;
 use super::lookups::{id_text, EngineLookups};
 use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
+use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
@@ -171,6 +172,7 @@ pub fn take_snapshot(
     reader: &dyn Source,
     store: &Store,
     run_id: &str,
+    progress: &ProgressReporter,
 ) -> Result<Snapshot, EngineError> {
     let calls = reader.api_calls();
     let back =
@@ -259,6 +261,13 @@ pub fn take_snapshot(
             }
         }
         store.append(&tables, Stage::Extracted, &rows)?;
+        progress.report(
+            &pipeline.pipeline,
+            "sync back",
+            ProgressStage::Extract,
+            snapshot.order.len() as u64,
+            None,
+        );
         Ok(())
     })?;
     snapshot.api_calls = reader.api_calls() - calls;
@@ -523,6 +532,7 @@ pub fn sync_back(
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<(String, Link)> = Vec::new();
+    let mut planned_count: u64 = 0;
     for chunk in snapshot.order.chunks(WHOLE_LINKS_CHUNK) {
         let linked_ids: Vec<&str> = chunk
             .iter()
@@ -635,6 +645,14 @@ pub fn sync_back(
                 settled_rows.push(result_row(run_id, &planned, None, status, None));
             }
         }
+        planned_count += chunk.len() as u64;
+        options.progress.report(
+            &pipeline.pipeline,
+            "sync back",
+            ProgressStage::Plan,
+            planned_count,
+            Some(snapshot.order.len() as u64),
+        );
     }
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
     let mut removals = Vec::new();
@@ -704,6 +722,13 @@ pub fn sync_back(
                 batch,
                 &mut summary,
             )?;
+            options.progress.report(
+                &pipeline.pipeline,
+                "sync back",
+                ProgressStage::Load,
+                summary.created + summary.updated + summary.failed,
+                Some(writes.len() as u64),
+            );
         }
     }
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;

@@ -19,7 +19,7 @@ use super::auth::{StoredTokens, TokenStore};
 use super::{random, Error};
 use crate::config::model::{SalesforceConnection, SalesforceFlow};
 
-/// Knobs of the connector that are not in `etl.yaml` (yet).
+/// Knobs of the connector; `for_connection` takes the ones `etl.yaml` sets.
 #[derive(Debug, Clone)]
 pub struct ClientOptions {
     /// Tries per call, the first included.
@@ -41,6 +41,22 @@ pub struct ClientOptions {
     pub writes_in_flight: usize,
     /// How often to look at a Bulk job that is still running, at most.
     pub bulk_poll_max: Duration,
+}
+
+impl ClientOptions {
+    /// The defaults, with what `etl.yaml` sets for this connection.
+    pub fn for_connection(connection: &SalesforceConnection) -> ClientOptions {
+        let defaults = ClientOptions::default();
+        ClientOptions {
+            bulk_query_threshold: connection
+                .bulk_query_threshold
+                .unwrap_or(defaults.bulk_query_threshold),
+            bulk_write_threshold: connection
+                .bulk_write_threshold
+                .map_or(defaults.bulk_write_threshold, |n| n as usize),
+            ..defaults
+        }
+    }
 }
 
 impl Default for ClientOptions {

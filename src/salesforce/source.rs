@@ -15,13 +15,18 @@ use std::io::Write;
 use serde_json::Value;
 
 use super::client::{Request, SalesforceClient};
+use super::incremental::{KeysetQuery, Watermark};
 use super::Error;
 use crate::engine::{
-    AttachmentKind, AttachmentListing, AttachmentRef, EngineError, ExtractRequest, Record, Source,
+    AttachmentKind, AttachmentListing, AttachmentRef, EngineError, ExtractRequest, IncrementalRead,
+    Record, Source,
 };
 
 /// Ids per `IN (…)` list, keeping each query's URL well under Salesforce's limit.
 const IDS_PER_QUERY: usize = 200;
+
+/// Records per keyset query of an incremental read: one REST page each.
+const KEYSET_BATCH: u32 = 2000;
 
 pub struct SalesforceSource<'a> {
     client: &'a SalesforceClient,
@@ -42,25 +47,25 @@ fn literal(value: &Value) -> String {
     }
 }
 
-/// The SOQL for a request: its own query, or `SELECT Id, <fields> FROM <object> [WHERE …]`,
-/// the conditions being the pipeline's filter, `equals` and (for a re-read) the ids.
-pub fn soql(request: &ExtractRequest) -> String {
-    if let (Some(query), true) = (&request.query, request.ids.is_empty()) {
-        return query.clone();
-    }
-    let mut fields: Vec<&str> = vec!["Id"];
+/// The fields a request selects: `Id` first (and `IsDeleted` when deleted records are read),
+/// then the transform's paths, each once.
+fn selected_fields(request: &ExtractRequest) -> Vec<String> {
+    let mut fields: Vec<String> = vec!["Id".into()];
     if request.include_deleted {
-        fields.push("IsDeleted");
+        fields.push("IsDeleted".into());
     }
     for field in &request.fields {
         // JSONPath reads come from the record as a whole, not from a selected field.
-        let field = field.as_str();
         if field.starts_with('$') || fields.iter().any(|f| f.eq_ignore_ascii_case(field)) {
             continue;
         }
-        fields.push(field);
+        fields.push(field.clone());
     }
-    let mut soql = format!("SELECT {} FROM {}", fields.join(", "), request.object);
+    fields
+}
+
+/// What follows WHERE: the pipeline's filter, `equals` and (for a re-read) the ids.
+fn condition(request: &ExtractRequest) -> Option<String> {
     let mut conditions: Vec<String> = Vec::new();
     for (field, value) in &request.equals {
         conditions.push(format!("{field} = {}", literal(value)));
@@ -73,11 +78,46 @@ pub fn soql(request: &ExtractRequest) -> String {
         Some(filter) => conditions.insert(0, format!("({filter})")),
         None => {}
     }
-    if !conditions.is_empty() {
+    (!conditions.is_empty()).then(|| conditions.join(" AND "))
+}
+
+/// The SOQL for a request: its own query, or `SELECT Id, <fields> FROM <object> [WHERE …]`.
+pub fn soql(request: &ExtractRequest) -> String {
+    if let (Some(query), true) = (&request.query, request.ids.is_empty()) {
+        return query.clone();
+    }
+    let mut soql = format!(
+        "SELECT {} FROM {}",
+        selected_fields(request).join(", "),
+        request.object
+    );
+    if let Some(condition) = condition(request) {
         soql.push_str(" WHERE ");
-        soql.push_str(&conditions.join(" AND "));
+        soql.push_str(&condition);
     }
     soql
+}
+
+/// The keyset query of an incremental request (see `incremental.rs`).
+fn keyset_query(
+    request: &ExtractRequest,
+    read: &IncrementalRead,
+) -> Result<KeysetQuery, EngineError> {
+    if request.query.is_some() {
+        return Err(EngineError::Config(format!(
+            "{}: an incremental read needs `object` and `where`, not a whole `query`",
+            request.object
+        )));
+    }
+    Ok(KeysetQuery {
+        object: request.object.clone(),
+        fields: selected_fields(request),
+        condition: condition(request),
+        cursor_field: read.cursor_field.clone(),
+        lookback: read.lookback,
+        batch_size: KEYSET_BATCH,
+        all_rows: request.include_deleted,
+    })
 }
 
 fn engine_error(error: Error, soql: &str) -> EngineError {
@@ -269,7 +309,35 @@ impl Source for SalesforceSource<'_> {
             }
             return Ok(());
         }
+        if let Some(read) = &request.incremental {
+            let query = keyset_query(request, read)?;
+            let since = read.since.as_ref().map(|mark| Watermark {
+                modstamp: mark.value.clone(),
+                id: mark.id.clone(),
+            });
+            let shown = query
+                .soql(&super::incremental::Position::Start)
+                .unwrap_or_default();
+            for batch in self.client.incremental(query, since.as_ref()) {
+                page(batch.map_err(|e| engine_error(e, &shown))?.records)?;
+            }
+            return Ok(());
+        }
         let soql = soql(request);
+        if request.ids.is_empty() {
+            // A whole object: `SELECT COUNT()` decides between a Bulk job and REST pages.
+            let extract = self
+                .client
+                .extract(&soql, request.include_deleted)
+                .map_err(|e| engine_error(e, &soql))?;
+            if extract.is_bulk() {
+                tracing::info!(object = %request.object, "reading through a Bulk API 2.0 query job");
+            }
+            for records in extract {
+                page(records.map_err(|e| engine_error(e, &soql))?)?;
+            }
+            return Ok(());
+        }
         for records in self.client.query_pages(&soql, request.include_deleted) {
             page(records.map_err(|e| engine_error(e, &soql))?)?;
         }
@@ -307,6 +375,83 @@ impl Source for SalesforceSource<'_> {
         }
         listing.problems.dedup();
         Ok(listing)
+    }
+
+    fn deleted_since(&self, object: &str, since: &str) -> Result<Vec<String>, EngineError> {
+        let Some(millis) = crate::civil::parse_datetime(since) else {
+            return Err(EngineError::Config(format!(
+                "the watermark {since} of {object} is not a datetime"
+            )));
+        };
+        // queryAll sees the recycle bin; deleting a record moves its SystemModstamp.
+        let soql = format!(
+            "SELECT Id FROM {object} WHERE IsDeleted = true AND SystemModstamp >= {}",
+            super::incremental::soql_datetime(millis)
+        );
+        let mut ids = Vec::new();
+        for page in self.client.query_pages(&soql, true) {
+            let page = page.map_err(|e| engine_error(e, &soql))?;
+            ids.extend(page.iter().map(|record| text(record, "Id")));
+        }
+        Ok(ids)
+    }
+
+    fn records_with_new_files(
+        &self,
+        object: &str,
+        since: &str,
+    ) -> Result<Vec<String>, EngineError> {
+        let Some(millis) = crate::civil::parse_datetime(since) else {
+            return Err(EngineError::Config(format!(
+                "the watermark {since} of {object} is not a datetime"
+            )));
+        };
+        let at = super::incremental::soql_datetime(millis);
+        let prefix = match self.client.describe(object) {
+            Ok(Some(info)) => info.key_prefix,
+            Ok(None) => return Ok(Vec::new()),
+            Err(error) => return Err(engine_error(error, &format!("describe {object}"))),
+        };
+        // Attachments and document versions carry their own stamp; a record's id starts with
+        // its object's key prefix, which tells this object's parents from others'.
+        let mut parents: std::collections::BTreeSet<String> = Default::default();
+        let mut keep = |id: String| {
+            if !prefix.is_empty() && id.starts_with(&prefix) {
+                parents.insert(id);
+            }
+        };
+        let classic = format!("SELECT ParentId FROM Attachment WHERE SystemModstamp >= {at}");
+        match self.listing("attachments", &classic)? {
+            Ok(records) => records.iter().for_each(|r| keep(text(r, "ParentId"))),
+            Err(problem) => tracing::warn!(%problem, "new attachments not listed"),
+        }
+        let versions =
+            format!("SELECT ContentDocumentId FROM ContentVersion WHERE SystemModstamp >= {at}");
+        let documents: Vec<String> = match self.listing("files", &versions)? {
+            Ok(records) => records
+                .iter()
+                .map(|r| text(r, "ContentDocumentId"))
+                .filter(|id| !id.is_empty())
+                .collect::<std::collections::BTreeSet<_>>()
+                .into_iter()
+                .collect(),
+            Err(problem) => {
+                tracing::warn!(%problem, "new files not listed");
+                Vec::new()
+            }
+        };
+        // Salesforce lists document links only by document or record id.
+        for chunk in documents.chunks(IDS_PER_QUERY) {
+            let links = format!(
+                "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId IN ({})",
+                in_list(chunk)
+            );
+            match self.listing("files", &links)? {
+                Ok(records) => records.iter().for_each(|r| keep(text(r, "LinkedEntityId"))),
+                Err(problem) => tracing::warn!(%problem, "new files not listed"),
+            }
+        }
+        Ok(parents.into_iter().collect())
     }
 
     fn attachment_body(

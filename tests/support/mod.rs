@@ -225,3 +225,37 @@ pub fn staging_rows(root: &Path, sql: &str) -> Vec<Value> {
         other => panic!("{sql}: not a JSON array ({other:?}): {stdout}"),
     }
 }
+
+/// A File (ContentVersion linked to `parent` through a ContentDocumentLink), made in the org
+/// the way Salesforce stores one; returns the version's Id.
+pub fn put_file(sandbox: &Running, n: u64, parent: &str, bytes: &[u8]) -> String {
+    let state = sandbox.salesforce_state();
+    let mut state = state.lock().unwrap();
+    let owner = etl::sandbox::salesforce::ids::make("005", 1);
+    let document = etl::sandbox::salesforce::ids::make("069", n);
+    let version = state.org.create(
+        "ContentVersion",
+        serde_json::json!({
+            "ContentDocumentId": document,
+            "Title": format!("file {n}"),
+            "PathOnClient": format!("file-{n}.bin"),
+            "FileExtension": "bin",
+            "ContentSize": bytes.len(),
+            "IsLatest": true,
+        })
+        .as_object()
+        .unwrap()
+        .clone(),
+        &owner,
+    );
+    state.org.put_blob(&version, bytes.to_vec());
+    state.org.create(
+        "ContentDocumentLink",
+        serde_json::json!({"ContentDocumentId": document, "LinkedEntityId": parent, "ShareType": "V"})
+            .as_object()
+            .unwrap()
+            .clone(),
+        &owner,
+    );
+    version
+}

@@ -1,0 +1,199 @@
+//! Incremental imports end to end: a pipeline with `salesforce.incremental` reads everything
+//! once, then only what changed since its watermark; a plan does not move the watermark; a
+//! record left skipped is read again by the next run; `--full` and an edited pipeline file read
+//! everything again; and each run records in `extracts` how it read.
+
+use serde_json::{json, Value};
+
+use etl::sandbox::server::{self, Options};
+
+mod support;
+use support::{
+    direction, halo_get, halo_token, live_records, project, put_file, staging_rows, touch, Project,
+};
+
+fn run(project: &Project, args: &[&str]) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let (code, stdout, stderr) = support::etl_output(&project.root, &all);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+fn contacts(summary: &Value) -> &Value {
+    direction(summary, "contacts", "import")
+}
+
+fn kinds(project: &Project) -> Vec<String> {
+    staging_rows(
+        &project.root,
+        "SELECT e.kind FROM extracts e JOIN runs r USING (run_id)
+         WHERE e.pipeline = 'contacts' ORDER BY r.started_at, e.staged_at",
+    )
+    .iter()
+    .map(|row| row["kind"].as_str().unwrap().to_string())
+    .collect()
+}
+
+#[test]
+fn reads_only_changes_after_the_first_run_and_retries_what_was_left() {
+    let sandbox = server::start(Options {
+        accounts: 8,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+    for name in ["accounts", "contacts"] {
+        project.import_only(name);
+    }
+    let all = live_records(&sandbox, "Contact").len() as u64;
+    assert!(all >= 8, "the seed has contacts");
+
+    let first = run(&project, &["run"]);
+    assert_eq!(contacts(&first)["extracted"], all);
+    assert_eq!(contacts(&first)["failed"], 0);
+
+    // Nothing changed: nothing read.
+    let second = run(&project, &["run"]);
+    assert_eq!(contacts(&second)["extracted"], 0, "{second}");
+
+    // One contact changes: a plan sees it, and so does the run after the plan.
+    let contact = live_records(&sandbox, "Contact")
+        .into_iter()
+        .find(|c| c["Email"].is_string())
+        .unwrap();
+    let id = contact["Id"].as_str().unwrap().to_string();
+    touch(&sandbox, &id, json!({"Phone": "+44 20 7946 0999"}));
+    let planned = run(&project, &["plan"]);
+    assert_eq!(contacts(&planned)["extracted"], 1, "{planned}");
+    assert_eq!(contacts(&planned)["planned_updates"], 1, "{planned}");
+
+    // Excluded from this run: skipped, so the next run reads it again though it did not change.
+    let excluded = run(&project, &["run", "--exclude", &id]);
+    assert_eq!(contacts(&excluded)["extracted"], 1, "{excluded}");
+    assert_eq!(contacts(&excluded)["updated"], 0, "{excluded}");
+    let retried = run(&project, &["run"]);
+    assert_eq!(contacts(&retried)["extracted"], 1, "{retried}");
+    assert_eq!(contacts(&retried)["updated"], 1, "{retried}");
+    let token = halo_token(&sandbox);
+    let email = contact["Email"].as_str().unwrap();
+    let users = halo_get(
+        &sandbox,
+        &token,
+        &format!("Users?search={}", email.replace('@', "%40")),
+    );
+    let user = users["users"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|u| u["emailaddress"] == email)
+        .cloned()
+        .expect("the contact's user");
+    assert_eq!(user["phonenumber"], "+44 20 7946 0999");
+
+    // Settled: the next run reads nothing again.
+    let settled = run(&project, &["run"]);
+    assert_eq!(contacts(&settled)["extracted"], 0, "{settled}");
+
+    // `--full` reads everything, and finds it unchanged.
+    let full = run(&project, &["run", "--full"]);
+    assert_eq!(contacts(&full)["extracted"], all);
+    assert_eq!(contacts(&full)["updated"], 0);
+    assert_eq!(contacts(&full)["created"], 0);
+
+    // An edited pipeline file reads everything again.
+    project.edit(
+        "contacts",
+        "description: Contacts",
+        "description: Edited. Contacts",
+    );
+    let edited = run(&project, &["run"]);
+    assert_eq!(contacts(&edited)["extracted"], all);
+
+    assert_eq!(
+        kinds(&project),
+        [
+            "full",
+            "incremental",
+            "incremental",
+            "incremental",
+            "incremental",
+            "incremental",
+            "full",
+            "full"
+        ]
+    );
+    let marks = staging_rows(
+        &project.root,
+        "SELECT cursor_field, cursor_value, last_id FROM watermarks WHERE pipeline = 'contacts'",
+    );
+    assert_eq!(marks.len(), 1);
+    assert_eq!(marks[0]["cursor_field"], "SystemModstamp");
+}
+
+#[test]
+fn a_file_added_to_an_unchanged_record_is_copied_by_the_next_read_of_changes() {
+    let sandbox = server::start(Options {
+        accounts: 4,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    for name in ["accounts", "contacts", "opportunities"] {
+        project.import_only(name);
+    }
+    let first = run(&project, &["run"]);
+    let opportunities = direction(&first, "opportunities", "import");
+    assert_eq!(opportunities["failed"], 0, "{first}");
+    let settled = run(&project, &["run"]);
+    assert_eq!(
+        direction(&settled, "opportunities", "import")["extracted"],
+        0,
+        "{settled}"
+    );
+
+    let parent = live_records(&sandbox, "Opportunity")[0]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    put_file(&sandbox, 9_001, &parent, b"added after the first import");
+    let next = run(&project, &["run"]);
+    let opportunities = direction(&next, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{next}");
+    assert_eq!(opportunities["updated"], 0, "{next}");
+    assert_eq!(opportunities["attachments_copied"], 1, "{next}");
+}
+
+#[test]
+fn a_deletion_reaches_a_read_of_changes_that_filters_deleted_records_out() {
+    let sandbox = server::start(Options {
+        accounts: 6,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    project.import_only("accounts");
+    project.edit(
+        "accounts",
+        "attachments: true",
+        "attachments: true\ndeletes: deactivate",
+    );
+    run(&project, &["run"]);
+    // Not one of the first three accounts, which Halo's seed holds already.
+    let account = live_records(&sandbox, "Account")[4].clone();
+    touch(
+        &sandbox,
+        account["Id"].as_str().unwrap(),
+        json!({"IsDeleted": true}),
+    );
+    // The daily look-up of missing records is not due: the read of changes finds it.
+    let done = run(&project, &["run"]);
+    let accounts = direction(&done, "accounts", "import");
+    assert_eq!(accounts["deactivated"], 1, "{done}");
+    let again = run(&project, &["run"]);
+    assert_eq!(
+        direction(&again, "accounts", "import")["deactivated"],
+        0,
+        "{again}"
+    );
+}
