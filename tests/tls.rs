@@ -357,3 +357,44 @@ fn a_broken_certificate_file_is_named_and_not_replaced() {
     .to_string();
     assert!(error.contains("--data"), "{error}");
 }
+
+#[test]
+fn etl_run_starts_the_sandbox_over_https_when_etl_yaml_points_at_it() {
+    // A project whose etl.yaml names the sandbox by https URLs, once its certificate exists
+    // in the project's `.etl/sandbox` (made by a first start, then stopped).
+    let first = server::start(Options::default()).unwrap();
+    let project = project(&first, &["accounts"]);
+    project.import_only("accounts");
+    let data = project.root.join(".etl/sandbox");
+    let made = start(&data);
+    let yaml = std::fs::read_to_string(project.root.join("etl.yaml"))
+        .unwrap()
+        .replace(&first.salesforce_url, &made.salesforce_url)
+        .replace(&first.halo_url, &made.halo_url);
+    std::fs::write(project.root.join("etl.yaml"), yaml).unwrap();
+    trust_in_project(&project.root, ".etl/sandbox/sandbox-cert.pem");
+    let certificate_before = std::fs::read(data.join("sandbox-cert.pem")).unwrap();
+    first.stop();
+    made.stop();
+
+    let (code, stdout, stderr) = etl_output(&project.root, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    assert!(
+        stderr.contains("started the sandbox (Salesforce https://"),
+        "{stderr}"
+    );
+    let summary: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(pipeline(&summary, "accounts")["failed"], 0, "{summary}");
+    assert!(
+        pipeline(&summary, "accounts")["extracted"]
+            .as_u64()
+            .unwrap()
+            > 0,
+        "{summary}"
+    );
+    assert_eq!(
+        std::fs::read(data.join("sandbox-cert.pem")).unwrap(),
+        certificate_before,
+        "the certificate kept in the folder is reused"
+    );
+}

@@ -68,18 +68,23 @@ pub(super) struct Report {
     pub summaries: Vec<PipelineSummary>,
 }
 
-/// A URL's host and port when it names this machine (the sandbox's home).
-fn local_address(url: &str) -> Option<SocketAddr> {
-    let rest = url.strip_prefix("http://")?;
+/// A URL's host and port when it names this machine (the sandbox's home), and whether it is
+/// `https://`.
+fn local_address(url: &str) -> Option<(SocketAddr, bool)> {
+    let (rest, tls) = match url.strip_prefix("https://") {
+        Some(rest) => (rest, true),
+        None => (url.strip_prefix("http://")?, false),
+    };
     let authority = rest.split('/').next()?;
     let (host, port) = authority.rsplit_once(':')?;
     if !matches!(host, "127.0.0.1" | "localhost") {
         return None;
     }
-    (host, port.parse::<u16>().ok()?)
+    let address = (host, port.parse::<u16>().ok()?)
         .to_socket_addrs()
         .ok()?
-        .next()
+        .next()?;
+    Some((address, tls))
 }
 
 fn answers(address: SocketAddr) -> bool {
@@ -94,12 +99,16 @@ pub(super) fn start_sandbox_if_needed(
     let (Some(salesforce), Some(halo)) = (&connections.salesforce, &connections.halo) else {
         return Ok(None);
     };
-    let (Some(sf), Some(h)) = (
+    let (Some((sf, sf_tls)), Some((h, halo_tls))) = (
         local_address(&salesforce.login_url),
         local_address(&halo.base_url),
     ) else {
         return Ok(None);
     };
+    if sf_tls != halo_tls {
+        // One sandbox serves both the same way; a mixed pair is not this sandbox.
+        return Ok(None);
+    }
     if answers(sf) || answers(h) {
         return Ok(None);
     }
@@ -108,6 +117,8 @@ pub(super) fn start_sandbox_if_needed(
         data_dir: Some(data.clone()),
         salesforce_port: sf.port(),
         halo_port: h.port(),
+        // Over HTTPS its certificate is `.etl/sandbox/sandbox-cert.pem`, for `trust_certificate`.
+        tls: sf_tls,
         ..sandbox_server::Options::default()
     };
     match sandbox_server::start(options) {
