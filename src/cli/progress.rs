@@ -1,25 +1,33 @@
-//! Progress of `etl run` / `plan` / `apply` / `watch` on stderr. On a terminal: one line per
-//! stage, redrawn in place at most ten times a second, with the count, a bar when the total is
-//! known, and the rate. Elsewhere (a log file, CI, cron): a plain line every ten seconds while
-//! a stage runs, so long runs show they are alive and short ones print nothing extra.
+//! Progress of `etl run` / `plan` / `apply` / `watch` on stderr: one line per pipeline and
+//! direction with each stage so far — records extracted, planned (a bar against the records
+//! extracted) and written — and their rates. On a terminal the line is redrawn in place at
+//! most ten times a second; elsewhere (a log file, CI, cron) it is printed every ten seconds
+//! while the pipeline runs, so long runs show they are alive and short ones print nothing.
 
 use std::io::Write;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::engine::progress::{Progress, ProgressSink};
+use crate::engine::progress::{Progress, ProgressSink, Stage};
 
 const REDRAW_EVERY: Duration = Duration::from_millis(100);
 const PLAIN_LINE_EVERY: Duration = Duration::from_secs(10);
-const BAR_WIDTH: usize = 24;
+const BAR_WIDTH: usize = 16;
 
-/// The stage being shown.
-struct Current {
-    key: (String, String, &'static str),
+/// One stage's count so far.
+struct StageCount {
+    stage: Stage,
     started: Instant,
-    shown: Instant,
     done: u64,
     total: Option<u64>,
+}
+
+/// The pipeline and direction being shown.
+struct Current {
+    key: (String, String),
+    started: Instant,
+    shown: Instant,
+    stages: Vec<StageCount>,
 }
 
 pub struct StderrProgress {
@@ -38,9 +46,9 @@ impl StderrProgress {
     /// Ends the line being redrawn (before the summary is printed).
     pub fn finish(&self) {
         let mut current = self.current.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(stage) = current.take() {
+        if let Some(shown) = current.take() {
             if self.terminal {
-                eprintln!("\r\x1b[2K{}", line(&stage));
+                eprintln!("\r\x1b[2K{}", line(&shown));
             }
         }
     }
@@ -68,28 +76,36 @@ fn bar(done: u64, total: u64) -> String {
     format!("[{}{}]", "#".repeat(filled), "-".repeat(BAR_WIDTH - filled))
 }
 
-/// `accounts import · plan [#####---] 5,000/10,000 · 2,000/s`.
-fn line(stage: &Current) -> String {
-    let (pipeline, direction, name) = &stage.key;
-    let seconds = stage.started.elapsed().as_secs_f64();
-    let rate = if seconds > 0.0 {
+/// `extract 40,000 3,120/s` or `plan [####----] 5,000/40,000 9,870/s`.
+fn stage_text(count: &StageCount) -> String {
+    let seconds = count.started.elapsed().as_secs_f64();
+    let rate = if seconds >= 0.05 {
         format!(
-            "{}/s",
-            grouped((stage.done as f64 / seconds).round() as u64)
+            " {}/s",
+            grouped((count.done as f64 / seconds).round() as u64)
         )
     } else {
-        "-".into()
+        String::new()
     };
-    let count = match stage.total {
+    let amount = match count.total {
         Some(total) => format!(
             "{} {}/{}",
-            bar(stage.done, total),
-            grouped(stage.done),
+            bar(count.done, total),
+            grouped(count.done),
             grouped(total)
         ),
-        None => grouped(stage.done),
+        None => grouped(count.done),
     };
-    format!("{pipeline} {direction} · {name} {count} · {rate} · {seconds:.1} s")
+    format!("{} {amount}{rate}", count.stage.as_str())
+}
+
+/// `accounts import · extract 40,000 3,120/s · plan [...] 5,000/40,000 · 12.8 s`.
+fn line(current: &Current) -> String {
+    let (pipeline, direction) = &current.key;
+    let mut parts = vec![format!("{pipeline} {direction}")];
+    parts.extend(current.stages.iter().map(stage_text));
+    parts.push(format!("{:.1} s", current.started.elapsed().as_secs_f64()));
+    parts.join(" · ")
 }
 
 impl ProgressSink for StderrProgress {
@@ -98,41 +114,49 @@ impl ProgressSink for StderrProgress {
         let key = (
             progress.pipeline.to_string(),
             progress.direction.to_string(),
-            progress.stage.as_str(),
         );
         let now = Instant::now();
         if current.as_ref().is_none_or(|c| c.key != key) {
             if let (Some(previous), true) = (current.take(), self.terminal) {
-                // The finished stage keeps its last line.
+                // The finished direction keeps its last line.
                 eprintln!("\r\x1b[2K{}", line(&previous));
             }
             *current = Some(Current {
                 key,
                 started: now,
                 shown: now,
-                done: 0,
-                total: None,
+                stages: Vec::new(),
             });
         }
-        let Some(stage) = current.as_mut() else {
+        let Some(shown) = current.as_mut() else {
             return;
         };
-        stage.done = progress.done;
-        stage.total = progress.total;
+        match shown.stages.iter_mut().find(|c| c.stage == progress.stage) {
+            Some(count) => {
+                count.done = progress.done;
+                count.total = progress.total;
+            }
+            None => shown.stages.push(StageCount {
+                stage: progress.stage,
+                started: now,
+                done: progress.done,
+                total: progress.total,
+            }),
+        }
         let every = if self.terminal {
             REDRAW_EVERY
         } else {
             PLAIN_LINE_EVERY
         };
-        if now.duration_since(stage.shown) < every {
+        if now.duration_since(shown.shown) < every {
             return;
         }
-        stage.shown = now;
+        shown.shown = now;
         let mut stderr = std::io::stderr().lock();
         let _ = if self.terminal {
-            write!(stderr, "\r\x1b[2K{}", line(stage))
+            write!(stderr, "\r\x1b[2K{}", line(shown))
         } else {
-            writeln!(stderr, "{}", line(stage))
+            writeln!(stderr, "{}", line(shown))
         };
         let _ = stderr.flush();
     }
@@ -147,26 +171,42 @@ mod tests {
         assert_eq!(grouped(0), "0");
         assert_eq!(grouped(999), "999");
         assert_eq!(grouped(1_234_567), "1,234,567");
-        assert_eq!(
-            bar(5, 10),
-            format!("[{}{}]", "#".repeat(12), "-".repeat(12))
-        );
-        assert_eq!(bar(20, 10), format!("[{}]", "#".repeat(24)));
-        assert_eq!(bar(0, 0), format!("[{}]", "#".repeat(24)));
+        assert_eq!(bar(5, 10), format!("[{}{}]", "#".repeat(8), "-".repeat(8)));
+        assert_eq!(bar(20, 10), format!("[{}]", "#".repeat(16)));
+        assert_eq!(bar(0, 0), format!("[{}]", "#".repeat(16)));
     }
 
     #[test]
-    fn a_line_names_the_pipeline_stage_count_and_rate() {
-        let stage = Current {
-            key: ("accounts".into(), "import".into(), "plan"),
-            started: Instant::now() - Duration::from_secs(2),
+    fn a_line_names_the_pipeline_and_each_stage_with_its_count_and_rate() {
+        let two_seconds_ago = Instant::now() - Duration::from_secs(2);
+        let current = Current {
+            key: ("accounts".into(), "import".into()),
+            started: two_seconds_ago,
             shown: Instant::now(),
-            done: 4_000,
-            total: Some(8_000),
+            stages: vec![
+                StageCount {
+                    stage: Stage::Extract,
+                    started: two_seconds_ago,
+                    done: 8_000,
+                    total: None,
+                },
+                StageCount {
+                    stage: Stage::Plan,
+                    started: two_seconds_ago,
+                    done: 4_000,
+                    total: Some(8_000),
+                },
+            ],
         };
-        let text = line(&stage);
-        assert!(text.starts_with("accounts import · plan ["), "{text}");
-        assert!(text.contains("4,000/8,000"), "{text}");
-        assert!(text.contains("/s"), "{text}");
+        let text = line(&current);
+        assert!(
+            text.starts_with("accounts import · extract 8,000 4,0"),
+            "{text}"
+        );
+        assert!(
+            text.contains(" · plan [########--------] 4,000/8,000 2,0"),
+            "{text}"
+        );
+        assert!(text.ends_with(" s"), "{text}");
     }
 }
