@@ -577,3 +577,30 @@ fn the_object_form_of_deletes_has_its_own_keys() {
     assert_eq!(d.code, "unknown-value");
     assert_eq!(d.label.as_deref(), Some("did you mean `deactivate`?"));
 }
+
+#[test]
+fn incremental_with_a_whole_query_is_refused_at_its_line() {
+    let text = GOOD.replace(
+        "  where: IsDeleted = false\n",
+        "  query: SELECT Id, Name, StageName, AccountId FROM Opportunity\n  incremental: SystemModstamp\n",
+    );
+    let d = pipeline(&text);
+    assert_eq!(d.code, "incremental");
+    assert!(
+        d.message.contains("cannot go with a whole `query`"),
+        "{}",
+        d.message
+    );
+    assert_eq!(d.line, 5);
+    assert!(d.hint.as_deref().unwrap().contains("`where`"), "{d:#?}");
+}
+
+#[test]
+fn in_flight_below_one_is_refused() {
+    let (_dir, diagnostics) = validate(&[
+        ("pipelines/p.yaml", GOOD),
+        ("etl.yaml", "defaults:\n  in_flight: 0\n"),
+    ]);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    assert_eq!(diagnostics[0].line, 2, "{diagnostics:#?}");
+}

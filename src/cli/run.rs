@@ -157,12 +157,16 @@ fn connect_salesforce(workspace: &config::Workspace) -> Result<SalesforceClient,
         workspace.project.staging.as_deref(),
         connection.token_store.as_deref(),
     ));
-    SalesforceClient::connect(
-        connection,
-        store,
-        SalesforceOptions::for_connection(connection),
-    )
-    .map_err(|error| {
+    let options = SalesforceOptions {
+        // The same share of requests in flight as the attachment copies.
+        writes_in_flight: workspace
+            .project
+            .defaults
+            .in_flight
+            .map_or(4, |n| n.max(1) as usize),
+        ..SalesforceOptions::for_connection(connection)
+    };
+    SalesforceClient::connect(connection, store, options).map_err(|error| {
         eprintln!("error: Salesforce: {error}");
         error.exit_code()
     })

@@ -563,6 +563,17 @@ fn check_incremental(
         return;
     };
     let base = [Step::Key("salesforce"), Step::Key("incremental")];
+    if pipeline.salesforce.query.is_some() {
+        // A read of changes builds its own query around the cursor.
+        out.push(
+            file.error(
+                "incremental",
+                loc_at(tree, &base),
+                "`incremental` reads changes with its own query, so it cannot go with a whole `query`",
+            )
+            .hint("write the fields in `fields` and the condition in `where`, or drop `incremental`"),
+        );
+    }
     let field_node = node_at(tree, &base)
         .filter(|n| n.as_str().is_some())
         .or_else(|| node_at(tree, &[base[0], base[1], Step::Key("field")]));

@@ -320,7 +320,7 @@ impl Done {
 pub fn removed_in_target(
     pipeline: &Pipeline,
     reader: &dyn Source,
-    listed: &HashMap<String, Record>,
+    listed: &super::sync_back::SnapshotRecords,
     linked_before: &HashSet<String>,
     by_target: &HashMap<String, (String, Link)>,
 ) -> Result<Vec<(String, &'static str)>, EngineError> {

@@ -35,7 +35,7 @@ use crate::transform::{
 pub struct Snapshot {
     /// Record ids in listing order.
     pub order: Vec<String>,
-    pub records: HashMap<String, Record>,
+    pub records: SnapshotRecords,
     /// Records the target's own switches keep out of the sync, with the reason.
     pub switched_off: HashMap<String, String>,
     /// (target id, target path) of conflicts left unresolved: not synced back either.
@@ -50,9 +50,33 @@ pub struct Snapshot {
 impl Snapshot {
     /// Applies what the import wrote to a record.
     pub fn patch(&mut self, target_id: &str, written: &Record) {
-        if let Some(record) = self.records.get_mut(target_id) {
-            merge(record, written);
+        if let Some(mut record) = self.records.get(target_id) {
+            merge(&mut record, written);
+            self.records.insert(target_id.to_string(), &record);
         }
+    }
+}
+
+/// The listed records by id, each kept as its JSON text and parsed when read: a parsed record
+/// takes several times the memory of its text, and most records are read once.
+#[derive(Debug, Default)]
+pub struct SnapshotRecords(HashMap<String, Box<str>>);
+
+impl SnapshotRecords {
+    pub fn get(&self, id: &str) -> Option<Record> {
+        self.0
+            .get(id)
+            .and_then(|text| serde_json::from_str(text).ok())
+    }
+
+    pub fn contains_key(&self, id: &str) -> bool {
+        self.0.contains_key(id)
+    }
+
+    /// Keeps `record` under `id`; whether `id` is new.
+    pub fn insert(&mut self, id: String, record: &Record) -> bool {
+        let text = serde_json::to_string(record).unwrap_or_default();
+        self.0.insert(id, text.into_boxed_str()).is_none()
     }
 }
 
@@ -136,7 +160,10 @@ pub fn relink(
     let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
     let mut found: Vec<(String, Link)> = Vec::new();
     for id in &snapshot.order {
-        let record = &snapshot.records[id];
+        let Some(record) = snapshot.records.get(id) else {
+            continue;
+        };
+        let record = &record;
         let Some(source_id) = get_path(record, &path)
             .filter(|v| !is_blank(v))
             .map(id_text)
@@ -256,7 +283,7 @@ pub fn take_snapshot(
                 ),
                 ("staged_at".to_string(), super::run::now_cell()),
             ]);
-            if snapshot.records.insert(id.clone(), record).is_none() {
+            if snapshot.records.insert(id.clone(), &record) {
                 snapshot.order.push(id);
             }
         }
@@ -401,6 +428,7 @@ pub fn settle_conflicts(
     let Some(current) = snapshot.records.get(&target_id) else {
         return Vec::new();
     };
+    let current = &current;
     let resolution = match policy {
         ConflictPolicy::SalesforceWins => "source_wins",
         ConflictPolicy::HaloWins => "target_wins",
@@ -541,7 +569,10 @@ pub fn sync_back(
             .collect();
         let whole = store.links_by_target(&pipeline.pipeline, &linked_ids)?;
         for id in chunk {
-            let record = &snapshot.records[id];
+            let Some(record) = snapshot.records.get(id) else {
+                continue;
+            };
+            let record = &record;
             let linked = by_target
                 .get(id)
                 .map(|(source_id, head)| (source_id, whole.get(id).unwrap_or(head)));
@@ -830,7 +861,7 @@ fn link_matched(
                 target_id: planned.source_id.clone(),
                 source_hash: Some(record_hash(&synced)),
                 synced_record: Some(synced),
-                target_record: snapshot.records.get(&planned.source_id).cloned(),
+                target_record: snapshot.records.get(&planned.source_id),
             },
         ));
     }
@@ -898,7 +929,7 @@ fn load_back_batch(
                         target_id: planned.source_id.clone(),
                         source_hash: Some(record_hash(&synced)),
                         synced_record: Some(synced),
-                        target_record: snapshot.records.get(&planned.source_id).cloned(),
+                        target_record: snapshot.records.get(&planned.source_id),
                     },
                 ));
             }
@@ -945,6 +976,7 @@ fn fill_in_target(
         else {
             continue;
         };
+        let current = &current;
         let changes: Vec<_> = changed_fields(&projection(pipeline, current), synced)
             .into_iter()
             .filter(|(_, _, new)| new.as_ref().is_some_and(|v| !v.is_null()))
@@ -1092,7 +1124,7 @@ mod tests {
         snapshot.order.push("7".into());
         snapshot.records.insert(
             "7".into(),
-            record(json!({"id": 7, "name": "Halo name", "website": "w"})),
+            &record(json!({"id": 7, "name": "Halo name", "website": "w"})),
         );
         snapshot
     }
