@@ -1,6 +1,8 @@
 //! The `etl` binary as a user runs it: exit codes, output formats, and the issue's
 //! "done when" checks against copies of the example project.
 
+mod support;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -325,11 +327,7 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
 
 /// The example project pointed at an in-process sandbox whose callback is on a free port.
 fn project_for_sandbox() -> (tempfile::TempDir, etl::sandbox::server::Running) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::callback_port();
     let redirect_uri = format!("http://localhost:{port}/oauth/callback");
     let sandbox = etl::sandbox::server::start(etl::sandbox::server::Options {
         accounts: 5,

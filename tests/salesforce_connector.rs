@@ -3,6 +3,8 @@
 //! ties on one `SystemModstamp`, partial failures, retries under injected faults, the API
 //! budget, Bulk API 2.0 and the online describe checks.
 
+mod support;
+
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -20,14 +22,6 @@ use etl::sandbox::salesforce::http::lock;
 use etl::sandbox::salesforce::state::Config;
 use etl::sandbox::server::{self, Options, Running};
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 struct Org {
     sandbox: Running,
     connection: SalesforceConnection,
@@ -36,7 +30,7 @@ struct Org {
 }
 
 fn org_with(accounts: u64, config: Config, faults: Option<&str>) -> Org {
-    let port = free_port();
+    let port = support::callback_port();
     let redirect_uri = format!("http://localhost:{port}/oauth/callback");
     let config = Config {
         redirect_uri: redirect_uri.clone(),

@@ -7,6 +7,8 @@
 //! store others can read is refused. TLS certificate checks are covered by the connectors' own
 //! tests: the default build speaks plain HTTP only (see the README's `tls` feature).
 
+mod support;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -28,11 +30,7 @@ struct Project {
 /// Both sandboxes with distinctive secrets; the Salesforce side signs in with the web-server
 /// flow (auto-approved) so that the token store holds an access and a refresh token.
 fn start() -> (Running, Project) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = support::callback_port();
     let redirect_uri = format!("http://localhost:{port}/oauth/callback");
     let sandbox = server::start(Options {
         accounts: 5,

@@ -242,6 +242,7 @@ pub fn run_both_ways(
             back.reader,
             store,
             &options.run_id,
+            systems.source.id_field(),
             &options.progress,
         )?),
         None => None,

@@ -42,6 +42,9 @@ pub struct Snapshot {
     pub held: HashSet<(String, String)>,
     /// API calls the listing took.
     pub api_calls: u64,
+    /// (target id, source id) of the listed records that keep a source id (see [`relink`]),
+    /// read once while listing so that relinking parses no record it does not relink.
+    pub kept_ids: Vec<(String, String)>,
     /// Target ids linked when the listing was made (records the import creates after it are
     /// not missing from it).
     pub linked_before: HashSet<String>,
@@ -75,7 +78,11 @@ impl SnapshotRecords {
 
     /// Keeps `record` under `id`; whether `id` is new.
     pub fn insert(&mut self, id: String, record: &Record) -> bool {
-        let text = serde_json::to_string(record).unwrap_or_default();
+        self.insert_text(id, serde_json::to_string(record).unwrap_or_default())
+    }
+
+    /// Keeps a record given as its JSON text under `id`; whether `id` is new.
+    pub fn insert_text(&mut self, id: String, text: String) -> bool {
         self.0.insert(id, text.into_boxed_str()).is_none()
     }
 }
@@ -153,29 +160,24 @@ pub fn relink(
     store: &Store,
     run_id: &str,
 ) -> Result<usize, EngineError> {
-    let Some(path) = id_path(pipeline, id_field) else {
+    if id_path(pipeline, id_field).is_none() {
         return Ok(0);
-    };
+    }
     let links = store.link_heads(&pipeline.pipeline)?;
     let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
     let mut found: Vec<(String, Link)> = Vec::new();
-    for id in &snapshot.order {
-        let Some(record) = snapshot.records.get(id) else {
-            continue;
-        };
-        let record = &record;
-        let Some(source_id) = get_path(record, &path)
-            .filter(|v| !is_blank(v))
-            .map(id_text)
-        else {
-            continue;
-        };
+    for (id, source_id) in &snapshot.kept_ids {
+        let source_id = source_id.clone();
         if links.contains_key(&source_id)
             || linked.contains(id.as_str())
             || found.iter().any(|(s, _)| *s == source_id)
         {
             continue;
         }
+        let Some(record) = snapshot.records.get(id) else {
+            continue;
+        };
+        let record = &record;
         // What the target holds now stands for the last synced values, so the import writes
         // only what differs.
         let synced = projection(pipeline, record);
@@ -199,6 +201,7 @@ pub fn take_snapshot(
     reader: &dyn Source,
     store: &Store,
     run_id: &str,
+    source_id_field: &str,
     progress: &ProgressReporter,
 ) -> Result<Snapshot, EngineError> {
     let calls = reader.api_calls();
@@ -261,6 +264,7 @@ pub fn take_snapshot(
         ..Snapshot::default()
     };
     let id_field = reader.id_field().to_string();
+    let kept_path = id_path(pipeline, source_id_field);
     reader.extract(&request, &mut |page| {
         let mut rows = Vec::with_capacity(page.len());
         for record in page {
@@ -274,16 +278,23 @@ pub fn take_snapshot(
             if let Some(reason) = reader.skip_reason(&entity, &record) {
                 snapshot.switched_off.insert(id.clone(), reason);
             }
+            // One serialisation serves the staged row and the snapshot.
+            let text = serde_json::to_string(&record).unwrap_or_default();
             rows.push(vec![
                 ("run_id".to_string(), super::run::text(run_id)),
                 ("source_id".to_string(), super::run::text(&id)),
-                (
-                    "record".to_string(),
-                    super::run::json_cell(&Value::Object(record.clone())),
-                ),
+                ("record".to_string(), super::run::text(&text)),
                 ("staged_at".to_string(), super::run::now_cell()),
             ]);
-            if snapshot.records.insert(id.clone(), &record) {
+            if snapshot.records.insert_text(id.clone(), text) {
+                if let Some(source_id) = kept_path
+                    .as_ref()
+                    .and_then(|path| get_path(&record, path))
+                    .filter(|v| !is_blank(v))
+                    .map(id_text)
+                {
+                    snapshot.kept_ids.push((id.clone(), source_id));
+                }
                 snapshot.order.push(id);
             }
         }

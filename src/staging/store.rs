@@ -48,6 +48,17 @@ impl Store {
             std::fs::create_dir_all(parent)?;
         }
         let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
+        // DuckDB's buffer pool would otherwise grow towards 80% of the machine's memory as a
+        // long run writes and reads its tables; past this limit it evicts pages and spills big
+        // sorts and joins to `<file>.tmp`.
+        let limit = memory_limit();
+        conn.execute_batch(&format!("SET memory_limit = '{limit}'"))
+            .map_err(|e| StagingError::Open {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the memory limit `{limit}` (ETL_STAGING_MEMORY) is not a size DuckDB takes, such as 512MB: {e}"
+                ),
+            })?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -132,13 +143,23 @@ impl Store {
 
     /// Records the start of a run and returns its id.
     pub fn begin_run(&self, command: &str, pipelines: &[String]) -> Result<String, StagingError> {
-        let run_id = new_run_id();
-        self.conn.execute(
-            "INSERT INTO runs (run_id, command, started_at, status, pipelines)
-             VALUES (?, ?, now()::TIMESTAMP, 'running', string_split(?, ','))",
-            params![run_id, command, pipelines.join(",")],
-        )?;
-        Ok(run_id)
+        let mut attempt = 0;
+        loop {
+            let run_id = new_run_id();
+            let inserted = self.conn.execute(
+                "INSERT INTO runs (run_id, command, started_at, status, pipelines)
+                 VALUES (?, ?, now()::TIMESTAMP, 'running', string_split(?, ','))",
+                params![run_id, command, pipelines.join(",")],
+            );
+            match inserted {
+                Ok(_) => return Ok(run_id),
+                // Two runs started in the same second can draw the same id: draw again.
+                Err(error) if attempt < 3 && error.to_string().contains("Duplicate key") => {
+                    attempt += 1;
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
     }
 
     /// Records how a run ended.
@@ -152,6 +173,12 @@ impl Store {
             "UPDATE runs SET finished_at = now()::TIMESTAMP, status = ?, summary = ? WHERE run_id = ?",
             params![status, summary.to_string(), run_id],
         )?;
+        // Fold the write-ahead log into the file now, so that a later run killed mid-way leaves
+        // a log with only its own work to replay (a crash suite once saw the replay of an
+        // updated `runs` row refused as a duplicate key). Not fatal: the log still holds it all.
+        if let Err(error) = self.conn.execute_batch("CHECKPOINT") {
+            tracing::warn!(%error, "could not checkpoint the staging file after the run");
+        }
         Ok(())
     }
 
@@ -174,6 +201,18 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or
+/// 256 MB.
+fn memory_limit() -> String {
+    std::env::var("ETL_STAGING_MEMORY")
+        .ok()
+        .map(|value| value.trim().to_string())
+        .filter(|value| {
+            !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
+        })
+        .unwrap_or_else(|| "256MB".to_string())
 }
 
 /// A run id that sorts by time: `r20261128-104500-3f2a`.

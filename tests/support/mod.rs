@@ -259,3 +259,18 @@ pub fn put_file(sandbox: &Running, n: u64, parent: &str, bytes: &[u8]) -> String
     );
     version
 }
+
+/// A free port for an OAuth callback listener, below Linux's ephemeral range (32768 and up),
+/// so that servers other tests start on port 0 meanwhile cannot be given it before the
+/// listener binds it.
+pub fn callback_port() -> u16 {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos()
+        ^ std::process::id();
+    (0..2_000u32)
+        .map(|i| 20_000 + (seed.wrapping_add(i.wrapping_mul(7_919)) % 12_000) as u16)
+        .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
+        .expect("a free port between 20000 and 32000")
+}
