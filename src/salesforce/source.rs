@@ -407,10 +407,14 @@ impl Source for SalesforceSource<'_> {
             )));
         };
         let at = super::incremental::soql_datetime(millis);
-        let prefix = match self.client.describe(object) {
-            Ok(Some(info)) => info.key_prefix,
-            Ok(None) => return Ok(Vec::new()),
-            Err(error) => return Err(engine_error(error, &format!("describe {object}"))),
+        // Standard objects' key prefixes are known offline; others cost a describe.
+        let prefix = match super::catalog::standard_object(object) {
+            Some(info) => info.key_prefix.clone(),
+            None => match self.client.describe(object) {
+                Ok(Some(info)) => info.key_prefix,
+                Ok(None) => return Ok(Vec::new()),
+                Err(error) => return Err(engine_error(error, &format!("describe {object}"))),
+            },
         };
         // Attachments and document versions carry their own stamp; a record's id starts with
         // its object's key prefix, which tells this object's parents from others'.
