@@ -1,4 +1,4 @@
-//! Progress of `etl run` / `plan` / `apply` / `watch` on stderr: one line per pipeline and
+//! Progress of `etl run` / `plan` / `apply` / `retry` on stderr: one line per pipeline and
 //! direction with each stage so far — records extracted, planned (a bar against the records
 //! extracted) and written — and their rates. On a terminal the line is redrawn in place at
 //! most ten times a second; elsewhere (a log file, CI, cron) it is printed every ten seconds
