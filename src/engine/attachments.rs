@@ -76,6 +76,9 @@ struct Transfer {
 }
 
 /// What a worker did with one file: `transfer` and `file` index [`Transfer::files`].
+/// Most file outcomes committed in one transaction.
+const MAX_OUTCOMES_PER_COMMIT: usize = 200;
+
 struct Moved {
     transfer: usize,
     file: usize,
@@ -232,9 +235,10 @@ impl<'a> Copier<'a> {
     }
 
     /// Runs the transfers on up to `in_flight` workers and stages each file's outcome as it
-    /// arrives: a copied or linked file in its own transaction (result row and link), so a run
-    /// killed at any point loses at most the links of the uploads in flight, which the next
-    /// run finds on the target record by name and size.
+    /// arrives: the copied or linked files that have arrived commit together (result rows and
+    /// links), so a run killed at any point loses at most the links of the uploads in flight
+    /// or waiting for that commit, which the next run finds on the target record by name and
+    /// size.
     fn transfer(
         &mut self,
         transfers: &[Transfer],
@@ -272,24 +276,35 @@ impl<'a> Copier<'a> {
             }
             // The workers hold the only senders now: the loop ends when the last one is done.
             drop(sender);
-            for moved in receiver {
-                let (source_id, file) = &transfers[moved.transfer].files[moved.file];
-                let target_id = &transfers[moved.transfer].target_id;
-                let remembered = match moved.outcome {
-                    Outcome::Copied(attachment_id) => {
-                        summary.attachments_copied += 1;
-                        self.remember(source_id, target_id, file, &attachment_id, "copied")
+            // Outcomes are committed as they arrive, together with any others already waiting:
+            // a transaction per file made staging, not the transfers, bound large copies.
+            while let Ok(first) = receiver.recv() {
+                let mut arrived = vec![first];
+                while arrived.len() < MAX_OUTCOMES_PER_COMMIT {
+                    match receiver.try_recv() {
+                        Ok(more) => arrived.push(more),
+                        Err(_) => break,
                     }
-                    Outcome::Linked(attachment_id) => {
-                        summary.attachments_unchanged += 1;
-                        self.remember(source_id, target_id, file, &attachment_id, "linked")
+                }
+                let mut done = Vec::with_capacity(arrived.len());
+                for moved in arrived {
+                    let (source_id, file) = &transfers[moved.transfer].files[moved.file];
+                    let target_id = &transfers[moved.transfer].target_id;
+                    match moved.outcome {
+                        Outcome::Copied(attachment_id) => {
+                            summary.attachments_copied += 1;
+                            done.push((source_id, target_id, file, attachment_id, "copied"));
+                        }
+                        Outcome::Linked(attachment_id) => {
+                            summary.attachments_unchanged += 1;
+                            done.push((source_id, target_id, file, attachment_id, "linked"));
+                        }
+                        Outcome::Failed(message) => {
+                            failures.push((moved.transfer, moved.file, message));
+                        }
                     }
-                    Outcome::Failed(message) => {
-                        failures.push((moved.transfer, moved.file, message));
-                        Ok(())
-                    }
-                };
-                if let Err(error) = remembered {
+                }
+                if let Err(error) = self.remember(&done) {
                     // No new copies: the workers finish the file in hand and stop.
                     stop.store(true, Ordering::Relaxed);
                     return Err(error);
@@ -344,45 +359,49 @@ impl<'a> Copier<'a> {
         (on.is_none() || on == Some(target_id)).then_some(link)
     }
 
+    /// Records copied or linked files (source id, target record, file, the target's id for
+    /// it, status): their result rows and links in one transaction.
     fn remember(
         &mut self,
-        source_id: &str,
-        target_id: &str,
-        file: &AttachmentRef,
-        attachment_id: &str,
-        status: &str,
+        done: &[(&String, &String, &AttachmentRef, String, &str)],
     ) -> Result<(), EngineError> {
-        let key = link_key(file);
-        let link = Link {
-            target_id: attachment_id.to_string(),
-            source_hash: None,
-            synced_record: None,
-            target_record: json!({
-                "entity": self.entity,
-                "record_id": target_id,
-                "source_record_id": source_id,
-                "filename": file.name,
-                "size": file.size,
-            })
-            .as_object()
-            .cloned(),
-        };
-        let links = vec![(key.clone(), link.clone())];
+        if done.is_empty() {
+            return Ok(());
+        }
+        let mut links = Vec::with_capacity(done.len());
+        let mut rows = Vec::with_capacity(done.len());
+        for (source_id, target_id, file, attachment_id, status) in done {
+            let link = Link {
+                target_id: attachment_id.to_string(),
+                source_hash: None,
+                synced_record: None,
+                target_record: json!({
+                    "entity": self.entity,
+                    "record_id": target_id,
+                    "source_record_id": source_id,
+                    "filename": file.name,
+                    "size": file.size,
+                })
+                .as_object()
+                .cloned(),
+            };
+            links.push((link_key(file), link));
+            rows.push(self.row(
+                source_id,
+                Some(file),
+                status,
+                Some(target_id),
+                Some(attachment_id),
+                None,
+            ));
+        }
         let pipeline = links_pipeline(&self.pipeline);
-        let row = self.row(
-            source_id,
-            Some(file),
-            status,
-            Some(target_id),
-            Some(attachment_id),
-            None,
-        );
         let table = self.table.clone();
         self.store.in_transaction(|store| {
-            append_rows(store, &table, vec![row])?;
+            append_rows(store, &table, rows)?;
             store.save_links(self.run_id, &pipeline, &links)
         })?;
-        self.copied.insert(key, link);
+        self.copied.extend(links);
         Ok(())
     }
 

@@ -150,6 +150,11 @@ pub(super) fn json_cell(value: &Value) -> Cell {
     Cell::Text(value.to_string())
 }
 
+/// A record as JSON text, serialised in place (no copy into a `Value` first).
+pub(super) fn record_cell(record: &Record) -> Cell {
+    Cell::Text(serde_json::to_string(record).unwrap_or_default())
+}
+
 /// The typed columns of a stage and the record path each is read from.
 fn typed_paths(
     pipeline: &Pipeline,
@@ -241,9 +246,8 @@ pub fn run_both_ways(
             pipeline,
             back.reader,
             store,
-            &options.run_id,
             systems.source.id_field(),
-            &options.progress,
+            options,
         )?),
         None => None,
     };
@@ -279,6 +283,8 @@ pub fn run_both_ways(
         let _in_sync_back = span.enter();
         let sync_back_started = std::time::Instant::now();
         let summary = sync_back::sync_back(pipeline, snapshot, back, store, options)?;
+        // Only now: a run that stops before this lists the same changes again.
+        sync_back::listing_done(pipeline, snapshot, store, options)?;
         tracing::info!(
             stage = "sync back",
             extracted = summary.extracted,
@@ -470,10 +476,7 @@ fn import_pipeline(
             let mut row = vec![
                 ("run_id".to_string(), text(run_id)),
                 ("source_id".to_string(), text(&source_id)),
-                (
-                    "record".to_string(),
-                    json_cell(&Value::Object(record.clone())),
-                ),
+                ("record".to_string(), record_cell(&record)),
                 ("staged_at".to_string(), now_cell()),
             ];
             row.extend(typed_cells(&record, &extracted_paths));
@@ -481,10 +484,7 @@ fn import_pipeline(
             let mut row = vec![
                 ("run_id".to_string(), text(run_id)),
                 ("source_id".to_string(), text(&source_id)),
-                (
-                    "record".to_string(),
-                    json_cell(&Value::Object(transformed.record.clone())),
-                ),
+                ("record".to_string(), record_cell(&transformed.record)),
                 ("staged_at".to_string(), now_cell()),
             ];
             row.extend(typed_cells(&transformed.record, &transformed_paths));
@@ -910,7 +910,7 @@ fn transformed_records(
 ) -> Result<Vec<(i64, String, Record)>, EngineError> {
     let mut statement = store
         .connection()
-        .prepare(&format!(
+        .prepare_cached(&format!(
             "SELECT rowid, source_id, record::VARCHAR FROM \"{}\"
              WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
             tables.table(Stage::Transformed)
@@ -951,10 +951,7 @@ pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)>
             "changed_fields".to_string(),
             json_cell(&Value::Array(changes)),
         ),
-        (
-            "after".to_string(),
-            json_cell(&Value::Object(planned.after.clone())),
-        ),
+        ("after".to_string(), record_cell(&planned.after)),
         ("staged_at".to_string(), now_cell()),
     ];
     if let Some(id) = &planned.target_id {
@@ -964,10 +961,7 @@ pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)>
         row.push(("reason".to_string(), text(reason)));
     }
     if let Some(before) = &planned.before {
-        row.push((
-            "before".to_string(),
-            json_cell(&Value::Object(before.clone())),
-        ));
+        row.push(("before".to_string(), record_cell(&before)));
     }
     row
 }

@@ -112,10 +112,10 @@ impl Store {
             return Ok(HashMap::new());
         }
         let connection = self.connection();
-        connection.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS wanted_targets (target_id VARCHAR);
-             DELETE FROM wanted_targets;",
-        )?;
+        // Made afresh each time: DuckDB keeps deleted rows until a checkpoint, so a scratch
+        // table emptied by DELETE grows with every use and each use scans all of it.
+        connection
+            .execute_batch("CREATE OR REPLACE TEMP TABLE wanted_targets (target_id VARCHAR)")?;
         {
             let mut appender = connection.appender("wanted_targets")?;
             for id in target_ids {
@@ -177,18 +177,16 @@ impl Store {
             return Ok(());
         }
         let connection = self.connection();
+        // Made afresh each time, like `wanted_targets` above.
         connection.execute_batch(
-            "CREATE TEMP TABLE IF NOT EXISTS link_batch (
+            "CREATE OR REPLACE TEMP TABLE link_batch (
                 source_id VARCHAR, target_id VARCHAR, source_hash VARCHAR,
-                synced_record VARCHAR, target_record VARCHAR);
-             DELETE FROM link_batch;",
+                synced_record VARCHAR, target_record VARCHAR)",
         )?;
         {
             let mut appender = connection.appender("link_batch")?;
             let json = |record: &Option<Map<String, Value>>| {
-                record
-                    .as_ref()
-                    .map(|r| Value::Object(r.clone()).to_string())
+                record.as_ref().and_then(|r| serde_json::to_string(r).ok())
             };
             for (source_id, link) in links {
                 appender.append_row(params![
@@ -208,7 +206,6 @@ impl Store {
              FROM link_batch",
             params![pipeline, run_id],
         )?;
-        connection.execute_batch("DELETE FROM link_batch")?;
         Ok(())
     }
 

@@ -173,6 +173,8 @@ impl Store {
         ] {
             let table = tables.table(stage);
             let wanted = tables.columns(stage);
+            // The catalog is read afresh here: this is where columns are added.
+            self.column_cache.borrow_mut().remove(&table);
             let existing = self.table_columns(&table)?;
             if existing.is_empty() {
                 let columns: Vec<String> = wanted
@@ -205,12 +207,26 @@ impl Store {
 
     /// Column names of `table` in order; empty when it does not exist.
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
-        let mut statement = self.connection().prepare(
+        let mut statement = self.connection().prepare_cached(
             "SELECT column_name FROM duckdb_columns()
              WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
         )?;
         let names = statement.query_map([table], |row| row.get::<_, String>(0))?;
         Ok(names.collect::<Result<_, _>>()?)
+    }
+
+    /// [`Store::table_columns`] of a table this process appends to, remembered once read.
+    fn appended_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
+        if let Some(columns) = self.column_cache.borrow().get(table) {
+            return Ok(columns.clone());
+        }
+        let columns = self.table_columns(table)?;
+        if !columns.is_empty() {
+            self.column_cache
+                .borrow_mut()
+                .insert(table.to_string(), columns.clone());
+        }
+        Ok(columns)
     }
 
     /// Appends rows given as (column, value) pairs through DuckDB's Appender. Columns a row
@@ -222,20 +238,37 @@ impl Store {
         rows: &[Vec<(String, Value)>],
     ) -> Result<usize, StagingError> {
         let table = tables.table(stage);
-        let columns = self.table_columns(&table)?;
+        let columns = self.appended_columns(&table)?;
+        let column_of = |name: &str| {
+            columns
+                .iter()
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    duckdb::Error::InvalidParameterName(format!("{table} has no column {name}"))
+                })
+        };
+        let null = Value::Null;
         let mut appender = self.connection().appender(&table)?;
+        // Rows of one call mostly name the same columns in the same order: each row's
+        // positions are reused from the row before when its names match.
+        let mut positions: Vec<usize> = Vec::new();
+        let mut previous: Option<&Vec<(String, Value)>> = None;
         for row in rows {
-            let mut values = vec![Value::Null; columns.len()];
-            for (name, value) in row {
-                let index = columns
+            let same_names = previous.is_some_and(|before| {
+                before.len() == row.len() && before.iter().zip(row).all(|((a, _), (b, _))| a == b)
+            });
+            if !same_names {
+                positions = row
                     .iter()
-                    .position(|c| c.eq_ignore_ascii_case(name))
-                    .ok_or_else(|| {
-                        duckdb::Error::InvalidParameterName(format!("{table} has no column {name}"))
-                    })?;
-                values[index] = value.clone();
+                    .map(|(name, _)| column_of(name))
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            let mut values: Vec<&Value> = vec![&null; columns.len()];
+            for ((_, value), &index) in row.iter().zip(&positions) {
+                values[index] = value;
             }
             appender.append_row(appender_params_from_iter(values))?;
+            previous = Some(row);
         }
         appender.flush()?;
         Ok(rows.len())
