@@ -961,7 +961,7 @@ pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)>
         row.push(("reason".to_string(), text(reason)));
     }
     if let Some(before) = &planned.before {
-        row.push(("before".to_string(), record_cell(&before)));
+        row.push(("before".to_string(), record_cell(before)));
     }
     row
 }
