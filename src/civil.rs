@@ -66,6 +66,21 @@ pub fn salesforce_datetime(millis: i64) -> String {
     )
 }
 
+/// A zone-less ISO-8601 datetime with milliseconds, `2024-05-01T10:00:00.250`: for systems
+/// that read a time without a zone on the same scale as the times they hand out.
+pub fn iso_datetime(millis: i64) -> String {
+    let days = millis.div_euclid(86_400_000);
+    let rem = millis.rem_euclid(86_400_000);
+    let (secs, ms) = (rem / 1000, rem % 1000);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{ms:03}",
+        format_date(days),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// Milliseconds since the epoch of an ISO-8601 datetime with `Z`, `±hh:mm` or `±hhmm`
 /// (`2024-05-01T10:00:00.000+0000`, `2024-05-01T10:00:00Z`).
 pub fn parse_datetime(text: &str) -> Option<i64> {
@@ -112,6 +127,8 @@ mod tests {
         assert_eq!(format_date(19_723), "2024-01-01");
         let ms = parse_datetime("2024-05-01T10:00:00.250+0000").unwrap();
         assert_eq!(salesforce_datetime(ms), "2024-05-01T10:00:00.250+0000");
+        assert_eq!(iso_datetime(ms), "2024-05-01T10:00:00.250");
+        assert_eq!(parse_datetime(&iso_datetime(ms)), Some(ms));
         assert_eq!(
             parse_datetime("2024-05-01T12:00:00+02:00"),
             parse_datetime("2024-05-01T10:00:00Z")

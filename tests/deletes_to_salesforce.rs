@@ -28,13 +28,19 @@ fn etl(project: &Project, command: &str) -> Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
-/// The accounts pipeline (import and sync back on) with these `deletes`.
+/// The accounts pipeline (import and sync back on) with these `deletes`, listing every
+/// customer every run (between full listings, removals wait: see `sync_back_changes.rs`).
 fn accounts_project(sandbox: &Running, deletes: &str) -> Project {
     let project = support::project(sandbox, &["accounts"]);
     project.edit(
         "accounts",
         "attachments: true",
         &format!("attachments: true\ndeletes: {deletes}"),
+    );
+    project.edit(
+        "accounts",
+        "sync_back: { create: true, update: true }",
+        "sync_back: { create: true, update: true }\n  full_listing: every_run",
     );
     project
 }

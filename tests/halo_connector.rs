@@ -260,20 +260,24 @@ fn tickets_page_at_halos_cap_whatever_was_asked() {
 
 #[test]
 fn incremental_reads_pass_lastupdatefromdate() {
+    // Customers are the entity Halo lists by update time (the reference's §2.2).
     let sandbox = start(Config::default(), None);
     let client = client(&sandbox);
-    let site_id = default_site(&client);
-    let user = |name: &str| json!({ "name": name, "site_id": site_id });
-    let old = saved(&client.write("Users", &[user("Old One")]));
+    let customer = |name: &str| json!({ "name": name });
+    let old = saved(&client.write("Client", &[customer("Old One")]));
     std::thread::sleep(Duration::from_millis(1_100));
-    let new = saved(&client.write("Users", &[user("New One")]));
+    let new = saved(&client.write("Client", &[customer("New One")]));
     let stamp = new[0]["last_update"]
         .as_str()
-        .expect("users carry last_update")
+        .expect("customers carry last_update")
         .chars()
         .take(19)
         .collect::<String>();
-    let changed = all(&client, "Users", &ListQuery::default().updated_since(stamp));
+    let changed = all(
+        &client,
+        "Client",
+        &ListQuery::default().updated_since(stamp),
+    );
     let ids: BTreeSet<u64> = changed.iter().map(id).collect();
     assert!(ids.contains(&id(&new[0])));
     assert!(!ids.contains(&id(&old[0])));

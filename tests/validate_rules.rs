@@ -546,6 +546,36 @@ fn hard_delete_check_must_be_a_schedule() {
 }
 
 #[test]
+fn full_listing_must_be_a_schedule() {
+    let d = pipeline(&format!(
+        "{GOOD}sync: {{ sync_back: {{ update: true }}, full_listing: daily }}\n"
+    ));
+    assert_eq!(d.code, "full-listing");
+    assert_eq!(d.message, "`daily` is not `every_run` or an interval");
+    assert_eq!(d.line, 12);
+}
+
+#[test]
+fn listing_lookback_must_be_a_short_duration() {
+    let d = pipeline(&format!("{GOOD}sync:\n  listing_lookback: a minute\n"));
+    assert_eq!(d.code, "duration");
+    assert_eq!(d.message, "`a minute` is not a duration");
+    assert_eq!(d.line, 13);
+    let d = pipeline(&format!("{GOOD}sync:\n  listing_lookback: 2h\n"));
+    assert_eq!(d.message, "`2h` is longer than an hour");
+    for settings in [
+        "full_listing: every_run",
+        "full_listing: 24h",
+        "full_listing: 30m, listing_lookback: 0s",
+        "listing_lookback: 5m",
+    ] {
+        let text = format!("{GOOD}sync: {{ sync_back: {{ update: true }}, {settings} }}\n");
+        let (_dir, diagnostics) = validate(&[("pipelines/p.yaml", &text)]);
+        assert!(diagnostics.is_empty(), "{settings}: {diagnostics:#?}");
+    }
+}
+
+#[test]
 fn salesforce_inactive_field_must_exist() {
     let d = pipeline(&format!(
         "{GOOD}sync: {{ sync_back: {{ update: true }} }}\ndeletes:\n  from_halo: deactivate\n  salesforce_inactive: {{ field: StageNme, inactive: Closed Lost }}\n"

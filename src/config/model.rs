@@ -331,6 +331,66 @@ pub struct SyncSettings {
     /// `names` from 1), else `default`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stages: Option<StageNames>,
+    /// Sync back: how often every Halo record of the entity is listed: an interval such as
+    /// `24h` (the default; the last full listing's time is kept in the staging file) or
+    /// `every_run`. In between, entities Halo can list by update time (customers) are listed
+    /// only from the last listing on; the others are listed whole every run. Records deleted or
+    /// made inactive in Halo (`deletes.from_halo`) are noticed at a full listing; `etl run
+    /// --full` lists everything.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_listing: Option<String>,
+    /// Sync back: how far before the last listing a listing of changes starts, as a duration
+    /// (`1m`, the default; `0s` to `1h`), for Halo saves whose update time was set before they
+    /// were committed and so could not be listed yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listing_lookback: Option<String>,
+}
+
+/// How often the sync back lists every target record (`sync.full_listing`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FullListing {
+    EveryRun,
+    /// At most once per this many seconds.
+    Every(u64),
+}
+
+impl FullListing {
+    /// `every_run` or an interval (`24h`).
+    pub fn parse(text: &str) -> Option<FullListing> {
+        match text.trim() {
+            "every_run" => Some(FullListing::EveryRun),
+            other => match crate::config::rules::parse_duration(other)? {
+                0 => Some(FullListing::EveryRun),
+                seconds => Some(FullListing::Every(seconds)),
+            },
+        }
+    }
+}
+
+/// The longest `sync.listing_lookback`: a longer one would list most records anyway.
+pub const MAX_LISTING_LOOKBACK_SECONDS: u64 = 3600;
+
+impl SyncSettings {
+    /// How often the sync back lists everything; an unreadable setting (which validation
+    /// reports) counts as every run.
+    pub fn full_listing(&self) -> FullListing {
+        match &self.full_listing {
+            None => FullListing::Every(86_400),
+            Some(text) => FullListing::parse(text).unwrap_or(FullListing::EveryRun),
+        }
+    }
+
+    /// How far before the last listing a listing of changes starts; an unreadable setting
+    /// (which validation reports) counts as the longest.
+    pub fn listing_lookback(&self) -> std::time::Duration {
+        let seconds = match &self.listing_lookback {
+            None => 60,
+            Some(text) => super::rules::parse_duration(text)
+                .filter(|s| *s <= MAX_LISTING_LOOKBACK_SECONDS)
+                .unwrap_or(MAX_LISTING_LOOKBACK_SECONDS),
+        };
+        std::time::Duration::from_secs(seconds)
+    }
 }
 
 /// Who wins when both sides changed the same field since the last sync.

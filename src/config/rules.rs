@@ -7,8 +7,8 @@ use std::sync::Arc;
 
 use super::diagnostic::{Diagnostic, SourceFile};
 use super::model::{
-    DeletePolicy, Deletes, HaloConnection, HardDeleteCheck, ImportMode, Pipeline, Project,
-    SalesforceConnection, SalesforceFlow,
+    DeletePolicy, Deletes, FullListing, HaloConnection, HardDeleteCheck, ImportMode, Pipeline,
+    Project, SalesforceConnection, SalesforceFlow, MAX_LISTING_LOOKBACK_SECONDS,
 };
 use super::suggest::closest;
 use super::yaml::{Loc, Node};
@@ -127,6 +127,7 @@ pub fn check_pipeline(
     check_fields(file, tree, pipeline, object, out);
     check_match_keys(file, tree, pipeline, out);
     check_sync_back(file, tree, pipeline, object, out);
+    check_listing(file, tree, pipeline, out);
     check_selection(file, tree, pipeline, object, out);
     check_deletes(file, tree, pipeline, object, out);
 }
@@ -285,6 +286,47 @@ fn check_sync_back(
         out.push(diagnostic.hint(
             "records are matched on the values sync back sends: map this field with `sync_back: true`",
         ));
+    }
+}
+
+/// The sync back's listing settings: a readable full-listing schedule and a lookback that is
+/// a duration of at most an hour.
+fn check_listing(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+    let at = |key| loc_at(tree, &[Step::Key("sync"), Step::Key(key)]);
+    if let Some(text) = &pipeline.sync.full_listing {
+        if FullListing::parse(text).is_none() {
+            out.push(
+                file.error(
+                    "full-listing",
+                    at("full_listing"),
+                    format!("`{text}` is not `every_run` or an interval"),
+                )
+                .hint("e.g. `full_listing: 24h` (units s, m, h, d)"),
+            );
+        }
+    }
+    if let Some(text) = &pipeline.sync.listing_lookback {
+        match parse_duration(text) {
+            None => out.push(
+                file.error(
+                    "duration",
+                    at("listing_lookback"),
+                    format!("`{text}` is not a duration"),
+                )
+                .hint("write a number and a unit: 30s, 1m or 10m"),
+            ),
+            Some(seconds) if seconds > MAX_LISTING_LOOKBACK_SECONDS => out.push(
+                file.error(
+                    "duration",
+                    at("listing_lookback"),
+                    format!("`{text}` is longer than an hour"),
+                )
+                .hint(
+                    "a lookback that long lists most records anyway: use `full_listing: every_run`",
+                ),
+            ),
+            Some(_) => {}
+        }
     }
 }
 

@@ -34,6 +34,10 @@ pub struct ExtractRequest {
     pub include_deleted: bool,
     /// Only the records changed since a watermark, handed out in cursor order.
     pub incremental: Option<IncrementalRead>,
+    /// Only the records changed at or after this time, in milliseconds on the system's own
+    /// clock (as [`Source::changed_at`] reads it); for objects [`Source::lists_changes`] says
+    /// can be listed so.
+    pub changed_since: Option<i64>,
 }
 
 /// An incremental read: the records whose `cursor_field` (a timestamp the source moves on
@@ -68,6 +72,7 @@ impl ExtractRequest {
             ids: Vec::new(),
             include_deleted: false,
             incremental: None,
+            changed_since: None,
         }
     }
 }
@@ -147,6 +152,18 @@ pub trait Source: Sync {
     }
     /// The field that says a record is deleted, for extracts with `include_deleted`.
     fn deleted_field(&self) -> Option<&str> {
+        None
+    }
+    /// Whether records of `object` can be listed by when they last changed
+    /// ([`ExtractRequest::changed_since`]), so that a listing can leave out the unchanged ones.
+    fn lists_changes(&self, object: &str) -> bool {
+        let _ = object;
+        false
+    }
+    /// When `record` of `object` last changed, as the record itself says (the system's own
+    /// clock, never ours), in milliseconds; `None` when it does not say.
+    fn changed_at(&self, object: &str, record: &Record) -> Option<i64> {
+        let _ = (object, record);
         None
     }
     /// The field by which records of `object` can only be listed per parent (an action's

@@ -30,7 +30,7 @@ pub(super) struct IncrementalPlan {
 
 /// The fingerprint of a pipeline's read and transform: any change to the pipeline file makes
 /// the next read a full one, so no record keeps values from an older definition.
-fn read_shape(pipeline: &Pipeline) -> String {
+pub(super) fn read_shape(pipeline: &Pipeline) -> String {
     let definition = serde_json::to_string(pipeline).unwrap_or_default();
     let digest = Sha256::digest(definition.as_bytes());
     digest.iter().map(|b| format!("{b:02x}")).collect()

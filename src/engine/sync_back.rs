@@ -11,7 +11,10 @@
 //! nothing changed. After a write, the id map's last-synced values become what the next import
 //! will read from the source, so that import finds nothing to do either. Linked records the
 //! target no longer lists are looked up by id, and those deleted or made inactive there lead
-//! to the pipeline's `deletes.from_halo` choice (see `deletes.rs`).
+//! to the pipeline's `deletes.from_halo` choice (see `deletes.rs`). Between full listings,
+//! entities the target lists by update time are listed only from the last listing on (see
+//! `listing.rs`): a record missing from such a listing is unchanged, not gone, so removals
+//! wait for a full listing.
 
 use std::collections::{HashMap, HashSet};
 
@@ -19,9 +22,10 @@ use serde_json::{Map, Value};
 
 use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
 use super::error::EngineError;
+use super::listing::Listing;
 use super::lookups::{id_text, EngineLookups};
 use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
-use super::progress::{ProgressReporter, Stage as ProgressStage};
+use super::progress::Stage as ProgressStage;
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
@@ -48,6 +52,8 @@ pub struct Snapshot {
     /// Target ids linked when the listing was made (records the import creates after it are
     /// not missing from it).
     pub linked_before: HashSet<String>,
+    /// Whether everything was listed or only the changes, and where the listing stood.
+    pub listing: Listing,
 }
 
 impl Snapshot {
@@ -195,15 +201,17 @@ pub fn relink(
     Ok(found.len())
 }
 
-/// Lists the target's records for sync back and stages them in `<p>_back_extracted`.
+/// Lists the target's records for sync back — all of them, or those changed since the last
+/// listing and those to read again (see `listing.rs`) — and stages them in
+/// `<p>_back_extracted`, recording in `extracts` which it was.
 pub fn take_snapshot(
     pipeline: &Pipeline,
     reader: &dyn Source,
     store: &Store,
-    run_id: &str,
     source_id_field: &str,
-    progress: &ProgressReporter,
+    options: &RunOptions,
 ) -> Result<Snapshot, EngineError> {
+    let (run_id, progress) = (options.run_id.as_str(), &options.progress);
     let calls = reader.api_calls();
     let back =
         Transformer::new(pipeline, Direction::SyncBack).map_err(|e| config_error(pipeline, e))?;
@@ -255,6 +263,17 @@ pub fn take_snapshot(
     }
     let tables = back_tables(pipeline);
     store.ensure_pipeline_tables(&tables)?;
+    let mut listing = super::listing::plan(pipeline, reader, store, &entity, options)?;
+    request.changed_since = listing.since;
+    let (kind, since) = listing.extract_kind();
+    store.record_extract(run_id, &tables.pipeline, kind, since.as_deref())?;
+    tracing::info!(
+        listing = if listing.full { "full" } else { "changes" },
+        reason = listing.reason,
+        since = since.as_deref().unwrap_or(""),
+        read_again = listing.again.len(),
+        "listing the target for the sync back"
+    );
     let mut snapshot = Snapshot {
         linked_before: store
             .link_heads(&pipeline.pipeline)?
@@ -265,7 +284,12 @@ pub fn take_snapshot(
     };
     let id_field = reader.id_field().to_string();
     let kept_path = id_path(pipeline, source_id_field);
-    reader.extract(&request, &mut |page| {
+    listing.start();
+    let take_page = |snapshot: &mut Snapshot,
+                     listing: &mut Listing,
+                     page: Vec<Record>|
+     -> Result<(), EngineError> {
+        listing.observe(reader, &entity, &page);
         let mut rows = Vec::with_capacity(page.len());
         for record in page {
             let Some(id) = record
@@ -307,9 +331,38 @@ pub fn take_snapshot(
             None,
         );
         Ok(())
+    };
+    reader.extract(&request, &mut |page| {
+        take_page(&mut snapshot, &mut listing, page)
     })?;
+    // Records to settle again although they did not change, unless listed already.
+    let again: Vec<String> = std::mem::take(&mut listing.again)
+        .into_iter()
+        .filter(|id| !snapshot.records.contains_key(id))
+        .collect();
+    if !again.is_empty() {
+        let request = ExtractRequest {
+            ids: again,
+            changed_since: None,
+            ..request.clone()
+        };
+        reader.extract(&request, &mut |page| {
+            take_page(&mut snapshot, &mut listing, page)
+        })?;
+    }
+    snapshot.listing = listing;
     snapshot.api_calls = reader.api_calls() - calls;
     Ok(snapshot)
+}
+
+/// Keeps where the run's listing stood, once its sync back has finished (see `listing.rs`).
+pub fn listing_done(
+    pipeline: &Pipeline,
+    snapshot: &Snapshot,
+    store: &Store,
+    options: &RunOptions,
+) -> Result<(), EngineError> {
+    snapshot.listing.save(store, pipeline, options)
 }
 
 fn check_stages(pipeline: &Pipeline, stages: &StageNames) -> Result<(), EngineError> {
@@ -698,13 +751,18 @@ pub fn sync_back(
     }
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
     let mut removals = Vec::new();
-    let gone = super::deletes::removed_in_target(
-        pipeline,
-        systems.reader,
-        &snapshot.records,
-        &snapshot.linked_before,
-        &by_target,
-    )?;
+    // Only a full listing tells a record gone from one left out as unchanged.
+    let gone = if snapshot.listing.full {
+        super::deletes::removed_in_target(
+            pipeline,
+            systems.reader,
+            &snapshot.records,
+            &snapshot.linked_before,
+            &by_target,
+        )?
+    } else {
+        Vec::new()
+    };
     for (target_id, why) in gone {
         let Some((source_id, _)) = by_target.get(&target_id) else {
             continue;

@@ -7,7 +7,9 @@
 //! same first page again) is read once.
 //!
 //! Incremental reads pass `lastupdatefromdate`, which Halo compares with each record's
-//! `last_update`.
+//! `last_update` (the reference lists it on `/Client` only). The bound is sent zone-less
+//! (`2026-08-01T06:30:00.250`), on the scale of the `last_update` values it was derived from,
+//! so no time zone is applied twice.
 
 use serde_json::{Map, Value};
 
@@ -43,6 +45,12 @@ impl ListQuery {
     pub fn updated_since(mut self, since: impl Into<String>) -> ListQuery {
         self.updated_since = Some(since.into());
         self
+    }
+
+    /// Only records updated at or after `millis` on the scale of Halo's `last_update` values
+    /// (zone-less, to the millisecond).
+    pub fn updated_since_millis(self, millis: i64) -> ListQuery {
+        self.updated_since(crate::civil::iso_datetime(millis))
     }
 
     fn parameters(&self, page_size: u32, page_no: u32) -> Vec<(String, String)> {
@@ -264,6 +272,15 @@ impl HaloClient {
         }
     }
 
+    /// How many records of `entity` match `query`, as Halo counts them (`record_count`), in
+    /// one call for a one-record page; `None` when Halo does not say.
+    pub fn count(&self, entity: &str, query: &ListQuery) -> Result<Option<u64>, HaloError> {
+        check_entity(entity)?;
+        let call = Call::get(entity, entity.to_string(), query.parameters(1, 1));
+        let answer = self.service.json(&call)?;
+        Ok(read_page(entity, answer)?.record_count)
+    }
+
     /// The same records one by one.
     pub fn records<'a>(
         &'a self,
@@ -386,7 +403,7 @@ mod tests {
             search: Some("acme".into()),
             ..ListQuery::default()
         }
-        .updated_since("2026-08-01T06:30:00")
+        .updated_since_millis(crate::civil::parse_datetime("2026-08-01T06:30:00Z").unwrap())
         .filter("client_id", 12);
         let parameters = query.parameters(50, 2);
         let text: Vec<String> = parameters.iter().map(|(k, v)| format!("{k}={v}")).collect();
@@ -396,7 +413,7 @@ mod tests {
                 "pageinate=true",
                 "page_size=50",
                 "page_no=2",
-                "lastupdatefromdate=2026-08-01T06:30:00",
+                "lastupdatefromdate=2026-08-01T06:30:00.000",
                 "search=acme",
                 "include_custom_fields=3,7",
                 "client_id=12"

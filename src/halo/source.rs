@@ -8,7 +8,10 @@
 //! (`sync_to_salesforce`, defaulting to its type's `default_sync_to_salesforce`) is off, and
 //! an action whose "Sync to Salesforce" (defaulting to its outcome's) is off are reported as
 //! skipped with that reason. Actions are listed per ticket, as Halo lists them. Asked for
-//! deleted records by id, it reads each one, inactive ones included, flagged `inactive`.
+//! deleted records by id, it reads each one, inactive ones included, flagged `inactive`; asked
+//! for other records by id, it reads each one and leaves inactive ones out, as a listing does.
+//! Customers can be listed from a time on (`lastupdatefromdate`, compared with each record's
+//! `last_update`); the other entities only whole (see [`Source::lists_changes`] below).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -19,6 +22,9 @@ use super::custom_fields::ids_for;
 use super::records::{key_text, normalise};
 use super::{HaloClient, HaloError, ListQuery};
 use crate::engine::{EngineError, ExtractRequest, Record, Source};
+
+/// Entities Halo lists by update time (`lastupdatefromdate`), per the reference's §2.2.
+const LISTS_CHANGES: &[&str] = &["Client"];
 
 /// List parameters Halo filters by; other `equals` are checked on each record.
 const LIST_FILTERS: &[&str] = &[
@@ -100,6 +106,151 @@ impl HaloSource<'_> {
     }
 }
 
+/// What one extract keeps of each record Halo answers with, and how it completes it: the
+/// request's `equals`, parents and ids checked on each record, the main site and the ticket
+/// type added where the pipeline maps them.
+struct Shape<'r> {
+    request: &'r ExtractRequest,
+    parent_field: Option<&'static str>,
+    wanted_ids: Vec<String>,
+    ticket_types: Option<HashMap<String, Value>>,
+    wants_site: bool,
+}
+
+impl Shape<'_> {
+    fn records(
+        &mut self,
+        source: &HaloSource,
+        sites: &mut Sites,
+        records: Vec<Value>,
+    ) -> Result<Vec<Record>, EngineError> {
+        let mut kept = Vec::with_capacity(records.len());
+        for record in records {
+            let record = normalise(record);
+            let same = |field: &str, value: &Value| {
+                record.get(field).map(key_text) == Some(key_text(value))
+            };
+            if !self.request.equals.iter().all(|(f, v)| same(f, v)) {
+                continue;
+            }
+            if let (Some(parents), Some(field)) = (&self.request.parents, self.parent_field) {
+                let parent = record.get(field).map(key_text).unwrap_or_default();
+                if !parents.iter().any(|p| p.trim() == parent) {
+                    continue;
+                }
+            }
+            if !self.wanted_ids.is_empty() {
+                let id = record.get("id").map(key_text).unwrap_or_default();
+                if !self.wanted_ids.contains(&id) {
+                    continue;
+                }
+            }
+            kept.push(record);
+        }
+        if self.wants_site {
+            let site_ids: Vec<String> = kept
+                .iter()
+                .filter_map(|r| r.get("main_site_id").map(key_text))
+                .collect();
+            sites.prepare(source, &site_ids)?;
+        }
+        for record in &mut kept {
+            if self.wants_site {
+                let site = record
+                    .get("main_site_id")
+                    .map(key_text)
+                    .and_then(|id| sites.get(&id));
+                if let Some(site) = site {
+                    record.insert("main_site".into(), Value::Object(site));
+                }
+            }
+            if let Some(types) = &self.ticket_types {
+                let ticket_type = record
+                    .get("tickettype_id")
+                    .map(key_text)
+                    .and_then(|id| types.get(&id).cloned());
+                if let Some(ticket_type) = ticket_type {
+                    record.insert("tickettype".into(), ticket_type);
+                }
+            }
+        }
+        Ok(kept)
+    }
+}
+
+/// The sites of one extract's customers, by id: every site listed once, or — for customers
+/// read by id or listed since a time, usually few — each site read by id, until that would
+/// cost more calls than listing them all (the site count, read once, says how many pages).
+struct Sites {
+    one_by_one: bool,
+    by_id: HashMap<String, Option<Record>>,
+    /// Reads by id left before listing every site is cheaper; unknown until first needed.
+    budget: Option<u64>,
+}
+
+impl Sites {
+    fn new(one_by_one: bool) -> Sites {
+        Sites {
+            one_by_one,
+            by_id: HashMap::new(),
+            budget: None,
+        }
+    }
+
+    fn load_all(&mut self, source: &HaloSource) -> Result<(), EngineError> {
+        self.by_id = source
+            .sites()?
+            .into_iter()
+            .map(|(id, site)| (id, Some(site)))
+            .collect();
+        self.one_by_one = false;
+        Ok(())
+    }
+
+    /// Makes sure the sites with these ids are at hand.
+    fn prepare(&mut self, source: &HaloSource, ids: &[String]) -> Result<(), EngineError> {
+        if !self.one_by_one {
+            return Ok(());
+        }
+        let mut missing: Vec<&String> = ids
+            .iter()
+            .filter(|id| !self.by_id.contains_key(*id))
+            .collect();
+        missing.sort();
+        missing.dedup();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let budget = match self.budget {
+            Some(budget) => budget,
+            None => {
+                let count = source
+                    .client
+                    .count("Site", &ListQuery::default())
+                    .map_err(connection)?
+                    .unwrap_or(u64::MAX);
+                count.div_ceil(u64::from(source.client.options.page_size.max(1)))
+            }
+        };
+        if missing.len() as u64 > budget {
+            return self.load_all(source);
+        }
+        self.budget = Some(budget - missing.len() as u64);
+        for id in missing {
+            let site = match id.trim().parse::<u64>() {
+                Ok(number) => source.client.get("Site", number).map_err(connection)?,
+                Err(_) => None,
+            };
+            self.by_id.insert(id.clone(), site.map(normalise));
+        }
+        Ok(())
+    }
+
+    fn get(&self, id: &str) -> Option<Record> {
+        self.by_id.get(id).cloned().flatten()
+    }
+}
+
 fn connection(error: HaloError) -> EngineError {
     match error {
         HaloError::Settings(message) => EngineError::Config(format!("Halo: {message}")),
@@ -151,19 +302,59 @@ impl Source for HaloSource<'_> {
                 query = query.filter(field, key_text(value));
             }
         }
-        let wants_site = request.fields.iter().any(|f| f.starts_with("main_site."));
-        let sites = if wants_site {
-            self.sites()?
-        } else {
-            HashMap::new()
-        };
-        let is_ticket = matches!(entity, "Tickets" | "Opportunities");
-        let ticket_types = if is_ticket {
-            self.ticket_types()?
-        } else {
-            HashMap::new()
-        };
+        if let Some(since) = request.changed_since {
+            if !self.lists_changes(entity) {
+                return Err(EngineError::Config(format!(
+                    "Halo cannot list {entity} records by update time"
+                )));
+            }
+            query = query.updated_since_millis(since);
+        }
         let parent_field = self.parent_field(entity);
+        // Records read one by one (by id), or listed since a time, are usually few: their
+        // sites are read one by one too, up to what listing every site would cost.
+        let by_id = !request.ids.is_empty() && parent_field.is_none();
+        let wants_site = request.fields.iter().any(|f| f.starts_with("main_site."));
+        let mut sites = Sites::new(wants_site && (by_id || request.changed_since.is_some()));
+        if wants_site && !sites.one_by_one {
+            sites.load_all(self)?;
+        }
+        let mut shape = Shape {
+            request,
+            parent_field,
+            wanted_ids: request.ids.iter().map(|id| id.trim().to_string()).collect(),
+            ticket_types: if matches!(entity, "Tickets" | "Opportunities") {
+                Some(self.ticket_types()?)
+            } else {
+                None
+            },
+            wants_site,
+        };
+        if by_id {
+            for ids in request
+                .ids
+                .chunks(self.client.options.page_size.max(1) as usize)
+            {
+                let mut records = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let Ok(number) = id.trim().parse::<u64>() else {
+                        continue;
+                    };
+                    let Some(record) = self.client.get(entity, number).map_err(connection)? else {
+                        continue;
+                    };
+                    // A listing leaves inactive records out; so does a read by id.
+                    if record.as_object().and_then(|r| flag(r, "inactive")) != Some(true) {
+                        records.push(record);
+                    }
+                }
+                let out = shape.records(self, &mut sites, records)?;
+                if !out.is_empty() {
+                    page(out)?;
+                }
+            }
+            return Ok(());
+        }
         let queries: Vec<ListQuery> = match (&request.parents, parent_field) {
             (Some(parents), Some(field)) => parents
                 .iter()
@@ -171,57 +362,35 @@ impl Source for HaloSource<'_> {
                 .collect(),
             _ => vec![query],
         };
-        let wanted_ids: Vec<String> = request.ids.iter().map(|id| id.trim().to_string()).collect();
         for query in queries {
             for records in self.client.list(entity, &query) {
                 let records = records.map_err(connection)?;
-                let mut out = Vec::with_capacity(records.len());
-                for record in records {
-                    let mut record = normalise(record);
-                    let same = |field: &str, value: &Value| {
-                        record.get(field).map(key_text) == Some(key_text(value))
-                    };
-                    if !request.equals.iter().all(|(f, v)| same(f, v)) {
-                        continue;
-                    }
-                    if let (Some(parents), Some(field)) = (&request.parents, parent_field) {
-                        let parent = record.get(field).map(key_text).unwrap_or_default();
-                        if !parents.iter().any(|p| p.trim() == parent) {
-                            continue;
-                        }
-                    }
-                    if !wanted_ids.is_empty() {
-                        let id = record.get("id").map(key_text).unwrap_or_default();
-                        if !wanted_ids.contains(&id) {
-                            continue;
-                        }
-                    }
-                    if wants_site {
-                        let site = record
-                            .get("main_site_id")
-                            .map(key_text)
-                            .and_then(|id| sites.get(&id).cloned());
-                        if let Some(site) = site {
-                            record.insert("main_site".into(), Value::Object(site));
-                        }
-                    }
-                    if is_ticket {
-                        let ticket_type = record
-                            .get("tickettype_id")
-                            .map(key_text)
-                            .and_then(|id| ticket_types.get(&id).cloned());
-                        if let Some(ticket_type) = ticket_type {
-                            record.insert("tickettype".into(), ticket_type);
-                        }
-                    }
-                    out.push(record);
-                }
+                let out = shape.records(self, &mut sites, records)?;
                 if !out.is_empty() {
                     page(out)?;
                 }
             }
         }
         Ok(())
+    }
+
+    /// Customers: `GET /Client` takes `lastupdatefromdate` (reference §2.2). Tickets and
+    /// opportunities take `datesearch` with `startdate`/`enddate`, but no `datesearch` value
+    /// known from a real source selects the last update (the documented ones are the opened
+    /// and closed dates), so they, like users and sites (no date filter), are listed whole.
+    fn lists_changes(&self, object: &str) -> bool {
+        LISTS_CHANGES.contains(&object)
+    }
+
+    /// Halo's `last_update` (`lastupdate` in some answers), read on its own scale: a value
+    /// without a zone is taken as it is, so a bound derived from it is sent back the same way.
+    fn changed_at(&self, object: &str, record: &Record) -> Option<i64> {
+        let _ = object;
+        ["last_update", "lastupdate"]
+            .iter()
+            .find_map(|field| record.get(*field))
+            .and_then(Value::as_str)
+            .and_then(crate::civil::parse_datetime)
     }
 
     fn api_calls(&self) -> u64 {

@@ -21,4 +21,4 @@ pub use query::ResultTable;
 pub use store::{RunRecord, Store};
 pub use tables::{column_name, Column, ColumnType, PipelineTables, Stage};
 pub use values::{cell_to_json, cell_to_text, json_to_cell, Cell};
-pub use watermarks::{ExtractKind, StoredWatermark};
+pub use watermarks::{ExtractKind, ListingMark, StoredWatermark};

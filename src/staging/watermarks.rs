@@ -2,6 +2,10 @@
 //! completed read of changes ended, and the shape of that read), and, per run and pipeline,
 //! whether the run read everything or only the changes since a watermark (`extracts`), which
 //! is what lets `etl diff` rebuild the state of a source as of any run.
+//!
+//! The sync back's listing of the target keeps its own mark in the same table, under
+//! `<pipeline>:back_listing` (pipeline names have no `:`): a time the target's clock had
+//! reached when the last completed listing started, and when that was by our clock.
 
 use duckdb::{params, OptionalExt};
 
@@ -41,7 +45,127 @@ impl ExtractKind {
     }
 }
 
+/// Where the sync back's last completed listing of a pipeline's target stood.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListingMark {
+    /// A time the target's own clock had surely reached when that listing started, in
+    /// milliseconds on the scale of the target's update times.
+    pub target_time: i64,
+    /// When that listing started by our clock, in milliseconds since the epoch (kept as the
+    /// row's `updated_at`), to count how much time has passed since.
+    pub started_at: i64,
+    /// The fingerprint of the pipeline when it listed (a changed pipeline lists everything).
+    pub read_shape: String,
+    /// The run that listed and synced back.
+    pub run_id: String,
+}
+
+fn listing_key(pipeline: &str) -> String {
+    format!("{pipeline}:back_listing")
+}
+
 impl Store {
+    /// `pipeline`'s sync-back listing mark, if a run ever completed one.
+    pub fn listing_mark(&self, pipeline: &str) -> Result<Option<ListingMark>, StagingError> {
+        let mark = self
+            .connection()
+            .query_row(
+                "SELECT cursor_value, epoch_ms(updated_at), read_shape, run_id FROM watermarks
+                 WHERE pipeline = ? AND cursor_value IS NOT NULL",
+                [listing_key(pipeline)],
+                |row| {
+                    Ok((
+                        row.get::<_, String>(0)?,
+                        row.get::<_, i64>(1)?,
+                        row.get::<_, Option<String>>(2)?,
+                        row.get::<_, String>(3)?,
+                    ))
+                },
+            )
+            .optional()?;
+        Ok(mark.and_then(|(time, started_at, shape, run_id)| {
+            Some(ListingMark {
+                target_time: time.parse().ok()?,
+                started_at,
+                read_shape: shape.unwrap_or_default(),
+                run_id,
+            })
+        }))
+    }
+
+    /// Replaces `pipeline`'s sync-back listing mark.
+    pub fn save_listing_mark(
+        &self,
+        pipeline: &str,
+        mark: &ListingMark,
+    ) -> Result<(), StagingError> {
+        let key = listing_key(pipeline);
+        self.in_transaction(|store| {
+            store
+                .connection()
+                .execute("DELETE FROM watermarks WHERE pipeline = ?", [&key])?;
+            store.connection().execute(
+                "INSERT INTO watermarks
+                     (pipeline, cursor_field, cursor_value, read_shape, updated_at, run_id)
+                 VALUES (?, 'target_time', ?, ?, epoch_ms(?::BIGINT), ?)",
+                params![
+                    key,
+                    mark.target_time.to_string(),
+                    mark.read_shape,
+                    mark.started_at,
+                    mark.run_id
+                ],
+            )?;
+            Ok(())
+        })
+    }
+
+    /// The sources run `run_id` failed to write in `results_table` (for the sync back, the
+    /// target records whose write back failed), which a listing of changes reads again.
+    pub fn failed_sources(
+        &self,
+        results_table: &str,
+        run_id: &str,
+    ) -> Result<Vec<String>, StagingError> {
+        self.ids_where(results_table, "source_id", "status = 'failed'", run_id)
+    }
+
+    /// The target records whose conflicts run `run_id` held (`skip_and_report`) in
+    /// `conflicts_table`: the next run must see them again to keep holding them.
+    pub fn held_conflicts(
+        &self,
+        conflicts_table: &str,
+        run_id: &str,
+    ) -> Result<Vec<String>, StagingError> {
+        self.ids_where(
+            conflicts_table,
+            "target_id",
+            "resolution = 'skipped'",
+            run_id,
+        )
+    }
+
+    fn ids_where(
+        &self,
+        table: &str,
+        column: &str,
+        condition: &str,
+        run_id: &str,
+    ) -> Result<Vec<String>, StagingError> {
+        if self.table_columns(table)?.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut statement = self.connection().prepare(&format!(
+            "SELECT DISTINCT {column} FROM \"{}\"
+             WHERE run_id = ? AND {column} IS NOT NULL AND {condition} ORDER BY 1",
+            table.replace('"', "\"\"")
+        ))?;
+        let ids = statement
+            .query_map([run_id], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(ids)
+    }
+
     /// `pipeline`'s watermark, if a read of changes ever completed.
     pub fn watermark(&self, pipeline: &str) -> Result<Option<StoredWatermark>, StagingError> {
         Ok(self

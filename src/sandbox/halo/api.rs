@@ -147,19 +147,24 @@ fn matches(store: &Store, entity: Entity, row: &Row, params: &Params) -> Result<
             return Ok(false);
         }
     }
-    for (param, after) in [("lastupdatefromdate", true), ("lastupdatetodate", false)] {
-        let Some(bound) = params.get(param) else {
-            continue;
-        };
+    // Only customers take a last-update filter (the reference's §2.2); other lists ignore
+    // the parameter, as Halo ignores parameters a list does not know.
+    if let Some(bound) = params
+        .get("lastupdatefromdate")
+        .filter(|_| entity == Entity::Client)
+    {
         let bound = parse_halo_datetime(bound).ok_or_else(|| {
-            bad_request(&[(param.to_string(), format!("'{bound}' is not a valid date."))])
+            bad_request(&[(
+                "lastupdatefromdate".to_string(),
+                format!("'{bound}' is not a valid date."),
+            )])
         })?;
         let updated = row
             .get("last_update")
             .and_then(Value::as_str)
             .and_then(parse_halo_datetime)
             .unwrap_or(0);
-        if (after && updated < bound) || (!after && updated > bound) {
+        if updated < bound {
             return Ok(false);
         }
     }

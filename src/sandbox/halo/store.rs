@@ -22,7 +22,8 @@ pub struct Table {
 pub struct Store {
     tables: HashMap<Entity, Table>,
     blobs: HashMap<u64, Vec<u8>>,
-    last_millis: i64,
+    /// The last write's time, in Halo's resolution (100 ns).
+    last_tick: i64,
 }
 
 impl Default for Store {
@@ -48,7 +49,7 @@ impl Store {
         Store {
             tables,
             blobs: HashMap::new(),
-            last_millis: 0,
+            last_tick: 0,
         }
     }
 
@@ -70,16 +71,20 @@ impl Store {
         self.get(entity, id).is_some()
     }
 
-    /// A time for a write: now, but always later than the previous one, so `last_update`
-    /// orders every change.
+    /// A time for a write, in 100 ns steps as Halo's own times are: now, but always later than
+    /// the previous one, so `last_update` orders every change without running ahead of the
+    /// clock in a burst of writes (which a millisecond step would).
     pub fn tick(&mut self) -> i64 {
-        self.last_millis = civil::now_millis().max(self.last_millis + 1);
-        self.last_millis
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| (d.as_nanos() / 100) as i64);
+        self.last_tick = now.max(self.last_tick + 1);
+        self.last_tick
     }
 
     /// Stores a new row under the next id and returns the id.
     pub fn insert(&mut self, entity: Entity, mut row: Row) -> u64 {
-        let now = halo_datetime(self.tick());
+        let now = halo_datetime_ticks(self.tick());
         row.entry("datecreated")
             .or_insert(Value::String(now.clone()));
         // When the action was taken / the ticket was logged.
@@ -111,7 +116,7 @@ impl Store {
 
     /// Replaces an existing row, moving its `last_update` forward.
     pub fn replace(&mut self, entity: Entity, id: u64, mut row: Row) {
-        let now = halo_datetime(self.tick());
+        let now = halo_datetime_ticks(self.tick());
         row.insert("last_update".into(), Value::String(now));
         row.insert("id".into(), Value::from(id));
         self.table_mut(entity).rows.insert(id, row);
@@ -174,6 +179,16 @@ pub fn halo_datetime(millis: i64) -> String {
     )
 }
 
+/// A time given in 100 ns steps, in Halo's datetime format (see [`halo_datetime`]).
+pub fn halo_datetime_ticks(ticks: i64) -> String {
+    let text = halo_datetime(ticks.div_euclid(10_000));
+    format!(
+        "{}{:04}Z",
+        &text[..text.len() - 5],
+        ticks.rem_euclid(10_000)
+    )
+}
+
 /// Milliseconds of a Halo datetime, with or without zone (`2022-09-26T16:15:38.897` is read as
 /// UTC, as Halo's own zone-less values are) or a plain date.
 pub fn parse_halo_datetime(text: &str) -> Option<i64> {
@@ -192,6 +207,10 @@ mod tests {
     fn datetimes_round_trip() {
         let millis = parse_halo_datetime("2024-06-20T14:45:15.974Z").unwrap();
         assert_eq!(halo_datetime(millis), "2024-06-20T14:45:15.9740000Z");
+        assert_eq!(
+            halo_datetime_ticks(millis * 10_000 + 6271),
+            "2024-06-20T14:45:15.9746271Z"
+        );
         assert_eq!(
             parse_halo_datetime("2024-06-20T14:45:15.9746271Z"),
             Some(millis)
