@@ -63,6 +63,8 @@ pub struct Copier<'a> {
     /// Result rows not written yet: appended together at the end of each `copy`, because a
     /// statement per file made a rerun of thousands of unchanged files slow.
     pending: Vec<Row>,
+    /// Target records the batch being copied created.
+    created_here: HashSet<String>,
 }
 
 /// The files of one target record that need the network: its listing (to recognise uploads
@@ -71,6 +73,9 @@ pub struct Copier<'a> {
 /// worker uploads to it.
 struct Transfer {
     target_id: String,
+    /// The target record was created by this run, so it holds no upload of an earlier one
+    /// whose answer was lost: its files need no listing first.
+    created_here: bool,
     /// (source record, file), in the order the records came.
     files: Vec<(String, AttachmentRef)>,
 }
@@ -129,6 +134,7 @@ impl<'a> Copier<'a> {
             files: HashMap::new(),
             problems: HashMap::new(),
             pending: Vec::new(),
+            created_here: HashSet::new(),
         })
     }
 
@@ -157,6 +163,11 @@ impl<'a> Copier<'a> {
             }
         }
         Ok(counts)
+    }
+
+    /// Notes target records the next batch's load created (see [`Transfer::created_here`]).
+    pub fn created_here(&mut self, target_ids: impl IntoIterator<Item = String>) {
+        self.created_here.extend(target_ids);
     }
 
     /// Copies the files of records just loaded (source id, target id) to their target records.
@@ -220,6 +231,7 @@ impl<'a> Copier<'a> {
                     let index = *transfer_of.entry(target_id).or_insert_with(|| {
                         transfers.push(Transfer {
                             target_id: target_id.clone(),
+                            created_here: self.created_here.contains(target_id),
                             files: Vec::new(),
                         });
                         transfers.len() - 1
@@ -231,6 +243,8 @@ impl<'a> Copier<'a> {
         if !transfers.is_empty() {
             self.transfer(&transfers, summary)?;
         }
+        // Noted for this batch only: a record is created once.
+        self.created_here.clear();
         self.flush()
     }
 
@@ -465,12 +479,16 @@ fn move_files(
     outcomes: &mpsc::Sender<Moved>,
 ) -> bool {
     // If the target cannot list them, uploading is still right.
-    let mut present: Vec<TargetAttachment> = target
-        .attachments_of(entity, &transfer.target_id)
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| !known.contains(&a.id))
-        .collect();
+    let mut present: Vec<TargetAttachment> = if transfer.created_here {
+        Vec::new()
+    } else {
+        target
+            .attachments_of(entity, &transfer.target_id)
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| !known.contains(&a.id))
+            .collect()
+    };
     for (file_index, (_, file)) in transfer.files.iter().enumerate() {
         let outcome = match present
             .iter()

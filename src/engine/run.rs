@@ -1098,6 +1098,17 @@ impl Loader<'_> {
                 }
             }
             if let Some(copier) = copier.as_deref_mut() {
+                let created: HashSet<&str> = batch
+                    .iter()
+                    .filter(|p| p.action == Action::Create)
+                    .map(|p| p.source_id.as_str())
+                    .collect();
+                copier.created_here(
+                    loaded
+                        .iter()
+                        .filter(|(source_id, _)| created.contains(source_id.as_str()))
+                        .map(|(_, target_id)| target_id.clone()),
+                );
                 copier.copy(&loaded, summary)?;
             }
         }
