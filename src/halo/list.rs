@@ -221,6 +221,16 @@ pub struct Pages<'a> {
     page_no: u32,
     progress: Progress,
     done: bool,
+    /// How many records the list has in all, as Halo said on the last page.
+    total: Option<u64>,
+}
+
+impl Pages<'_> {
+    /// How many records the list has in all (`record_count`), once a page has been read and
+    /// when Halo says.
+    pub fn total(&self) -> Option<u64> {
+        self.total
+    }
 }
 
 impl Iterator for Pages<'_> {
@@ -251,6 +261,7 @@ impl Iterator for Pages<'_> {
                 return Some(Err(error));
             }
         };
+        self.total = page.record_count.or(self.total);
         let (keep, more) = self.progress.after(&page, self.page_size);
         self.done = !more;
         self.page_no += 1;
@@ -269,6 +280,7 @@ impl HaloClient {
             page_no: 1,
             progress: Progress::default(),
             done: false,
+            total: None,
         }
     }
 

@@ -118,11 +118,13 @@ struct Shape<'r> {
 }
 
 impl Shape<'_> {
+    /// Keeps and completes one page of `records`, of `total` the extract reads in all.
     fn records(
         &mut self,
         source: &HaloSource,
         sites: &mut Sites,
         records: Vec<Value>,
+        total: u64,
     ) -> Result<Vec<Record>, EngineError> {
         let mut kept = Vec::with_capacity(records.len());
         for record in records {
@@ -152,7 +154,7 @@ impl Shape<'_> {
                 .iter()
                 .filter_map(|r| r.get("main_site_id").map(key_text))
                 .collect();
-            sites.prepare(source, &site_ids)?;
+            sites.prepare(source, &site_ids, total)?;
         }
         for record in &mut kept {
             if self.wants_site {
@@ -179,13 +181,14 @@ impl Shape<'_> {
 }
 
 /// The sites of one extract's customers, by id: every site listed once, or — for customers
-/// read by id or listed since a time, usually few — each site read by id, until that would
-/// cost more calls than listing them all (the site count, read once, says how many pages).
+/// read by id or listed since a time, usually few — each site read by id, as long as the
+/// customers the extract reads in all are no more than the pages a listing of every site
+/// takes (the site count, read once when first needed, says how many).
 struct Sites {
     one_by_one: bool,
     by_id: HashMap<String, Option<Record>>,
-    /// Reads by id left before listing every site is cheaper; unknown until first needed.
-    budget: Option<u64>,
+    /// Pages a listing of every site takes; unknown until first needed.
+    pages: Option<u64>,
 }
 
 impl Sites {
@@ -193,7 +196,7 @@ impl Sites {
         Sites {
             one_by_one,
             by_id: HashMap::new(),
-            budget: None,
+            pages: None,
         }
     }
 
@@ -207,8 +210,14 @@ impl Sites {
         Ok(())
     }
 
-    /// Makes sure the sites with these ids are at hand.
-    fn prepare(&mut self, source: &HaloSource, ids: &[String]) -> Result<(), EngineError> {
+    /// Makes sure the sites with these ids are at hand, for a page of an extract that reads
+    /// `total` customers in all.
+    fn prepare(
+        &mut self,
+        source: &HaloSource,
+        ids: &[String],
+        total: u64,
+    ) -> Result<(), EngineError> {
         if !self.one_by_one {
             return Ok(());
         }
@@ -221,21 +230,23 @@ impl Sites {
         if missing.is_empty() {
             return Ok(());
         }
-        let budget = match self.budget {
-            Some(budget) => budget,
+        let pages = match self.pages {
+            Some(pages) => pages,
             None => {
                 let count = source
                     .client
                     .count("Site", &ListQuery::default())
                     .map_err(connection)?
                     .unwrap_or(u64::MAX);
-                count.div_ceil(u64::from(source.client.options.page_size.max(1)))
+                let pages = count.div_ceil(u64::from(source.client.options.page_size.max(1)));
+                self.pages = Some(pages);
+                pages
             }
         };
-        if missing.len() as u64 > budget {
+        // One read per customer at most: cheaper than the listing only below its page count.
+        if total > pages {
             return self.load_all(source);
         }
-        self.budget = Some(budget - missing.len() as u64);
         for id in missing {
             let site = match id.trim().parse::<u64>() {
                 Ok(number) => source.client.get("Site", number).map_err(connection)?,
@@ -348,7 +359,7 @@ impl Source for HaloSource<'_> {
                         records.push(record);
                     }
                 }
-                let out = shape.records(self, &mut sites, records)?;
+                let out = shape.records(self, &mut sites, records, request.ids.len() as u64)?;
                 if !out.is_empty() {
                     page(out)?;
                 }
@@ -363,9 +374,11 @@ impl Source for HaloSource<'_> {
             _ => vec![query],
         };
         for query in queries {
-            for records in self.client.list(entity, &query) {
+            let mut pages = self.client.list(entity, &query);
+            while let Some(records) = pages.next() {
                 let records = records.map_err(connection)?;
-                let out = shape.records(self, &mut sites, records)?;
+                let total = pages.total().unwrap_or(u64::MAX);
+                let out = shape.records(self, &mut sites, records, total)?;
                 if !out.is_empty() {
                     page(out)?;
                 }
