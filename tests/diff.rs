@@ -262,6 +262,12 @@ struct Staged {
 }
 
 fn staging_file(runs: &[(&str, &str, &[(&str, Value, Value)])]) -> Staged {
+    staging_file_of("accounts", runs)
+}
+
+/// A staging file whose runs list `accounts`, staged in the tables of `tables` (`accounts`, or
+/// `accounts_back` for the sync back's).
+fn staging_file_of(tables: &str, runs: &[(&str, &str, &[(&str, Value, Value)])]) -> Staged {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     std::fs::write(
@@ -271,7 +277,7 @@ fn staging_file(runs: &[(&str, &str, &[(&str, Value, Value)])]) -> Staged {
     .unwrap();
     let store = Store::open(&root.join("staging.duckdb")).unwrap();
     let tables = PipelineTables {
-        pipeline: "accounts".into(),
+        pipeline: tables.into(),
         extracted: vec![Column::new("Name", ColumnType::Text)],
         transformed: vec![Column::new("name", ColumnType::Text)],
     };
@@ -405,6 +411,46 @@ fn numbers_compare_by_value_and_nested_fields_are_leaf_paths() {
     assert!(
         stderr.contains("r1 is the first run of accounts"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn the_sync_back_tables_diff_over_the_runs_of_their_pipeline() {
+    let staged = staging_file_of(
+        "accounts_back",
+        &[
+            (
+                "r1",
+                "2026-01-01 00:00:00",
+                &[(
+                    "7",
+                    json!({"id": 7, "name": "Acme", "website": "https://a.example"}),
+                    json!({"Name": "Acme", "Website": "https://a.example"}),
+                )],
+            ),
+            (
+                "r2",
+                "2026-01-02 00:00:00",
+                &[(
+                    "7",
+                    json!({"id": 7, "name": "Acme", "website": "https://b.example"}),
+                    json!({"Name": "Acme", "Website": "https://b.example"}),
+                )],
+            ),
+        ],
+    );
+    let diff = etl_json(&staged.root, &["diff", "accounts_back", "--json"]);
+    assert_eq!(
+        (diff["from"].as_str(), diff["to"].as_str()),
+        (Some("r1"), Some("r2")),
+        "{diff}"
+    );
+    let changed = diff["changed"].as_array().unwrap();
+    assert_eq!(changed.len(), 1, "{diff}");
+    assert_eq!(
+        field_names(&changed[0]),
+        vec!["website".to_string()],
+        "{diff}"
     );
 }
 

@@ -48,8 +48,12 @@ fn stage_table(pipeline: &str, stage: Stage) -> String {
     format!("{pipeline}_{}", stage.suffix())
 }
 
+/// The suffix of a pipeline's sync-back tables (`accounts_back_extracted`): a run lists the
+/// pipeline (`accounts`), not its tables' name.
+const BACK_SUFFIX: &str = "_back";
+
 /// The runs of a pipeline that count, in order, as the SQL CTE `history` (parameter `$1` is the
-/// pipeline): runs whose `pipelines` names it and that staged rows in `table` or recorded an
+/// pipeline): runs whose `pipelines` names it (or, for `<p>_back`, names `<p>`) and that staged rows in `table` or recorded an
 /// extract for it (an incremental run that found no change stages nothing), numbered by
 /// `started_at`, ties by `run_id`. A run is incremental when it says so and started after a
 /// watermark: an incremental read without one read everything, so it is a base like a full one;
@@ -67,9 +71,14 @@ fn history_cte(table: &str) -> String {
                 SELECT run_id, bool_and(kind = 'incremental' AND since IS NOT NULL) AS incremental
                 FROM extracts WHERE pipeline = $1 GROUP BY run_id
             ) x ON x.run_id = r.run_id
-            WHERE list_contains(r.pipelines, $1) AND (s.run_id IS NOT NULL OR x.run_id IS NOT NULL)
+            WHERE (list_contains(r.pipelines, $1)
+                   OR (ends_with($1, '{back}')
+                       AND list_contains(r.pipelines, $1[:length($1) - {back_len}])))
+              AND (s.run_id IS NOT NULL OR x.run_id IS NOT NULL)
         )",
-        table = quote(table)
+        table = quote(table),
+        back = BACK_SUFFIX,
+        back_len = BACK_SUFFIX.len()
     )
 }
 
