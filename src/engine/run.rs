@@ -294,6 +294,7 @@ pub fn run_both_ways(
             skipped = summary.skipped,
             failed = summary.failed,
             conflicts = summary.conflicts.len(),
+            snapshot_point_reads = snapshot.records.point_reads(),
             elapsed_ms = sync_back_started.elapsed().as_millis() as u64,
             "sync back done"
         );
@@ -649,8 +650,13 @@ fn import_pipeline(
                 }
             }
             if let Some(snapshot) = snapshot.as_deref_mut() {
-                let found =
-                    sync_back::settle_conflicts(&mut planned, snapshot, &synced_paths, policy);
+                let found = sync_back::settle_conflicts(
+                    &mut planned,
+                    snapshot,
+                    store,
+                    &synced_paths,
+                    policy,
+                )?;
                 summary.conflicts.extend(found);
             }
             if let Some(reviewed) = &reviewed_writes {
@@ -1093,7 +1099,7 @@ impl Loader<'_> {
                     if let (true, Some(target_id), Some(write)) =
                         (saved, &planned.target_id, &planned.write)
                     {
-                        snapshot.patch(target_id, write);
+                        snapshot.patch(self.store, target_id, write)?;
                     }
                 }
             }

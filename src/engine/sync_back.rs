@@ -2,8 +2,9 @@
 //! to the one it reads (the source), through the same id map, so a pair linked once is
 //! updated, never duplicated, whichever side created it.
 //!
-//! The run of a two-way pipeline lists the target's records first (the [`Snapshot`]), so the
-//! import can see fields changed on both sides since the last sync and settle them by the
+//! The run of a two-way pipeline lists the target's records first (the [`Snapshot`]: staged in
+//! `<p>_back_extracted` and read back from there, so memory holds their ids, not the records),
+//! so the import can see fields changed on both sides since the last sync and settle them by the
 //! pipeline's conflict policy; what the import writes is applied to the snapshot. Then each
 //! target record is transformed backwards and compared, in source terms, with the last synced
 //! values transformed the same way: only fields changed on the target side are sent, so a
@@ -29,7 +30,7 @@ use super::progress::Stage as ProgressStage;
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
-use crate::staging::{Link, PipelineTables, Stage, Store};
+use crate::staging::{Link, PipelineTables, Stage, StagingError, Store};
 use crate::transform::{
     changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
 };
@@ -37,8 +38,7 @@ use crate::transform::{
 /// The target's records as listed before the import, with what the import wrote since.
 #[derive(Debug, Default)]
 pub struct Snapshot {
-    /// Record ids in listing order.
-    pub order: Vec<String>,
+    /// The records, staged in `<p>_back_extracted` in listing order.
     pub records: SnapshotRecords,
     /// Records the target's own switches keep out of the sync, with the reason.
     pub switched_off: HashMap<String, String>,
@@ -58,38 +58,274 @@ pub struct Snapshot {
 
 impl Snapshot {
     /// Applies what the import wrote to a record.
-    pub fn patch(&mut self, target_id: &str, written: &Record) {
-        if let Some(mut record) = self.records.get(target_id) {
+    pub fn patch(
+        &mut self,
+        store: &Store,
+        target_id: &str,
+        written: &Record,
+    ) -> Result<(), EngineError> {
+        if let Some(mut record) = self.records.get(store, target_id)? {
             merge(&mut record, written);
-            self.records.insert(target_id.to_string(), &record);
+            self.records.keep(target_id.to_string(), &record);
         }
+        Ok(())
     }
 }
 
-/// The listed records by id, each kept as its JSON text and parsed when read: a parsed record
-/// takes several times the memory of its text, and most records are read once.
+/// The listed records by id. They live in this run's rows of `<p>_back_extracted`, where the
+/// listing stages them, and are read from there when needed, so memory follows the ids, not the
+/// records. Kept in memory, as JSON text, are only the records the import wrote since (with
+/// what it wrote), those it read to settle conflicts (it patches them next), the latest text
+/// of a record listed twice, and records given without staging them.
 #[derive(Debug, Default)]
-pub struct SnapshotRecords(HashMap<String, Box<str>>);
+pub struct SnapshotRecords {
+    /// The staging table and run whose rows are the listing; empty when nothing was staged.
+    table: String,
+    run_id: String,
+    /// Every id listed (or given), once.
+    listed: HashSet<String>,
+    /// Ids the listing returned more than once: their latest text is in `kept`.
+    twice: HashSet<String>,
+    /// Texts that win over the staged rows.
+    kept: HashMap<String, Box<str>>,
+    /// Ids given without a staged row, in the order given.
+    unstaged: Vec<String>,
+    /// Records read one by one from staging (each a scan of the table's run), for the log.
+    point_reads: std::cell::Cell<u64>,
+}
+
+/// Where a read of the snapshot in listing order stands (see [`SnapshotRecords::next_chunk`]).
+#[derive(Debug, Default)]
+pub struct ListingCursor {
+    /// The first staged row not read yet, and one past the run's last (once looked up).
+    next_rowid: i64,
+    end_rowid: Option<i64>,
+    unstaged_at: usize,
+    /// Ids listed twice already read, so each is read once.
+    seen_twice: HashSet<String>,
+}
 
 impl SnapshotRecords {
-    pub fn get(&self, id: &str) -> Option<Record> {
-        self.0
-            .get(id)
-            .and_then(|text| serde_json::from_str(text).ok())
+    /// The records of run `run_id` staged in `table`.
+    pub fn staged_in(table: String, run_id: &str) -> SnapshotRecords {
+        SnapshotRecords {
+            table,
+            run_id: run_id.to_string(),
+            ..SnapshotRecords::default()
+        }
+    }
+
+    /// How many records were listed, each once.
+    pub fn len(&self) -> usize {
+        self.listed.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.listed.is_empty()
     }
 
     pub fn contains_key(&self, id: &str) -> bool {
-        self.0.contains_key(id)
+        self.listed.contains(id)
     }
 
-    /// Keeps `record` under `id`; whether `id` is new.
+    /// How many records were read one by one from staging.
+    pub fn point_reads(&self) -> u64 {
+        self.point_reads.get()
+    }
+
+    /// Notes a record the listing staged under `id` (with `text`, the staged JSON); whether
+    /// `id` is new. A record listed again keeps its latest text, as the staged rows do not
+    /// tell which came last once read by id.
+    pub fn listed(&mut self, id: String, text: &str) -> bool {
+        if self.listed.contains(&id) {
+            self.twice.insert(id.clone());
+            self.kept.insert(id, text.into());
+            false
+        } else {
+            self.listed.insert(id);
+            true
+        }
+    }
+
+    /// Keeps `record` under `id` without staging it (it wins over a staged row); whether `id`
+    /// is new.
     pub fn insert(&mut self, id: String, record: &Record) -> bool {
-        self.insert_text(id, serde_json::to_string(record).unwrap_or_default())
+        let new = self.listed.insert(id.clone());
+        if new {
+            self.unstaged.push(id.clone());
+        }
+        self.keep(id, record);
+        new
     }
 
-    /// Keeps a record given as its JSON text under `id`; whether `id` is new.
-    pub fn insert_text(&mut self, id: String, text: String) -> bool {
-        self.0.insert(id, text.into_boxed_str()).is_none()
+    /// Keeps `record`'s text under `id` in memory, over the staged row.
+    fn keep(&mut self, id: String, record: &Record) {
+        let text = serde_json::to_string(record).unwrap_or_default();
+        self.kept.insert(id, text.into_boxed_str());
+    }
+
+    /// The record listed under `id`; a read of staging unless kept in memory.
+    pub fn get(&self, store: &Store, id: &str) -> Result<Option<Record>, EngineError> {
+        if let Some(text) = self.kept.get(id) {
+            return Ok(parse(text));
+        }
+        if !self.listed.contains(id) || self.table.is_empty() {
+            return Ok(None);
+        }
+        self.point_reads.set(self.point_reads.get() + 1);
+        let mut statement = store
+            .connection()
+            .prepare_cached(&format!(
+                "SELECT record::VARCHAR FROM \"{}\" WHERE run_id = ? AND source_id = ?
+                 ORDER BY rowid DESC LIMIT 1",
+                self.table
+            ))
+            .map_err(StagingError::from)?;
+        let mut rows = statement
+            .query_map(duckdb::params![self.run_id, id], |row| {
+                row.get::<_, String>(0)
+            })
+            .map_err(StagingError::from)?;
+        match rows.next() {
+            Some(text) => Ok(parse(&text.map_err(StagingError::from)?)),
+            None => Ok(None),
+        }
+    }
+
+    /// Like [`get`](Self::get), keeping what it read in memory for the write that follows.
+    pub fn get_and_keep(&mut self, store: &Store, id: &str) -> Result<Option<Record>, EngineError> {
+        let found = self.get(store, id)?;
+        if let Some(record) = &found {
+            if !self.kept.contains_key(id) {
+                self.keep(id.to_string(), record);
+            }
+        }
+        Ok(found)
+    }
+
+    /// The records listed under `ids`, in one read of staging per few hundred ids.
+    pub fn get_many<'a>(
+        &self,
+        store: &Store,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<HashMap<String, Record>, EngineError> {
+        let mut found = HashMap::new();
+        let mut to_read: Vec<&str> = Vec::new();
+        for id in ids {
+            if let Some(text) = self.kept.get(id) {
+                if let Some(record) = parse(text) {
+                    found.insert(id.to_string(), record);
+                }
+            } else if self.listed.contains(id) && !self.table.is_empty() {
+                to_read.push(id);
+            }
+        }
+        to_read.sort_unstable();
+        to_read.dedup();
+        for ids in to_read.chunks(IDS_PER_READ) {
+            let marks = vec!["?"; ids.len()].join(", ");
+            let mut statement = store
+                .connection()
+                .prepare(&format!(
+                    "SELECT source_id, record::VARCHAR FROM \"{}\"
+                     WHERE run_id = ? AND source_id IN ({marks}) ORDER BY rowid",
+                    self.table
+                ))
+                .map_err(StagingError::from)?;
+            let params = std::iter::once(self.run_id.as_str()).chain(ids.iter().copied());
+            let rows = statement
+                .query_map(duckdb::params_from_iter(params), |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(StagingError::from)?;
+            for row in rows {
+                let (id, text) = row.map_err(StagingError::from)?;
+                // Rows come in staging order: the latest of an id listed twice wins.
+                if let Some(record) = parse(&text) {
+                    found.insert(id, record);
+                }
+            }
+        }
+        Ok(found)
+    }
+
+    /// The next records in listing order, up to `limit` staged rows' worth, as (id, JSON
+    /// text), each id once and the texts kept in memory winning; empty at the end.
+    pub fn next_chunk(
+        &self,
+        store: &Store,
+        cursor: &mut ListingCursor,
+        limit: usize,
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        let mut chunk = Vec::new();
+        if cursor.end_rowid.is_none() && !self.table.is_empty() {
+            // The run's rows were staged one after the other: read them by range of row ids,
+            // so that each read fetches only its own records.
+            let (first, last): (Option<i64>, Option<i64>) = store
+                .connection()
+                .query_row(
+                    &format!(
+                        "SELECT min(rowid), max(rowid) FROM \"{}\" WHERE run_id = ?",
+                        self.table
+                    ),
+                    [&self.run_id],
+                    |row| Ok((row.get(0)?, row.get(1)?)),
+                )
+                .map_err(StagingError::from)?;
+            cursor.next_rowid = first.unwrap_or(0);
+            cursor.end_rowid = Some(last.map_or(0, |last| last + 1));
+        }
+        let end = cursor.end_rowid.unwrap_or(0);
+        let limit = limit.max(1) as i64;
+        while chunk.is_empty() && cursor.next_rowid < end {
+            let to = (cursor.next_rowid + limit).min(end);
+            let mut statement = store
+                .connection()
+                .prepare_cached(&format!(
+                    "SELECT source_id, record::VARCHAR FROM \"{}\"
+                     WHERE run_id = ? AND rowid >= ? AND rowid < ? ORDER BY rowid",
+                    self.table
+                ))
+                .map_err(StagingError::from)?;
+            let rows = statement
+                .query_map(duckdb::params![self.run_id, cursor.next_rowid, to], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+                })
+                .map_err(StagingError::from)?;
+            cursor.next_rowid = to;
+            for row in rows {
+                let (id, text) = row.map_err(StagingError::from)?;
+                if self.twice.contains(&id) && !cursor.seen_twice.insert(id.clone()) {
+                    continue;
+                }
+                let text = match self.kept.get(&id) {
+                    Some(kept) => kept.to_string(),
+                    None => text,
+                };
+                chunk.push((id, text));
+            }
+        }
+        if chunk.is_empty() {
+            let end = (cursor.unstaged_at + limit as usize).min(self.unstaged.len());
+            for id in &self.unstaged[cursor.unstaged_at..end] {
+                if let Some(text) = self.kept.get(id) {
+                    chunk.push((id.clone(), text.to_string()));
+                }
+            }
+            cursor.unstaged_at = end;
+        }
+        Ok(chunk)
+    }
+}
+
+/// Ids per read of [`SnapshotRecords::get_many`].
+const IDS_PER_READ: usize = 500;
+
+/// A record from its JSON text; `None` if the text is no object.
+pub fn parse(text: &str) -> Option<Record> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(record)) => Some(record),
+        _ => None,
     }
 }
 
@@ -171,31 +407,39 @@ pub fn relink(
     }
     let links = store.link_heads(&pipeline.pipeline)?;
     let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
-    let mut found: Vec<(String, Link)> = Vec::new();
+    let mut candidates: Vec<(&str, &str)> = Vec::new();
+    let mut taken: HashSet<&str> = HashSet::new();
     for (id, source_id) in &snapshot.kept_ids {
-        let source_id = source_id.clone();
-        if links.contains_key(&source_id)
+        if links.contains_key(source_id)
             || linked.contains(id.as_str())
-            || found.iter().any(|(s, _)| *s == source_id)
+            || !taken.insert(source_id.as_str())
         {
             continue;
         }
-        let Some(record) = snapshot.records.get(id) else {
-            continue;
-        };
-        let record = &record;
-        // What the target holds now stands for the last synced values, so the import writes
-        // only what differs.
-        let synced = projection(pipeline, record);
-        found.push((
-            source_id,
-            Link {
-                target_id: id.clone(),
-                source_hash: None,
-                synced_record: Some(synced),
-                target_record: Some(record.clone()),
-            },
-        ));
+        candidates.push((id, source_id));
+    }
+    let mut found: Vec<(String, Link)> = Vec::new();
+    for part in candidates.chunks(WHOLE_LINKS_CHUNK) {
+        let mut records = snapshot
+            .records
+            .get_many(store, part.iter().map(|(id, _)| *id))?;
+        for (id, source_id) in part {
+            let Some(record) = records.remove(*id) else {
+                continue;
+            };
+            // What the target holds now stands for the last synced values, so the import
+            // writes only what differs.
+            let synced = projection(pipeline, &record);
+            found.push((
+                source_id.to_string(),
+                Link {
+                    target_id: id.to_string(),
+                    source_hash: None,
+                    synced_record: Some(synced),
+                    target_record: Some(record),
+                },
+            ));
+        }
     }
     store.save_links(run_id, &pipeline.pipeline, &found)?;
     Ok(found.len())
@@ -275,6 +519,7 @@ pub fn take_snapshot(
         "listing the target for the sync back"
     );
     let mut snapshot = Snapshot {
+        records: SnapshotRecords::staged_in(tables.table(Stage::Extracted), run_id),
         linked_before: store
             .link_heads(&pipeline.pipeline)?
             .into_values()
@@ -302,7 +547,8 @@ pub fn take_snapshot(
             if let Some(reason) = reader.skip_reason(&entity, &record) {
                 snapshot.switched_off.insert(id.clone(), reason);
             }
-            // One serialisation serves the staged row and the snapshot.
+            // One serialisation serves the staged row and the snapshot, which reads it back
+            // from there.
             let text = serde_json::to_string(&record).unwrap_or_default();
             rows.push(vec![
                 ("run_id".to_string(), super::run::text(run_id)),
@@ -310,16 +556,15 @@ pub fn take_snapshot(
                 ("record".to_string(), super::run::text(&text)),
                 ("staged_at".to_string(), super::run::now_cell()),
             ]);
-            if snapshot.records.insert_text(id.clone(), text) {
+            if snapshot.records.listed(id.clone(), &text) {
                 if let Some(source_id) = kept_path
                     .as_ref()
                     .and_then(|path| get_path(&record, path))
                     .filter(|v| !is_blank(v))
                     .map(id_text)
                 {
-                    snapshot.kept_ids.push((id.clone(), source_id));
+                    snapshot.kept_ids.push((id, source_id));
                 }
-                snapshot.order.push(id);
             }
         }
         store.append(&tables, Stage::Extracted, &rows)?;
@@ -327,7 +572,7 @@ pub fn take_snapshot(
             &pipeline.pipeline,
             "sync back",
             ProgressStage::Extract,
-            snapshot.order.len() as u64,
+            snapshot.records.len() as u64,
             None,
         );
         Ok(())
@@ -478,19 +723,29 @@ fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
 pub fn settle_conflicts(
     planned: &mut Planned,
     snapshot: &mut Snapshot,
+    store: &Store,
     synced: &HashSet<String>,
     policy: ConflictPolicy,
-) -> Vec<Conflict> {
+) -> Result<Vec<Conflict>, EngineError> {
     let (Some(target_id), Some(before)) = (planned.target_id.clone(), planned.before.clone())
     else {
-        return Vec::new();
+        return Ok(Vec::new());
     };
     // Only a linked record has a last synced state; a matched one is met for the first time.
     if planned.action != Action::Update || planned.matched.is_some() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
-    let Some(current) = snapshot.records.get(&target_id) else {
-        return Vec::new();
+    // Only changes to fields synced back can conflict: no read for the others.
+    if !planned
+        .changes
+        .iter()
+        .any(|(path, _, _)| synced.contains(path))
+    {
+        return Ok(Vec::new());
+    }
+    // Kept in memory: the import patches it when the update is written.
+    let Some(current) = snapshot.records.get_and_keep(store, &target_id)? else {
+        return Ok(Vec::new());
     };
     let current = &current;
     let resolution = match policy {
@@ -557,7 +812,7 @@ pub fn settle_conflicts(
             planned.write = Some(write);
         }
     }
-    conflicts
+    Ok(conflicts)
 }
 
 /// The connectors sync back uses.
@@ -586,7 +841,7 @@ pub fn sync_back(
     let mut summary = PipelineSummary {
         pipeline: pipeline.pipeline.clone(),
         direction: "sync back",
-        extracted: snapshot.order.len() as u64,
+        extracted: snapshot.records.len() as u64,
         ..PipelineSummary::default()
     };
     let settings = &pipeline.sync.sync_back;
@@ -625,15 +880,23 @@ pub fn sync_back(
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<(String, Link)> = Vec::new();
     let mut planned_count: u64 = 0;
-    for chunk in snapshot.order.chunks(WHOLE_LINKS_CHUNK) {
+    // The records are read back from staging a chunk at a time, in listing order.
+    let mut cursor = ListingCursor::default();
+    loop {
+        let chunk = snapshot
+            .records
+            .next_chunk(store, &mut cursor, WHOLE_LINKS_CHUNK)?;
+        if chunk.is_empty() {
+            break;
+        }
         let linked_ids: Vec<&str> = chunk
             .iter()
+            .map(|(id, _)| id.as_str())
             .filter(|id| by_target.contains_key(*id))
-            .map(String::as_str)
             .collect();
         let whole = store.links_by_target(&pipeline.pipeline, &linked_ids)?;
-        for id in chunk {
-            let Some(record) = snapshot.records.get(id) else {
+        for (id, text) in &chunk {
+            let Some(record) = parse(text) else {
                 continue;
             };
             let record = &record;
@@ -746,7 +1009,7 @@ pub fn sync_back(
             "sync back",
             ProgressStage::Plan,
             planned_count,
-            Some(snapshot.order.len() as u64),
+            Some(snapshot.records.len() as u64),
         );
     }
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
@@ -909,6 +1172,9 @@ fn link_matched(
     let object = pipeline.salesforce.object.as_str();
     let ids: Vec<String> = matched.iter().filter_map(|p| p.target_id.clone()).collect();
     let found = read_back(systems, object, import, ids)?;
+    let current = snapshot
+        .records
+        .get_many(store, matched.iter().map(|p| p.source_id.as_str()))?;
     let mut rows = Vec::new();
     let mut links = Vec::new();
     for planned in matched {
@@ -930,7 +1196,7 @@ fn link_matched(
                 target_id: planned.source_id.clone(),
                 source_hash: Some(record_hash(&synced)),
                 synced_record: Some(synced),
-                target_record: snapshot.records.get(&planned.source_id),
+                target_record: current.get(&planned.source_id).cloned(),
             },
         ));
     }
@@ -939,7 +1205,7 @@ fn link_matched(
         store.append(&tables, Stage::Results, &rows)?;
         store.save_links(&options.run_id, &pipeline.pipeline, &links)
     })?;
-    fill_in_target(pipeline, systems, snapshot, matched, &links, summary);
+    fill_in_target(pipeline, systems, &current, matched, &links, summary);
     Ok(())
 }
 
@@ -969,6 +1235,10 @@ fn load_back_batch(
         .filter_map(|(_, result)| result.outcome.as_ref().ok().map(|(id, _)| id.clone()))
         .collect();
     let read_back = read_back(systems, object, import, created)?;
+    // The batch's target records as listed (and patched by the import), read together.
+    let current = snapshot
+        .records
+        .get_many(store, batch.iter().map(|p| p.source_id.as_str()))?;
     let mut rows = Vec::with_capacity(batch.len());
     let mut links = Vec::new();
     let tables = back_tables(pipeline);
@@ -998,7 +1268,7 @@ fn load_back_batch(
                         target_id: planned.source_id.clone(),
                         source_hash: Some(record_hash(&synced)),
                         synced_record: Some(synced),
-                        target_record: snapshot.records.get(&planned.source_id),
+                        target_record: current.get(&planned.source_id).cloned(),
                     },
                 ));
             }
@@ -1012,7 +1282,7 @@ fn load_back_batch(
         store.append(&tables, Stage::Results, &rows)?;
         store.save_links(run_id, &pipeline.pipeline, &links)
     })?;
-    fill_in_target(pipeline, systems, snapshot, batch, &links, summary);
+    fill_in_target(pipeline, systems, &current, batch, &links, summary);
     Ok(())
 }
 
@@ -1024,7 +1294,7 @@ fn load_back_batch(
 fn fill_in_target(
     pipeline: &Pipeline,
     systems: &BackSystems,
-    snapshot: &Snapshot,
+    current: &HashMap<String, Record>,
     batch: &[Planned],
     links: &[(String, Link)],
     summary: &mut PipelineSummary,
@@ -1040,12 +1310,10 @@ fn fill_in_target(
         if !new.contains(link.target_id.as_str()) {
             continue;
         }
-        let (Some(synced), Some(current)) =
-            (&link.synced_record, snapshot.records.get(&link.target_id))
+        let (Some(synced), Some(current)) = (&link.synced_record, current.get(&link.target_id))
         else {
             continue;
         };
-        let current = &current;
         let changes: Vec<_> = changed_fields(&projection(pipeline, current), synced)
             .into_iter()
             .filter(|(_, _, new)| new.as_ref().is_some_and(|v| !v.is_null()))
@@ -1190,7 +1458,6 @@ mod tests {
 
     fn snapshot() -> Snapshot {
         let mut snapshot = Snapshot::default();
-        snapshot.order.push("7".into());
         snapshot.records.insert(
             "7".into(),
             &record(json!({"id": 7, "name": "Halo name", "website": "w"})),
@@ -1198,8 +1465,16 @@ mod tests {
         snapshot
     }
 
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("staging.duckdb")).unwrap();
+        (dir, store)
+    }
+
     #[test]
     fn conflicts_follow_the_policy() {
+        let (_dir, store) = store();
+        let store = &store;
         let synced: HashSet<String> = ["name".to_string()].into();
         let changes = || {
             vec![
@@ -1212,9 +1487,11 @@ mod tests {
         let found = settle_conflicts(
             &mut plan,
             &mut snapshot(),
+            store,
             &synced,
             ConflictPolicy::SalesforceWins,
-        );
+        )
+        .unwrap();
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].target_value, Some(json!("Halo name")));
         assert_eq!(plan.changes.len(), 2);
@@ -1223,14 +1500,23 @@ mod tests {
         settle_conflicts(
             &mut plan,
             &mut snapshot(),
+            store,
             &synced,
             ConflictPolicy::HaloWins,
-        );
+        )
+        .unwrap();
         assert_eq!(plan.write, Some(record(json!({"website": "w2"}))));
         // Skip and report: not written, the last synced value kept, the field held back.
         let mut plan = planned(changes());
         let mut held = snapshot();
-        settle_conflicts(&mut plan, &mut held, &synced, ConflictPolicy::SkipAndReport);
+        settle_conflicts(
+            &mut plan,
+            &mut held,
+            store,
+            &synced,
+            ConflictPolicy::SkipAndReport,
+        )
+        .unwrap();
         assert_eq!(plan.write, Some(record(json!({"website": "w2"}))));
         assert_eq!(plan.after["name"], json!("Old"));
         assert!(held.held.contains(&("7".to_string(), "name".to_string())));
@@ -1239,10 +1525,132 @@ mod tests {
         assert!(settle_conflicts(
             &mut plan,
             &mut snapshot(),
+            store,
             &synced,
             ConflictPolicy::SkipAndReport
         )
+        .unwrap()
         .is_empty());
         assert_eq!(plan.action, Action::Update);
+    }
+
+    /// Stages `records` as the listing does, noting each in `snapshot`.
+    fn stage(store: &Store, snapshot: &mut Snapshot, run_id: &str, records: &[(&str, Value)]) {
+        let tables = PipelineTables {
+            pipeline: "accounts_back".into(),
+            extracted: Vec::new(),
+            transformed: Vec::new(),
+        };
+        store.ensure_pipeline_tables(&tables).unwrap();
+        let mut rows = Vec::new();
+        for (id, record) in records {
+            let text = serde_json::to_string(record).unwrap();
+            rows.push(vec![
+                ("run_id".to_string(), super::super::run::text(run_id)),
+                ("source_id".to_string(), super::super::run::text(id)),
+                ("record".to_string(), super::super::run::text(&text)),
+                ("staged_at".to_string(), super::super::run::now_cell()),
+            ]);
+            snapshot.records.listed(id.to_string(), &text);
+        }
+        store.append(&tables, Stage::Extracted, &rows).unwrap();
+    }
+
+    fn all_in_order(store: &Store, snapshot: &Snapshot, chunk: usize) -> Vec<(String, Value)> {
+        let mut cursor = ListingCursor::default();
+        let mut read = Vec::new();
+        loop {
+            let records = snapshot
+                .records
+                .next_chunk(store, &mut cursor, chunk)
+                .unwrap();
+            if records.is_empty() {
+                return read;
+            }
+            for (id, text) in records {
+                read.push((id, serde_json::from_str(&text).unwrap()));
+            }
+        }
+    }
+
+    #[test]
+    fn the_snapshot_is_read_from_staging_with_the_imports_writes_over_it() {
+        let (_dir, store) = store();
+        let mut snapshot = Snapshot {
+            records: SnapshotRecords::staged_in("accounts_back_extracted".into(), "run-2"),
+            ..Snapshot::default()
+        };
+        stage(
+            &store,
+            &mut snapshot,
+            "run-2",
+            &[
+                (
+                    "1",
+                    json!({"id": 1, "name": "One", "site": {"city": "Leeds"}}),
+                ),
+                ("2", json!({"id": 2, "name": "Two, first page"})),
+                ("3", json!({"id": 3, "name": "Three"})),
+            ],
+        );
+        // Another run's rows are not this listing.
+        let mut other = Snapshot::default();
+        stage(&store, &mut other, "run-3", &[("9", json!({"id": 9}))]);
+        // A record listed again on a later page (it moved while the listing ran): once, at its
+        // first place, with its latest values.
+        stage(
+            &store,
+            &mut snapshot,
+            "run-2",
+            &[("2", json!({"id": 2, "name": "Two, last page"}))],
+        );
+        assert_eq!(snapshot.records.len(), 3);
+        assert!(snapshot.records.contains_key("3") && !snapshot.records.contains_key("9"));
+        // The import's write wins over the staged row, nested fields merged.
+        snapshot
+            .patch(&store, "1", &record(json!({"site": {"street": "1 Road"}})))
+            .unwrap();
+        let one = json!({"id": 1, "name": "One", "site": {"city": "Leeds", "street": "1 Road"}});
+        for chunk in [1, 2, 10] {
+            assert_eq!(
+                all_in_order(&store, &snapshot, chunk),
+                vec![
+                    ("1".to_string(), one.clone()),
+                    ("2".to_string(), json!({"id": 2, "name": "Two, last page"})),
+                    ("3".to_string(), json!({"id": 3, "name": "Three"})),
+                ],
+                "read {chunk} rows at a time"
+            );
+        }
+        assert_eq!(
+            snapshot.records.get(&store, "1").unwrap(),
+            Some(record(one.clone()))
+        );
+        assert_eq!(
+            snapshot.records.get(&store, "3").unwrap(),
+            Some(record(json!({"id": 3, "name": "Three"})))
+        );
+        assert_eq!(snapshot.records.get(&store, "9").unwrap(), None);
+        assert_eq!(
+            snapshot.records.point_reads(),
+            2,
+            "1 read by id once, to patch it, and 3"
+        );
+        let many = snapshot
+            .records
+            .get_many(&store, ["1", "2", "3", "4"])
+            .unwrap();
+        assert_eq!(many.len(), 3);
+        assert_eq!(many["2"]["name"], json!("Two, last page"));
+        assert_eq!(many["1"], record(one));
+        // A record given without staging it comes after the staged ones.
+        snapshot
+            .records
+            .insert("5".into(), &record(json!({"id": 5})));
+        let ids: Vec<String> = all_in_order(&store, &snapshot, 2)
+            .into_iter()
+            .map(|(id, _)| id)
+            .collect();
+        assert_eq!(ids, ["1", "2", "3", "5"]);
     }
 }
