@@ -1003,6 +1003,14 @@ pub fn sync_back(
                 settled_rows.push(result_row(run_id, &planned, None, status, None));
             }
         }
+        // Each chunk's plan rows (before and after of every record) are staged as it is
+        // planned, so memory holds one chunk's, not the entity's.
+        store.append(&tables, Stage::Changes, &std::mem::take(&mut change_rows))?;
+        if options.mode == Mode::Load {
+            store.append(&tables, Stage::Results, &std::mem::take(&mut settled_rows))?;
+        } else {
+            settled_rows.clear();
+        }
         planned_count += chunk.len() as u64;
         options.progress.report(
             &pipeline.pipeline,
