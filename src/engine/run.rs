@@ -613,14 +613,13 @@ fn import_pipeline(
         .collect();
     let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
-    let mut last_rowid = -1;
     let mut planned_count: u64 = 0;
-    loop {
-        let chunk = transformed_records(store, &tables, run_id, last_rowid, plan_chunk)?;
-        let Some((rowid, _, _)) = chunk.last() else {
-            break;
-        };
-        last_rowid = *rowid;
+    let staged = staged_rowids(store, &tables.table(Stage::Transformed), run_id)?;
+    let mut next_rowid = staged.as_ref().map_or(0, |(first, _)| *first);
+    while let Some((_, last)) = staged.filter(|(_, last)| next_rowid <= *last) {
+        let end = (next_rowid + plan_chunk as i64).min(last + 1);
+        let chunk = transformed_records(store, &tables, run_id, next_rowid, end)?;
+        next_rowid = end;
         let chunk_len = chunk.len();
         for (_, source_id, after) in chunk {
             if deleted.contains(&source_id) {
@@ -904,26 +903,48 @@ fn selection(
 /// batch size of 200).
 const BATCHES_PER_PLAN_CHUNK: usize = 5;
 
-/// The run's transformed records staged after row `after_rowid`, at most `limit`, in staging
-/// order, with their row ids: the plan reads them a chunk at a time so that memory follows the
-/// chunk, not the object.
+/// The first and last row ids the run staged in `table`, or `None` when it staged nothing
+/// there: the plan pages through that range.
+fn staged_rowids(
+    store: &Store,
+    table: &str,
+    run_id: &str,
+) -> Result<Option<(i64, i64)>, EngineError> {
+    let range = store
+        .connection()
+        .query_row(
+            &format!("SELECT min(rowid), max(rowid) FROM \"{table}\" WHERE run_id = ?"),
+            [run_id],
+            |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
+        )
+        .map_err(crate::staging::StagingError::from)?;
+    Ok(match range {
+        (Some(first), Some(last)) => Some((first, last)),
+        _ => None,
+    })
+}
+
+/// The run's transformed records staged in rows `from..to`, in staging order: the plan reads
+/// them a chunk at a time so that memory follows the chunk, not the object. Both ends are
+/// bounded: with only a lower one, `ORDER BY rowid LIMIT n` reads every later row of the run to
+/// find the first n, for every chunk.
 fn transformed_records(
     store: &Store,
     tables: &PipelineTables,
     run_id: &str,
-    after_rowid: i64,
-    limit: usize,
+    from: i64,
+    to: i64,
 ) -> Result<Vec<(i64, String, Record)>, EngineError> {
     let mut statement = store
         .connection()
         .prepare_cached(&format!(
             "SELECT rowid, source_id, record::VARCHAR FROM \"{}\"
-             WHERE run_id = ? AND rowid > ? ORDER BY rowid LIMIT ?",
+             WHERE run_id = ? AND rowid >= ? AND rowid < ? ORDER BY rowid",
             tables.table(Stage::Transformed)
         ))
         .map_err(crate::staging::StagingError::from)?;
     let rows = statement
-        .query_map(duckdb::params![run_id, after_rowid, limit as i64], |row| {
+        .query_map(duckdb::params![run_id, from, to], |row| {
             Ok((
                 row.get::<_, i64>(0)?,
                 row.get::<_, String>(1)?,
