@@ -291,11 +291,13 @@ fn a_held_conflict_stays_held_although_its_customer_is_not_listed_as_changed() {
     }
 }
 
-#[test]
-fn a_customer_deleted_in_halo_waits_for_a_full_listing() {
+/// A settled accounts project with `deletes.from_halo: delete` (and `sync` settings `extra`)
+/// whose first linked customer was just deleted in Halo; the sandbox, project and the
+/// customer's account id.
+fn deleted_customer(extra: &str) -> (Running, Project, String) {
     let sandbox = sandbox();
     let token = halo_token(&sandbox);
-    let project = accounts_project(&sandbox, "");
+    let project = accounts_project(&sandbox, extra);
     project.edit(
         "accounts",
         "attachments: true",
@@ -304,6 +306,12 @@ fn a_customer_deleted_in_halo_waits_for_a_full_listing() {
     settled(&project);
     let (client, account) = linked_customer(&project);
     delete_customer(&sandbox, &token, client);
+    (sandbox, project, account)
+}
+
+#[test]
+fn a_customer_deleted_in_halo_waits_for_a_full_listing() {
+    let (sandbox, project, account) = deleted_customer("");
 
     // Between full listings, a customer missing from a listing of changes is unchanged.
     let summary = run(&project);
@@ -318,17 +326,7 @@ fn a_customer_deleted_in_halo_waits_for_a_full_listing() {
 
 #[test]
 fn with_every_run_a_deletion_is_acted_on_at_once() {
-    let sandbox = sandbox();
-    let token = halo_token(&sandbox);
-    let project = accounts_project(&sandbox, "\n  full_listing: every_run");
-    project.edit(
-        "accounts",
-        "attachments: true",
-        "attachments: true\ndeletes: { from_halo: delete }",
-    );
-    settled(&project);
-    let (client, account) = linked_customer(&project);
-    delete_customer(&sandbox, &token, client);
+    let (sandbox, project, account) = deleted_customer("\n  full_listing: every_run");
     let summary = run(&project);
     assert_eq!(listing_kind(&project, &summary), "full");
     assert_eq!(account_name(&sandbox, &account), None, "{summary}");
