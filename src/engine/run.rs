@@ -621,7 +621,7 @@ fn import_pipeline(
         let chunk = transformed_records(store, &tables, run_id, next_rowid, end)?;
         next_rowid = end;
         let chunk_len = chunk.len();
-        for (_, source_id, after) in chunk {
+        for (source_id, after) in chunk {
             if deleted.contains(&source_id) {
                 continue;
             }
@@ -934,32 +934,28 @@ fn transformed_records(
     run_id: &str,
     from: i64,
     to: i64,
-) -> Result<Vec<(i64, String, Record)>, EngineError> {
+) -> Result<Vec<(String, Record)>, EngineError> {
     let mut statement = store
         .connection()
         .prepare_cached(&format!(
-            "SELECT rowid, source_id, record::VARCHAR FROM \"{}\"
+            "SELECT source_id, record::VARCHAR FROM \"{}\"
              WHERE run_id = ? AND rowid >= ? AND rowid < ? ORDER BY rowid",
             tables.table(Stage::Transformed)
         ))
         .map_err(crate::staging::StagingError::from)?;
     let rows = statement
         .query_map(duckdb::params![run_id, from, to], |row| {
-            Ok((
-                row.get::<_, i64>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-            ))
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
         })
         .map_err(crate::staging::StagingError::from)?;
     let mut out = Vec::new();
     for row in rows {
-        let (rowid, id, record) = row.map_err(crate::staging::StagingError::from)?;
+        let (id, record) = row.map_err(crate::staging::StagingError::from)?;
         let record = match serde_json::from_str(&record) {
             Ok(Value::Object(map)) => map,
             _ => Record::new(),
         };
-        out.push((rowid, id, record));
+        out.push((id, record));
     }
     Ok(out)
 }
