@@ -257,3 +257,114 @@ fn example_pipelines_stage_into_typed_tables() {
         .unwrap();
     assert_eq!(tables.rows[0][0], Value::BigInt(5));
 }
+
+/// The plan reads each chunk of a run's records with its link from one join made in staging:
+/// the target id and hash for every linked record, the last synced record only where the hash
+/// moved; and sets of ids (missing links, records already read) are answered by joins too.
+#[test]
+fn a_run_reads_its_records_with_their_links_joined_in_staging() {
+    use etl::staging::Link;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let tables = tables();
+    store.ensure_pipeline_tables(&tables).unwrap();
+    let synced = |name: &str| {
+        let mut record = serde_json::Map::new();
+        record.insert("name".into(), serde_json::json!(name));
+        record
+    };
+    let link = |target: &str, hash: &str, name: &str| Link {
+        target_id: target.into(),
+        source_hash: Some(hash.into()),
+        synced_record: Some(synced(name)),
+        target_record: None,
+    };
+    store
+        .save_links(
+            "earlier",
+            "accounts",
+            &[
+                ("A".into(), link("10", "same", "Acme")),
+                ("B".into(), link("11", "old", "Beta")),
+                ("C".into(), link("12", "old", "Gamma")),
+                ("D".into(), link("13", "deactivated", "Delta")),
+            ],
+        )
+        .unwrap();
+    let run_id = store.begin_run("run", &["accounts".into()]).unwrap();
+    let staged = |id: &str, hash: &str| {
+        row(&[
+            ("run_id", Value::Text(run_id.clone())),
+            ("source_id", Value::Text(id.into())),
+            ("record", Value::Text(format!(r#"{{"name":"{id}"}}"#))),
+            ("record_hash", Value::Text(hash.into())),
+        ])
+    };
+    let rows = vec![staged("A", "same"), staged("B", "new"), staged("N", "x")];
+    store.append(&tables, Stage::Transformed, &rows).unwrap();
+    let extracted_rows: Vec<_> = rows[..2]
+        .iter()
+        .map(|r| {
+            r.iter()
+                .filter(|(k, _)| k != "record_hash")
+                .cloned()
+                .collect()
+        })
+        .collect();
+    store
+        .append(&tables, Stage::Extracted, &extracted_rows)
+        .unwrap();
+
+    let table = tables.table(Stage::Transformed);
+    let (first, last) = store.run_rowids(&table, &run_id).unwrap().unwrap();
+    assert_eq!(last - first, 2);
+    store.stage_run_links(&table, &run_id, "accounts").unwrap();
+    let mut read = store
+        .linked_records(&table, &run_id, first, first + 2)
+        .unwrap();
+    read.extend(
+        store
+            .linked_records(&table, &run_id, first + 2, last + 1)
+            .unwrap(),
+    );
+    let seen: Vec<(&str, Option<&str>, Option<&str>, bool)> = read
+        .iter()
+        .map(|r| {
+            (
+                r.source_id.as_str(),
+                r.link.as_ref().map(|l| l.target_id.as_str()),
+                r.link.as_ref().and_then(|l| l.source_hash.as_deref()),
+                r.link.as_ref().is_some_and(|l| l.synced_record.is_some()),
+            )
+        })
+        .collect();
+    assert_eq!(
+        seen,
+        vec![
+            ("A", Some("10"), Some("same"), false),
+            ("B", Some("11"), Some("old"), true),
+            ("N", None, None, false),
+        ]
+    );
+    assert_eq!(read[0].record, synced("A"));
+    store.drop_run_links().unwrap();
+
+    let extracted = tables.table(Stage::Extracted);
+    assert_eq!(
+        store
+            .linked_but_not_staged("accounts", &extracted, &run_id, &["deactivated"])
+            .unwrap(),
+        vec!["C".to_string()]
+    );
+    let wanted: Vec<String> = ["A", "C", "Z"].iter().map(|s| s.to_string()).collect();
+    assert_eq!(
+        store.staged_among(&extracted, &run_id, &wanted).unwrap(),
+        ["A".to_string()].into()
+    );
+    let heads = store.link_heads_of("accounts", &wanted).unwrap();
+    assert_eq!(heads.len(), 2);
+    assert_eq!(heads["C"].target_id, "12");
+    assert!(heads["C"].synced_record.is_none());
+    let whole = store.links_of("accounts", &wanted).unwrap();
+    assert_eq!(whole["C"].synced_record, Some(synced("Gamma")));
+}

@@ -80,24 +80,19 @@ pub fn missing(
     pipeline: &Pipeline,
     source: &dyn Source,
     flag: &str,
-    links: &HashMap<String, Link>,
-    seen: &HashSet<String>,
+    extracted_table: &str,
     schedule: &Schedule,
 ) -> Result<HashSet<String>, EngineError> {
     if !lookup_due(pipeline, schedule)? {
         return Ok(HashSet::new());
     }
     let checked_at = crate::civil::now_millis();
-    let mut candidates: Vec<String> = links
-        .iter()
-        .filter(|(id, link)| {
-            !seen.contains(*id)
-                && !marked(Some(link), DEACTIVATED)
-                && !marked(Some(link), REMOVED_IN_TARGET)
-        })
-        .map(|(id, _)| id.clone())
-        .collect();
-    candidates.sort();
+    let candidates = schedule.store.linked_but_not_staged(
+        &pipeline.pipeline,
+        extracted_table,
+        schedule.run_id,
+        &[DEACTIVATED, REMOVED_IN_TARGET],
+    )?;
     let mut alive = HashSet::new();
     if !candidates.is_empty() {
         let mut request = ExtractRequest::new(&pipeline.salesforce.object, Vec::new());

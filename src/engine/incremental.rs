@@ -83,25 +83,31 @@ impl IncrementalPlan {
     }
 
     /// The request that reads again, by id, the records left to retry and `also` (records
-    /// that gained files), when any of them was not read already.
-    pub fn retry_request(
+    /// that gained files), leaving out those `already_read` answers were read already.
+    pub fn retry_request<E>(
         &self,
         request: &ExtractRequest,
-        seen: &std::collections::HashSet<String>,
         also: Vec<String>,
-    ) -> Option<ExtractRequest> {
-        let ids: std::collections::BTreeSet<String> = self
+        already_read: impl FnOnce(&[String]) -> Result<std::collections::HashSet<String>, E>,
+    ) -> Result<Option<ExtractRequest>, E> {
+        let wanted: Vec<String> = self
             .retry
             .iter()
             .cloned()
             .chain(also)
-            .filter(|id| !seen.contains(id))
+            .collect::<std::collections::BTreeSet<String>>()
+            .into_iter()
             .collect();
-        (!ids.is_empty()).then(|| ExtractRequest {
-            ids: ids.into_iter().collect(),
+        if wanted.is_empty() {
+            return Ok(None);
+        }
+        let read = already_read(&wanted)?;
+        let ids: Vec<String> = wanted.into_iter().filter(|id| !read.contains(id)).collect();
+        Ok((!ids.is_empty()).then(|| ExtractRequest {
+            ids,
             incremental: None,
             ..request.clone()
-        })
+        }))
     }
 
     /// Saves where this run's read ended, after its load finished. A read that found nothing

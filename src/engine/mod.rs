@@ -8,6 +8,7 @@ pub mod deletes;
 pub mod drift;
 pub mod error;
 mod incremental;
+pub mod linked_targets;
 pub mod listing;
 pub mod lookups;
 pub mod plan;

@@ -2,13 +2,11 @@
 //! only the changed fields, unchanged (no API call), link to a record the target already has
 //! (matched by the pipeline's `match` keys instead of duplicating), or skip with a reason.
 
-use std::cell::RefCell;
-use std::collections::HashSet;
-
 use serde_json::{Map, Value};
 
 use super::connector::{Record, Target, WriteAction, WriteRequest};
 use super::error::EngineError;
+use super::linked_targets::LinkedTargets;
 use crate::config::model::ImportMode;
 use crate::staging::Link;
 use crate::transform::{changed_fields, record_hash};
@@ -90,7 +88,7 @@ pub struct PlanContext<'a> {
     pub target: &'a dyn Target,
     /// Target records already linked to a source record (from the id map, and matched earlier
     /// in this plan): a match key never links a second source record to one of them.
-    pub linked_targets: &'a RefCell<HashSet<String>>,
+    pub linked_targets: &'a LinkedTargets<'a>,
 }
 
 fn skip(source_id: &str, after: Record, hash: String, reason: String) -> Planned {
@@ -226,11 +224,7 @@ fn find_match(
     let found = context.target.find(context.entity, &key)?;
     match found {
         Some((target_id, record)) => {
-            if !context
-                .linked_targets
-                .borrow_mut()
-                .insert(target_id.clone())
-            {
+            if !context.linked_targets.claim(&target_id)? {
                 // Someone else's record: this one gets its own.
                 return Ok(None);
             }

@@ -3,7 +3,6 @@
 //! the writes in batches, each batch's results and links committed in one transaction, so a
 //! run killed at any moment resumes without duplicates.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
@@ -12,6 +11,7 @@ use super::attachments::Copier;
 use super::connector::{ExtractRequest, Record, Source, Target, Watermark, WriteRequest};
 use super::deletes::Schedule;
 use super::error::EngineError;
+use super::linked_targets::LinkedTargets;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
@@ -19,7 +19,9 @@ use super::sync_back::{self, BackSystems, Conflict, Snapshot};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
-use crate::staging::{json_to_cell, Cell, ExtractKind, Link, PipelineTables, Stage, Store};
+use crate::staging::{
+    json_to_cell, Cell, ExtractKind, Link, LinkedRecord, PipelineTables, Stage, Store,
+};
 use crate::transform::{record_hash, Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
@@ -384,7 +386,6 @@ fn import_pipeline(
         DeletePolicy::Ignore => None,
         _ => source.deleted_field().map(str::to_string),
     };
-    let seen: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
     let mut deleted: HashSet<String> = HashSet::new();
 
     // Pass 1: extract, stage, transform, stage. A pipeline with a cursor reads the changes
@@ -451,9 +452,6 @@ fn import_pipeline(
             else {
                 continue;
             };
-            if deleted_flag.is_some() || incremental.is_some() {
-                seen.borrow_mut().insert(source_id.clone());
-            }
             if let Some(flag) = &deleted_flag {
                 if super::deletes::is_deleted(&record, flag) {
                     deleted.insert(source_id.clone());
@@ -486,6 +484,10 @@ fn import_pipeline(
                 ("run_id".to_string(), text(run_id)),
                 ("source_id".to_string(), text(&source_id)),
                 ("record".to_string(), record_cell(&transformed.record)),
+                (
+                    "record_hash".to_string(),
+                    text(&record_hash(&transformed.record)),
+                ),
                 ("staged_at".to_string(), now_cell()),
             ];
             row.extend(typed_cells(&transformed.record, &transformed_paths));
@@ -519,9 +521,13 @@ fn import_pipeline(
         }
         _ => Vec::new(),
     };
-    let retry = incremental
-        .as_ref()
-        .and_then(|plan| plan.retry_request(&request, &seen.borrow(), gained_files));
+    let extracted_table = tables.table(Stage::Extracted);
+    let retry = match &incremental {
+        Some(plan) => plan.retry_request(&request, gained_files, |ids| {
+            store.staged_among(&extracted_table, run_id, ids)
+        })?,
+        None => None,
+    };
     if let Some(retry) = retry {
         tracing::info!(
             records = retry.ids.len(),
@@ -529,7 +535,6 @@ fn import_pipeline(
         );
         source.extract(&retry, &mut |page| stage_page(page, false))?;
     }
-    let seen = seen.into_inner();
     tracing::info!(
         stage = "extract",
         extracted = summary.extracted,
@@ -548,9 +553,8 @@ fn import_pipeline(
     // Which records the user selected (the guide's "deselect objects").
     let selected = selection(store, pipeline, &tables, options)?;
 
-    // Pass 2: plan. Links are held without their records; a record whose hash moved reads its
-    // link whole, so memory grows with the ids, not with the records.
-    let links = store.link_heads(&pipeline.pipeline)?;
+    // Pass 2: plan. No link is held for the whole pipeline: staging joins the run's records
+    // with their links, and the plan reads them a chunk at a time (see `run_links.rs`).
     if let Some(flag) = &deleted_flag {
         let schedule = Schedule {
             store,
@@ -558,7 +562,11 @@ fn import_pipeline(
             record: options.mode == Mode::Load,
         };
         deleted.extend(super::deletes::missing(
-            pipeline, source, flag, &links, &seen, &schedule,
+            pipeline,
+            source,
+            flag,
+            &extracted_table,
+            &schedule,
         )?);
         // A read of changes whose filter leaves deleted records out asks for them apart.
         if let Some(since) = incremental
@@ -566,16 +574,11 @@ fn import_pipeline(
             .and_then(|plan| plan.read.since.as_ref())
         {
             let gone = source.deleted_since(&pipeline.salesforce.object, &since.value)?;
-            deleted.extend(gone.into_iter().filter(|id| links.contains_key(id)));
+            deleted.extend(store.link_heads_of(&pipeline.pipeline, &gone)?.into_keys());
         }
     }
     let mut removals: Vec<Planned> = Vec::new();
-    let linked_targets = RefCell::new(
-        links
-            .values()
-            .map(|link| link.target_id.clone())
-            .collect::<HashSet<_>>(),
-    );
+    let linked_targets = LinkedTargets::new(store, &pipeline.pipeline);
     let context = PlanContext {
         entity: &entity,
         import,
@@ -614,33 +617,30 @@ fn import_pipeline(
     let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
     let mut planned_count: u64 = 0;
-    let staged = staged_rowids(store, &tables.table(Stage::Transformed), run_id)?;
+    let transformed_table = tables.table(Stage::Transformed);
+    let staged = store.run_rowids(&transformed_table, run_id)?;
+    if staged.is_some() {
+        store.stage_run_links(&transformed_table, run_id, &pipeline.pipeline)?;
+    }
     let mut next_rowid = staged.as_ref().map_or(0, |(first, _)| *first);
     while let Some((_, last)) = staged.filter(|(_, last)| next_rowid <= *last) {
         let end = (next_rowid + plan_chunk as i64).min(last + 1);
-        let chunk = transformed_records(store, &tables, run_id, next_rowid, end)?;
+        let chunk = store.linked_records(&transformed_table, run_id, next_rowid, end)?;
         next_rowid = end;
         let chunk_len = chunk.len();
-        for (source_id, after) in chunk {
+        for LinkedRecord {
+            source_id,
+            record: after,
+            link,
+        } in chunk
+        {
             if deleted.contains(&source_id) {
                 continue;
             }
             let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-            let head = links.get(&source_id);
-            let whole = match head {
-                Some(head) if head.source_hash.as_deref() != Some(record_hash(&after).as_str()) => {
-                    store.link(&pipeline.pipeline, &source_id)?
-                }
-                _ => None,
-            };
-            let mut planned = plan_record(
-                &context,
-                &source_id,
-                after,
-                &record_problems,
-                whole.as_ref().or(head),
-            )?;
-            super::deletes::settle_marked(&mut planned, links.get(&source_id), target, &entity);
+            let mut planned =
+                plan_record(&context, &source_id, after, &record_problems, link.as_ref())?;
+            super::deletes::settle_marked(&mut planned, link.as_ref(), target, &entity);
             if let Some(selected) = &selected {
                 if !selected.contains(&source_id) && planned.action != Action::Unchanged {
                     planned.action = Action::Skip;
@@ -705,10 +705,13 @@ fn import_pipeline(
             planned_writes.clear();
         }
     }
+    store.drop_run_links()?;
+    let deleted_links = store.link_heads_of(&pipeline.pipeline, &deleted)?;
     let mut deleted: Vec<String> = deleted.into_iter().collect();
     deleted.sort();
     for source_id in deleted {
-        let planned = super::deletes::plan(delete_policy, &source_id, links.get(&source_id));
+        let planned =
+            super::deletes::plan(delete_policy, &source_id, deleted_links.get(&source_id));
         change_rows.push(change_row(run_id, &planned));
         if matches!(planned.action, Action::Delete | Action::Deactivate) {
             summary.planned_removals += 1;
@@ -903,63 +906,6 @@ fn selection(
 /// batch size of 200).
 const BATCHES_PER_PLAN_CHUNK: usize = 5;
 
-/// The first and last row ids the run staged in `table`, or `None` when it staged nothing
-/// there: the plan pages through that range.
-fn staged_rowids(
-    store: &Store,
-    table: &str,
-    run_id: &str,
-) -> Result<Option<(i64, i64)>, EngineError> {
-    let range = store
-        .connection()
-        .query_row(
-            &format!("SELECT min(rowid), max(rowid) FROM \"{table}\" WHERE run_id = ?"),
-            [run_id],
-            |row| Ok((row.get::<_, Option<i64>>(0)?, row.get::<_, Option<i64>>(1)?)),
-        )
-        .map_err(crate::staging::StagingError::from)?;
-    Ok(match range {
-        (Some(first), Some(last)) => Some((first, last)),
-        _ => None,
-    })
-}
-
-/// The run's transformed records staged in rows `from..to`, in staging order: the plan reads
-/// them a chunk at a time so that memory follows the chunk, not the object. Both ends are
-/// bounded: with only a lower one, `ORDER BY rowid LIMIT n` reads every later row of the run to
-/// find the first n, for every chunk.
-fn transformed_records(
-    store: &Store,
-    tables: &PipelineTables,
-    run_id: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<(String, Record)>, EngineError> {
-    let mut statement = store
-        .connection()
-        .prepare_cached(&format!(
-            "SELECT source_id, record::VARCHAR FROM \"{}\"
-             WHERE run_id = ? AND rowid >= ? AND rowid < ? ORDER BY rowid",
-            tables.table(Stage::Transformed)
-        ))
-        .map_err(crate::staging::StagingError::from)?;
-    let rows = statement
-        .query_map(duckdb::params![run_id, from, to], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })
-        .map_err(crate::staging::StagingError::from)?;
-    let mut out = Vec::new();
-    for row in rows {
-        let (id, record) = row.map_err(crate::staging::StagingError::from)?;
-        let record = match serde_json::from_str(&record) {
-            Ok(Value::Object(map)) => map,
-            _ => Record::new(),
-        };
-        out.push((id, record));
-    }
-    Ok(out)
-}
-
 pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
     let changes: Vec<Value> = planned
         .changes
@@ -1060,7 +1006,7 @@ struct Loader<'a> {
     batch_size: usize,
     /// Target records linked so far; a record created here is one more, so a later match
     /// cannot link a second source record to it.
-    linked_targets: &'a RefCell<HashSet<String>>,
+    linked_targets: &'a LinkedTargets<'a>,
     progress: &'a ProgressReporter,
 }
 
@@ -1100,7 +1046,6 @@ impl Loader<'_> {
                 summary,
             )?;
             self.linked_targets
-                .borrow_mut()
                 .extend(loaded.iter().map(|(_, target_id)| target_id.clone()));
             self.progress.report(
                 &self.pipeline.pipeline,

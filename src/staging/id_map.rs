@@ -93,13 +93,28 @@ impl Store {
         pipeline: &str,
         source_ids: impl IntoIterator<Item = &'a String>,
     ) -> Result<HashMap<String, Link>, StagingError> {
-        let mut links = HashMap::new();
-        for source_id in source_ids {
-            if let Some(link) = self.link(pipeline, source_id)? {
-                links.insert(source_id.clone(), link);
-            }
-        }
-        Ok(links)
+        self.links_of_ids(pipeline, source_ids, true)
+    }
+
+    /// The links of these source records without the records they carry, by source id.
+    pub fn link_heads_of<'a>(
+        &self,
+        pipeline: &str,
+        source_ids: impl IntoIterator<Item = &'a String>,
+    ) -> Result<HashMap<String, Link>, StagingError> {
+        self.links_of_ids(pipeline, source_ids, false)
+    }
+
+    /// Every target id `pipeline` links to.
+    pub fn linked_target_ids(
+        &self,
+        pipeline: &str,
+    ) -> Result<std::collections::HashSet<String>, StagingError> {
+        let mut statement = self
+            .connection()
+            .prepare("SELECT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL")?;
+        let ids = statement.query_map([pipeline], |row| row.get(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
     }
 
     /// The whole links of these target records, by target id.

@@ -79,6 +79,8 @@ impl Stage {
             Stage::Transformed => {
                 columns.push(Column::new("target_id", Text));
                 columns.push(Column::new("record", Json));
+                // What the plan compares with the link's hash (see `run_links.rs`).
+                columns.push(Column::new("record_hash", Text));
             }
             Stage::Changes => {
                 columns.push(Column::new("target_id", Text));
