@@ -318,7 +318,9 @@ fn a_run_reads_its_records_with_their_links_joined_in_staging() {
     let table = tables.table(Stage::Transformed);
     let (first, last) = store.run_rowids(&table, &run_id).unwrap().unwrap();
     assert_eq!(last - first, 2);
-    store.stage_run_links(&table, &run_id, "accounts").unwrap();
+    store
+        .stage_run_links(&table, &run_id, "accounts", (first, last))
+        .unwrap();
     let mut read = store
         .linked_records(&table, &run_id, first, first + 2)
         .unwrap();

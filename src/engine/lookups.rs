@@ -11,14 +11,37 @@ use super::connector::Target;
 use crate::staging::Store;
 use crate::transform::Lookups;
 
-/// One pipeline's links, by source id and by target id (reversed lookups run once per record,
-/// so both directions must be a hash lookup, not a scan), and the fields of the linked target
-/// records that lookups asked for.
+/// One pipeline's links, by source id and, once a reversed lookup asks (the sync back's), by
+/// target id (reversed lookups run once per record, so both directions must be a hash lookup,
+/// not a scan), and the fields of the linked target records that lookups asked for.
 #[derive(Default)]
 struct LoadedLinks {
-    target_by_source: HashMap<String, String>,
-    source_by_target: HashMap<String, String>,
+    target_by_source: HashMap<Box<str>, Box<str>>,
+    source_by_target: Option<HashMap<Box<str>, Box<str>>>,
     fields: HashMap<String, HashMap<String, Value>>,
+}
+
+impl LoadedLinks {
+    fn source_by_target(&mut self) -> &HashMap<Box<str>, Box<str>> {
+        let target_by_source = &self.target_by_source;
+        self.source_by_target.get_or_insert_with(|| {
+            let mut source_by_target: HashMap<Box<str>, Box<str>> =
+                HashMap::with_capacity(target_by_source.len());
+            for (source_id, target_id) in target_by_source {
+                // Several sources linked to one target (should not happen) answer the smallest
+                // source id, so the answer never depends on hash order.
+                source_by_target
+                    .entry(target_id.clone())
+                    .and_modify(|kept| {
+                        if *source_id < *kept {
+                            kept.clone_from(source_id)
+                        }
+                    })
+                    .or_insert_with(|| source_id.clone());
+            }
+            source_by_target
+        })
+    }
 }
 
 pub struct EngineLookups<'a> {
@@ -45,36 +68,15 @@ impl<'a> EngineLookups<'a> {
         &self,
         pipeline: &str,
         field: Option<&str>,
-        read: impl FnOnce(&LoadedLinks) -> T,
+        read: impl FnOnce(&mut LoadedLinks) -> T,
     ) -> T {
         let mut links = self.links.borrow_mut();
         if !links.contains_key(pipeline) {
-            let target_by_source: HashMap<String, String> = self
-                .store
-                .link_heads(pipeline)
-                .unwrap_or_default()
-                .into_iter()
-                .map(|(source_id, link)| (source_id, link.target_id))
-                .collect();
-            let mut source_by_target = HashMap::with_capacity(target_by_source.len());
-            for (source_id, target_id) in &target_by_source {
-                // Several sources linked to one target (should not happen) answer the smallest
-                // source id, so the answer never depends on hash order.
-                source_by_target
-                    .entry(target_id.clone())
-                    .and_modify(|kept: &mut String| {
-                        if *source_id < *kept {
-                            kept.clone_from(source_id)
-                        }
-                    })
-                    .or_insert_with(|| source_id.clone());
-            }
             links.insert(
                 pipeline.to_string(),
                 LoadedLinks {
-                    target_by_source,
-                    source_by_target,
-                    fields: HashMap::new(),
+                    target_by_source: self.store.link_targets(pipeline).unwrap_or_default(),
+                    ..LoadedLinks::default()
                 },
             );
         }
@@ -143,9 +145,9 @@ impl Lookups for EngineLookups<'_> {
         let wanted = id_text(target_id);
         self.with_links(pipeline, None, |links| {
             links
-                .source_by_target
-                .get(&wanted)
-                .map(|source| Value::String(source.clone()))
+                .source_by_target()
+                .get(wanted.as_str())
+                .map(|source| Value::String(source.to_string()))
         })
     }
 }

@@ -619,8 +619,8 @@ fn import_pipeline(
     let mut planned_count: u64 = 0;
     let transformed_table = tables.table(Stage::Transformed);
     let staged = store.run_rowids(&transformed_table, run_id)?;
-    if staged.is_some() {
-        store.stage_run_links(&transformed_table, run_id, &pipeline.pipeline)?;
+    if let Some(range) = staged {
+        store.stage_run_links(&transformed_table, run_id, &pipeline.pipeline, range)?;
     }
     let mut next_rowid = staged.as_ref().map_or(0, |(first, _)| *first);
     while let Some((_, last)) = staged.filter(|(_, last)| next_rowid <= *last) {

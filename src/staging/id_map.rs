@@ -105,6 +105,24 @@ impl Store {
         self.links_of_ids(pipeline, source_ids, false)
     }
 
+    /// Every link of a pipeline as source id → target id, for lookups: the smallest form of
+    /// the whole map.
+    pub fn link_targets(
+        &self,
+        pipeline: &str,
+    ) -> Result<HashMap<Box<str>, Box<str>>, StagingError> {
+        let mut statement = self.connection().prepare(
+            "SELECT source_id, target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
+        )?;
+        let rows = statement.query_map([pipeline], |row| {
+            Ok((
+                row.get::<_, String>(0)?.into_boxed_str(),
+                row.get::<_, String>(1)?.into_boxed_str(),
+            ))
+        })?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
     /// Every target id `pipeline` links to.
     pub fn linked_target_ids(
         &self,

@@ -60,25 +60,40 @@ impl Store {
     /// Joins run `run_id`'s transformed records in `table` (which hold `record_hash`) with
     /// `pipeline`'s links, into `run_links`, for [`Store::linked_records`]. The last synced
     /// record is kept only for records whose hash moved.
+    ///
+    /// The join is made a window of row ids at a time, so `run_links` holds each window's rows
+    /// before the next one's and a chunk's read skips the other windows (by DuckDB's min/max
+    /// per row group). `ORDER BY` would do it in one statement, but DuckDB's sort of the last
+    /// synced records ran out of memory under the staging memory limit at 1M records.
     pub fn stage_run_links(
         &self,
         table: &str,
         run_id: &str,
         pipeline: &str,
+        (first, last): (i64, i64),
     ) -> Result<(), StagingError> {
-        self.connection().execute(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE run_links AS
-                 SELECT t.rowid AS row_id, m.target_id, m.source_hash,
-                        CASE WHEN t.record_hash IS NULL OR m.source_hash IS DISTINCT FROM t.record_hash
-                             THEN m.synced_record::VARCHAR END AS synced_record
-                 FROM {} t JOIN id_map m ON m.source_id = t.source_id
-                 WHERE t.run_id = ? AND m.pipeline = ? AND m.target_id IS NOT NULL
-                 ORDER BY row_id",
-                quote(table)
-            ),
-            params![run_id, pipeline],
+        const WINDOW: i64 = 100_000;
+        let connection = self.connection();
+        connection.execute_batch(
+            "CREATE OR REPLACE TEMP TABLE run_links (
+                row_id BIGINT, target_id VARCHAR, source_hash VARCHAR, synced_record VARCHAR)",
         )?;
+        let mut statement = connection.prepare(&format!(
+            "INSERT INTO run_links
+             SELECT t.rowid, m.target_id, m.source_hash,
+                    CASE WHEN t.record_hash IS NULL OR m.source_hash IS DISTINCT FROM t.record_hash
+                         THEN m.synced_record::VARCHAR END
+             FROM {} t JOIN id_map m ON m.source_id = t.source_id
+             WHERE t.run_id = ? AND t.rowid >= ? AND t.rowid < ?
+               AND m.pipeline = ? AND m.target_id IS NOT NULL",
+            quote(table)
+        ))?;
+        let mut from = first;
+        while from <= last {
+            let to = (from + WINDOW).min(last + 1);
+            statement.execute(params![run_id, from, to, pipeline])?;
+            from = to;
+        }
         Ok(())
     }
 
