@@ -12,7 +12,7 @@ use duckdb::params;
 
 use super::error::StagingError;
 use super::store::Store;
-use super::tables::Stage;
+use super::tables::{quote, Stage};
 use super::watermarks::ExtractKind;
 
 /// A run that staged rows for a pipeline, or recorded how it read the pipeline's source.
@@ -38,10 +38,6 @@ pub struct DiffRow {
     pub before: Option<String>,
     /// The record's JSON as of the `to` run.
     pub after: Option<String>,
-}
-
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
 fn stage_table(pipeline: &str, stage: Stage) -> String {

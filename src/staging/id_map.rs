@@ -22,7 +22,7 @@ pub struct Link {
     pub target_record: Option<Map<String, Value>>,
 }
 
-fn object(text: Option<String>) -> Option<Map<String, Value>> {
+pub(super) fn object(text: Option<String>) -> Option<Map<String, Value>> {
     match serde_json::from_str(&text?).ok()? {
         Value::Object(map) => Some(map),
         _ => None,

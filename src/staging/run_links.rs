@@ -13,8 +13,9 @@ use duckdb::params;
 use serde_json::{Map, Value};
 
 use super::error::StagingError;
-use super::id_map::Link;
+use super::id_map::{object, Link};
 use super::store::Store;
+use super::tables::quote;
 
 /// One transformed record of a run, with its link when it has one.
 pub struct LinkedRecord {
@@ -23,17 +24,6 @@ pub struct LinkedRecord {
     /// The link's target id and last synced hash; its last synced record too when the record's
     /// hash moved (the only case that reads it). No target record.
     pub link: Option<Link>,
-}
-
-fn quote(identifier: &str) -> String {
-    format!("\"{}\"", identifier.replace('"', "\"\""))
-}
-
-fn object(text: Option<String>) -> Option<Map<String, Value>> {
-    match serde_json::from_str(&text?).ok()? {
-        Value::Object(map) => Some(map),
-        _ => None,
-    }
 }
 
 impl Store {

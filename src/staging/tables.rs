@@ -159,7 +159,7 @@ pub fn column_name(path: &str) -> String {
     name.trim_matches('_').to_string()
 }
 
-fn quote(identifier: &str) -> String {
+pub(super) fn quote(identifier: &str) -> String {
     format!("\"{}\"", identifier.replace('"', "\"\""))
 }
 
