@@ -12,6 +12,7 @@ pub mod engine;
 pub mod halo;
 pub mod http_agent;
 pub mod logging;
+pub mod prefetch;
 pub mod salesforce;
 pub mod sandbox;
 pub mod soql;

@@ -10,10 +10,14 @@
 //! uploads it twice. What happens to each file is staged in `<pipeline>_attachments`; a refused
 //! listing or a failed copy is reported per record with the system's own message, and the run
 //! goes on.
+//!
+//! Memory stays flat as the org grows: the listing waits for the load in a scratch table
+//! (`<pipeline>_listed_files`, dropped with the connection), and each batch reads back only its
+//! own records' files and the id map links of those files.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::mpsc;
+use std::sync::{mpsc, Mutex};
 
 use duckdb::params;
 use serde_json::{json, Value};
@@ -43,6 +47,30 @@ fn link_key(attachment: &AttachmentRef) -> String {
     }
 }
 
+/// Whether a file was copied to this record before, by its link (`copied`: links by key).
+fn copied_to<'l>(
+    copied: &'l HashMap<String, Link>,
+    file: &AttachmentRef,
+    target_id: &str,
+) -> Option<&'l Link> {
+    let link = copied.get(&link_key(file))?;
+    let on = link
+        .target_record
+        .as_ref()
+        .and_then(|r| r.get("record_id"))
+        .and_then(Value::as_str);
+    // A record recreated in the target since gets its files again.
+    (on.is_none() || on == Some(target_id)).then_some(link)
+}
+
+/// One record's part of this run's listing.
+#[derive(Default)]
+struct Listed {
+    /// Why its files could not all be listed, in the source's words.
+    problem: Option<String>,
+    files: Vec<AttachmentRef>,
+}
+
 pub struct Copier<'a> {
     source: &'a dyn Source,
     target: &'a dyn Target,
@@ -55,11 +83,10 @@ pub struct Copier<'a> {
     in_flight: usize,
     /// Why the target cannot hold attachments on this entity, if it cannot.
     refused: Option<String>,
-    /// Files copied in earlier runs (and this one), by link key.
-    copied: HashMap<String, Link>,
-    /// This run's listing: files by record, and the listing problems by record.
-    files: HashMap<String, Vec<AttachmentRef>>,
-    problems: HashMap<String, String>,
+    /// The scratch table holding this run's listing (files and listing problems by record)
+    /// until the records are loaded, and how many rows it has (their order).
+    listed: String,
+    listed_rows: i64,
     /// Result rows not written yet: appended together at the end of each `copy`, because a
     /// statement per file made a rerun of thousands of unchanged files slow.
     pending: Vec<Row>,
@@ -120,6 +147,15 @@ impl<'a> Copier<'a> {
                 message VARCHAR, staged_at TIMESTAMP)"
             ))
             .map_err(StagingError::from)?;
+        let listed = format!("{pipeline}_listed_files");
+        store
+            .connection()
+            .execute_batch(&format!(
+                "CREATE OR REPLACE TEMP TABLE \"{listed}\" (
+                seq BIGINT, source_id VARCHAR, attachment_id VARCHAR, kind VARCHAR,
+                name VARCHAR, content_type VARCHAR, size BIGINT, problem VARCHAR)"
+            ))
+            .map_err(StagingError::from)?;
         Ok(Copier {
             source,
             target,
@@ -130,9 +166,8 @@ impl<'a> Copier<'a> {
             table,
             in_flight: in_flight.max(1),
             refused: target.attachments_refused(entity),
-            copied: store.links(&links_pipeline(pipeline))?,
-            files: HashMap::new(),
-            problems: HashMap::new(),
+            listed,
+            listed_rows: 0,
             pending: Vec::new(),
             created_here: HashSet::new(),
         })
@@ -147,22 +182,112 @@ impl<'a> Copier<'a> {
             return Ok(counts);
         }
         let listing = self.source.attachments(record_ids)?;
+        let connection = self.store.connection();
+        let mut appender = connection
+            .appender(&self.listed)
+            .map_err(StagingError::from)?;
+        let mut seq = self.listed_rows;
         if !listing.problems.is_empty() {
             let message = listing.problems.join("; ");
             for id in record_ids {
-                self.problems.insert(id.clone(), message.clone());
+                seq += 1;
+                appender
+                    .append_row(params![
+                        seq,
+                        id,
+                        None::<String>,
+                        None::<String>,
+                        None::<String>,
+                        None::<String>,
+                        None::<i64>,
+                        message
+                    ])
+                    .map_err(StagingError::from)?;
             }
         }
-        for attachment in listing.attachments {
-            if let Some(count) = counts.get_mut(&attachment.parent_id) {
-                *count += 1;
-                self.files
-                    .entry(attachment.parent_id.clone())
-                    .or_default()
-                    .push(attachment);
-            }
+        for file in listing.attachments {
+            let Some(count) = counts.get_mut(&file.parent_id) else {
+                continue;
+            };
+            *count += 1;
+            seq += 1;
+            appender
+                .append_row(params![
+                    seq,
+                    file.parent_id,
+                    file.id,
+                    file.kind.as_str(),
+                    file.name,
+                    file.content_type,
+                    file.size.map(|size| size as i64),
+                    None::<String>
+                ])
+                .map_err(StagingError::from)?;
         }
+        appender.flush().map_err(StagingError::from)?;
+        self.listed_rows = seq;
         Ok(counts)
+    }
+
+    /// The listing of these records, read back from the scratch table: the listing problem
+    /// and the files of each record that has either, files in the order they were listed
+    /// (each once).
+    fn listed_of(
+        &self,
+        records: &[(String, String)],
+    ) -> Result<HashMap<String, Listed>, StagingError> {
+        let mut listed: HashMap<String, Listed> = HashMap::new();
+        if self.listed_rows == 0 || records.is_empty() {
+            return Ok(listed);
+        }
+        // The ids inline, quoted: a scratch table of them (made, filled, joined) cost several
+        // times this simple filter per batch.
+        let ids: Vec<String> = records
+            .iter()
+            .map(|(source_id, _)| format!("'{}'", source_id.replace('\'', "''")))
+            .collect();
+        let connection = self.store.connection();
+        let mut statement = connection.prepare(&format!(
+            "SELECT source_id, attachment_id, kind, name, content_type, size, problem
+             FROM \"{}\" WHERE source_id IN ({}) ORDER BY seq",
+            self.listed,
+            ids.join(", ")
+        ))?;
+        let rows = statement.query_map([], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, Option<String>>(1)?,
+                row.get::<_, Option<String>>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<i64>>(5)?,
+                row.get::<_, Option<String>>(6)?,
+            ))
+        })?;
+        for row in rows {
+            let (parent_id, id, kind, name, content_type, size, problem) = row?;
+            let entry = listed.entry(parent_id.clone()).or_default();
+            if let Some(problem) = problem {
+                entry.problem.get_or_insert(problem);
+            }
+            let Some(id) = id else { continue };
+            let file = AttachmentRef {
+                kind: match kind.as_deref() {
+                    Some("file") => AttachmentKind::File,
+                    _ => AttachmentKind::Attachment,
+                },
+                id,
+                parent_id,
+                name: name.unwrap_or_default(),
+                content_type: content_type.unwrap_or_default(),
+                size: size.map(|size| size as u64),
+            };
+            // A record read twice in one run (a change, then again by id) is listed twice.
+            if !entry.files.iter().any(|listed| listed.id == file.id) {
+                entry.files.push(file);
+            }
+        }
+        Ok(listed)
     }
 
     /// Notes target records the next batch's load created (see [`Transfer::created_here`]).
@@ -178,15 +303,31 @@ impl<'a> Copier<'a> {
         records: &[(String, String)],
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
+        let mut listed = self.listed_of(records)?;
+        if listed.is_empty() {
+            // Noted for this batch only: a record is created once.
+            self.created_here.clear();
+            return Ok(());
+        }
+        // Which of these files were copied before: their links, read for this batch only.
+        let keys: Vec<String> = listed
+            .values()
+            .flat_map(|l| l.files.iter().map(link_key))
+            .collect();
+        let copied = if self.refused.is_none() {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            self.store
+                .links_by_source(&links_pipeline(&self.pipeline), &keys)?
+        } else {
+            HashMap::new()
+        };
         let mut transfers: Vec<Transfer> = Vec::new();
         let mut transfer_of: HashMap<&str, usize> = HashMap::new();
         for (source_id, target_id) in records {
-            if let Some(problem) = self
-                .problems
-                .get(source_id)
-                .filter(|_| self.refused.is_none())
-                .cloned()
-            {
+            let Some(Listed { problem, files }) = listed.remove(source_id) else {
+                continue;
+            };
+            if let Some(problem) = problem.filter(|_| self.refused.is_none()) {
                 tracing::warn!(source_id = %source_id, error = %problem, "attachments failed");
                 summary.attachments_failed += 1;
                 summary
@@ -201,7 +342,6 @@ impl<'a> Copier<'a> {
                     Some(&problem),
                 );
             }
-            let files = self.files.get(source_id).cloned().unwrap_or_default();
             for file in files {
                 if let Some(refused) = self.refused.clone() {
                     summary.attachments_skipped += 1;
@@ -216,7 +356,7 @@ impl<'a> Copier<'a> {
                         None,
                         Some(&refused),
                     );
-                } else if let Some(link) = self.copied_to(&file, target_id) {
+                } else if let Some(link) = copied_to(&copied, &file, target_id) {
                     summary.attachments_unchanged += 1;
                     let copied_as = link.target_id.clone();
                     self.stage(
@@ -248,6 +388,54 @@ impl<'a> Copier<'a> {
         self.flush()
     }
 
+    /// What each transfer's target record already holds that could be an upload of one of its
+    /// files whose answer was lost (same name and size): the records this run did not create
+    /// are listed on up to `in_flight` workers, then the attachments some link accounts for are
+    /// left out, looked up for the whole batch at once.
+    fn present_on(
+        &self,
+        transfers: &[Transfer],
+    ) -> Result<Vec<Vec<TargetAttachment>>, EngineError> {
+        if transfers.iter().all(|transfer| transfer.created_here) {
+            return Ok(vec![Vec::new(); transfers.len()]);
+        }
+        let (target, entity) = (self.target, self.entity.as_str());
+        let listed = on_workers(self.in_flight, transfers, |transfer| {
+            if transfer.created_here {
+                return Vec::new();
+            }
+            // If the target cannot list them, uploading is still right.
+            let present = target
+                .attachments_of(entity, &transfer.target_id)
+                .unwrap_or_default();
+            present
+                .into_iter()
+                .filter(|attachment| {
+                    transfer
+                        .files
+                        .iter()
+                        .any(|(_, file)| same_file(attachment, file))
+                })
+                .collect::<Vec<_>>()
+        });
+        let candidates: Vec<&str> = listed.iter().flatten().map(|a| a.id.as_str()).collect();
+        if candidates.is_empty() {
+            return Ok(listed);
+        }
+        let known = self
+            .store
+            .links_by_target(&links_pipeline(&self.pipeline), &candidates)?;
+        Ok(listed
+            .into_iter()
+            .map(|present| {
+                present
+                    .into_iter()
+                    .filter(|attachment| !known.contains_key(&attachment.id))
+                    .collect()
+            })
+            .collect())
+    }
+
     /// Runs the transfers on up to `in_flight` workers and stages each file's outcome as it
     /// arrives: the copied or linked files that have arrived commit together (result rows and
     /// links), so a run killed at any point loses at most the links of the uploads in flight
@@ -258,12 +446,8 @@ impl<'a> Copier<'a> {
         transfers: &[Transfer],
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
-        // Target attachments some link accounts for: never taken for a lost upload.
-        let known: HashSet<String> = self
-            .copied
-            .values()
-            .map(|link| link.target_id.clone())
-            .collect();
+        // Attachments already there, which some link does not account for.
+        let present = self.present_on(transfers)?;
         let (source, target, entity) = (self.source, self.target, self.entity.clone());
         let next = AtomicUsize::new(0);
         let stop = AtomicBool::new(false);
@@ -274,7 +458,7 @@ impl<'a> Copier<'a> {
         let staged = std::thread::scope(|scope| {
             for _ in 0..self.in_flight.min(transfers.len()) {
                 let sender = sender.clone();
-                let (next, stop, span, known, entity) = (&next, &stop, &span, &known, &entity);
+                let (next, stop, span, present, entity) = (&next, &stop, &span, &present, &entity);
                 scope.spawn(move || {
                     let _in_span = span.enter();
                     while !stop.load(Ordering::Relaxed) {
@@ -282,7 +466,8 @@ impl<'a> Copier<'a> {
                         let Some(transfer) = transfers.get(index) else {
                             break;
                         };
-                        if !move_files(source, target, entity, known, transfer, index, &sender) {
+                        let present = present[index].clone();
+                        if !move_files(source, target, entity, present, transfer, index, &sender) {
                             break;
                         }
                     }
@@ -361,18 +546,6 @@ impl<'a> Copier<'a> {
         Ok(())
     }
 
-    /// Whether a file was copied to this record before.
-    fn copied_to(&self, file: &AttachmentRef, target_id: &str) -> Option<&Link> {
-        let link = self.copied.get(&link_key(file))?;
-        let on = link
-            .target_record
-            .as_ref()
-            .and_then(|r| r.get("record_id"))
-            .and_then(Value::as_str);
-        // A record recreated in the target since gets its files again.
-        (on.is_none() || on == Some(target_id)).then_some(link)
-    }
-
     /// Records copied or linked files (source id, target record, file, the target's id for
     /// it, status): their result rows and links in one transaction.
     fn remember(
@@ -415,7 +588,6 @@ impl<'a> Copier<'a> {
             append_rows(store, &table, rows)?;
             store.save_links(self.run_id, &pipeline, &links)
         })?;
-        self.copied.extend(links);
         Ok(())
     }
 
@@ -466,34 +638,61 @@ impl<'a> Copier<'a> {
     }
 }
 
-/// A worker's part of one transfer: lists the target record's files once, then for each file
-/// takes the one already there by name and size (an upload whose answer was lost) or copies
-/// it. Hands each outcome back as soon as it has it; `false` when the caller stopped listening.
+/// Whether a target's attachment is a copy of this file, as far as the target says: the same
+/// name, and the same size when it gives one.
+fn same_file(attachment: &TargetAttachment, file: &AttachmentRef) -> bool {
+    attachment.name == file.name && (attachment.size.is_none() || attachment.size == file.size)
+}
+
+/// Runs `work` on each item on up to `workers` threads; the results in the items' order.
+fn on_workers<T: Sync, R: Send>(
+    workers: usize,
+    items: &[T],
+    work: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
+    let next = AtomicUsize::new(0);
+    // Workers log under the run's and pipeline's span, as the calling thread does.
+    let span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        for _ in 0..workers.max(1).min(items.len()) {
+            let (results, next, span, work) = (&results, &next, &span, &work);
+            scope.spawn(move || {
+                let _in_span = span.enter();
+                loop {
+                    let index = next.fetch_add(1, Ordering::Relaxed);
+                    let Some(item) = items.get(index) else {
+                        break;
+                    };
+                    let result = work(item);
+                    results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(result);
+                }
+            });
+        }
+    });
+    results
+        .into_inner()
+        .unwrap_or_else(|p| p.into_inner())
+        .into_iter()
+        .flatten()
+        .collect()
+}
+
+/// A worker's part of one transfer: for each file, takes the one already on the target record
+/// by name and size (an upload whose answer was lost; `present` holds the candidates) or
+/// copies it. Hands each outcome back as soon as it has it; `false` when the caller stopped
+/// listening.
 fn move_files(
     source: &dyn Source,
     target: &dyn Target,
     entity: &str,
-    known: &HashSet<String>,
+    mut present: Vec<TargetAttachment>,
     transfer: &Transfer,
     index: usize,
     outcomes: &mpsc::Sender<Moved>,
 ) -> bool {
-    // If the target cannot list them, uploading is still right.
-    let mut present: Vec<TargetAttachment> = if transfer.created_here {
-        Vec::new()
-    } else {
-        target
-            .attachments_of(entity, &transfer.target_id)
-            .unwrap_or_default()
-            .into_iter()
-            .filter(|a| !known.contains(&a.id))
-            .collect()
-    };
     for (file_index, (_, file)) in transfer.files.iter().enumerate() {
-        let outcome = match present
-            .iter()
-            .position(|a| a.name == file.name && (a.size.is_none() || a.size == file.size))
-        {
+        let outcome = match present.iter().position(|a| same_file(a, file)) {
             Some(found) => Outcome::Linked(present.remove(found).id),
             None => match copy_file(source, target, entity, &transfer.target_id, file) {
                 Ok(attachment_id) => Outcome::Copied(attachment_id),
@@ -590,6 +789,8 @@ mod tests {
     #[derive(Default)]
     struct FakeSource {
         refuse: Option<String>,
+        /// More files, listed after each record's own.
+        more: Vec<AttachmentRef>,
         /// How long each download takes.
         delay: Duration,
         gauge: Arc<Gauge>,
@@ -629,6 +830,12 @@ mod tests {
                         content_type: "text/plain".into(),
                         size: Some(id.len() as u64),
                     })
+                    .chain(
+                        self.more
+                            .iter()
+                            .filter(|file| ids.contains(&file.parent_id))
+                            .cloned(),
+                    )
                     .collect(),
                 problems: self.refuse.iter().cloned().collect(),
             })
@@ -650,6 +857,10 @@ mod tests {
     #[derive(Default)]
     struct FakeTarget {
         uploads: Mutex<Vec<(String, Vec<u8>)>>,
+        /// What each record holds: (record, attachment); listed by `attachments_of` when
+        /// `lists` (else it lists nothing, as a target that cannot list files).
+        held: Mutex<Vec<(String, TargetAttachment)>>,
+        lists: bool,
         /// Records whose uploads the target refuses.
         refuse_on: Vec<String>,
         gauge: Arc<Gauge>,
@@ -679,7 +890,7 @@ mod tests {
             &self,
             _: &str,
             target_id: &str,
-            _: &str,
+            name: &str,
             _: &str,
             bytes: &[u8],
         ) -> Result<String, String> {
@@ -689,7 +900,28 @@ mod tests {
             }
             let mut uploads = self.uploads.lock().unwrap();
             uploads.push((target_id.to_string(), bytes.to_vec()));
-            Ok(format!("h{}", uploads.len()))
+            let id = format!("h{}", uploads.len());
+            self.held.lock().unwrap().push((
+                target_id.to_string(),
+                TargetAttachment {
+                    id: id.clone(),
+                    name: name.to_string(),
+                    size: Some(bytes.len() as u64),
+                },
+            ));
+            Ok(id)
+        }
+        fn attachments_of(
+            &self,
+            _: &str,
+            target_id: &str,
+        ) -> Result<Vec<TargetAttachment>, String> {
+            let held = self.held.lock().unwrap();
+            Ok(held
+                .iter()
+                .filter(|(on, _)| self.lists && on == target_id)
+                .map(|(_, attachment)| attachment.clone())
+                .collect())
         }
     }
 
@@ -842,6 +1074,100 @@ mod tests {
             staged,
             [("copied".to_string(), 6), ("failed".to_string(), 3)]
         );
+    }
+
+    #[test]
+    fn a_lost_upload_is_linked_but_never_to_a_file_another_link_accounts_for() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let target = FakeTarget {
+            lists: true,
+            ..FakeTarget::default()
+        };
+        let records = vec![("r1".to_string(), "t1".to_string())];
+        let copy = |source: &FakeSource, run: &str| {
+            let mut copier = Copier::new(source, &target, &store, run, "p", "Tickets", 2).unwrap();
+            copier.list(&ids(&["r1"])).unwrap();
+            let mut summary = PipelineSummary::default();
+            copier.copy(&records, &mut summary).unwrap();
+            summary
+        };
+        // The record's file is copied (h1).
+        let source = FakeSource::default();
+        assert_eq!(copy(&source, "run1").attachments_copied, 1);
+
+        // A second file with the same name and size: h1 already stands for the first, so the
+        // second is uploaded, not taken for a lost upload of it.
+        let twin = AttachmentRef {
+            id: "00P-twin".into(),
+            parent_id: "r1".into(),
+            kind: AttachmentKind::Attachment,
+            name: "r1.txt".into(),
+            content_type: "text/plain".into(),
+            size: Some(2),
+        };
+        let source = FakeSource {
+            more: vec![twin],
+            ..FakeSource::default()
+        };
+        let summary = copy(&source, "run2");
+        assert_eq!(
+            (summary.attachments_copied, summary.attachments_unchanged),
+            (1, 1)
+        );
+        assert_eq!(target.uploads.lock().unwrap().len(), 2);
+
+        // The twin's link lost (killed before its commit): found on the record as h2 and
+        // linked again, nothing uploaded.
+        store
+            .connection()
+            .execute_batch("DELETE FROM id_map WHERE source_id = '00P-twin'")
+            .unwrap();
+        let summary = copy(&source, "run3");
+        assert_eq!(
+            (summary.attachments_copied, summary.attachments_unchanged),
+            (0, 2)
+        );
+        assert_eq!(target.uploads.lock().unwrap().len(), 2);
+        let links = store.links(&links_pipeline("p")).unwrap();
+        assert_eq!(links["00P-r1"].target_id, "h1");
+        assert_eq!(links["00P-twin"].target_id, "h2");
+    }
+
+    #[test]
+    fn each_batch_reads_back_only_its_own_records_files_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let target = FakeTarget::default();
+        let source = FakeSource::default();
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets", 2).unwrap();
+        // Two pages listed, the first page twice (a record read again by id).
+        copier.list(&ids(&["a1", "a2"])).unwrap();
+        copier.list(&ids(&["b1", "b2"])).unwrap();
+        copier.list(&ids(&["a1"])).unwrap();
+        // Loaded in another order, in batches that mix the pages.
+        let mut summary = PipelineSummary::default();
+        copier
+            .copy(
+                &[("b2".into(), "t-b2".into()), ("a1".into(), "t-a1".into())],
+                &mut summary,
+            )
+            .unwrap();
+        assert_eq!(summary.attachments_copied, 2);
+        copier
+            .copy(
+                &[("a2".into(), "t-a2".into()), ("b1".into(), "t-b1".into())],
+                &mut summary,
+            )
+            .unwrap();
+        assert_eq!(summary.attachments_copied, 4);
+        let mut uploads = target.uploads.lock().unwrap().clone();
+        uploads.sort();
+        let expected: Vec<(String, Vec<u8>)> = ["a1", "a2", "b1", "b2"]
+            .iter()
+            .map(|id| (format!("t-{id}"), id.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(uploads, expected);
     }
 
     #[test]

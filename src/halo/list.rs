@@ -225,13 +225,25 @@ pub struct Pages<'a> {
     total: Option<u64>,
 }
 
-impl Pages<'_> {
+impl<'a> Pages<'a> {
     /// How many records the list has in all (`record_count`), once a page has been read and
     /// when Halo says.
     pub fn total(&self) -> Option<u64> {
         self.total
     }
+
+    /// The same pages, each with [`Pages::total`] as it stood after it: for a reader on
+    /// another thread (see `crate::prefetch`), which cannot ask the iterator afterwards.
+    pub fn with_totals(mut self) -> impl Iterator<Item = PageWithTotal> + Send + 'a {
+        std::iter::from_fn(move || {
+            let page = self.next()?;
+            Some(page.map(|records| (records, self.total)))
+        })
+    }
 }
+
+/// A page's records and the list's `record_count`, when Halo said it.
+pub type PageWithTotal = Result<(Vec<Value>, Option<u64>), HaloError>;
 
 impl Iterator for Pages<'_> {
     type Item = Result<Vec<Value>, HaloError>;

@@ -10,7 +10,8 @@
 //! skipped with that reason. Actions are listed per ticket, as Halo lists them. Asked for
 //! deleted records by id, it reads each one, inactive ones included, flagged `inactive`; asked
 //! for other records by id, it reads each one and leaves inactive ones out, as a listing does.
-//! Customers can be listed from a time on (`lastupdatefromdate`, compared with each record's
+//! Listings are read one page ahead (`crate::prefetch`): the next page is fetched while the
+//! engine stages the one in hand. Customers can be listed from a time on (`lastupdatefromdate`, compared with each record's
 //! `last_update`); the other entities only whole (see [`Source::lists_changes`] below).
 
 use std::collections::HashMap;
@@ -374,15 +375,15 @@ impl Source for HaloSource<'_> {
             _ => vec![query],
         };
         for query in queries {
-            let mut pages = self.client.list(entity, &query);
-            while let Some(records) = pages.next() {
-                let records = records.map_err(connection)?;
-                let total = pages.total().unwrap_or(u64::MAX);
-                let out = shape.records(self, &mut sites, records, total)?;
-                if !out.is_empty() {
-                    page(out)?;
+            // The next page is fetched while this one is shaped and staged.
+            crate::prefetch::each_ahead(self.client.list(entity, &query).with_totals(), |read| {
+                let (records, total) = read.map_err(connection)?;
+                let out = shape.records(self, &mut sites, records, total.unwrap_or(u64::MAX))?;
+                if out.is_empty() {
+                    return Ok(());
                 }
-            }
+                page(out)
+            })?;
         }
         Ok(())
     }

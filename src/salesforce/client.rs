@@ -37,7 +37,8 @@ pub struct ClientOptions {
     pub bulk_page_size: u64,
     /// Writes of at least this many records go through Bulk API 2.0 ingest.
     pub bulk_write_threshold: usize,
-    /// sObject Collections calls in flight at once.
+    /// sObject Collections calls, and the attachment listings of a page of records, in flight
+    /// at once.
     pub writes_in_flight: usize,
     /// How often to look at a Bulk job that is still running, at most.
     pub bulk_poll_max: Duration,

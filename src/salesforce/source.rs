@@ -1,16 +1,20 @@
 //! Salesforce as the engine's [`Source`]: a pipeline's fields and filter become one SOQL query
-//! whose pages stream through the REST query API, `Id` always included. Salesforce's own error
-//! for a bad query is a configuration error; anything else is a connection error.
+//! whose pages stream through the REST query API (or a Bulk job), `Id` always included, the
+//! next page fetched while the engine stages the one in hand (`crate::prefetch`). Salesforce's
+//! own error for a bad query is a configuration error; anything else is a connection error.
 //!
 //! Attachments are listed per set of records with one query per kind: classic `Attachment`
 //! rows by `ParentId`, and Files through `ContentDocumentLink` (by `LinkedEntityId`) to each
-//! document's latest `ContentVersion`. A listing Salesforce refuses (no permission on the
+//! document's latest `ContentVersion`; the queries of a page's records run a few at a time
+//! (the client's `writes_in_flight`, the project's `in_flight`). A listing Salesforce refuses (no permission on the
 //! object) is reported with Salesforce's message for the records asked about, and the run goes
 //! on. Bodies stream from `/sobjects/Attachment/{id}/Body` and
 //! `/sobjects/ContentVersion/{id}/VersionData`.
 
 use std::collections::HashMap;
 use std::io::Write;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Mutex, MutexGuard};
 
 use serde_json::Value;
 
@@ -134,6 +138,12 @@ fn in_list(ids: &[String]) -> String {
         .map(|id| format!("'{}'", id.replace('\\', "\\\\").replace('\'', "\\'")))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 fn text(record: &Record, field: &str) -> String {
@@ -318,10 +328,10 @@ impl Source for SalesforceSource<'_> {
             let shown = query
                 .soql(&super::incremental::Position::Start)
                 .unwrap_or_default();
-            for batch in self.client.incremental(query, since.as_ref()) {
-                page(batch.map_err(|e| engine_error(e, &shown))?.records)?;
-            }
-            return Ok(());
+            return crate::prefetch::each_ahead(
+                self.client.incremental(query, since.as_ref()),
+                |batch| page(batch.map_err(|e| engine_error(e, &shown))?.records),
+            );
         }
         let soql = soql(request);
         if request.ids.is_empty() {
@@ -333,15 +343,14 @@ impl Source for SalesforceSource<'_> {
             if extract.is_bulk() {
                 tracing::info!(object = %request.object, "reading through a Bulk API 2.0 query job");
             }
-            for records in extract {
-                page(records.map_err(|e| engine_error(e, &soql))?)?;
-            }
-            return Ok(());
+            return crate::prefetch::each_ahead(extract, |records| {
+                page(records.map_err(|e| engine_error(e, &soql))?)
+            });
         }
-        for records in self.client.query_pages(&soql, request.include_deleted) {
-            page(records.map_err(|e| engine_error(e, &soql))?)?;
-        }
-        Ok(())
+        crate::prefetch::each_ahead(
+            self.client.query_pages(&soql, request.include_deleted),
+            |records| page(records.map_err(|e| engine_error(e, &soql))?),
+        )
     }
 
     fn api_calls(&self) -> u64 {
@@ -367,13 +376,69 @@ impl Source for SalesforceSource<'_> {
         }
     }
 
+    /// The listings of each chunk of ids (classic attachments, files) do not depend on each
+    /// other, so they run `writes_in_flight` at a time (the project's `in_flight`); the
+    /// answers are put together in the order one-by-one listings would have given.
     fn attachments(&self, parent_ids: &[String]) -> Result<AttachmentListing, EngineError> {
-        let mut listing = AttachmentListing::default();
-        for chunk in parent_ids.chunks(IDS_PER_QUERY) {
-            self.classic(chunk, &mut listing)?;
-            self.files(chunk, &mut listing)?;
+        let chunks: Vec<&[String]> = parent_ids.chunks(IDS_PER_QUERY).collect();
+        // Listing `2 * c` is chunk c's classic attachments, `2 * c + 1` its files.
+        let listings = chunks.len() * 2;
+        let parts: Mutex<Vec<AttachmentListing>> =
+            Mutex::new(vec![AttachmentListing::default(); listings]);
+        let stopped: Mutex<Option<EngineError>> = Mutex::new(None);
+        let next = AtomicUsize::new(0);
+        let workers = self
+            .client
+            .options()
+            .writes_in_flight
+            .clamp(1, 16)
+            .min(listings);
+        // Workers log under the caller's span, as the caller would.
+        let span = tracing::Span::current();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let (parts, stopped, next, chunks, span) =
+                    (&parts, &stopped, &next, &chunks, &span);
+                scope.spawn(move || {
+                    let _in_span = span.enter();
+                    loop {
+                        if lock(stopped).is_some() {
+                            return;
+                        }
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(chunk) = chunks.get(index / 2) else {
+                            return;
+                        };
+                        let mut part = AttachmentListing::default();
+                        let listed = if index % 2 == 0 {
+                            self.classic(chunk, &mut part)
+                        } else {
+                            self.files(chunk, &mut part)
+                        };
+                        match listed {
+                            Ok(()) => lock(parts)[index] = part,
+                            Err(error) => {
+                                lock(stopped).get_or_insert(error);
+                                return;
+                            }
+                        }
+                    }
+                });
+            }
+        });
+        if let Some(error) = stopped.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            return Err(error);
         }
-        listing.problems.dedup();
+        let mut listing = AttachmentListing::default();
+        for part in parts.into_inner().unwrap_or_else(|p| p.into_inner()) {
+            listing.attachments.extend(part.attachments);
+            listing.problems.extend(part.problems);
+        }
+        // The same refusal for every chunk is said once.
+        let mut said = std::collections::HashSet::new();
+        listing
+            .problems
+            .retain(|problem| said.insert(problem.clone()));
         Ok(listing)
     }
 
