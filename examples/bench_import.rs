@@ -5,12 +5,14 @@
 //! side and the `etl` process's peak memory for each. With `--latency MS` it then imports the
 //! same data again into fresh sandboxes that wait MS milliseconds before every API answer.
 //! `--in-flight N` sets the project's `defaults.in_flight` (attachment copies at once; etl's
-//! default when not given).
+//! default when not given). `--log DIR` runs `etl` with `-vv` and keeps each run's log lines
+//! (stage times, every HTTP request) in `DIR/<run>.log`, to see where a run waits.
 //!
 //! ```sh
 //! cargo build && cargo run --example bench_import -- 10000
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50 --in-flight 1
+//! cargo build && cargo run --example bench_import -- 2000 --latency 50 --log /tmp/bench-logs
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -68,14 +70,26 @@ fn peak_kb(pid: u32) -> Option<u64> {
         .ok()
 }
 
-fn run(root: &Path, label: &str) -> Value {
+fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     let started = Instant::now();
-    let mut child = Command::new(etl_binary())
+    let mut command = Command::new(etl_binary());
+    command
         .arg("--project")
         .arg(root.join("etl.yaml"))
         .args(["run", "--json", "--no-sandbox"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(Stdio::null());
+    if let Some(dir) = logs {
+        std::fs::create_dir_all(dir).expect("the log folder can be made");
+        let name: String = label
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        let file = std::fs::File::create(dir.join(format!("{name}.log")))
+            .expect("the log file can be written");
+        command.arg("-vv").stderr(file);
+    }
+    let mut child = command
         .spawn()
         .expect("build the etl binary first: cargo build");
     let pid = child.id();
@@ -143,6 +157,12 @@ fn main() {
     };
     let latency_ms = option("--latency");
     let in_flight = option("--in-flight");
+    let logs: Option<PathBuf> = args
+        .iter()
+        .position(|a| a == "--log")
+        .and_then(|i| args.get(i + 1))
+        .map(PathBuf::from);
+    let logs = logs.as_deref();
     let seeding = Instant::now();
     let sandbox = server::start(Options {
         accounts,
@@ -156,8 +176,8 @@ fn main() {
     );
     let dir = tempfile::tempdir().unwrap();
     project(&sandbox, dir.path(), in_flight);
-    run(dir.path(), "first import");
-    run(dir.path(), "no-op rerun");
+    run(dir.path(), "first import", logs);
+    run(dir.path(), "no-op rerun", logs);
     let ids: Vec<String> = {
         let state = sandbox.salesforce_state();
         let state = state.lock().unwrap();
@@ -174,7 +194,7 @@ fn main() {
         let _ = ureq::post(format!("{}/__sandbox/touch/{id}", sandbox.salesforce_url))
             .send_json(json!({"Website": format!("https://changed.example/{id}")}));
     }
-    run(dir.path(), "rerun, 1% changed");
+    run(dir.path(), "rerun, 1% changed", logs);
     drop(sandbox);
 
     if let Some(ms) = latency_ms {
@@ -186,6 +206,6 @@ fn main() {
         .expect("the sandbox starts");
         let dir = tempfile::tempdir().unwrap();
         project(&sandbox, dir.path(), in_flight);
-        run(dir.path(), &format!("first import, {ms} ms"));
+        run(dir.path(), &format!("first import, {ms} ms"), logs);
     }
 }
