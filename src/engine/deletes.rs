@@ -308,30 +308,33 @@ impl Done {
     }
 }
 
-/// Sync back: the linked target records (by target id, with their source id and link) that
-/// the target's listing lacks, and that reading them by id finds gone or flagged inactive:
-/// target id → why. Records that only left the listing's filter are alive, and links already
-/// settled by a removal either way are passed over.
+/// Sync back: the linked target records that the target's listing lacks, and that reading
+/// them by id finds gone or flagged inactive: (target id, source id, why), by target id. Only
+/// records linked when the listing started count (their ids are in the scratch table
+/// `linked_before`); records that only left the listing's filter are alive, and links already
+/// settled by a removal either way are passed over. The candidates are found by one join of
+/// the id map with the listing, not by sets held in memory.
 pub fn removed_in_target(
     pipeline: &Pipeline,
     reader: &dyn Source,
+    store: &Store,
     listed: &super::sync_back::SnapshotRecords,
-    linked_before: &HashSet<String>,
-    by_target: &HashMap<String, (String, Link)>,
-) -> Result<Vec<(String, &'static str)>, EngineError> {
+    linked_before: &str,
+) -> Result<Vec<(String, String, &'static str)>, EngineError> {
     if pipeline.deletes_from_halo() == DeletePolicy::Ignore {
         return Ok(Vec::new());
     }
-    let mut candidates: Vec<String> = by_target
-        .iter()
-        .filter(|(target_id, (_, link))| {
-            !listed.contains_key(*target_id)
-                && linked_before.contains(*target_id)
-                && !marked(Some(link), DEACTIVATED)
-                && !marked(Some(link), REMOVED_IN_TARGET)
-        })
-        .map(|(target_id, _)| target_id.clone())
-        .collect();
+    let mut source_of: HashMap<String, String> = HashMap::new();
+    let mut candidates: Vec<String> = Vec::new();
+    for (target_id, source_id) in listed.linked_but_not_listed(
+        store,
+        &pipeline.pipeline,
+        linked_before,
+        &[DEACTIVATED, REMOVED_IN_TARGET],
+    )? {
+        candidates.push(target_id.clone());
+        source_of.insert(target_id, source_id);
+    }
     if candidates.is_empty() {
         return Ok(Vec::new());
     }
@@ -366,7 +369,8 @@ pub fn removed_in_target(
             } else {
                 "deleted in the target"
             };
-            (id, why)
+            let source_id = source_of.remove(&id).unwrap_or_default();
+            (id, source_id, why)
         })
         .collect())
 }

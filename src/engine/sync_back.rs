@@ -3,8 +3,8 @@
 //! updated, never duplicated, whichever side created it.
 //!
 //! The run of a two-way pipeline lists the target's records first (the [`Snapshot`]: staged in
-//! `<p>_back_extracted` and read back from there, so memory holds their ids, not the records),
-//! so the import can see fields changed on both sides since the last sync and settle them by the
+//! `<p>_back_extracted` and read back from there, so memory holds neither the records nor
+//! their ids), so the import can see fields changed on both sides since the last sync and settle them by the
 //! pipeline's conflict policy; what the import writes is applied to the snapshot. Then each
 //! target record is transformed backwards and compared, in source terms, with the last synced
 //! values transformed the same way: only fields changed on the target side are sent, so a
@@ -15,7 +15,9 @@
 //! to the pipeline's `deletes.from_halo` choice (see `deletes.rs`). Between full listings,
 //! entities the target lists by update time are listed only from the last listing on (see
 //! `listing.rs`): a record missing from such a listing is unchanged, not gone, so removals
-//! wait for a full listing.
+//! wait for a full listing. Links, and the sets of ids relinking, matching and removals ask
+//! about, are read by joins in staging (see `staging/back_links.rs`), never held for the
+//! whole pipeline nor looked up one record at a time.
 
 use std::collections::{HashMap, HashSet};
 
@@ -30,7 +32,9 @@ use super::progress::Stage as ProgressStage;
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
-use crate::staging::{Link, PipelineTables, Stage, StagingError, Store};
+use crate::staging::{
+    Column, ColumnType, Link, PipelineTables, Stage, StagingError, Store, KEPT_SOURCE_ID,
+};
 use crate::transform::{
     changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
 };
@@ -46,48 +50,69 @@ pub struct Snapshot {
     pub held: HashSet<(String, String)>,
     /// API calls the listing took.
     pub api_calls: u64,
-    /// (target id, source id) of the listed records that keep a source id (see [`relink`]),
-    /// read once while listing so that relinking parses no record it does not relink.
-    pub kept_ids: Vec<(String, String)>,
-    /// Target ids linked when the listing was made (records the import creates after it are
-    /// not missing from it).
-    pub linked_before: HashSet<String>,
+    /// The scratch table holding the target ids linked when the listing started (records the
+    /// import creates after it are not missing from it), made when the run looks for removed
+    /// records: a full listing, and a `from_halo` choice other than `ignore`.
+    pub linked_before: Option<String>,
     /// Whether everything was listed or only the changes, and where the listing stood.
     pub listing: Listing,
 }
 
 impl Snapshot {
-    /// Applies what the import wrote to a record.
+    /// Applies what the import wrote to a record: at once to a record kept in memory, else
+    /// when the record is read. No read of staging per write (a read by id scans the listing):
+    /// the writes are kept, and every [`PATCHES_PER_CHECK`] of them one join drops those to
+    /// records the listing does not hold (a listing of changes lists few of them).
     pub fn patch(
         &mut self,
         store: &Store,
         target_id: &str,
         written: &Record,
     ) -> Result<(), EngineError> {
-        if let Some(mut record) = self.records.get(store, target_id)? {
-            merge(&mut record, written);
-            self.records.keep(target_id.to_string(), &record);
+        let records = &mut self.records;
+        match records.kept.get(target_id).and_then(|text| parse(text)) {
+            Some(mut record) => {
+                merge(&mut record, written);
+                records.keep(target_id.to_string(), &record);
+            }
+            None => {
+                let patches = records.patches.entry(target_id.to_string()).or_default();
+                if patches.is_empty() {
+                    records.unchecked.push(target_id.to_string());
+                }
+                patches.push(written.clone());
+                if records.unchecked.len() >= PATCHES_PER_CHECK {
+                    records.drop_unlisted_patches(store)?;
+                }
+            }
         }
         Ok(())
     }
 }
 
 /// The listed records by id. They live in this run's rows of `<p>_back_extracted`, where the
-/// listing stages them, and are read from there when needed, so memory follows the ids, not the
-/// records. Kept in memory, as JSON text, are only the records the import wrote since (with
-/// what it wrote), those it read to settle conflicts (it patches them next), the latest text
-/// of a record listed twice, and records given without staging them.
+/// listing stages them, and are read from there when needed, so memory follows neither the
+/// records nor their ids: which ids were listed, and how many, are asked of the staged rows.
+/// Kept in memory, as JSON text, are only the records the import read to settle conflicts (it
+/// patches them next), the latest text of a record listed twice (with its id), and records
+/// given without staging them; and what the import wrote to the others, applied as they are
+/// read.
 #[derive(Debug, Default)]
 pub struct SnapshotRecords {
     /// The staging table and run whose rows are the listing; empty when nothing was staged.
     table: String,
     run_id: String,
-    /// Every id listed (or given), once.
-    listed: HashSet<String>,
+    /// How many ids the staged rows hold, each once (see [`SnapshotRecords::finish_listing`]).
+    staged_ids: usize,
     /// Ids the listing returned more than once: their latest text is in `kept`.
     twice: HashSet<String>,
     /// Texts that win over the staged rows.
     kept: HashMap<String, Box<str>>,
+    /// What the import wrote to records not kept in memory, in order: applied to the staged
+    /// row when it is read.
+    patches: HashMap<String, Vec<Record>>,
+    /// Ids in `patches` not yet checked against the listing.
+    unchecked: Vec<String>,
     /// Ids given without a staged row, in the order given.
     unstaged: Vec<String>,
     /// Records read one by one from staging (each a scan of the table's run), for the log.
@@ -103,6 +128,17 @@ pub struct ListingCursor {
     unstaged_at: usize,
     /// Ids listed twice already read, so each is read once.
     seen_twice: HashSet<String>,
+    /// The staged rows the last chunk was read from, `None` when it holds records given
+    /// without staging them.
+    last_rows: Option<(i64, i64)>,
+}
+
+impl ListingCursor {
+    /// The range of staged row ids the last chunk came from (each record of it has its first
+    /// row there), or `None` for a chunk of records given without staging them.
+    pub fn last_rows(&self) -> Option<(i64, i64)> {
+        self.last_rows
+    }
 }
 
 impl SnapshotRecords {
@@ -115,17 +151,80 @@ impl SnapshotRecords {
         }
     }
 
-    /// How many records were listed, each once.
+    /// Reads what the listing staged, once it is done: how many records (each once), and the
+    /// latest text of those listed more than once, which wins over their first row.
+    pub fn finish_listing(&mut self, store: &Store) -> Result<(), EngineError> {
+        if self.table.is_empty() {
+            return Ok(());
+        }
+        let counts = store.listing_counts(&self.table, &self.run_id)?;
+        self.staged_ids = counts.distinct;
+        for (id, text) in counts.twice {
+            self.twice.insert(id.clone());
+            self.kept.insert(id, text.into_boxed_str());
+        }
+        Ok(())
+    }
+
+    /// How many records were listed, each once (as of [`finish_listing`](Self::finish_listing)).
     pub fn len(&self) -> usize {
-        self.listed.len()
+        self.staged_ids + self.unstaged.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.listed.is_empty()
+        self.len() == 0
     }
 
-    pub fn contains_key(&self, id: &str) -> bool {
-        self.listed.contains(id)
+    /// Whether `id` was listed (or given): a read of staging unless kept in memory.
+    pub fn contains_key(&self, store: &Store, id: &str) -> Result<bool, EngineError> {
+        if self.kept.contains_key(id) {
+            return Ok(true);
+        }
+        if self.table.is_empty() {
+            return Ok(false);
+        }
+        let ids = [id.to_string()];
+        Ok(!store
+            .staged_among(&self.table, &self.run_id, &ids)?
+            .is_empty())
+    }
+
+    /// Which of `ids` were not listed: one read of staging.
+    pub fn not_listed(&self, store: &Store, ids: Vec<String>) -> Result<Vec<String>, EngineError> {
+        let listed = match self.table.is_empty() || ids.is_empty() {
+            true => HashSet::new(),
+            false => store.staged_among(&self.table, &self.run_id, &ids)?,
+        };
+        Ok(ids
+            .into_iter()
+            .filter(|id| !listed.contains(id) && !self.kept.contains_key(id))
+            .collect())
+    }
+
+    /// The links of `pipeline` (target id, source id) to target records linked before the
+    /// listing (in the scratch table `linked_before`) that it did not list, leaving out links
+    /// whose hash is one of `marks`; by target id. A snapshot without a staged listing tells
+    /// none.
+    pub fn linked_but_not_listed(
+        &self,
+        store: &Store,
+        pipeline: &str,
+        linked_before: &str,
+        marks: &[&str],
+    ) -> Result<Vec<(String, String)>, EngineError> {
+        if self.table.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut links = store.linked_but_not_listed(
+            pipeline,
+            linked_before,
+            &self.table,
+            &self.run_id,
+            marks,
+        )?;
+        // Records given without staging them are listed too.
+        links.retain(|(target_id, _)| !self.unstaged.iter().any(|u| u == target_id));
+        Ok(links)
     }
 
     /// How many records were read one by one from staging.
@@ -133,29 +232,20 @@ impl SnapshotRecords {
         self.point_reads.get()
     }
 
-    /// Notes a record the listing staged under `id` (with `text`, the staged JSON); whether
-    /// `id` is new. A record listed again keeps its latest text, as the staged rows do not
-    /// tell which came last once read by id.
-    pub fn listed(&mut self, id: String, text: &str) -> bool {
-        if self.listed.contains(&id) {
-            self.twice.insert(id.clone());
-            self.kept.insert(id, text.into());
-            false
-        } else {
-            self.listed.insert(id);
-            true
-        }
-    }
-
     /// Keeps `record` under `id` without staging it (it wins over a staged row); whether `id`
     /// is new.
-    pub fn insert(&mut self, id: String, record: &Record) -> bool {
-        let new = self.listed.insert(id.clone());
+    pub fn insert(
+        &mut self,
+        store: &Store,
+        id: String,
+        record: &Record,
+    ) -> Result<bool, EngineError> {
+        let new = !self.contains_key(store, &id)?;
         if new {
             self.unstaged.push(id.clone());
         }
         self.keep(id, record);
-        new
+        Ok(new)
     }
 
     /// Keeps `record`'s text under `id` in memory, over the staged row.
@@ -164,32 +254,47 @@ impl SnapshotRecords {
         self.kept.insert(id, text.into_boxed_str());
     }
 
+    /// The text kept in memory for `id`, if any (it wins over the staged rows).
+    fn kept_text(&self, id: &str) -> Option<&str> {
+        self.kept.get(id).map(|text| &**text)
+    }
+
+    /// Drops the writes kept for records the listing does not hold, among those not checked
+    /// yet: one join.
+    fn drop_unlisted_patches(&mut self, store: &Store) -> Result<(), EngineError> {
+        let unchecked = std::mem::take(&mut self.unchecked);
+        let listed = match self.table.is_empty() {
+            true => HashSet::new(),
+            false => store.staged_among(&self.table, &self.run_id, &unchecked)?,
+        };
+        for id in unchecked.iter().filter(|id| !listed.contains(*id)) {
+            self.patches.remove(id);
+        }
+        Ok(())
+    }
+
+    /// The record of `id` from its staged `text`, with what the import wrote to it since.
+    fn patched(&self, id: &str, text: &str) -> Option<Record> {
+        let mut record = parse(text)?;
+        for written in self.patches.get(id).into_iter().flatten() {
+            merge(&mut record, written);
+        }
+        Some(record)
+    }
+
     /// The record listed under `id`; a read of staging unless kept in memory.
     pub fn get(&self, store: &Store, id: &str) -> Result<Option<Record>, EngineError> {
         if let Some(text) = self.kept.get(id) {
             return Ok(parse(text));
         }
-        if !self.listed.contains(id) || self.table.is_empty() {
+        if self.table.is_empty() {
             return Ok(None);
         }
+        let Some(text) = store.staged_text(&self.table, &self.run_id, id)? else {
+            return Ok(None);
+        };
         self.point_reads.set(self.point_reads.get() + 1);
-        let mut statement = store
-            .connection()
-            .prepare_cached(&format!(
-                "SELECT record::VARCHAR FROM \"{}\" WHERE run_id = ? AND source_id = ?
-                 ORDER BY rowid DESC LIMIT 1",
-                self.table
-            ))
-            .map_err(StagingError::from)?;
-        let mut rows = statement
-            .query_map(duckdb::params![self.run_id, id], |row| {
-                row.get::<_, String>(0)
-            })
-            .map_err(StagingError::from)?;
-        match rows.next() {
-            Some(text) => Ok(parse(&text.map_err(StagingError::from)?)),
-            None => Ok(None),
-        }
+        Ok(self.patched(id, &text))
     }
 
     /// Like [`get`](Self::get), keeping what it read in memory for the write that follows.
@@ -197,6 +302,8 @@ impl SnapshotRecords {
         let found = self.get(store, id)?;
         if let Some(record) = &found {
             if !self.kept.contains_key(id) {
+                // The text kept holds what the import wrote so far.
+                self.patches.remove(id);
                 self.keep(id.to_string(), record);
             }
         }
@@ -216,7 +323,7 @@ impl SnapshotRecords {
                 if let Some(record) = parse(text) {
                     found.insert(id.to_string(), record);
                 }
-            } else if self.listed.contains(id) && !self.table.is_empty() {
+            } else if !self.table.is_empty() {
                 to_read.push(id);
             }
         }
@@ -241,7 +348,7 @@ impl SnapshotRecords {
             for row in rows {
                 let (id, text) = row.map_err(StagingError::from)?;
                 // Rows come in staging order: the latest of an id listed twice wins.
-                if let Some(record) = parse(&text) {
+                if let Some(record) = self.patched(&id, &text) {
                     found.insert(id, record);
                 }
             }
@@ -250,7 +357,8 @@ impl SnapshotRecords {
     }
 
     /// The next records in listing order, up to `limit` staged rows' worth, as (id, JSON
-    /// text), each id once and the texts kept in memory winning; empty at the end.
+    /// text), each id once and the texts kept in memory winning; empty at the end. The cursor
+    /// tells which staged rows the chunk came from ([`ListingCursor::last_rows`]).
     pub fn next_chunk(
         &self,
         store: &Store,
@@ -261,22 +369,15 @@ impl SnapshotRecords {
         if cursor.end_rowid.is_none() && !self.table.is_empty() {
             // The run's rows were staged one after the other: read them by range of row ids,
             // so that each read fetches only its own records.
-            let (first, last): (Option<i64>, Option<i64>) = store
-                .connection()
-                .query_row(
-                    &format!(
-                        "SELECT min(rowid), max(rowid) FROM \"{}\" WHERE run_id = ?",
-                        self.table
-                    ),
-                    [&self.run_id],
-                    |row| Ok((row.get(0)?, row.get(1)?)),
-                )
-                .map_err(StagingError::from)?;
-            cursor.next_rowid = first.unwrap_or(0);
-            cursor.end_rowid = Some(last.map_or(0, |last| last + 1));
+            let (first, last) = store
+                .run_rowids(&self.table, &self.run_id)?
+                .unwrap_or((0, -1));
+            cursor.next_rowid = first;
+            cursor.end_rowid = Some(last + 1);
         }
         let end = cursor.end_rowid.unwrap_or(0);
         let limit = limit.max(1) as i64;
+        let from = cursor.next_rowid;
         while chunk.is_empty() && cursor.next_rowid < end {
             let to = (cursor.next_rowid + limit).min(end);
             let mut statement = store
@@ -298,13 +399,18 @@ impl SnapshotRecords {
                 if self.twice.contains(&id) && !cursor.seen_twice.insert(id.clone()) {
                     continue;
                 }
-                let text = match self.kept.get(&id) {
-                    Some(kept) => kept.to_string(),
-                    None => text,
+                let text = match (self.kept.get(&id), self.patches.contains_key(&id)) {
+                    (Some(kept), _) => kept.to_string(),
+                    (None, true) => self
+                        .patched(&id, &text)
+                        .and_then(|record| serde_json::to_string(&record).ok())
+                        .unwrap_or(text),
+                    (None, false) => text,
                 };
                 chunk.push((id, text));
             }
         }
+        cursor.last_rows = Some((from, cursor.next_rowid));
         if chunk.is_empty() {
             let end = (cursor.unstaged_at + limit as usize).min(self.unstaged.len());
             for id in &self.unstaged[cursor.unstaged_at..end] {
@@ -313,10 +419,14 @@ impl SnapshotRecords {
                 }
             }
             cursor.unstaged_at = end;
+            cursor.last_rows = None;
         }
         Ok(chunk)
     }
 }
+
+/// Writes of the import kept (see [`Snapshot::patch`]) between two checks against the listing.
+const PATCHES_PER_CHECK: usize = 5_000;
 
 /// Ids per read of [`SnapshotRecords::get_many`].
 const IDS_PER_READ: usize = 500;
@@ -360,13 +470,18 @@ pub fn enabled(pipeline: &Pipeline) -> bool {
 }
 
 /// The staging tables of the sync-back direction: `<p>_back_extracted`, `_changes`, ….
+/// The listing's rows carry the source id each record keeps, when it keeps one.
 pub fn back_tables(pipeline: &Pipeline) -> PipelineTables {
     PipelineTables {
         pipeline: format!("{}_back", pipeline.pipeline),
-        extracted: Vec::new(),
+        extracted: vec![Column::new(KEPT_SOURCE_ID, ColumnType::Text)],
         transformed: Vec::new(),
     }
 }
+
+/// The scratch table holding the target ids linked when the listing started (see
+/// [`Snapshot::linked_before`]); one pipeline's sync back runs at a time.
+const LINKED_BEFORE_LISTING: &str = "back_linked_before";
 
 fn config_error(pipeline: &Pipeline, message: impl std::fmt::Display) -> EngineError {
     EngineError::Config(format!("pipeline {}: {message}", pipeline.pipeline))
@@ -394,7 +509,8 @@ pub fn id_path(pipeline: &Pipeline, id_field: &str) -> Option<String> {
 
 /// Links target records that carry a source id the id map does not know (a lost or new
 /// staging file, or records another tool synced), so they are updated instead of duplicated.
-/// Returns how many were linked.
+/// The candidates are found by one join of the listing's kept ids with the id map, and linked
+/// a page at a time. Returns how many were linked.
 pub fn relink(
     pipeline: &Pipeline,
     snapshot: &Snapshot,
@@ -402,47 +518,46 @@ pub fn relink(
     store: &Store,
     run_id: &str,
 ) -> Result<usize, EngineError> {
-    if id_path(pipeline, id_field).is_none() {
+    let records = &snapshot.records;
+    if id_path(pipeline, id_field).is_none() || records.table.is_empty() {
         return Ok(0);
     }
-    let links = store.link_heads(&pipeline.pipeline)?;
-    let linked: HashSet<&str> = links.values().map(|l| l.target_id.as_str()).collect();
-    let mut candidates: Vec<(&str, &str)> = Vec::new();
-    let mut taken: HashSet<&str> = HashSet::new();
-    for (id, source_id) in &snapshot.kept_ids {
-        if links.contains_key(source_id)
-            || linked.contains(id.as_str())
-            || !taken.insert(source_id.as_str())
-        {
-            continue;
-        }
-        candidates.push((id, source_id));
-    }
-    let mut found: Vec<(String, Link)> = Vec::new();
-    for part in candidates.chunks(WHOLE_LINKS_CHUNK) {
-        let mut records = snapshot
-            .records
-            .get_many(store, part.iter().map(|(id, _)| *id))?;
-        for (id, source_id) in part {
-            let Some(record) = records.remove(*id) else {
+    let count =
+        store.stage_relink_candidates(&records.table, &records.run_id, &pipeline.pipeline)?;
+    let mut linked = 0;
+    for from in (0..count).step_by(WHOLE_LINKS_CHUNK) {
+        let mut found: Vec<(String, Link)> = Vec::new();
+        let page = store.relink_candidates(
+            &records.table,
+            &records.run_id,
+            from,
+            from + WHOLE_LINKS_CHUNK,
+        )?;
+        for candidate in page {
+            let text = records
+                .kept_text(&candidate.target_id)
+                .unwrap_or(&candidate.record);
+            let Some(record) = parse(text) else {
                 continue;
             };
             // What the target holds now stands for the last synced values, so the import
             // writes only what differs.
             let synced = projection(pipeline, &record);
             found.push((
-                source_id.to_string(),
+                candidate.source_id,
                 Link {
-                    target_id: id.to_string(),
+                    target_id: candidate.target_id,
                     source_hash: None,
                     synced_record: Some(synced),
                     target_record: Some(record),
                 },
             ));
         }
+        store.save_links(run_id, &pipeline.pipeline, &found)?;
+        linked += found.len();
     }
-    store.save_links(run_id, &pipeline.pipeline, &found)?;
-    Ok(found.len())
+    store.drop_scratch("relink_candidates")?;
+    Ok(linked)
 }
 
 /// Lists the target's records for sync back — all of them, or those changed since the last
@@ -497,13 +612,7 @@ pub fn take_snapshot(
                 format!("{entity} records are listed per parent: map `{field}` with a `lookup` naming the pipeline of their parents (e.g. `lookup: cases`)"),
             ));
         };
-        let mut ids: Vec<String> = store
-            .link_heads(&parent)?
-            .into_values()
-            .map(|link| link.target_id)
-            .collect();
-        ids.sort();
-        request.parents = Some(ids);
+        request.parents = Some(store.linked_target_ids_sorted(&parent)?);
     }
     let tables = back_tables(pipeline);
     store.ensure_pipeline_tables(&tables)?;
@@ -518,17 +627,22 @@ pub fn take_snapshot(
         read_again = listing.again.len(),
         "listing the target for the sync back"
     );
+    // Only a full listing tells a removed record from one left out as unchanged.
+    let linked_before = (listing.full
+        && pipeline.deletes_from_halo() != crate::config::model::DeletePolicy::Ignore)
+        .then(|| LINKED_BEFORE_LISTING.to_string());
+    if let Some(scratch) = &linked_before {
+        store.keep_linked_targets(&pipeline.pipeline, scratch)?;
+    }
     let mut snapshot = Snapshot {
         records: SnapshotRecords::staged_in(tables.table(Stage::Extracted), run_id),
-        linked_before: store
-            .link_heads(&pipeline.pipeline)?
-            .into_values()
-            .map(|link| link.target_id)
-            .collect(),
+        linked_before,
         ..Snapshot::default()
     };
     let id_field = reader.id_field().to_string();
     let kept_path = id_path(pipeline, source_id_field);
+    // Rows staged so far, for the progress line (a record listed twice counts twice).
+    let staged_rows = std::cell::Cell::new(0u64);
     listing.start();
     let take_page = |snapshot: &mut Snapshot,
                      listing: &mut Listing,
@@ -550,29 +664,30 @@ pub fn take_snapshot(
             // One serialisation serves the staged row and the snapshot, which reads it back
             // from there.
             let text = serde_json::to_string(&record).unwrap_or_default();
-            rows.push(vec![
+            let mut row = vec![
                 ("run_id".to_string(), super::run::text(run_id)),
                 ("source_id".to_string(), super::run::text(&id)),
                 ("record".to_string(), super::run::text(&text)),
                 ("staged_at".to_string(), super::run::now_cell()),
-            ]);
-            if snapshot.records.listed(id.clone(), &text) {
-                if let Some(source_id) = kept_path
-                    .as_ref()
-                    .and_then(|path| get_path(&record, path))
-                    .filter(|v| !is_blank(v))
-                    .map(id_text)
-                {
-                    snapshot.kept_ids.push((id, source_id));
-                }
+            ];
+            // The source id the record keeps, for relinking by a join (see [`relink`]).
+            if let Some(source_id) = kept_path
+                .as_ref()
+                .and_then(|path| get_path(&record, path))
+                .filter(|v| !is_blank(v))
+                .map(id_text)
+            {
+                row.push((KEPT_SOURCE_ID.to_string(), super::run::text(&source_id)));
             }
+            rows.push(row);
         }
         store.append(&tables, Stage::Extracted, &rows)?;
+        staged_rows.set(staged_rows.get() + rows.len() as u64);
         progress.report(
             &pipeline.pipeline,
             "sync back",
             ProgressStage::Extract,
-            snapshot.records.len() as u64,
+            staged_rows.get(),
             None,
         );
         Ok(())
@@ -581,10 +696,9 @@ pub fn take_snapshot(
         take_page(&mut snapshot, &mut listing, page)
     })?;
     // Records to settle again although they did not change, unless listed already.
-    let again: Vec<String> = std::mem::take(&mut listing.again)
-        .into_iter()
-        .filter(|id| !snapshot.records.contains_key(id))
-        .collect();
+    let again = snapshot
+        .records
+        .not_listed(store, std::mem::take(&mut listing.again))?;
     if !again.is_empty() {
         let request = ExtractRequest {
             ids: again,
@@ -595,6 +709,7 @@ pub fn take_snapshot(
             take_page(&mut snapshot, &mut listing, page)
         })?;
     }
+    snapshot.records.finish_listing(store)?;
     snapshot.listing = listing;
     snapshot.api_calls = reader.api_calls() - calls;
     Ok(snapshot)
@@ -864,45 +979,50 @@ pub fn sync_back(
     if let Some(stages) = stages {
         path_of.remove(&stages.salesforce);
     }
-    // Links without their records for the whole entity; whole links are read a chunk of the
-    // snapshot at a time, so memory follows the chunk, not the entity.
-    let by_target: HashMap<String, (String, Link)> = store
-        .link_heads(&pipeline.pipeline)?
-        .into_iter()
-        .map(|(source_id, link)| (link.target_id.clone(), (source_id, link)))
-        .collect();
+    // No link is held for the whole entity: one join puts the listed records' links in
+    // listing order, and each chunk of the snapshot reads its own (see `back_links.rs`).
+    let records = &snapshot.records;
+    if let Some(rows) = match records.table.is_empty() {
+        true => None,
+        false => store.run_rowids(&records.table, &records.run_id)?,
+    } {
+        store.stage_back_links(&records.table, &records.run_id, &pipeline.pipeline, rows)?;
+    }
 
     let object = pipeline.salesforce.object.as_str();
     let mut matched_ids: HashSet<String> = HashSet::new();
     let mut matched: Vec<Planned> = Vec::new();
     let mut writes: Vec<Planned> = Vec::new();
+    // The last synced record of each linked record to write (by target id): what the write's
+    // link starts from.
+    let mut synced_bases: HashMap<String, Record> = HashMap::new();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
-    let mut unmarked: Vec<(String, Link)> = Vec::new();
+    let mut unmarked: Vec<String> = Vec::new();
     let mut planned_count: u64 = 0;
     // The records are read back from staging a chunk at a time, in listing order.
     let mut cursor = ListingCursor::default();
     loop {
-        let chunk = snapshot
-            .records
-            .next_chunk(store, &mut cursor, WHOLE_LINKS_CHUNK)?;
+        let chunk = records.next_chunk(store, &mut cursor, WHOLE_LINKS_CHUNK)?;
         if chunk.is_empty() {
             break;
         }
-        let linked_ids: Vec<&str> = chunk
-            .iter()
-            .map(|(id, _)| id.as_str())
-            .filter(|id| by_target.contains_key(*id))
-            .collect();
-        let whole = store.links_by_target(&pipeline.pipeline, &linked_ids)?;
+        let links = match cursor.last_rows() {
+            Some((from, to)) => store.back_links_between(from, to)?,
+            None => {
+                let ids: Vec<&str> = chunk.iter().map(|(id, _)| id.as_str()).collect();
+                store.links_by_target(&pipeline.pipeline, &ids)?
+            }
+        };
+        // First each record is planned up to the search for a source record its match keys
+        // find; then one read of the id map tells which of those found are linked already.
+        let mut drafts: Vec<Draft> = Vec::with_capacity(chunk.len());
         for (id, text) in &chunk {
             let Some(record) = parse(text) else {
                 continue;
             };
             let record = &record;
-            let linked = by_target
-                .get(id)
-                .map(|(source_id, head)| (source_id, whole.get(id).unwrap_or(head)));
+            let linked = links.get(id);
             let mut planned = Planned {
                 source_id: id.clone(),
                 action: Action::Skip,
@@ -915,6 +1035,7 @@ pub fn sync_back(
                 hash: String::new(),
                 matched: None,
             };
+            let mut unlinked = None;
             let deselected = (!options.select.is_empty()
                 && !options
                     .select
@@ -957,35 +1078,74 @@ pub fn sync_back(
                         planned.write = Some(subset(&changes));
                         planned.changes = changes;
                     }
-                } else if let Some(found) = find_existing(
-                    settings,
-                    &planned.after,
-                    systems.writer,
-                    object,
-                    &by_target,
-                    &matched_ids,
-                )? {
-                    planned.reason = Some(format!("matched on {}", settings.match_on.join(", ")));
-                    planned.action = Action::Link;
-                    matched_ids.insert(found.clone());
-                    planned.target_id = Some(found);
-                } else if !settings.create {
-                    planned.reason =
-                        Some("not linked to a record, and `sync_back.create` is off".into());
                 } else {
-                    planned.action = Action::Create;
-                    planned.changes = changed_fields(&Map::new(), &planned.after);
-                    planned.write = Some(planned.after.clone());
+                    unlinked = Some(find_match(
+                        settings,
+                        &planned.after,
+                        systems.writer,
+                        object,
+                    )?);
+                }
+            }
+            drafts.push(Draft {
+                planned,
+                linked,
+                unlinked,
+            });
+        }
+        let found: Vec<&String> = drafts
+            .iter()
+            .filter_map(|draft| draft.unlinked.as_ref()?.as_ref())
+            .collect();
+        let linked_sources: HashSet<String> = match found.is_empty() {
+            true => HashSet::new(),
+            false => store
+                .link_heads_of(&pipeline.pipeline, found)?
+                .into_keys()
+                .collect(),
+        };
+        for draft in drafts {
+            let Draft {
+                mut planned,
+                linked,
+                unlinked,
+            } = draft;
+            if let Some(found) = unlinked {
+                // A source record linked already (to another record, or earlier in this run)
+                // is not matched again.
+                match found.filter(|f| !linked_sources.contains(f) && !matched_ids.contains(f)) {
+                    Some(found) => {
+                        planned.reason =
+                            Some(format!("matched on {}", settings.match_on.join(", ")));
+                        planned.action = Action::Link;
+                        matched_ids.insert(found.clone());
+                        planned.target_id = Some(found);
+                    }
+                    None if !settings.create => {
+                        planned.reason =
+                            Some("not linked to a record, and `sync_back.create` is off".into());
+                    }
+                    None => {
+                        planned.action = Action::Create;
+                        planned.changes = changed_fields(&Map::new(), &planned.after);
+                        planned.write = Some(planned.after.clone());
+                    }
                 }
             }
             if let Some((source_id, link)) = linked {
                 if super::deletes::back_reappeared(pipeline, &mut planned, link) {
-                    unmarked.push((source_id.clone(), link.clone()));
+                    unmarked.push(source_id.clone());
                 }
             }
             change_rows.push(change_row(run_id, &planned));
             summary.count_planned(planned.action);
             if planned.action.writes() {
+                if let Some((_, link)) = linked {
+                    synced_bases.insert(
+                        planned.source_id.clone(),
+                        link.synced_record.clone().unwrap_or_default(),
+                    );
+                }
                 writes.push(planned);
             } else if planned.action == Action::Link {
                 summary.linked += 1;
@@ -1017,28 +1177,28 @@ pub fn sync_back(
             "sync back",
             ProgressStage::Plan,
             planned_count,
-            Some(snapshot.records.len() as u64),
+            Some(records.len() as u64),
         );
     }
+    store.drop_scratch("back_links")?;
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
     let mut removals = Vec::new();
     // Only a full listing tells a record gone from one left out as unchanged.
-    let gone = if snapshot.listing.full {
-        super::deletes::removed_in_target(
+    let gone = match (&snapshot.linked_before, snapshot.listing.full) {
+        (Some(linked_before), true) => super::deletes::removed_in_target(
             pipeline,
             systems.reader,
-            &snapshot.records,
-            &snapshot.linked_before,
-            &by_target,
-        )?
-    } else {
-        Vec::new()
+            store,
+            records,
+            linked_before,
+        )?,
+        _ => Vec::new(),
     };
-    for (target_id, why) in gone {
-        let Some((source_id, _)) = by_target.get(&target_id) else {
-            continue;
-        };
-        let planned = super::deletes::plan_back(pipeline, &target_id, source_id, why);
+    if let Some(linked_before) = &snapshot.linked_before {
+        store.drop_scratch(linked_before)?;
+    }
+    for (target_id, source_id, why) in gone {
+        let planned = super::deletes::plan_back(pipeline, &target_id, &source_id, why);
         change_rows.push(change_row(run_id, &planned));
         if matches!(planned.action, Action::Delete | Action::Deactivate) {
             summary.planned_removals += 1;
@@ -1068,6 +1228,15 @@ pub fn sync_back(
             &links,
             &mut summary,
         )?;
+        // Unmarking re-saves the links too: read whole, in the order planned.
+        let mut whole = store.links_of(&pipeline.pipeline, &unmarked)?;
+        let unmarked: Vec<(String, Link)> = unmarked
+            .into_iter()
+            .filter_map(|source_id| {
+                let link = whole.remove(&source_id)?;
+                Some((source_id, link))
+            })
+            .collect();
         super::deletes::unmark(store, run_id, pipeline, unmarked)?;
         link_matched(
             pipeline,
@@ -1089,7 +1258,7 @@ pub fn sync_back(
                 options,
                 &import,
                 &lookups,
-                &by_target,
+                &synced_bases,
                 batch,
                 &mut summary,
             )?;
@@ -1105,6 +1274,16 @@ pub fn sync_back(
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;
     summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
     Ok(summary)
+}
+
+/// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.
+struct Draft<'l> {
+    planned: Planned,
+    /// Its link: (source id, link).
+    linked: Option<&'l (String, Link)>,
+    /// For a record with no link (and nothing else that settles it): the source record its
+    /// match keys found, if any, not yet checked against the id map.
+    unlinked: Option<Option<String>>,
 }
 
 /// The source's records by id, read as the import reads them.
@@ -1133,15 +1312,13 @@ fn read_back(
 }
 
 /// The source record a not yet linked target record matches by the pipeline's
-/// `sync_back.match` fields, unless it is linked already (to another record, or earlier in
-/// this run).
-fn find_existing(
+/// `sync_back.match` fields. Whether it is linked already (to another record, or earlier in
+/// this run) is for the caller to check.
+fn find_match(
     settings: &crate::config::model::SyncBack,
     after: &Record,
     writer: &dyn Target,
     object: &str,
-    by_target: &HashMap<String, (String, Link)>,
-    taken: &HashSet<String>,
 ) -> Result<Option<String>, EngineError> {
     if settings.match_on.is_empty() {
         return Ok(None);
@@ -1153,11 +1330,7 @@ fn find_existing(
             _ => return Ok(None),
         }
     }
-    let Some((found, _)) = writer.find(object, &key)? else {
-        return Ok(None);
-    };
-    let linked = by_target.values().any(|(source_id, _)| *source_id == found);
-    Ok((!linked && !taken.contains(&found)).then_some(found))
+    Ok(writer.find(object, &key)?.map(|(found, _)| found))
 }
 
 /// Links target records to the source records they matched, with the source's values as the
@@ -1227,7 +1400,7 @@ fn load_back_batch(
     options: &RunOptions,
     import: &Transformer,
     lookups: &EngineLookups,
-    by_target: &HashMap<String, (String, Link)>,
+    synced_bases: &HashMap<String, Record>,
     batch: &[Planned],
     summary: &mut PipelineSummary,
 ) -> Result<(), EngineError> {
@@ -1255,17 +1428,13 @@ fn load_back_batch(
             Ok((source_id, sent)) => {
                 let status = summary.count_written(planned.action);
                 rows.push(result_row(run_id, planned, Some(&source_id), status, None));
-                let synced = match (read_back.get(&source_id), by_target.get(&planned.source_id)) {
-                    (Some(record), _) => import.transform(record, lookups).record,
-                    (None, linked) => {
-                        // `by_target` holds links without their records: read this one whole.
-                        let mut base = match linked {
-                            Some((linked_source, _)) => store
-                                .link(&pipeline.pipeline, linked_source)?
-                                .and_then(|link| link.synced_record)
-                                .unwrap_or_default(),
-                            None => Map::new(),
-                        };
+                let synced = match read_back.get(&source_id) {
+                    Some(record) => import.transform(record, lookups).record,
+                    None => {
+                        let mut base = synced_bases
+                            .get(&planned.source_id)
+                            .cloned()
+                            .unwrap_or_default();
                         imported_view(pipeline, import, lookups, &sent, &mut base);
                         base
                     }
@@ -1464,12 +1633,16 @@ mod tests {
         }
     }
 
-    fn snapshot() -> Snapshot {
+    fn snapshot(store: &Store) -> Snapshot {
         let mut snapshot = Snapshot::default();
-        snapshot.records.insert(
-            "7".into(),
-            &record(json!({"id": 7, "name": "Halo name", "website": "w"})),
-        );
+        snapshot
+            .records
+            .insert(
+                store,
+                "7".into(),
+                &record(json!({"id": 7, "name": "Halo name", "website": "w"})),
+            )
+            .unwrap();
         snapshot
     }
 
@@ -1494,7 +1667,7 @@ mod tests {
         let mut plan = planned(changes());
         let found = settle_conflicts(
             &mut plan,
-            &mut snapshot(),
+            &mut snapshot(store),
             store,
             &synced,
             ConflictPolicy::SalesforceWins,
@@ -1507,7 +1680,7 @@ mod tests {
         let mut plan = planned(changes());
         settle_conflicts(
             &mut plan,
-            &mut snapshot(),
+            &mut snapshot(store),
             store,
             &synced,
             ConflictPolicy::HaloWins,
@@ -1516,7 +1689,7 @@ mod tests {
         assert_eq!(plan.write, Some(record(json!({"website": "w2"}))));
         // Skip and report: not written, the last synced value kept, the field held back.
         let mut plan = planned(changes());
-        let mut held = snapshot();
+        let mut held = snapshot(store);
         settle_conflicts(
             &mut plan,
             &mut held,
@@ -1532,7 +1705,7 @@ mod tests {
         let mut plan = planned(vec![("name", json!("Old"), json!("Halo name"))]);
         assert!(settle_conflicts(
             &mut plan,
-            &mut snapshot(),
+            &mut snapshot(store),
             store,
             &synced,
             ConflictPolicy::SkipAndReport
@@ -1559,9 +1732,9 @@ mod tests {
                 ("record".to_string(), super::super::run::text(&text)),
                 ("staged_at".to_string(), super::super::run::now_cell()),
             ]);
-            snapshot.records.listed(id.to_string(), &text);
         }
         store.append(&tables, Stage::Extracted, &rows).unwrap();
+        snapshot.records.finish_listing(store).unwrap();
     }
 
     fn all_in_order(store: &Store, snapshot: &Snapshot, chunk: usize) -> Vec<(String, Value)> {
@@ -1613,7 +1786,8 @@ mod tests {
             &[("2", json!({"id": 2, "name": "Two, last page"}))],
         );
         assert_eq!(snapshot.records.len(), 3);
-        assert!(snapshot.records.contains_key("3") && !snapshot.records.contains_key("9"));
+        assert!(snapshot.records.contains_key(&store, "3").unwrap());
+        assert!(!snapshot.records.contains_key(&store, "9").unwrap());
         // The import's write wins over the staged row, nested fields merged.
         snapshot
             .patch(&store, "1", &record(json!({"site": {"street": "1 Road"}})))
@@ -1642,7 +1816,7 @@ mod tests {
         assert_eq!(
             snapshot.records.point_reads(),
             2,
-            "1 read by id once, to patch it, and 3"
+            "1 and 3 read by id (the patch of 1 reads nothing)"
         );
         let many = snapshot
             .records
@@ -1652,13 +1826,72 @@ mod tests {
         assert_eq!(many["2"]["name"], json!("Two, last page"));
         assert_eq!(many["1"], record(one));
         // A record given without staging it comes after the staged ones.
-        snapshot
+        assert!(snapshot
             .records
-            .insert("5".into(), &record(json!({"id": 5})));
+            .insert(&store, "5".into(), &record(json!({"id": 5})))
+            .unwrap());
+        assert!(!snapshot
+            .records
+            .insert(
+                &store,
+                "3".into(),
+                &record(json!({"id": 3, "name": "Three"}))
+            )
+            .unwrap());
         let ids: Vec<String> = all_in_order(&store, &snapshot, 2)
             .into_iter()
             .map(|(id, _)| id)
             .collect();
         assert_eq!(ids, ["1", "2", "3", "5"]);
+
+        // Writes to a record not kept apply in order when it is read; a read to settle a
+        // conflict keeps the record with them, and a later write applies to what is kept.
+        let (_dir, store) = self::store();
+        let mut snapshot = Snapshot {
+            records: SnapshotRecords::staged_in("accounts_back_extracted".into(), "run-4"),
+            ..Snapshot::default()
+        };
+        stage(
+            &store,
+            &mut snapshot,
+            "run-4",
+            &[("3", json!({"id": 3, "site": null}))],
+        );
+        let write = |snapshot: &mut Snapshot, value: Value| {
+            snapshot.patch(&store, "3", &record(value)).unwrap();
+        };
+        write(&mut snapshot, json!({"name": "Three"}));
+        write(&mut snapshot, json!({"site": {"city": "York"}}));
+        // Writes to records the listing does not hold are dropped at the next check.
+        snapshot
+            .patch(&store, "8", &record(json!({"name": "Eight"})))
+            .unwrap();
+        snapshot.records.drop_unlisted_patches(&store).unwrap();
+        assert_eq!(
+            snapshot.records.patches.keys().collect::<Vec<_>>(),
+            ["3"],
+            "8 is not listed"
+        );
+        let three = json!({"id": 3, "name": "Three", "site": {"city": "York"}});
+        assert_eq!(
+            snapshot.records.get_and_keep(&store, "3").unwrap(),
+            Some(record(three))
+        );
+        write(&mut snapshot, json!({"site": {"street": "3 Lane"}}));
+        let reads = snapshot.records.point_reads();
+        assert_eq!(
+            all_in_order(&store, &snapshot, 10),
+            vec![(
+                "3".to_string(),
+                json!({"id": 3, "name": "Three", "site": {"city": "York", "street": "3 Lane"}})
+            )]
+        );
+        assert_eq!(
+            snapshot.records.get(&store, "3").unwrap(),
+            Some(record(
+                json!({"id": 3, "name": "Three", "site": {"city": "York", "street": "3 Lane"}})
+            ))
+        );
+        assert_eq!(snapshot.records.point_reads(), reads, "kept: no read");
     }
 }

@@ -135,12 +135,12 @@ impl Store {
         Ok(ids.collect::<Result<_, _>>()?)
     }
 
-    /// The whole links of these target records, by target id.
+    /// The whole links of these target records: target id → (source id, link).
     pub fn links_by_target(
         &self,
         pipeline: &str,
         target_ids: &[&str],
-    ) -> Result<HashMap<String, Link>, StagingError> {
+    ) -> Result<HashMap<String, (String, Link)>, StagingError> {
         if target_ids.is_empty() {
             return Ok(HashMap::new());
         }
@@ -157,15 +157,17 @@ impl Store {
             appender.flush()?;
         }
         let mut statement = connection.prepare(&format!(
-            "SELECT {LINK_COLUMNS_WHOLE}
+            "SELECT source_id, {LINK_COLUMNS_WHOLE}
              FROM id_map JOIN wanted_targets USING (target_id)
              WHERE pipeline = ?"
         ))?;
-        let rows = statement.query_map([pipeline], |row| link_at(row, 0))?;
+        let rows = statement.query_map([pipeline], |row| {
+            Ok((row.get::<_, String>(0)?, link_at(row, 1)?))
+        })?;
         let mut links = HashMap::new();
-        for link in rows {
-            let link = link?;
-            links.insert(link.target_id.clone(), link);
+        for row in rows {
+            let (source_id, link) = row?;
+            links.insert(link.target_id.clone(), (source_id, link));
         }
         Ok(links)
     }

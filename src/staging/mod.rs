@@ -2,6 +2,7 @@
 //! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
+mod back_links;
 mod checks;
 mod diff;
 mod error;
@@ -14,6 +15,7 @@ mod tables;
 mod values;
 mod watermarks;
 
+pub use back_links::{ListingCounts, RelinkCandidate, KEPT_SOURCE_ID};
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
 pub use id_map::Link;
