@@ -315,9 +315,8 @@ impl<'a> Copier<'a> {
             .flat_map(|l| l.files.iter().map(link_key))
             .collect();
         let copied = if self.refused.is_none() {
-            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             self.store
-                .links_by_source(&links_pipeline(&self.pipeline), &keys)?
+                .links_of(&links_pipeline(&self.pipeline), &keys)?
         } else {
             HashMap::new()
         };

@@ -88,19 +88,19 @@ impl Store {
     }
 
     /// The whole links of these source records (those that have one), by source id.
-    pub fn links_of<'a>(
+    pub fn links_of(
         &self,
         pipeline: &str,
-        source_ids: impl IntoIterator<Item = &'a String>,
+        source_ids: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, Link>, StagingError> {
         self.links_of_ids(pipeline, source_ids, true)
     }
 
     /// The links of these source records without the records they carry, by source id.
-    pub fn link_heads_of<'a>(
+    pub fn link_heads_of(
         &self,
         pipeline: &str,
-        source_ids: impl IntoIterator<Item = &'a String>,
+        source_ids: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<HashMap<String, Link>, StagingError> {
         self.links_of_ids(pipeline, source_ids, false)
     }
@@ -271,38 +271,5 @@ impl Store {
                 Err(error)
             }
         }
-    }
-
-    /// The whole links of these source records (those that have one), by source id, in one
-    /// query: a join with the ids, where [`Store::links_of`] makes a query per id (DuckDB
-    /// does not look up the two-column key by index, so each of those scans the id map).
-    pub fn links_by_source(
-        &self,
-        pipeline: &str,
-        source_ids: &[&str],
-    ) -> Result<HashMap<String, Link>, StagingError> {
-        if source_ids.is_empty() {
-            return Ok(HashMap::new());
-        }
-        let connection = self.connection();
-        // Made afresh each time, like `wanted_targets` above.
-        connection
-            .execute_batch("CREATE OR REPLACE TEMP TABLE wanted_sources (source_id VARCHAR)")?;
-        {
-            let mut appender = connection.appender("wanted_sources")?;
-            for id in source_ids {
-                appender.append_row(params![id])?;
-            }
-            appender.flush()?;
-        }
-        let mut statement = connection.prepare(&format!(
-            "SELECT source_id, {LINK_COLUMNS_WHOLE}
-             FROM id_map JOIN wanted_sources USING (source_id)
-             WHERE pipeline = ? AND target_id IS NOT NULL"
-        ))?;
-        let rows = statement.query_map([pipeline], |row| {
-            Ok((row.get::<_, String>(0)?, link_at(row, 1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
     }
 }

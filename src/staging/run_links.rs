@@ -187,10 +187,10 @@ impl Store {
 
     /// The links (whole, or without their records) of these source records of `pipeline`,
     /// those that have one, by source id: one join, not a scan per id.
-    pub(super) fn links_of_ids<'a>(
+    pub(super) fn links_of_ids(
         &self,
         pipeline: &str,
-        source_ids: impl IntoIterator<Item = &'a String>,
+        source_ids: impl IntoIterator<Item = impl AsRef<str>>,
         whole: bool,
     ) -> Result<HashMap<String, Link>, StagingError> {
         if self.fill_wanted_ids(source_ids)? == 0 {
@@ -222,16 +222,16 @@ impl Store {
     /// Fills the scratch table `wanted_ids` with `ids` (made afresh: DuckDB keeps deleted rows
     /// until a checkpoint, so a scratch table emptied by DELETE grows with every use). Returns
     /// how many ids it holds.
-    fn fill_wanted_ids<'a>(
+    fn fill_wanted_ids(
         &self,
-        ids: impl IntoIterator<Item = &'a String>,
+        ids: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<usize, StagingError> {
         let connection = self.connection();
         connection.execute_batch("CREATE OR REPLACE TEMP TABLE wanted_ids (id VARCHAR)")?;
         let mut count = 0;
         let mut appender = connection.appender("wanted_ids")?;
         for id in ids {
-            appender.append_row(params![id])?;
+            appender.append_row(params![id.as_ref()])?;
             count += 1;
         }
         appender.flush()?;
