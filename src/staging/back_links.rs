@@ -249,29 +249,23 @@ impl Store {
         table: &str,
         run_id: &str,
         pipeline: &str,
-        (first, last): (i64, i64),
+        rows: (i64, i64),
     ) -> Result<(), StagingError> {
-        const WINDOW: i64 = 100_000;
-        let connection = self.connection();
-        connection.execute_batch(
+        self.fill_by_row_windows(
             "CREATE OR REPLACE TEMP TABLE back_links (
                 row_id BIGINT, source_id VARCHAR, target_id VARCHAR, source_hash VARCHAR,
                 synced_record VARCHAR)",
-        )?;
-        let mut statement = connection.prepare(&format!(
-            "INSERT INTO back_links
-             SELECT e.rowid, m.source_id, m.target_id, m.source_hash, m.synced_record::VARCHAR
-             FROM {} e JOIN id_map m ON m.target_id = e.source_id
-             WHERE e.run_id = ? AND e.rowid >= ? AND e.rowid < ? AND m.pipeline = ?",
-            quote(table)
-        ))?;
-        let mut from = first;
-        while from <= last {
-            let to = (from + WINDOW).min(last + 1);
-            statement.execute(params![run_id, from, to, pipeline])?;
-            from = to;
-        }
-        Ok(())
+            &format!(
+                "INSERT INTO back_links
+                 SELECT e.rowid, m.source_id, m.target_id, m.source_hash, m.synced_record::VARCHAR
+                 FROM {} e JOIN id_map m ON m.target_id = e.source_id
+                 WHERE e.run_id = ? AND e.rowid >= ? AND e.rowid < ? AND m.pipeline = ?",
+                quote(table)
+            ),
+            run_id,
+            pipeline,
+            rows,
+        )
     }
 
     /// The links of the records listed in rows `from..to`, from `back_links`: target id →

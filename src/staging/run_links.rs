@@ -60,24 +60,43 @@ impl Store {
         table: &str,
         run_id: &str,
         pipeline: &str,
+        rows: (i64, i64),
+    ) -> Result<(), StagingError> {
+        self.fill_by_row_windows(
+            "CREATE OR REPLACE TEMP TABLE run_links (
+                row_id BIGINT, target_id VARCHAR, source_hash VARCHAR, synced_record VARCHAR)",
+            &format!(
+                "INSERT INTO run_links
+                 SELECT t.rowid, m.target_id, m.source_hash,
+                        CASE WHEN t.record_hash IS NULL OR m.source_hash IS DISTINCT FROM t.record_hash
+                             THEN m.synced_record::VARCHAR END
+                 FROM {} t JOIN id_map m ON m.source_id = t.source_id
+                 WHERE t.run_id = ? AND t.rowid >= ? AND t.rowid < ?
+                   AND m.pipeline = ? AND m.target_id IS NOT NULL",
+                quote(table)
+            ),
+            run_id,
+            pipeline,
+            rows,
+        )
+    }
+
+    /// Makes a scratch table with `create`, then fills it with `insert` (whose parameters are
+    /// the run id, a window's first and past-the-end row ids, and the pipeline) a window of row
+    /// ids at a time over `first..=last`: each window's rows then come before the next one's,
+    /// so a read of a narrow range of row ids skips the other windows.
+    pub(super) fn fill_by_row_windows(
+        &self,
+        create: &str,
+        insert: &str,
+        run_id: &str,
+        pipeline: &str,
         (first, last): (i64, i64),
     ) -> Result<(), StagingError> {
         const WINDOW: i64 = 100_000;
         let connection = self.connection();
-        connection.execute_batch(
-            "CREATE OR REPLACE TEMP TABLE run_links (
-                row_id BIGINT, target_id VARCHAR, source_hash VARCHAR, synced_record VARCHAR)",
-        )?;
-        let mut statement = connection.prepare(&format!(
-            "INSERT INTO run_links
-             SELECT t.rowid, m.target_id, m.source_hash,
-                    CASE WHEN t.record_hash IS NULL OR m.source_hash IS DISTINCT FROM t.record_hash
-                         THEN m.synced_record::VARCHAR END
-             FROM {} t JOIN id_map m ON m.source_id = t.source_id
-             WHERE t.run_id = ? AND t.rowid >= ? AND t.rowid < ?
-               AND m.pipeline = ? AND m.target_id IS NOT NULL",
-            quote(table)
-        ))?;
+        connection.execute_batch(create)?;
+        let mut statement = connection.prepare(insert)?;
         let mut from = first;
         while from <= last {
             let to = (from + WINDOW).min(last + 1);
