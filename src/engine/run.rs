@@ -628,6 +628,7 @@ fn import_pipeline(
         let chunk = store.linked_records(&transformed_table, run_id, next_rowid, end)?;
         next_rowid = end;
         let chunk_len = chunk.len();
+        let mut chunk_plans = Vec::with_capacity(chunk_len);
         for LinkedRecord {
             source_id,
             record: after,
@@ -648,6 +649,18 @@ fn import_pipeline(
                     planned.write = None;
                 }
             }
+            chunk_plans.push(planned);
+        }
+        if let Some(snapshot) = snapshot.as_deref_mut() {
+            // The target records the chunk's conflict checks compare with, read together.
+            snapshot.records.keep_many(
+                store,
+                chunk_plans
+                    .iter()
+                    .filter_map(|p| sync_back::conflict_check_target(p, &synced_paths)),
+            )?;
+        }
+        for mut planned in chunk_plans {
             if let Some(snapshot) = snapshot.as_deref_mut() {
                 let found = sync_back::settle_conflicts(
                     &mut planned,

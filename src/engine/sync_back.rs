@@ -310,6 +310,23 @@ impl SnapshotRecords {
         Ok(found)
     }
 
+    /// Reads the records listed under `ids` (one read of staging per few hundred ids) and keeps
+    /// them in memory, as [`get_and_keep`](Self::get_and_keep) does one at a time.
+    pub fn keep_many<'a>(
+        &mut self,
+        store: &Store,
+        ids: impl IntoIterator<Item = &'a str>,
+    ) -> Result<(), EngineError> {
+        let found = self.get_many(store, ids)?;
+        for (id, record) in found {
+            if !self.kept.contains_key(&id) {
+                self.patches.remove(&id);
+                self.keep(id, &record);
+            }
+        }
+        Ok(())
+    }
+
     /// The records listed under `ids`, in one read of staging per few hundred ids.
     pub fn get_many<'a>(
         &self,
@@ -835,6 +852,26 @@ fn same(a: Option<&Value>, b: Option<&Value>) -> bool {
 /// Settles the fields of an import update that the target changed too since the last sync,
 /// by `policy`; returns the conflicts found. `synced` are the target paths synced back (a
 /// field that only flows one way cannot conflict).
+/// The target record whose current state settling `planned`'s conflicts reads, if any: only
+/// a linked record has a last synced state (a matched one is met for the first time), and only
+/// an update of a field synced back can conflict.
+pub fn conflict_check_target<'a>(
+    planned: &'a Planned,
+    synced: &HashSet<String>,
+) -> Option<&'a str> {
+    if planned.action != Action::Update || planned.matched.is_some() || planned.before.is_none() {
+        return None;
+    }
+    if !planned
+        .changes
+        .iter()
+        .any(|(path, _, _)| synced.contains(path))
+    {
+        return None;
+    }
+    planned.target_id.as_deref()
+}
+
 pub fn settle_conflicts(
     planned: &mut Planned,
     snapshot: &mut Snapshot,
@@ -842,22 +879,12 @@ pub fn settle_conflicts(
     synced: &HashSet<String>,
     policy: ConflictPolicy,
 ) -> Result<Vec<Conflict>, EngineError> {
-    let (Some(target_id), Some(before)) = (planned.target_id.clone(), planned.before.clone())
-    else {
+    let Some(target_id) = conflict_check_target(planned, synced).map(str::to_string) else {
         return Ok(Vec::new());
     };
-    // Only a linked record has a last synced state; a matched one is met for the first time.
-    if planned.action != Action::Update || planned.matched.is_some() {
+    let Some(before) = planned.before.clone() else {
         return Ok(Vec::new());
-    }
-    // Only changes to fields synced back can conflict: no read for the others.
-    if !planned
-        .changes
-        .iter()
-        .any(|(path, _, _)| synced.contains(path))
-    {
-        return Ok(Vec::new());
-    }
+    };
     // Kept in memory: the import patches it when the update is written.
     let Some(current) = snapshot.records.get_and_keep(store, &target_id)? else {
         return Ok(Vec::new());
@@ -1893,5 +1920,35 @@ mod tests {
             ))
         );
         assert_eq!(snapshot.records.point_reads(), reads, "kept: no read");
+
+        // A chunk's conflict checks read their records together, with the writes so far.
+        let (_dir, store) = self::store();
+        let mut snapshot = Snapshot {
+            records: SnapshotRecords::staged_in("accounts_back_extracted".into(), "run-5"),
+            ..Snapshot::default()
+        };
+        stage(
+            &store,
+            &mut snapshot,
+            "run-5",
+            &[("4", json!({"id": 4})), ("5", json!({"id": 5}))],
+        );
+        snapshot
+            .patch(&store, "5", &record(json!({"name": "Five"})))
+            .unwrap();
+        snapshot.records.keep_many(&store, ["4", "5", "9"]).unwrap();
+        assert_eq!(
+            snapshot.records.get_and_keep(&store, "5").unwrap(),
+            Some(record(json!({"id": 5, "name": "Five"})))
+        );
+        assert_eq!(
+            snapshot.records.get_and_keep(&store, "4").unwrap(),
+            Some(record(json!({"id": 4})))
+        );
+        assert_eq!(
+            snapshot.records.point_reads(),
+            0,
+            "kept together: no read by id"
+        );
     }
 }
