@@ -349,7 +349,7 @@ fn a_run_reads_its_records_with_their_links_joined_in_staging() {
         ]
     );
     assert_eq!(read[0].record, synced("A"));
-    store.drop_run_links().unwrap();
+    store.drop_scratch("run_links").unwrap();
 
     let extracted = tables.table(Stage::Extracted);
     assert_eq!(

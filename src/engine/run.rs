@@ -718,7 +718,7 @@ fn import_pipeline(
             planned_writes.clear();
         }
     }
-    store.drop_run_links()?;
+    store.drop_scratch("run_links")?;
     let deleted_links = store.link_heads_of(&pipeline.pipeline, &deleted)?;
     let mut deleted: Vec<String> = deleted.into_iter().collect();
     deleted.sort();

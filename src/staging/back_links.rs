@@ -20,6 +20,7 @@ use duckdb::params;
 
 use super::error::StagingError;
 use super::id_map::{object, Link};
+use super::run_links::unmarked;
 use super::store::Store;
 use super::tables::quote;
 
@@ -136,17 +137,7 @@ impl Store {
         run_id: &str,
         marks: &[&str],
     ) -> Result<Vec<(String, String)>, StagingError> {
-        let marks: Vec<String> = marks
-            .iter()
-            .map(|m| format!("'{}'", m.replace('\'', "''")))
-            .collect();
-        let unmarked = match marks.is_empty() {
-            true => String::new(),
-            false => format!(
-                "AND (m.source_hash IS NULL OR m.source_hash NOT IN ({}))",
-                marks.join(", ")
-            ),
-        };
+        let unmarked = unmarked(marks);
         let mut statement = self.connection().prepare(&format!(
             "SELECT DISTINCT ON (m.target_id) m.target_id, m.source_id
              FROM id_map m JOIN {} b ON b.target_id = m.target_id

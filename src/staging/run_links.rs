@@ -26,6 +26,22 @@ pub struct LinkedRecord {
     pub link: Option<Link>,
 }
 
+/// The SQL condition (on the id map as `m`) that leaves out links whose hash is one of `marks`
+/// (the marks `deletes.rs` keeps in the hash of a link it settled).
+pub(super) fn unmarked(marks: &[&str]) -> String {
+    if marks.is_empty() {
+        return String::new();
+    }
+    let marks: Vec<String> = marks
+        .iter()
+        .map(|m| format!("'{}'", m.replace('\'', "''")))
+        .collect();
+    format!(
+        "AND (m.source_hash IS NULL OR m.source_hash NOT IN ({}))",
+        marks.join(", ")
+    )
+}
+
 impl Store {
     /// The first and last row ids of run `run_id` in `table`, if it staged any row there.
     pub fn run_rowids(
@@ -146,13 +162,6 @@ impl Store {
         Ok(rows.collect::<Result<_, _>>()?)
     }
 
-    /// Drops `run_links` once the plan is made.
-    pub fn drop_run_links(&self) -> Result<(), StagingError> {
-        self.connection()
-            .execute_batch("DROP TABLE IF EXISTS run_links")?;
-        Ok(())
-    }
-
     /// The source ids `pipeline` links (to a target record) that run `run_id` did not stage in
     /// `table`, sorted, leaving out links whose hash is one of `marks`.
     pub fn linked_but_not_staged(
@@ -162,17 +171,7 @@ impl Store {
         run_id: &str,
         marks: &[&str],
     ) -> Result<Vec<String>, StagingError> {
-        let marks: Vec<String> = marks
-            .iter()
-            .map(|m| format!("'{}'", m.replace('\'', "''")))
-            .collect();
-        let unmarked = match marks.is_empty() {
-            true => String::new(),
-            false => format!(
-                "AND (m.source_hash IS NULL OR m.source_hash NOT IN ({}))",
-                marks.join(", ")
-            ),
-        };
+        let unmarked = unmarked(marks);
         let mut statement = self.connection().prepare(&format!(
             "SELECT m.source_id FROM id_map m
              WHERE m.pipeline = ? AND m.target_id IS NOT NULL {unmarked}
