@@ -31,7 +31,12 @@ impl<'a> LinkedTargets<'a> {
     pub fn claim(&self, target_id: &str) -> Result<bool, EngineError> {
         let mut known = self.known.borrow_mut();
         if known.is_none() {
-            *known = Some(self.store.linked_target_ids(self.pipeline)?);
+            *known = Some(
+                self.store
+                    .linked_target_ids_sorted(self.pipeline)?
+                    .into_iter()
+                    .collect(),
+            );
         }
         Ok(known
             .as_mut()

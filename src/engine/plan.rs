@@ -121,7 +121,7 @@ pub fn plan_record(
     if let Some(link) = link {
         let same_hash = link.source_hash.as_deref() == Some(hash.as_str());
         // An equal hash settles it without comparing fields (the link may then come without
-        // its record: see `Store::link_heads`).
+        // its record: see `run_links.rs`).
         let changes = match (&link.synced_record, same_hash) {
             (_, true) => Vec::new(),
             (Some(before), false) => changed_fields(before, &after),

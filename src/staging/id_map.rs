@@ -30,7 +30,6 @@ pub(super) fn object(text: Option<String>) -> Option<Map<String, Value>> {
 }
 
 /// The id map's columns a [`Link`] is read from, in [`link_at`]'s order.
-const LINK_COLUMNS_HEAD: &str = "target_id, source_hash";
 const LINK_COLUMNS_WHOLE: &str =
     "target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR";
 
@@ -45,46 +44,17 @@ fn link_at(row: &duckdb::Row, first: usize) -> duckdb::Result<Link> {
 }
 
 impl Store {
-    /// Every link of a pipeline, by source id.
+    /// Every link of a pipeline, whole, by source id (for inspection and tests: a run reads
+    /// links by joins, see `run_links.rs`).
     pub fn links(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
-        self.pipeline_links(pipeline, true)
-    }
-
-    /// Every link of a pipeline without the records it carries (`synced_record` and
-    /// `target_record` are `None`): what a plan needs for every record, at a small fraction of
-    /// the memory. [`Store::link`] reads one link whole when its record is needed.
-    pub fn link_heads(&self, pipeline: &str) -> Result<HashMap<String, Link>, StagingError> {
-        self.pipeline_links(pipeline, false)
-    }
-
-    fn pipeline_links(
-        &self,
-        pipeline: &str,
-        whole: bool,
-    ) -> Result<HashMap<String, Link>, StagingError> {
-        let records = if whole {
-            "synced_record::VARCHAR, target_record::VARCHAR"
-        } else {
-            "NULL::VARCHAR, NULL::VARCHAR"
-        };
         let mut statement = self.connection().prepare(&format!(
-            "SELECT source_id, {LINK_COLUMNS_HEAD}, {records}
+            "SELECT source_id, {LINK_COLUMNS_WHOLE}
              FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL"
         ))?;
         let rows = statement.query_map([pipeline], |row| {
             Ok((row.get::<_, String>(0)?, link_at(row, 1)?))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// One link, whole.
-    pub fn link(&self, pipeline: &str, source_id: &str) -> Result<Option<Link>, StagingError> {
-        let mut statement = self.connection().prepare_cached(&format!(
-            "SELECT {LINK_COLUMNS_WHOLE}
-             FROM id_map WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL"
-        ))?;
-        let mut rows = statement.query_map(params![pipeline, source_id], |row| link_at(row, 0))?;
-        Ok(rows.next().transpose()?)
     }
 
     /// The whole links of these source records (those that have one), by source id.
@@ -121,18 +91,6 @@ impl Store {
             ))
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
-    }
-
-    /// Every target id `pipeline` links to.
-    pub fn linked_target_ids(
-        &self,
-        pipeline: &str,
-    ) -> Result<std::collections::HashSet<String>, StagingError> {
-        let mut statement = self
-            .connection()
-            .prepare("SELECT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL")?;
-        let ids = statement.query_map([pipeline], |row| row.get(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
     }
 
     /// The whole links of these target records: target id → (source id, link).
