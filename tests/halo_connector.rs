@@ -33,23 +33,9 @@ fn start(config: Config, faults: Option<FaultPlan>) -> Running {
 
 /// The connection exactly as `etl sandbox` prints it.
 fn connection(sandbox: &Running) -> HaloConnection {
-    let halo = &sandbox.description()["halo"];
-    let text = |key: &str| {
-        halo[key]
-            .as_str()
-            .unwrap_or_else(|| panic!("description has no halo.{key}: {halo}"))
-            .to_string()
-    };
-    HaloConnection {
-        base_url: text("base_url"),
-        auth_url: Some(text("auth_url")),
-        tenant: Some(text("tenant")),
-        client_id: text("client_id"),
-        client_secret: text("client_secret"),
-        scope: "all".into(),
-        rate_limit: None,
-        trust_certificate: None,
-    }
+    let halo = sandbox.description()["halo"].clone();
+    serde_json::from_value(halo.clone())
+        .unwrap_or_else(|e| panic!("the printed halo connection does not load ({e}): {halo}"))
 }
 
 fn options() -> ClientOptions {

@@ -184,18 +184,9 @@ fn salesforce_listings_several_at_a_time_answer_as_one_at_a_time() {
 }
 
 fn halo(sandbox: &Running, page_size: u32) -> HaloClient {
-    let halo = &sandbox.description()["halo"];
-    let text = |key: &str| halo[key].as_str().unwrap().to_string();
-    let connection = HaloConnection {
-        base_url: text("base_url"),
-        auth_url: Some(text("auth_url")),
-        tenant: Some(text("tenant")),
-        client_id: text("client_id"),
-        client_secret: text("client_secret"),
-        scope: "all".into(),
-        rate_limit: None,
-        trust_certificate: None,
-    };
+    // The connection exactly as `etl sandbox` prints it.
+    let connection: HaloConnection =
+        serde_json::from_value(sandbox.description()["halo"].clone()).unwrap();
     let options = etl::halo::ClientOptions {
         rate_limit: None,
         retry: RetryPolicy {
