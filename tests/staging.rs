@@ -370,3 +370,61 @@ fn a_run_reads_its_records_with_their_links_joined_in_staging() {
     let whole = store.links_of("accounts", &wanted).unwrap();
     assert_eq!(whole["C"].synced_record, Some(synced("Gamma")));
 }
+
+#[test]
+fn links_of_created_records_are_inserted_and_a_taken_key_aborts_the_whole_batch() {
+    use etl::staging::Link;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let tables = tables();
+    store.ensure_pipeline_tables(&tables).unwrap();
+    let link = |target: &str| Link {
+        target_id: target.into(),
+        source_hash: Some(format!("hash of {target}")),
+        synced_record: None,
+        target_record: None,
+    };
+    store
+        .add_new_links("first", "accounts", &[("A".into(), link("10"))])
+        .unwrap();
+    let result_row = |id: &str| {
+        row(&[
+            ("run_id", Value::Text("second".into())),
+            ("source_id", Value::Text(id.into())),
+            ("status", Value::Text("created".into())),
+        ])
+    };
+    // "A" is linked already: the plain insert is refused, and nothing of the batch is kept.
+    let refused = store.in_transaction(|store| {
+        store.append(&tables, Stage::Results, &[result_row("B")])?;
+        store.add_new_links(
+            "second",
+            "accounts",
+            &[("B".into(), link("11")), ("A".into(), link("12"))],
+        )
+    });
+    assert!(refused.is_err());
+    let kept = store.links_of("accounts", ["A", "B"]).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!(kept["A"].target_id, "10");
+    let results: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM accounts_results", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(results, 0);
+
+    // The same batch saved the slower way replaces the old link and keeps the new one.
+    store
+        .in_transaction(|store| {
+            store.append(&tables, Stage::Results, &[result_row("B")])?;
+            store.save_links(
+                "second",
+                "accounts",
+                &[("B".into(), link("11")), ("A".into(), link("12"))],
+            )
+        })
+        .unwrap();
+    let kept = store.links_of("accounts", ["A", "B"]).unwrap();
+    assert_eq!(kept["A"].target_id, "12");
+    assert_eq!(kept["B"].target_id, "11");
+}

@@ -1152,7 +1152,7 @@ fn load_batch(
     let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
     let results = target.write(entity, &requests);
     let mut rows = Vec::with_capacity(batch.len());
-    let mut links = Vec::new();
+    let (mut created_links, mut links) = (Vec::new(), Vec::new());
     let mut saved_ids = Vec::new();
     for (planned, result) in batch.iter().zip(results) {
         match result.outcome {
@@ -1160,7 +1160,11 @@ fn load_batch(
                 let status = summary.count_written(planned.action);
                 rows.push(result_row(run_id, planned, Some(&target_id), status, None));
                 saved_ids.push((planned.source_id.clone(), target_id.clone()));
-                links.push((
+                let kept_with = match planned.action {
+                    Action::Create => &mut created_links,
+                    _ => &mut links,
+                };
+                kept_with.push((
                     planned.source_id.clone(),
                     Link {
                         target_id,
@@ -1176,9 +1180,22 @@ fn load_batch(
             }
         }
     }
-    store.in_transaction(|store| {
-        store.append(tables, Stage::Results, &rows)?;
-        store.save_links(run_id, &pipeline.pipeline, &links)
-    })?;
+    let commit = |created_are_new: bool| {
+        store.in_transaction(|store| {
+            store.append(tables, Stage::Results, &rows)?;
+            if created_are_new {
+                store.add_new_links(run_id, &pipeline.pipeline, &created_links)?;
+            } else {
+                store.save_links(run_id, &pipeline.pipeline, &created_links)?;
+            }
+            store.save_links(run_id, &pipeline.pipeline, &links)
+        })
+    };
+    if let Err(error) = commit(true) {
+        // A created record already had a link (or staging failed): the batch was rolled back
+        // whole, so it is saved again the slower way; a lasting fault fails again and is reported.
+        tracing::debug!(%error, "saving the batch's new links by upsert");
+        commit(false)?;
+    }
     Ok(saved_ids)
 }

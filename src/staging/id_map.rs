@@ -166,6 +166,30 @@ impl Store {
         pipeline: &str,
         links: &[(String, Link)],
     ) -> Result<(), StagingError> {
+        self.write_links(run_id, pipeline, links, "INSERT OR REPLACE")
+    }
+
+    /// Records the links of records just created, which cannot have one yet. DuckDB plans the
+    /// upsert of [`Store::save_links`] as a join over the whole id map, a cost that grows with
+    /// every link kept; a plain insert only checks the key index. Should a link exist after all,
+    /// the key is refused and the transaction it ran in is aborted: the caller rolls back and
+    /// saves the same links with [`Store::save_links`].
+    pub fn add_new_links(
+        &self,
+        run_id: &str,
+        pipeline: &str,
+        links: &[(String, Link)],
+    ) -> Result<(), StagingError> {
+        self.write_links(run_id, pipeline, links, "INSERT")
+    }
+
+    fn write_links(
+        &self,
+        run_id: &str,
+        pipeline: &str,
+        links: &[(String, Link)],
+        insert: &str,
+    ) -> Result<(), StagingError> {
         if links.is_empty() {
             return Ok(());
         }
@@ -193,23 +217,27 @@ impl Store {
             appender.flush()?;
         }
         connection.execute(
-            "INSERT OR REPLACE INTO id_map
-                (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
-             SELECT ?, source_id, target_id, source_hash, now()::TIMESTAMP, ?, synced_record::JSON, target_record::JSON
-             FROM link_batch",
+            &format!(
+                "{insert} INTO id_map
+                    (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
+                 SELECT ?, source_id, target_id, source_hash, now()::TIMESTAMP, ?, synced_record::JSON, target_record::JSON
+                 FROM link_batch"
+            ),
             params![pipeline, run_id],
         )?;
         Ok(())
     }
 
     /// Forgets the links of these source records (their target records were deleted).
+    /// One delete joined with the ids: a delete per id would scan the id map each time.
     pub fn remove_links(&self, pipeline: &str, source_ids: &[String]) -> Result<(), StagingError> {
-        let mut statement = self
-            .connection()
-            .prepare("DELETE FROM id_map WHERE pipeline = ? AND source_id = ?")?;
-        for id in source_ids {
-            statement.execute(params![pipeline, id])?;
+        if self.fill_wanted_ids(source_ids.iter())? == 0 {
+            return Ok(());
         }
+        self.connection().execute(
+            "DELETE FROM id_map WHERE pipeline = ? AND source_id IN (SELECT id FROM wanted_ids)",
+            params![pipeline],
+        )?;
         Ok(())
     }
 

@@ -240,7 +240,7 @@ impl Store {
     /// Fills the scratch table `wanted_ids` with `ids` (made afresh: DuckDB keeps deleted rows
     /// until a checkpoint, so a scratch table emptied by DELETE grows with every use). Returns
     /// how many ids it holds.
-    fn fill_wanted_ids(
+    pub(super) fn fill_wanted_ids(
         &self,
         ids: impl IntoIterator<Item = impl AsRef<str>>,
     ) -> Result<usize, StagingError> {
