@@ -2,8 +2,9 @@
 //! (and their contacts and opportunities), runs the `etl` binary on the example pipelines
 //! (accounts, contacts, opportunities) three times — the first import, a no-op rerun, and a
 //! rerun after 1% of the accounts changed — and prints wall time, records/s, API calls on each
-//! side and the `etl` process's peak memory for each. With `--latency MS` it then imports the
-//! same data again into fresh sandboxes that wait MS milliseconds before every API answer.
+//! side, the `etl` process's CPU time (user + system) and peak memory for each. With
+//! `--latency MS` it then imports the same data again into fresh sandboxes that wait MS
+//! milliseconds before every API answer.
 //! `--in-flight N` sets the project's `defaults.in_flight` (attachment copies at once; etl's
 //! default when not given). `--log DIR` runs `etl` with `-vv` and keeps each run's log lines
 //! (stage times, every HTTP request) in `DIR/<run>.log`, to see where a run waits.
@@ -58,6 +59,16 @@ fn project(sandbox: &Running, root: &Path, in_flight: Option<u64>) {
     .unwrap();
 }
 
+/// CPU time (user + system) a running process has used so far, in clock ticks: on a shared
+/// machine the wall time depends on the others' load, this does much less.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (in parentheses, which may hold spaces): utime and stime
+    // are the 14th and 15th fields of the whole line.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    Some(fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?)
+}
+
 /// Peak resident memory of a running process so far (VmHWM), in kB.
 fn peak_kb(pid: u32) -> Option<u64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
@@ -94,6 +105,7 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
         .expect("build the etl binary first: cargo build");
     let pid = child.id();
     let mut peak = 0;
+    let mut cpu = 0;
     let stdout = child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -105,6 +117,7 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     });
     while child.try_wait().ok().flatten().is_none() {
         peak = peak.max(peak_kb(pid).unwrap_or(0));
+        cpu = cpu.max(cpu_ticks(pid).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(20));
     }
     let elapsed = started.elapsed();
@@ -119,13 +132,15 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     };
     let records = sum("extracted");
     println!(
-        "{label:<22} {:>8.2} s  {:>9} records  {:>9.0} records/s  SF calls {:>6}  Halo calls {:>6}  written {:>7}  peak RSS {:>6.1} MB",
+        "{label:<22} {:>8.2} s  {:>9} records  {:>9.0} records/s  SF calls {:>6}  Halo calls {:>6}  written {:>7}  CPU {:>7.1} s  peak RSS {:>6.1} MB",
         elapsed.as_secs_f64(),
         records,
         records as f64 / elapsed.as_secs_f64(),
         sum("source_api_calls"),
         sum("target_api_calls"),
         sum("created") + sum("updated"),
+        // Linux counts CPU time in ticks of 1/100 s (USER_HZ) on every common platform.
+        cpu as f64 / 100.0,
         peak as f64 / 1024.0
     );
     summary
