@@ -1,6 +1,9 @@
 //! Lookups for the transform: another pipeline's links read from the id map (their ids loaded
 //! once per pipeline, a field of the linked records once per pipeline and field, never the whole
 //! records), and searches of the target (answered once per entity, field and value).
+//!
+//! The links are kept packed (see [`PackedPairs`]): at 1M records a pipeline's links held as a
+//! hash map of strings took about 140 bytes each, packed they take the ids' own bytes plus 12.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -11,37 +14,122 @@ use super::connector::Target;
 use crate::staging::Store;
 use crate::transform::Lookups;
 
-/// One pipeline's links, by source id and, once a reversed lookup asks (the sync back's), by
-/// target id (reversed lookups run once per record, so both directions must be a hash lookup,
-/// not a scan), and the fields of the linked target records that lookups asked for.
+/// Pairs of texts (a source id and a target id, or a source id and a field's value as JSON)
+/// kept in one string, found by binary search: the ids' own bytes plus 12 bytes a pair, where
+/// a hash map of boxed strings takes several allocations and empty buckets per pair.
 #[derive(Default)]
-struct LoadedLinks {
-    target_by_source: HashMap<Box<str>, Box<str>>,
-    source_by_target: Option<HashMap<Box<str>, Box<str>>>,
-    fields: HashMap<String, HashMap<String, Value>>,
+struct PackedPairs {
+    /// Each pair's key, then its value, pair after pair in the order they were read.
+    text: String,
+    /// Where each pair's key ends and where its value ends (its key starts where the pair
+    /// before ends).
+    ends: Vec<(u32, u32)>,
+    /// Pair indices by key, then value.
+    by_key: Vec<u32>,
+    /// Pair indices by value, then key: made once a reversed lookup asks (the sync back's).
+    by_value: Option<Vec<u32>>,
 }
 
-impl LoadedLinks {
-    fn source_by_target(&mut self) -> &HashMap<Box<str>, Box<str>> {
-        let target_by_source = &self.target_by_source;
-        self.source_by_target.get_or_insert_with(|| {
-            let mut source_by_target: HashMap<Box<str>, Box<str>> =
-                HashMap::with_capacity(target_by_source.len());
-            for (source_id, target_id) in target_by_source {
-                // Several sources linked to one target (should not happen) answer the smallest
-                // source id, so the answer never depends on hash order.
-                source_by_target
-                    .entry(target_id.clone())
-                    .and_modify(|kept| {
-                        if *source_id < *kept {
-                            kept.clone_from(source_id)
-                        }
-                    })
-                    .or_insert_with(|| source_id.clone());
+impl PackedPairs {
+    fn push(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let index = u32::try_from(self.ends.len());
+        self.text.push_str(key);
+        let key_end = u32::try_from(self.text.len());
+        self.text.push_str(value);
+        let value_end = u32::try_from(self.text.len());
+        match (index, key_end, value_end) {
+            (Ok(index), Ok(key_end), Ok(value_end)) => {
+                self.ends.push((key_end, value_end));
+                self.by_key.push(index);
+                Ok(())
             }
-            source_by_target
-        })
+            _ => Err("more than 4 GB of linked ids".to_string()),
+        }
     }
+
+    /// Sorts the index by key once every pair is in, and gives back what the reading left.
+    fn finish(mut self) -> PackedPairs {
+        let mut by_key = std::mem::take(&mut self.by_key);
+        by_key.sort_unstable_by(|a, b| {
+            let (a, b) = (self.pair(*a), self.pair(*b));
+            a.cmp(&b)
+        });
+        self.by_key = by_key;
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.by_key.shrink_to_fit();
+        self
+    }
+
+    fn pair(&self, index: u32) -> (&str, &str) {
+        let index = index as usize;
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1].1 as usize,
+        };
+        let (key_end, value_end) = self.ends[index];
+        (
+            &self.text[start..key_end as usize],
+            &self.text[key_end as usize..value_end as usize],
+        )
+    }
+
+    /// The value of `key` (keys are unique: the id map's key is the source id).
+    fn value_of(&self, key: &str) -> Option<&str> {
+        let at = self
+            .by_key
+            .partition_point(|index| self.pair(*index).0 < key);
+        let index = *self.by_key.get(at)?;
+        let (found, value) = self.pair(index);
+        (found == key).then_some(value)
+    }
+
+    /// The smallest key whose value is `value` (several sources linked to one target should
+    /// not happen; when they do, the answer never depends on the order they were read in).
+    fn key_of(&mut self, value: &str) -> Option<&str> {
+        if self.by_value.is_none() {
+            let mut by_value: Vec<u32> = (0..self.ends.len() as u32).collect();
+            by_value.sort_unstable_by(|a, b| {
+                let ((a_key, a_value), (b_key, b_value)) = (self.pair(*a), self.pair(*b));
+                (a_value, a_key).cmp(&(b_value, b_key))
+            });
+            self.by_value = Some(by_value);
+        }
+        let by_value = self.by_value.as_ref()?;
+        let at = by_value.partition_point(|index| self.pair(*index).1 < value);
+        let (key, found) = self.pair(*by_value.get(at)?);
+        (found == value).then_some(key)
+    }
+}
+
+/// One pipeline's links by source id (and, once a reversed lookup asks, by target id), and
+/// the fields of the linked target records that lookups asked for.
+#[derive(Default)]
+struct LoadedLinks {
+    targets: PackedPairs,
+    fields: HashMap<String, PackedPairs>,
+}
+
+/// Reads pairs from staging into a packed set. A failed read leaves the set empty, so every
+/// lookup of it answers "not linked", as before; the failure is logged once.
+fn packed(
+    what: &str,
+    read: impl FnOnce(&mut dyn FnMut(&str, &str)) -> Result<(), String>,
+) -> PackedPairs {
+    let mut pairs = PackedPairs::default();
+    let mut full = None;
+    let outcome = read(&mut |key, value| {
+        if full.is_none() {
+            if let Err(error) = pairs.push(key, value) {
+                full = Some(error);
+            }
+        }
+    });
+    if let Some(error) = outcome.err().or(full) {
+        tracing::warn!(%error, "could not read {what} for lookups; they answer nothing");
+        return PackedPairs::default();
+    }
+    pairs.finish()
 }
 
 pub struct EngineLookups<'a> {
@@ -72,10 +160,15 @@ impl<'a> EngineLookups<'a> {
     ) -> T {
         let mut links = self.links.borrow_mut();
         if !links.contains_key(pipeline) {
+            let targets = packed(&format!("the links of pipeline {pipeline}"), |each| {
+                self.store
+                    .each_link_target(pipeline, each)
+                    .map_err(|e| e.to_string())
+            });
             links.insert(
                 pipeline.to_string(),
                 LoadedLinks {
-                    target_by_source: self.store.link_targets(pipeline).unwrap_or_default(),
+                    targets,
                     ..LoadedLinks::default()
                 },
             );
@@ -83,7 +176,12 @@ impl<'a> EngineLookups<'a> {
         let loaded = links.get_mut(pipeline).expect("inserted above");
         if let Some(field) = field {
             if !loaded.fields.contains_key(field) {
-                let values = self.store.linked_field(pipeline, field).unwrap_or_default();
+                let what = format!("field {field} of the records pipeline {pipeline} links");
+                let values = packed(&what, |each| {
+                    self.store
+                        .each_linked_field(pipeline, field, each)
+                        .map_err(|e| e.to_string())
+                });
                 loaded.fields.insert(field.to_string(), values);
             }
         }
@@ -114,8 +212,9 @@ pub fn id_text(value: &Value) -> String {
 impl Lookups for EngineLookups<'_> {
     fn linked(&self, pipeline: &str, field: Option<&str>, source_id: &str) -> Option<Value> {
         self.with_links(pipeline, field, |links| match field {
-            None => links.target_by_source.get(source_id).map(|id| id_value(id)),
-            Some(field) => links.fields.get(field)?.get(source_id).cloned(),
+            None => links.targets.value_of(source_id).map(id_value),
+            // Kept as JSON text: parsed when asked, which is once per record that asks.
+            Some(field) => serde_json::from_str(links.fields.get(field)?.value_of(source_id)?).ok(),
         })
     }
 
@@ -145,9 +244,71 @@ impl Lookups for EngineLookups<'_> {
         let wanted = id_text(target_id);
         self.with_links(pipeline, None, |links| {
             links
-                .source_by_target()
-                .get(wanted.as_str())
+                .targets
+                .key_of(&wanted)
                 .map(|source| Value::String(source.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(read: &[(&str, &str)]) -> PackedPairs {
+        let mut pairs = PackedPairs::default();
+        for (key, value) in read {
+            pairs.push(key, value).unwrap();
+        }
+        pairs.finish()
+    }
+
+    #[test]
+    fn every_key_finds_its_own_value_and_no_other_key_finds_one() {
+        let read: Vec<(String, String)> = (0..1000)
+            .rev()
+            .map(|n| (format!("001{n:015}"), (n * 7).to_string()))
+            .collect();
+        let packed = pairs(
+            &read
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        for (key, value) in &read {
+            assert_eq!(packed.value_of(key), Some(value.as_str()), "{key}");
+        }
+        // Keys before, between and after the stored ones, and prefixes of them.
+        for missing in ["", "000", "001000000000000000x", "0010000000000000", "zzz"] {
+            assert_eq!(packed.value_of(missing), None, "{missing}");
+        }
+    }
+
+    #[test]
+    fn a_key_and_a_value_that_run_together_are_still_told_apart() {
+        // "ab" + "c" and "a" + "bc" are the same bytes in the packed text.
+        let packed = pairs(&[("ab", "c"), ("a", "bc"), ("", "empty key")]);
+        assert_eq!(packed.value_of("ab"), Some("c"));
+        assert_eq!(packed.value_of("a"), Some("bc"));
+        assert_eq!(packed.value_of(""), Some("empty key"));
+        assert_eq!(packed.value_of("abc"), None);
+    }
+
+    #[test]
+    fn reversed_lookups_answer_the_smallest_key_whatever_the_order_read() {
+        let mut packed = pairs(&[("003B", "7"), ("003A", "7"), ("003C", "8")]);
+        assert_eq!(packed.key_of("7"), Some("003A"));
+        assert_eq!(packed.key_of("8"), Some("003C"));
+        assert_eq!(packed.key_of("9"), None);
+        assert_eq!(packed.key_of(""), None);
+        let mut packed = pairs(&[("003A", "7"), ("003B", "7")]);
+        assert_eq!(packed.key_of("7"), Some("003A"));
+    }
+
+    #[test]
+    fn nothing_read_answers_nothing() {
+        let mut packed = pairs(&[]);
+        assert_eq!(packed.value_of("001A"), None);
+        assert_eq!(packed.key_of("1"), None);
     }
 }

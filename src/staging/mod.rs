@@ -7,6 +7,7 @@ mod checks;
 mod diff;
 mod error;
 mod id_map;
+mod lookup_links;
 mod migrations;
 mod query;
 mod run_links;
