@@ -1,23 +1,26 @@
 //! Attachments of imported records: listed from the source page by page while extracting (so
 //! `AttachmentCount` is staged with each record and shown in the plan), then, after each load
-//! batch, copied to the target records by a few workers at once (`in_flight`, the project's
-//! `defaults.in_flight`): each worker takes one target record at a time, and for each of its
-//! files streams the body from the source into one buffer and sends it to the target in one
-//! upload, so at most `in_flight` bodies are held. The workers only talk to the two systems; the
-//! calling thread stages every outcome, one file per transaction as it arrives, because the
-//! staging store is not shared between threads. Every copied file is remembered in the id map
-//! under `<pipeline>:attachments` (source file id → target attachment id), so a rerun never
-//! uploads it twice. What happens to each file is staged in `<pipeline>_attachments`; a refused
-//! listing or a failed copy is reported per record with the system's own message, and the run
-//! goes on.
+//! batch, copied to the target records by a copy lane: one thread that takes the batches in
+//! order and copies each batch's files on a few workers at once (`in_flight`, the project's
+//! `defaults.in_flight`), while the load goes on with the next batches. Each worker takes one
+//! target record at a time, and for each of its files streams the body from the source into one
+//! buffer and sends it to the target in one upload, so at most `in_flight` bodies are held; at
+//! most two batches wait for the lane. The lane only talks to the two systems; the load's thread
+//! stages every outcome as it arrives (between its own batches, and while it waits for the
+//! lane), because the staging store is not shared between threads. Every copied file is
+//! remembered in the id map under `<pipeline>:attachments` (source file id → target attachment
+//! id), so a rerun never uploads it twice. What happens to each file is staged in
+//! `<pipeline>_attachments`; a refused listing or a failed copy is reported per record with the
+//! system's own message, and the run goes on.
 //!
 //! Memory stays flat as the org grows: the listing waits for the load in a scratch table
 //! (`<pipeline>_listed_files`, dropped with the connection), and each batch reads back only its
 //! own records' files and the id map links of those files.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
+use std::thread::Scope;
 
 use duckdb::params;
 use serde_json::{json, Value};
@@ -124,6 +127,66 @@ enum Outcome {
     Linked(String),
     /// The source's or the target's message.
     Failed(String),
+}
+
+/// One batch's transfers, shared by the copy lane (which moves their files) and the load's
+/// thread (which stages each outcome by its indexes).
+type Job = Arc<Vec<Transfer>>;
+
+/// Batches handed to the copy lane and not done yet, at most: one being copied, one waiting.
+/// The load waits (staging what the lane did) before it hands over another.
+const MAX_BATCHES_AT_THE_LANE: usize = 2;
+
+/// What the copy lane tells the load's thread, in the order it happens; always about the oldest
+/// batch not done yet, since the lane copies the batches one after the other.
+enum Event {
+    /// A file's outcome.
+    Moved(Moved),
+    /// Attachments found on the batch's target records that could be uploads whose answer was
+    /// lost: which of them does a link account for? Answered once every outcome before it is
+    /// committed, so the links of the batches before count.
+    Ask(Vec<String>),
+    /// Every file of the batch has its outcome.
+    Done,
+}
+
+/// The thread that copies the batches' files while the load goes on (see the module's doc),
+/// as seen from the load's thread. Made by [`Copier::start`] inside a thread scope; dropping it
+/// stops the lane after the files in hand (their outcomes, never committed, are what the next
+/// run finds on the target records by name and size).
+pub struct CopyLane {
+    jobs: mpsc::Sender<Job>,
+    answers: mpsc::Sender<HashSet<String>>,
+    events: mpsc::Receiver<Event>,
+    /// Batches handed over and not done, oldest first.
+    waiting: VecDeque<Job>,
+    /// Outcomes of the oldest batch received and not committed yet: (transfer, file, the
+    /// target's id for it, status).
+    arrived: Vec<(usize, usize, String, &'static str)>,
+    /// Failed files of the oldest batch, reported when it is done.
+    failures: Vec<(usize, usize, String)>,
+}
+
+impl CopyLane {
+    /// The source records whose files a batch still at the lane is copying.
+    fn copying(&self) -> HashSet<&str> {
+        self.waiting
+            .iter()
+            .flat_map(|job| job.iter())
+            .flat_map(|transfer| {
+                transfer
+                    .files
+                    .iter()
+                    .map(|(source_id, _)| source_id.as_str())
+            })
+            .collect()
+    }
+}
+
+fn lane_stopped() -> EngineError {
+    EngineError::Connection(
+        "the attachment copier stopped before copying every file handed to it".into(),
+    )
 }
 
 impl<'a> Copier<'a> {
@@ -295,19 +358,128 @@ impl<'a> Copier<'a> {
         self.created_here.extend(target_ids);
     }
 
-    /// Copies the files of records just loaded (source id, target id) to their target records.
-    /// What needs no network (skipped, copied before) is settled here; the rest goes to the
-    /// workers.
+    /// Copies the files of records just loaded (source id, target id) to their target records
+    /// and waits until every one has its outcome: [`Copier::send`] on a lane of its own, then
+    /// [`Copier::finish`].
     pub fn copy(
         &mut self,
         records: &[(String, String)],
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
+        std::thread::scope(|scope| {
+            let mut lane = self.start(scope);
+            self.send(&mut lane, records, summary)?;
+            self.finish(&mut lane, summary)
+        })
+    }
+
+    /// Starts the copy lane in `scope`; it takes the batches [`Copier::send`] hands it until the
+    /// lane is dropped.
+    pub fn start<'scope>(&self, scope: &'scope Scope<'scope, '_>) -> CopyLane
+    where
+        'a: 'scope,
+    {
+        let (jobs, job_inbox) = mpsc::channel::<Job>();
+        let (answers, answer_inbox) = mpsc::channel::<HashSet<String>>();
+        let (events_out, events) = mpsc::channel::<Event>();
+        let (source, target, entity, in_flight) = (
+            self.source,
+            self.target,
+            self.entity.clone(),
+            self.in_flight,
+        );
+        // The lane logs under the run's and pipeline's span, as the load's thread does.
+        let span = tracing::Span::current();
+        scope.spawn(move || {
+            let _in_span = span.enter();
+            let lane = Lane {
+                source,
+                target,
+                entity: &entity,
+                in_flight,
+                answers: answer_inbox,
+                events: events_out,
+            };
+            for job in job_inbox {
+                if !lane.copy(&job) {
+                    break;
+                }
+            }
+        });
+        CopyLane {
+            jobs,
+            answers,
+            events,
+            waiting: VecDeque::new(),
+            arrived: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Hands the files of records just loaded (source id, target id) to the copy lane. What
+    /// needs no network (skipped, copied before, a refused listing) is staged here and now; a
+    /// batch is handed over once fewer than two wait at the lane, and what the lane has done
+    /// meanwhile is staged.
+    pub fn send(
+        &mut self,
+        lane: &mut CopyLane,
+        records: &[(String, String)],
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        // A record whose files an earlier batch is still copying (read twice in one run) waits
+        // for them, so that their links are there to be found.
+        let copying = lane.copying();
+        if records
+            .iter()
+            .any(|(source_id, _)| copying.contains(source_id.as_str()))
+        {
+            self.finish(lane, summary)?;
+        }
+        let transfers = self.transfers_of(records, summary)?;
+        if !transfers.is_empty() {
+            while lane.waiting.len() >= MAX_BATCHES_AT_THE_LANE {
+                self.receive(lane, summary, true)?;
+            }
+            let job = Arc::new(transfers);
+            lane.jobs.send(job.clone()).map_err(|_| lane_stopped())?;
+            lane.waiting.push_back(job);
+        }
+        self.receive(lane, summary, false)
+    }
+
+    /// Stages what the lane has done so far, without waiting for it.
+    pub fn settle(
+        &mut self,
+        lane: &mut CopyLane,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        self.receive(lane, summary, false)
+    }
+
+    /// Waits for the lane to copy every file handed to it, staging each outcome.
+    pub fn finish(
+        &mut self,
+        lane: &mut CopyLane,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        while !lane.waiting.is_empty() {
+            self.receive(lane, summary, true)?;
+        }
+        Ok(())
+    }
+
+    /// The batch's files that need the network, by target record. What needs none (skipped,
+    /// copied before, a refused listing) is staged here.
+    fn transfers_of(
+        &mut self,
+        records: &[(String, String)],
+        summary: &mut PipelineSummary,
+    ) -> Result<Vec<Transfer>, EngineError> {
         let mut listed = self.listed_of(records)?;
         if listed.is_empty() {
             // Noted for this batch only: a record is created once.
             self.created_here.clear();
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Which of these files were copied before: their links, read for this batch only.
         let keys: Vec<String> = listed
@@ -379,142 +551,120 @@ impl<'a> Copier<'a> {
                 }
             }
         }
-        if !transfers.is_empty() {
-            self.transfer(&transfers, summary)?;
-        }
         // Noted for this batch only: a record is created once.
         self.created_here.clear();
-        self.flush()
+        self.flush()?;
+        Ok(transfers)
     }
 
-    /// What each transfer's target record already holds that could be an upload of one of its
-    /// files whose answer was lost (same name and size): the records this run did not create
-    /// are listed on up to `in_flight` workers, then the attachments some link accounts for are
-    /// left out, looked up for the whole batch at once.
-    fn present_on(
-        &self,
-        transfers: &[Transfer],
-    ) -> Result<Vec<Vec<TargetAttachment>>, EngineError> {
-        if transfers.iter().all(|transfer| transfer.created_here) {
-            return Ok(vec![Vec::new(); transfers.len()]);
-        }
-        let (target, entity) = (self.target, self.entity.as_str());
-        let listed = on_workers(self.in_flight, transfers, |transfer| {
-            if transfer.created_here {
-                return Vec::new();
-            }
-            // If the target cannot list them, uploading is still right.
-            let present = target
-                .attachments_of(entity, &transfer.target_id)
-                .unwrap_or_default();
-            present
-                .into_iter()
-                .filter(|attachment| {
-                    transfer
-                        .files
-                        .iter()
-                        .any(|(_, file)| same_file(attachment, file))
-                })
-                .collect::<Vec<_>>()
-        });
-        let candidates: Vec<&str> = listed.iter().flatten().map(|a| a.id.as_str()).collect();
-        if candidates.is_empty() {
-            return Ok(listed);
-        }
-        let known = self
-            .store
-            .links_by_target(&links_pipeline(&self.pipeline), &candidates)?;
-        Ok(listed
-            .into_iter()
-            .map(|present| {
-                present
-                    .into_iter()
-                    .filter(|attachment| !known.contains_key(&attachment.id))
-                    .collect()
-            })
-            .collect())
-    }
-
-    /// Runs the transfers on up to `in_flight` workers and stages each file's outcome as it
-    /// arrives: the copied or linked files that have arrived commit together (result rows and
-    /// links), so a run killed at any point loses at most the links of the uploads in flight
-    /// or waiting for that commit, which the next run finds on the target record by name and
-    /// size.
-    fn transfer(
+    /// Stages what the lane says, oldest first: outcomes committed as they arrive, together
+    /// with any others already waiting (a transaction per file made staging, not the copies,
+    /// bound large batches), so a run killed at any point loses at most the links of the uploads
+    /// in flight or waiting for that commit, which the next run finds on the target record by
+    /// name and size. With `wait`, waits for the lane to say something first; returns after a
+    /// batch is done or nothing more has arrived.
+    fn receive(
         &mut self,
-        transfers: &[Transfer],
+        lane: &mut CopyLane,
         summary: &mut PipelineSummary,
+        wait: bool,
     ) -> Result<(), EngineError> {
-        // Attachments already there, which some link does not account for.
-        let present = self.present_on(transfers)?;
-        let (source, target, entity) = (self.source, self.target, self.entity.clone());
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        // Workers log under the run's and pipeline's span, as the calling thread does.
-        let span = tracing::Span::current();
-        let (sender, receiver) = mpsc::channel::<Moved>();
-        let mut failures: Vec<(usize, usize, String)> = Vec::new();
-        let staged = std::thread::scope(|scope| {
-            for _ in 0..self.in_flight.min(transfers.len()) {
-                let sender = sender.clone();
-                let (next, stop, span, present, entity) = (&next, &stop, &span, &present, &entity);
-                scope.spawn(move || {
-                    let _in_span = span.enter();
-                    while !stop.load(Ordering::Relaxed) {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(transfer) = transfers.get(index) else {
-                            break;
-                        };
-                        let present = present[index].clone();
-                        if !move_files(source, target, entity, present, transfer, index, &sender) {
-                            break;
-                        }
-                    }
-                });
+        if lane.waiting.is_empty() {
+            return Ok(());
+        }
+        let mut next = if wait {
+            Some(lane.events.recv().map_err(|_| lane_stopped())?)
+        } else {
+            match lane.events.try_recv() {
+                Ok(event) => Some(event),
+                Err(mpsc::TryRecvError::Empty) => None,
+                Err(mpsc::TryRecvError::Disconnected) => return Err(lane_stopped()),
             }
-            // The workers hold the only senders now: the loop ends when the last one is done.
-            drop(sender);
-            // Outcomes are committed as they arrive, together with any others already waiting:
-            // a transaction per file made staging, not the transfers, bound large copies.
-            while let Ok(first) = receiver.recv() {
-                let mut arrived = vec![first];
-                while arrived.len() < MAX_OUTCOMES_PER_COMMIT {
-                    match receiver.try_recv() {
-                        Ok(more) => arrived.push(more),
-                        Err(_) => break,
-                    }
-                }
-                let mut done = Vec::with_capacity(arrived.len());
-                for moved in arrived {
-                    let (source_id, file) = &transfers[moved.transfer].files[moved.file];
-                    let target_id = &transfers[moved.transfer].target_id;
-                    match moved.outcome {
+        };
+        while let Some(event) = next.take() {
+            match event {
+                Event::Moved(Moved {
+                    transfer,
+                    file,
+                    outcome,
+                }) => {
+                    match outcome {
                         Outcome::Copied(attachment_id) => {
                             summary.attachments_copied += 1;
-                            done.push((source_id, target_id, file, attachment_id, "copied"));
+                            lane.arrived.push((transfer, file, attachment_id, "copied"));
                         }
                         Outcome::Linked(attachment_id) => {
                             summary.attachments_unchanged += 1;
-                            done.push((source_id, target_id, file, attachment_id, "linked"));
+                            lane.arrived.push((transfer, file, attachment_id, "linked"));
                         }
-                        Outcome::Failed(message) => {
-                            failures.push((moved.transfer, moved.file, message));
-                        }
+                        Outcome::Failed(message) => lane.failures.push((transfer, file, message)),
+                    }
+                    if lane.arrived.len() >= MAX_OUTCOMES_PER_COMMIT {
+                        self.commit_arrived(lane)?;
                     }
                 }
-                if let Err(error) = self.remember(&done) {
-                    // No new copies: the workers finish the file in hand and stop.
-                    stop.store(true, Ordering::Relaxed);
-                    return Err(error);
+                Event::Ask(candidates) => {
+                    self.commit_arrived(lane)?;
+                    let candidates: Vec<&str> = candidates.iter().map(String::as_str).collect();
+                    let known: HashSet<String> = self
+                        .store
+                        .links_by_target(&links_pipeline(&self.pipeline), &candidates)?
+                        .into_keys()
+                        .collect();
+                    lane.answers.send(known).map_err(|_| lane_stopped())?;
+                }
+                Event::Done => {
+                    self.commit_arrived(lane)?;
+                    self.report_failures(lane, summary)?;
+                    lane.waiting.pop_front();
+                    return Ok(());
                 }
             }
-            Ok(())
-        });
-        // Failures are reported in the order the records came, whichever worker was faster.
+            next = lane.events.try_recv().ok();
+        }
+        self.commit_arrived(lane)
+    }
+
+    /// Commits the oldest batch's outcomes received so far (see [`Copier::remember`]).
+    fn commit_arrived(&mut self, lane: &mut CopyLane) -> Result<(), EngineError> {
+        if lane.arrived.is_empty() {
+            return Ok(());
+        }
+        let Some(job) = lane.waiting.front().cloned() else {
+            return Ok(());
+        };
+        let arrived = std::mem::take(&mut lane.arrived);
+        let done: Vec<_> = arrived
+            .into_iter()
+            .map(|(transfer, file, attachment_id, status)| {
+                let (source_id, file) = &job[transfer].files[file];
+                (
+                    source_id,
+                    &job[transfer].target_id,
+                    file,
+                    attachment_id,
+                    status,
+                )
+            })
+            .collect();
+        self.remember(&done)
+    }
+
+    /// Reports and stages the oldest batch's failed files, in the order the records came,
+    /// whichever worker was faster.
+    fn report_failures(
+        &mut self,
+        lane: &mut CopyLane,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        let Some(job) = lane.waiting.front().cloned() else {
+            return Ok(());
+        };
+        let mut failures = std::mem::take(&mut lane.failures);
         failures.sort_by_key(|(transfer, file, _)| (*transfer, *file));
         for (transfer, file, message) in failures {
-            let (source_id, file) = &transfers[transfer].files[file];
-            let target_id = &transfers[transfer].target_id;
+            let (source_id, file) = &job[transfer].files[file];
+            let target_id = &job[transfer].target_id;
             let message = format!(
                 "{} {:?} ({}): {message}",
                 file.kind.as_str(),
@@ -535,7 +685,7 @@ impl<'a> Copier<'a> {
                 Some(&message),
             );
         }
-        staged
+        self.flush()
     }
 
     /// Appends the pending result rows in one go.
@@ -643,6 +793,101 @@ fn same_file(attachment: &TargetAttachment, file: &AttachmentRef) -> bool {
     attachment.name == file.name && (attachment.size.is_none() || attachment.size == file.size)
 }
 
+/// The copy lane's own thread: it copies one batch at a time and only talks to the two systems;
+/// what it does goes back to the load's thread as [`Event`]s.
+struct Lane<'l> {
+    source: &'l dyn Source,
+    target: &'l dyn Target,
+    entity: &'l str,
+    in_flight: usize,
+    answers: mpsc::Receiver<HashSet<String>>,
+    events: mpsc::Sender<Event>,
+}
+
+impl Lane<'_> {
+    /// Copies one batch's files on up to `in_flight` workers, then says it is done; `false`
+    /// when the load's thread stopped listening (it failed, or the run is ending on an error).
+    fn copy(&self, transfers: &[Transfer]) -> bool {
+        let Some(present) = self.present_on(transfers) else {
+            return false;
+        };
+        let next = AtomicUsize::new(0);
+        let stop = AtomicBool::new(false);
+        // Workers log under the run's and pipeline's span, as the lane does.
+        let span = tracing::Span::current();
+        std::thread::scope(|scope| {
+            for _ in 0..self.in_flight.min(transfers.len()) {
+                let (next, stop, span, present) = (&next, &stop, &span, &present);
+                let events = self.events.clone();
+                let (source, target, entity) = (self.source, self.target, self.entity);
+                scope.spawn(move || {
+                    let _in_span = span.enter();
+                    while !stop.load(Ordering::Relaxed) {
+                        let index = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(transfer) = transfers.get(index) else {
+                            break;
+                        };
+                        let present = present[index].clone();
+                        if !move_files(source, target, entity, present, transfer, index, &events) {
+                            // No new copies: the other workers finish the file in hand and stop.
+                            stop.store(true, Ordering::Relaxed);
+                            break;
+                        }
+                    }
+                });
+            }
+        });
+        !stop.load(Ordering::Relaxed) && self.events.send(Event::Done).is_ok()
+    }
+
+    /// What each transfer's target record already holds that could be an upload of one of its
+    /// files whose answer was lost (same name and size): the records this run did not create
+    /// are listed on up to `in_flight` workers, then the load's thread leaves out the
+    /// attachments some link accounts for, looked up for the whole batch at once. `None` when
+    /// the load's thread stopped listening.
+    fn present_on(&self, transfers: &[Transfer]) -> Option<Vec<Vec<TargetAttachment>>> {
+        if transfers.iter().all(|transfer| transfer.created_here) {
+            return Some(vec![Vec::new(); transfers.len()]);
+        }
+        let (target, entity) = (self.target, self.entity);
+        let listed = on_workers(self.in_flight, transfers, |transfer| {
+            if transfer.created_here {
+                return Vec::new();
+            }
+            // If the target cannot list them, uploading is still right.
+            let present = target
+                .attachments_of(entity, &transfer.target_id)
+                .unwrap_or_default();
+            present
+                .into_iter()
+                .filter(|attachment| {
+                    transfer
+                        .files
+                        .iter()
+                        .any(|(_, file)| same_file(attachment, file))
+                })
+                .collect::<Vec<_>>()
+        });
+        let candidates: Vec<String> = listed.iter().flatten().map(|a| a.id.clone()).collect();
+        if candidates.is_empty() {
+            return Some(listed);
+        }
+        self.events.send(Event::Ask(candidates)).ok()?;
+        let known = self.answers.recv().ok()?;
+        Some(
+            listed
+                .into_iter()
+                .map(|present| {
+                    present
+                        .into_iter()
+                        .filter(|attachment| !known.contains(&attachment.id))
+                        .collect()
+                })
+                .collect(),
+        )
+    }
+}
+
 /// Runs `work` on each item on up to `workers` threads; the results in the items' order.
 fn on_workers<T: Sync, R: Send>(
     workers: usize,
@@ -688,7 +933,7 @@ fn move_files(
     mut present: Vec<TargetAttachment>,
     transfer: &Transfer,
     index: usize,
-    outcomes: &mpsc::Sender<Moved>,
+    outcomes: &mpsc::Sender<Event>,
 ) -> bool {
     for (file_index, (_, file)) in transfer.files.iter().enumerate() {
         let outcome = match present.iter().position(|a| same_file(a, file)) {
@@ -703,7 +948,7 @@ fn move_files(
             file: file_index,
             outcome,
         };
-        if outcomes.send(moved).is_err() {
+        if outcomes.send(Event::Moved(moved)).is_err() {
             return false;
         }
     }
@@ -793,6 +1038,46 @@ mod tests {
         /// How long each download takes.
         delay: Duration,
         gauge: Arc<Gauge>,
+        /// Downloads wait until this is opened (for at most ten seconds).
+        gate: Arc<Gate>,
+    }
+
+    /// Holds downloads back until the test opens it; a gate never opened lets them go after
+    /// ten seconds, so a copier that waits for its own copies fails its test, not hangs it.
+    struct Gate {
+        open: Mutex<bool>,
+        opened: std::sync::Condvar,
+    }
+
+    impl Default for Gate {
+        fn default() -> Gate {
+            Gate {
+                open: Mutex::new(true),
+                opened: std::sync::Condvar::new(),
+            }
+        }
+    }
+
+    impl Gate {
+        fn closed() -> Arc<Gate> {
+            Arc::new(Gate {
+                open: Mutex::new(false),
+                opened: std::sync::Condvar::new(),
+            })
+        }
+
+        fn open(&self) {
+            *self.open.lock().unwrap() = true;
+            self.opened.notify_all();
+        }
+
+        fn pass(&self) {
+            let open = self.open.lock().unwrap();
+            let _open = self
+                .opened
+                .wait_timeout_while(open, Duration::from_secs(10), |open| !*open)
+                .unwrap();
+        }
     }
 
     /// File bodies held at once, from the start of a download to the end of its upload.
@@ -846,6 +1131,7 @@ mod tests {
         ) -> Result<u64, String> {
             let held = self.gauge.held.fetch_add(1, Ordering::SeqCst) + 1;
             self.gauge.most.fetch_max(held, Ordering::SeqCst);
+            self.gate.pass();
             std::thread::sleep(self.delay);
             out.write_all(file.parent_id.as_bytes())
                 .map_err(|e| e.to_string())?;
@@ -1167,6 +1453,115 @@ mod tests {
             .map(|id| (format!("t-{id}"), id.as_bytes().to_vec()))
             .collect();
         assert_eq!(uploads, expected);
+    }
+
+    #[test]
+    fn the_lane_copies_a_batch_while_the_load_goes_on_and_holds_at_most_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let gate = Gate::closed();
+        let source = FakeSource {
+            gate: gate.clone(),
+            ..FakeSource::default()
+        };
+        let target = FakeTarget::default();
+        let batch = |ids: &[&str]| -> Vec<(String, String)> {
+            ids.iter()
+                .map(|id| (id.to_string(), format!("t-{id}")))
+                .collect()
+        };
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets", 2).unwrap();
+        copier
+            .list(&ids(&["a1", "a2", "b1", "b2", "c1", "c2"]))
+            .unwrap();
+        let mut summary = PipelineSummary::default();
+        std::thread::scope(|scope| {
+            let mut lane = copier.start(scope);
+            let started = std::time::Instant::now();
+            // Two batches handed over while no file can move yet: the load is not held up
+            // by its copies.
+            copier
+                .send(&mut lane, &batch(&["a1", "a2"]), &mut summary)
+                .unwrap();
+            copier
+                .send(&mut lane, &batch(&["b1", "b2"]), &mut summary)
+                .unwrap();
+            assert!(started.elapsed() < Duration::from_secs(5));
+            assert!(target.uploads.lock().unwrap().is_empty());
+            assert_eq!(summary.attachments_copied, 0);
+            // A third waits for the first batch, whose outcomes it stages meanwhile.
+            gate.open();
+            copier
+                .send(&mut lane, &batch(&["c1", "c2"]), &mut summary)
+                .unwrap();
+            assert!(summary.attachments_copied >= 2);
+            copier.finish(&mut lane, &mut summary).unwrap();
+        });
+        assert_eq!(summary.attachments_copied, 6);
+        let mut uploads = target.uploads.lock().unwrap().clone();
+        uploads.sort();
+        let expected: Vec<(String, Vec<u8>)> = ["a1", "a2", "b1", "b2", "c1", "c2"]
+            .iter()
+            .map(|id| (format!("t-{id}"), id.as_bytes().to_vec()))
+            .collect();
+        assert_eq!(uploads, expected);
+        assert_eq!(store.links(&links_pipeline("p")).unwrap().len(), 6);
+        let staged: i64 = store
+            .connection()
+            .query_row(
+                "SELECT count(*) FROM p_attachments WHERE status = 'copied'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(staged, 6);
+    }
+
+    #[test]
+    fn a_lane_dropped_mid_copy_loses_only_links_the_next_run_finds_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let gate = Gate::closed();
+        let source = FakeSource {
+            gate: gate.clone(),
+            ..FakeSource::default()
+        };
+        let target = FakeTarget {
+            lists: true,
+            ..FakeTarget::default()
+        };
+        let records = vec![
+            ("r1".to_string(), "t1".to_string()),
+            ("r2".into(), "t2".into()),
+        ];
+        let mut copier = Copier::new(&source, &target, &store, "run1", "p", "Tickets", 2).unwrap();
+        copier.list(&ids(&["r1", "r2"])).unwrap();
+        let mut summary = PipelineSummary::default();
+        std::thread::scope(|scope| {
+            let mut lane = copier.start(scope);
+            copier.send(&mut lane, &records, &mut summary).unwrap();
+            // The load stops (an error, or the end of a failed run): the files in hand finish,
+            // nothing more is staged.
+            drop(lane);
+            gate.open();
+        });
+        // A worker that had not taken its record yet when the lane stopped takes none.
+        let uploaded = target.uploads.lock().unwrap().len();
+        assert!((1..=2).contains(&uploaded), "{uploaded} uploads");
+        assert!(store.links(&links_pipeline("p")).unwrap().is_empty());
+
+        // The next run finds those on their records and links them, uploads the rest;
+        // nothing is uploaded twice.
+        let mut again = Copier::new(&source, &target, &store, "run2", "p", "Tickets", 2).unwrap();
+        again.list(&ids(&["r1", "r2"])).unwrap();
+        let mut summary = PipelineSummary::default();
+        again.copy(&records, &mut summary).unwrap();
+        assert_eq!(
+            (summary.attachments_copied, summary.attachments_unchanged),
+            (2 - uploaded as u64, uploaded as u64)
+        );
+        assert_eq!(target.uploads.lock().unwrap().len(), 2);
+        assert_eq!(store.links(&links_pipeline("p")).unwrap().len(), 2);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 
 use serde_json::{json, Value};
 
-use super::attachments::Copier;
+use super::attachments::{Copier, CopyLane};
 use super::connector::{ExtractRequest, Record, Source, Target, Watermark, WriteRequest};
 use super::deletes::Schedule;
 use super::error::EngineError;
@@ -622,189 +622,201 @@ fn import_pipeline(
     if let Some(range) = staged {
         store.stage_run_links(&transformed_table, run_id, &pipeline.pipeline, range)?;
     }
-    let mut next_rowid = staged.as_ref().map_or(0, |(first, _)| *first);
-    while let Some((_, last)) = staged.filter(|(_, last)| next_rowid <= *last) {
-        let end = (next_rowid + plan_chunk as i64).min(last + 1);
-        let chunk = store.linked_records(&transformed_table, run_id, next_rowid, end)?;
-        next_rowid = end;
-        let chunk_len = chunk.len();
-        let mut chunk_plans = Vec::with_capacity(chunk_len);
-        for LinkedRecord {
-            source_id,
-            record: after,
-            link,
-        } in chunk
-        {
-            if deleted.contains(&source_id) {
-                continue;
-            }
-            let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-            let mut planned =
-                plan_record(&context, &source_id, after, &record_problems, link.as_ref())?;
-            super::deletes::settle_marked(&mut planned, link.as_ref(), target, &entity);
-            if let Some(selected) = &selected {
-                if !selected.contains(&source_id) && planned.action != Action::Unchanged {
-                    planned.action = Action::Skip;
-                    planned.reason = Some("deselected".into());
-                    planned.write = None;
+    // The plan and the load run in one thread scope: the copy lane in it copies a load batch's
+    // files while the next batches are planned, written and staged, and is waited for before
+    // the load is done (and an incremental read's watermark moves).
+    std::thread::scope(|scope| {
+        let mut lane = match (&copier, options.mode) {
+            (Some(copier), Mode::Load) => Some(copier.start(scope)),
+            _ => None,
+        };
+        let mut next_rowid = staged.as_ref().map_or(0, |(first, _)| *first);
+        while let Some((_, last)) = staged.filter(|(_, last)| next_rowid <= *last) {
+            let end = (next_rowid + plan_chunk as i64).min(last + 1);
+            let chunk = store.linked_records(&transformed_table, run_id, next_rowid, end)?;
+            next_rowid = end;
+            let chunk_len = chunk.len();
+            let mut chunk_plans = Vec::with_capacity(chunk_len);
+            for LinkedRecord {
+                source_id,
+                record: after,
+                link,
+            } in chunk
+            {
+                if deleted.contains(&source_id) {
+                    continue;
                 }
+                let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
+                let mut planned =
+                    plan_record(&context, &source_id, after, &record_problems, link.as_ref())?;
+                super::deletes::settle_marked(&mut planned, link.as_ref(), target, &entity);
+                if let Some(selected) = &selected {
+                    if !selected.contains(&source_id) && planned.action != Action::Unchanged {
+                        planned.action = Action::Skip;
+                        planned.reason = Some("deselected".into());
+                        planned.write = None;
+                    }
+                }
+                chunk_plans.push(planned);
             }
-            chunk_plans.push(planned);
-        }
-        if let Some(snapshot) = snapshot.as_deref_mut() {
-            // The target records the chunk's conflict checks compare with, read together.
-            snapshot.records.keep_many(
-                store,
-                chunk_plans
-                    .iter()
-                    .filter_map(|p| sync_back::conflict_check_target(p, &synced_paths)),
-            )?;
-        }
-        for mut planned in chunk_plans {
             if let Some(snapshot) = snapshot.as_deref_mut() {
-                let found = sync_back::settle_conflicts(
-                    &mut planned,
-                    snapshot,
+                // The target records the chunk's conflict checks compare with, read together.
+                snapshot.records.keep_many(
                     store,
-                    &synced_paths,
-                    policy,
+                    chunk_plans
+                        .iter()
+                        .filter_map(|p| sync_back::conflict_check_target(p, &synced_paths)),
                 )?;
-                summary.conflicts.extend(found);
             }
-            if let Some(reviewed) = &reviewed_writes {
-                if planned.action.writes() && !reviewed.contains(&planned.source_id) {
-                    planned.action = Action::Skip;
-                    planned.reason = Some("not in the reviewed plan".into());
-                    planned.write = None;
+            for mut planned in chunk_plans {
+                if let Some(snapshot) = snapshot.as_deref_mut() {
+                    let found = sync_back::settle_conflicts(
+                        &mut planned,
+                        snapshot,
+                        store,
+                        &synced_paths,
+                        policy,
+                    )?;
+                    summary.conflicts.extend(found);
+                }
+                if let Some(reviewed) = &reviewed_writes {
+                    if planned.action.writes() && !reviewed.contains(&planned.source_id) {
+                        planned.action = Action::Skip;
+                        planned.reason = Some("not in the reviewed plan".into());
+                        planned.write = None;
+                    }
+                }
+                change_rows.push(change_row(run_id, &planned));
+                summary.count_planned(planned.action);
+                if options.mode == Mode::Plan {
+                    // A plan keeps nothing but its staged rows and counts.
+                    if !planned.action.writes() {
+                        count_settled(&planned, &mut summary);
+                    }
+                } else if planned.action.writes() {
+                    planned_writes.push(planned);
+                } else {
+                    settled.push(settled_only(planned));
+                }
+                if change_rows.len() >= 1000 {
+                    store.append(&tables, Stage::Changes, &change_rows)?;
+                    change_rows.clear();
                 }
             }
-            change_rows.push(change_row(run_id, &planned));
-            summary.count_planned(planned.action);
-            if options.mode == Mode::Plan {
-                // A plan keeps nothing but its staged rows and counts.
-                if !planned.action.writes() {
-                    count_settled(&planned, &mut summary);
-                }
-            } else if planned.action.writes() {
-                planned_writes.push(planned);
-            } else {
-                settled.push(settled_only(planned));
-            }
-            if change_rows.len() >= 1000 {
+            planned_count += chunk_len as u64;
+            options.progress.report(
+                &pipeline.pipeline,
+                "import",
+                ProgressStage::Plan,
+                planned_count,
+                Some(summary.extracted),
+            );
+            if load_as_planned {
+                // The chunk's changes are staged before its results.
                 store.append(&tables, Stage::Changes, &change_rows)?;
                 change_rows.clear();
+                load.load(
+                    &settled,
+                    &planned_writes,
+                    copier.as_mut().zip(lane.as_mut()),
+                    snapshot.as_deref_mut(),
+                    &mut summary,
+                )?;
+                settled.clear();
+                planned_writes.clear();
             }
         }
-        planned_count += chunk_len as u64;
-        options.progress.report(
-            &pipeline.pipeline,
-            "import",
-            ProgressStage::Plan,
-            planned_count,
-            Some(summary.extracted),
-        );
-        if load_as_planned {
-            // The chunk's changes are staged before its results.
-            store.append(&tables, Stage::Changes, &change_rows)?;
-            change_rows.clear();
-            load.load(
-                &settled,
-                &planned_writes,
-                copier.as_mut(),
-                snapshot.as_deref_mut(),
-                &mut summary,
-            )?;
-            settled.clear();
-            planned_writes.clear();
+        store.drop_scratch("run_links")?;
+        let deleted_links = store.link_heads_of(&pipeline.pipeline, &deleted)?;
+        let mut deleted: Vec<String> = deleted.into_iter().collect();
+        deleted.sort();
+        for source_id in deleted {
+            let planned =
+                super::deletes::plan(delete_policy, &source_id, deleted_links.get(&source_id));
+            change_rows.push(change_row(run_id, &planned));
+            if matches!(planned.action, Action::Delete | Action::Deactivate) {
+                summary.planned_removals += 1;
+                removals.push(planned);
+            } else {
+                settled.push(planned);
+            }
         }
-    }
-    store.drop_scratch("run_links")?;
-    let deleted_links = store.link_heads_of(&pipeline.pipeline, &deleted)?;
-    let mut deleted: Vec<String> = deleted.into_iter().collect();
-    deleted.sort();
-    for source_id in deleted {
-        let planned =
-            super::deletes::plan(delete_policy, &source_id, deleted_links.get(&source_id));
-        change_rows.push(change_row(run_id, &planned));
-        if matches!(planned.action, Action::Delete | Action::Deactivate) {
-            summary.planned_removals += 1;
-            removals.push(planned);
-        } else {
-            settled.push(planned);
-        }
-    }
-    store.append(&tables, Stage::Changes, &change_rows)?;
-    let conflict_rows: Vec<_> = summary
-        .conflicts
-        .iter()
-        .map(|c| conflict_row(run_id, c))
-        .collect();
-    store.append(&tables, Stage::Conflicts, &conflict_rows)?;
+        store.append(&tables, Stage::Changes, &change_rows)?;
+        let conflict_rows: Vec<_> = summary
+            .conflicts
+            .iter()
+            .map(|c| conflict_row(run_id, c))
+            .collect();
+        store.append(&tables, Stage::Conflicts, &conflict_rows)?;
 
-    if let Some(reviewed) = &options.reviewed {
-        let moved = plan_differences(store, &tables, reviewed, run_id)?;
-        if moved > 0 && !options.force {
-            return Err(EngineError::Config(format!(
+        if let Some(reviewed) = &options.reviewed {
+            let moved = plan_differences(store, &tables, reviewed, run_id)?;
+            if moved > 0 && !options.force {
+                return Err(EngineError::Config(format!(
                 "pipeline {}: {moved} records would be written differently than in the reviewed plan {reviewed} (the source moved on since); run `etl plan` again, or `etl apply {reviewed} --force` to load what is there now",
                 pipeline.pipeline
             )));
+            }
         }
-    }
 
-    tracing::info!(
-        stage = "plan",
-        create = summary.planned_creates,
-        update = summary.planned_updates,
-        remove = summary.planned_removals,
-        conflicts = summary.conflicts.len(),
-        elapsed_ms = stage_started.elapsed().as_millis() as u64,
-        "planned"
-    );
-    let stage_started = std::time::Instant::now();
-    if options.mode == Mode::Load {
-        load.load(
-            &settled,
-            &planned_writes,
-            copier.as_mut(),
-            snapshot.as_deref_mut(),
-            &mut summary,
-        )?;
-        // Removals re-save their links marked, so they need them whole.
-        let removal_links =
-            store.links_of(&pipeline.pipeline, removals.iter().map(|p| &p.source_id))?;
-        super::deletes::load(
-            store,
-            &tables,
-            run_id,
-            pipeline,
-            &entity,
-            target,
-            &removals,
-            &removal_links,
-            &mut summary,
-        )?;
         tracing::info!(
-            stage = "load",
-            created = summary.created,
-            updated = summary.updated,
-            deleted = summary.deleted + summary.deactivated,
-            failed = summary.failed,
-            attachments_copied = summary.attachments_copied,
+            stage = "plan",
+            create = summary.planned_creates,
+            update = summary.planned_updates,
+            remove = summary.planned_removals,
+            conflicts = summary.conflicts.len(),
             elapsed_ms = stage_started.elapsed().as_millis() as u64,
-            "loaded"
+            "planned"
         );
-        // Only now has every change read been loaded (or recorded as left to retry).
-        if let Some(plan) = &incremental {
-            plan.save(store, &pipeline.pipeline, reached, run_id)?;
+        let stage_started = std::time::Instant::now();
+        if options.mode == Mode::Load {
+            load.load(
+                &settled,
+                &planned_writes,
+                copier.as_mut().zip(lane.as_mut()),
+                snapshot.as_deref_mut(),
+                &mut summary,
+            )?;
+            if let (Some(copier), Some(lane)) = (copier.as_mut(), lane.as_mut()) {
+                copier.finish(lane, &mut summary)?;
+            }
+            // Removals re-save their links marked, so they need them whole.
+            let removal_links =
+                store.links_of(&pipeline.pipeline, removals.iter().map(|p| &p.source_id))?;
+            super::deletes::load(
+                store,
+                &tables,
+                run_id,
+                pipeline,
+                &entity,
+                target,
+                &removals,
+                &removal_links,
+                &mut summary,
+            )?;
+            tracing::info!(
+                stage = "load",
+                created = summary.created,
+                updated = summary.updated,
+                deleted = summary.deleted + summary.deactivated,
+                failed = summary.failed,
+                attachments_copied = summary.attachments_copied,
+                elapsed_ms = stage_started.elapsed().as_millis() as u64,
+                "loaded"
+            );
+            // Only now has every change read been loaded (or recorded as left to retry).
+            if let Some(plan) = &incremental {
+                plan.save(store, &pipeline.pipeline, reached, run_id)?;
+            }
+        } else {
+            for planned in &settled {
+                count_settled(planned, &mut summary);
+            }
         }
-    } else {
-        for planned in &settled {
-            count_settled(planned, &mut summary);
-        }
-    }
-    summary.source_api_calls = source.api_calls() - source_calls;
-    summary.target_api_calls = target.api_calls() - target_calls;
-    Ok(summary)
+        summary.source_api_calls = source.api_calls() - source_calls;
+        summary.target_api_calls = target.api_calls() - target_calls;
+        Ok(summary)
+    })
 }
 
 /// The records a reviewed plan would have written.
@@ -1024,19 +1036,21 @@ struct Loader<'a> {
 }
 
 impl Loader<'_> {
-    /// Stages the settled records' results, copies the files of those already in the target,
-    /// then writes `writes` in batches, each committed with its results and links.
+    /// Stages the settled records' results, hands the files of those already in the target to
+    /// the copy lane, then writes `writes` in batches, each committed with its results and
+    /// links and its files handed to the lane, which copies them while the next batches are
+    /// written and staged (the caller waits for the lane at the end of the load).
     fn load(
         &self,
         settled: &[Planned],
         writes: &[Planned],
-        mut copier: Option<&mut Copier>,
+        mut copies: Option<(&mut Copier, &mut CopyLane)>,
         mut snapshot: Option<&mut Snapshot>,
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
         let (store, tables, run_id) = (self.store, self.tables, self.run_id);
         load_settled(store, tables, run_id, self.pipeline, settled, summary)?;
-        if let Some(copier) = copier.as_deref_mut() {
+        if let Some((copier, lane)) = copies.as_mut() {
             // Records already in the target keep getting the files added since.
             let loaded: Vec<(String, String)> = settled
                 .iter()
@@ -1044,7 +1058,7 @@ impl Loader<'_> {
                 .filter_map(|p| Some((p.source_id.clone(), p.target_id.clone()?)))
                 .collect();
             for chunk in loaded.chunks(self.batch_size) {
-                copier.copy(chunk, summary)?;
+                copier.send(lane, chunk, summary)?;
             }
         }
         for batch in writes.chunks(self.batch_size) {
@@ -1078,7 +1092,7 @@ impl Loader<'_> {
                     }
                 }
             }
-            if let Some(copier) = copier.as_deref_mut() {
+            if let Some((copier, lane)) = copies.as_mut() {
                 let created: HashSet<&str> = batch
                     .iter()
                     .filter(|p| p.action == Action::Create)
@@ -1090,7 +1104,7 @@ impl Loader<'_> {
                         .filter(|(source_id, _)| created.contains(source_id.as_str()))
                         .map(|(_, target_id)| target_id.clone()),
                 );
-                copier.copy(&loaded, summary)?;
+                copier.send(lane, &loaded, summary)?;
             }
         }
         Ok(())
