@@ -54,8 +54,9 @@ impl Store {
         }
         let conn = Connection::open(path).map_err(|e| classify_open_error(path, e))?;
         // DuckDB's buffer pool would otherwise grow towards 80% of the machine's memory as a
-        // long run writes and reads its tables; past this limit it evicts pages and spills big
-        // sorts and joins to `<file>.tmp`.
+        // long run writes and reads its tables, and it is most of etl's memory: the pool fills
+        // to its limit on any large run. Past the limit DuckDB evicts pages and spills big
+        // sorts and joins to `<file>.tmp` (its default temporary directory for a file).
         let limit = memory_limit();
         conn.execute_batch(&format!("SET memory_limit = '{limit}'"))
             .map_err(|e| StagingError::Open {
@@ -210,7 +211,10 @@ impl Store {
 }
 
 /// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or
-/// 256 MB.
+/// 96 MB. At 100,000 records, 96 MB cost no CPU time over 256 MB and took 120–150 MB off the
+/// peak (BENCHMARKS.md, eighth session): what etl asks of staging is joins and scans over a
+/// window of rows, which DuckDB runs in a bounded space or spills, and nothing sorts records
+/// wholesale.
 fn memory_limit() -> String {
     std::env::var("ETL_STAGING_MEMORY")
         .ok()
@@ -218,7 +222,7 @@ fn memory_limit() -> String {
         .filter(|value| {
             !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         })
-        .unwrap_or_else(|| "256MB".to_string())
+        .unwrap_or_else(|| "96MB".to_string())
 }
 
 /// A run id that sorts by time: `r20261128-104500-3f2a`.
