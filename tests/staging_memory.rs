@@ -1,5 +1,6 @@
-//! The staging file's memory: DuckDB's buffer pool is capped (96 MB unless
-//! `ETL_STAGING_MEMORY` says otherwise), and joins over more ids than fit under the cap spill
+//! The staging file's memory and threads: DuckDB's buffer pool is capped (96 MB unless
+//! `ETL_STAGING_MEMORY` says otherwise), it runs one worker thread (unless
+//! `ETL_STAGING_THREADS` says otherwise), and joins over more ids than fit under the cap spill
 //! to `<file>.tmp` instead of failing. This file sets no environment (it is process-wide).
 
 use etl::staging::Store;
@@ -25,6 +26,12 @@ fn the_buffer_pool_is_capped_and_spills_next_to_the_file() {
         let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
         // 96 MB (decimal) as DuckDB prints it.
         assert_eq!(setting(&store, "memory_limit"), "91.5 MiB");
+    }
+    if std::env::var_os("ETL_STAGING_THREADS").is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        // One worker: staging runs many small statements (see `staging/store.rs`).
+        assert_eq!(setting(&store, "threads"), "1");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.duckdb");

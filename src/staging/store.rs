@@ -65,6 +65,16 @@ impl Store {
                     "the memory limit `{limit}` (ETL_STAGING_MEMORY) is not a size DuckDB takes, such as 512MB: {e}"
                 ),
             })?;
+        // etl asks staging for many small statements (a batch's rows, a window's join): with a
+        // worker per core, DuckDB's hand-offs between them cost more CPU than the parallelism
+        // saves, on a machine whose other core runs the HTTP side (BENCHMARKS.md, eighth
+        // session: 12% less CPU on a first import with one thread).
+        let threads = staging_threads();
+        conn.execute_batch(&format!("SET threads = {threads}"))
+            .map_err(|e| StagingError::Open {
+                path: path.to_path_buf(),
+                detail: format!("DuckDB refused {threads} threads (ETL_STAGING_THREADS): {e}"),
+            })?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -223,6 +233,15 @@ fn memory_limit() -> String {
             !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         })
         .unwrap_or_else(|| "96MB".to_string())
+}
+
+/// DuckDB's worker threads: `ETL_STAGING_THREADS` (a number from 1) or 1.
+fn staging_threads() -> u32 {
+    std::env::var("ETL_STAGING_THREADS")
+        .ok()
+        .and_then(|value| value.trim().parse::<u32>().ok())
+        .filter(|threads| *threads >= 1)
+        .unwrap_or(1)
 }
 
 /// A run id that sorts by time: `r20261128-104500-3f2a`.
