@@ -67,18 +67,6 @@ impl<'a> HaloSource<'a> {
         }
         Ok(cached.clone().unwrap_or_default())
     }
-
-    /// Every site, by id, for the customers' `main_site`.
-    fn sites(&self) -> Result<HashMap<String, Record>, EngineError> {
-        let mut sites = HashMap::new();
-        for record in self.client.records("Site", &ListQuery::default()) {
-            let record = record.map_err(connection)?;
-            if let Some(id) = record.get("id").map(key_text) {
-                sites.insert(id, normalise(record));
-            }
-        }
-        Ok(sites)
-    }
 }
 
 impl HaloSource<'_> {
@@ -184,29 +172,67 @@ impl Shape<'_> {
 /// The sites of one extract's customers, by id: every site listed once, or — for customers
 /// read by id or listed since a time, usually few — each site read by id, as long as the
 /// customers the extract reads in all are no more than the pages a listing of every site
-/// takes (the site count, read once when first needed, says how many).
+/// takes (the site count, read once when first needed, says how many). A site is kept only
+/// with the parts the pipeline maps (`delivery_address` for `main_site.delivery_address.line1`)
+/// and as JSON text: a whole listed site is about 2.5 KB, and a listing holds one per customer.
 struct Sites {
     one_by_one: bool,
-    by_id: HashMap<String, Option<Record>>,
+    /// The site's top-level fields the request reads under `main_site.`; empty for all.
+    wanted: Vec<String>,
+    by_id: HashMap<Box<str>, Option<Box<str>>>,
     /// Pages a listing of every site takes; unknown until first needed.
     pages: Option<u64>,
 }
 
 impl Sites {
-    fn new(one_by_one: bool) -> Sites {
+    fn new(one_by_one: bool, fields: &[String]) -> Sites {
+        let mut wanted: Vec<String> = Vec::new();
+        for field in fields {
+            match field.strip_prefix("main_site.") {
+                Some(rest) => {
+                    let top = rest.split('.').next().unwrap_or(rest).to_string();
+                    if !wanted.contains(&top) {
+                        wanted.push(top);
+                    }
+                }
+                // The whole site is mapped: keep it whole.
+                None if field == "main_site" => {
+                    wanted.clear();
+                    break;
+                }
+                None => {}
+            }
+        }
         Sites {
             one_by_one,
+            wanted,
             by_id: HashMap::new(),
             pages: None,
         }
     }
 
+    /// The part of `site` the request reads, as JSON text.
+    fn kept(&self, site: Value) -> Box<str> {
+        let site = normalise(site);
+        let kept: Record = if self.wanted.is_empty() {
+            site
+        } else {
+            site.into_iter()
+                .filter(|(key, _)| self.wanted.iter().any(|w| w == key))
+                .collect()
+        };
+        Value::Object(kept).to_string().into_boxed_str()
+    }
+
     fn load_all(&mut self, source: &HaloSource) -> Result<(), EngineError> {
-        self.by_id = source
-            .sites()?
-            .into_iter()
-            .map(|(id, site)| (id, Some(site)))
-            .collect();
+        self.by_id.clear();
+        for record in source.client.records("Site", &ListQuery::default()) {
+            let record = record.map_err(connection)?;
+            if let Some(id) = record.get("id").map(key_text) {
+                let kept = self.kept(record);
+                self.by_id.insert(id.into_boxed_str(), Some(kept));
+            }
+        }
         self.one_by_one = false;
         Ok(())
     }
@@ -224,7 +250,7 @@ impl Sites {
         }
         let mut missing: Vec<&String> = ids
             .iter()
-            .filter(|id| !self.by_id.contains_key(*id))
+            .filter(|id| !self.by_id.contains_key(id.as_str()))
             .collect();
         missing.sort();
         missing.dedup();
@@ -253,13 +279,18 @@ impl Sites {
                 Ok(number) => source.client.get("Site", number).map_err(connection)?,
                 Err(_) => None,
             };
-            self.by_id.insert(id.clone(), site.map(normalise));
+            let kept = site.map(|site| self.kept(site));
+            self.by_id.insert(id.as_str().into(), kept);
         }
         Ok(())
     }
 
     fn get(&self, id: &str) -> Option<Record> {
-        self.by_id.get(id).cloned().flatten()
+        let text = self.by_id.get(id)?.as_deref()?;
+        match serde_json::from_str(text) {
+            Ok(Value::Object(site)) => Some(site),
+            _ => None,
+        }
     }
 }
 
@@ -327,7 +358,10 @@ impl Source for HaloSource<'_> {
         // sites are read one by one too, up to what listing every site would cost.
         let by_id = !request.ids.is_empty() && parent_field.is_none();
         let wants_site = request.fields.iter().any(|f| f.starts_with("main_site."));
-        let mut sites = Sites::new(wants_site && (by_id || request.changed_since.is_some()));
+        let mut sites = Sites::new(
+            wants_site && (by_id || request.changed_since.is_some()),
+            &request.fields,
+        );
         if wants_site && !sites.one_by_one {
             sites.load_all(self)?;
         }
@@ -495,5 +529,25 @@ mod tests {
         );
         assert!(skip("Actions", json!({"sync_to_salesforce": true})).is_none());
         assert!(skip("Actions", json!({"hiddenfromuser": false})).is_some());
+    }
+
+    #[test]
+    fn sites_keep_only_the_parts_the_pipeline_maps() {
+        let fields = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        let site = json!({"id": 7, "name": "Head office", "notes": "long text",
+            "delivery_address": {"line1": "1 St", "postcode": "LS1"}});
+        let sites = Sites::new(
+            false,
+            &fields(&["name", "main_site.delivery_address.line1", "main_site_id"]),
+        );
+        assert_eq!(
+            serde_json::from_str::<Value>(&sites.kept(site.clone())).unwrap(),
+            json!({"delivery_address": {"line1": "1 St", "postcode": "LS1"}})
+        );
+        let whole = Sites::new(false, &fields(&["main_site", "main_site.name"]));
+        assert_eq!(
+            serde_json::from_str::<Value>(&whole.kept(site.clone())).unwrap(),
+            site
+        );
     }
 }
