@@ -63,7 +63,6 @@ fn every_link_of_the_pipeline_and_no_other() {
     assert_eq!(count, 5000, "each link handed over once");
     assert_eq!(streamed.len(), 5000);
     assert_eq!(streamed["001000000000004999"].as_ref(), "4999");
-    assert_eq!(streamed, store.link_targets("accounts").unwrap());
 
     let mut contacts = Vec::new();
     store
@@ -102,10 +101,6 @@ fn a_field_of_the_linked_records_as_json_text_nulls_and_missing_left_out() {
         "null left out"
     );
     assert!(!streamed.contains_key("001000000000000007"), "no record");
-    assert_eq!(
-        streamed,
-        store.linked_field("accounts", "main_site_id").unwrap()
-    );
 
     // A field name with quotes in it is asked for as that name.
     let mut quoted = Vec::new();

@@ -75,24 +75,6 @@ impl Store {
         self.links_of_ids(pipeline, source_ids, false)
     }
 
-    /// Every link of a pipeline as source id → target id, for lookups: the smallest form of
-    /// the whole map.
-    pub fn link_targets(
-        &self,
-        pipeline: &str,
-    ) -> Result<HashMap<Box<str>, Box<str>>, StagingError> {
-        let mut statement = self.connection().prepare(
-            "SELECT source_id, target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
-        )?;
-        let rows = statement.query_map([pipeline], |row| {
-            Ok((
-                row.get::<_, String>(0)?.into_boxed_str(),
-                row.get::<_, String>(1)?.into_boxed_str(),
-            ))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
-    }
-
     /// The whole links of these target records: target id → (source id, link).
     pub fn links_by_target(
         &self,
@@ -128,33 +110,6 @@ impl Store {
             links.insert(link.target_id.clone(), (source_id, link));
         }
         Ok(links)
-    }
-
-    /// One top-level field of each linked target record, by source id (records without it are
-    /// left out): a lookup of a field reads this instead of every whole record.
-    pub fn linked_field(
-        &self,
-        pipeline: &str,
-        field: &str,
-    ) -> Result<HashMap<String, Value>, StagingError> {
-        let path = format!("$.\"{}\"", field.replace('"', "\\\""));
-        let mut statement = self.connection().prepare(
-            "SELECT source_id, json_extract(target_record, ?)::VARCHAR
-             FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL AND target_record IS NOT NULL",
-        )?;
-        let rows = statement.query_map(params![path, pipeline], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, Option<String>>(1)?))
-        })?;
-        let mut values = HashMap::new();
-        for row in rows {
-            let (source_id, text) = row?;
-            if let Some(value) = text.and_then(|t| serde_json::from_str::<Value>(&t).ok()) {
-                if !value.is_null() {
-                    values.insert(source_id, value);
-                }
-            }
-        }
-        Ok(values)
     }
 
     /// Records links (new or replacing the old ones) for `pipeline`: appended to a scratch
