@@ -8,7 +8,9 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::attachments::{Copier, CopyLane};
-use super::connector::{ExtractRequest, Record, Source, Target, Watermark, WriteRequest};
+use super::connector::{
+    ExtractRequest, Record, Source, Target, Watermark, WriteRequest, WriteResult,
+};
 use super::deletes::Schedule;
 use super::error::EngineError;
 use super::linked_targets::LinkedTargets;
@@ -1061,51 +1063,93 @@ impl Loader<'_> {
                 copier.send(lane, chunk, summary)?;
             }
         }
-        for batch in writes.chunks(self.batch_size) {
-            let loaded = load_batch(
-                store,
-                tables,
-                run_id,
-                self.pipeline,
-                self.entity,
-                self.target,
-                batch,
-                summary,
-            )?;
-            self.linked_targets
-                .extend(loaded.iter().map(|(_, target_id)| target_id.clone()));
-            self.progress.report(
-                &self.pipeline.pipeline,
-                "import",
-                ProgressStage::Load,
-                summary.created + summary.updated + summary.failed,
-                None,
-            );
-            if let Some(snapshot) = snapshot.as_deref_mut() {
-                // The sync back sees the target as the import left it.
-                for planned in batch.iter().filter(|p| p.action == Action::Update) {
-                    let saved = loaded.iter().any(|(s, _)| *s == planned.source_id);
-                    if let (true, Some(target_id), Some(write)) =
-                        (saved, &planned.target_id, &planned.write)
-                    {
-                        snapshot.patch(self.store, target_id, write)?;
-                    }
+        // Each batch is sent while the one before is staged: at most two batches are written
+        // and not yet committed (a run killed then finds their creates by the match keys).
+        let (target, entity) = (self.target, self.entity);
+        // The writer logs under the run's and pipeline's span, as this thread does.
+        let span = tracing::Span::current();
+        let write = &|batch: &[Planned]| {
+            let _in_span = span.enter();
+            let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
+            target.write(entity, &requests)
+        };
+        std::thread::scope(|scope| -> Result<(), EngineError> {
+            let mut batches = writes.chunks(self.batch_size);
+            let mut sending = batches
+                .next()
+                .map(|batch| (batch, scope.spawn(move || write(batch))));
+            while let Some((batch, written)) = sending.take() {
+                let results = written
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+                sending = batches
+                    .next()
+                    .map(|batch| (batch, scope.spawn(move || write(batch))));
+                self.loaded(
+                    batch,
+                    results,
+                    copies.as_mut(),
+                    snapshot.as_deref_mut(),
+                    summary,
+                )?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Stages a written batch: its results and links in one transaction, what it wrote applied
+    /// to the snapshot, its files handed to the copy lane.
+    fn loaded(
+        &self,
+        batch: &[Planned],
+        results: Vec<WriteResult>,
+        copies: Option<&mut (&mut Copier, &mut CopyLane)>,
+        snapshot: Option<&mut Snapshot>,
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        let (store, tables, run_id) = (self.store, self.tables, self.run_id);
+        let loaded = stage_batch(
+            store,
+            tables,
+            run_id,
+            self.pipeline,
+            batch,
+            results,
+            summary,
+        )?;
+        self.linked_targets
+            .extend(loaded.iter().map(|(_, target_id)| target_id.clone()));
+        self.progress.report(
+            &self.pipeline.pipeline,
+            "import",
+            ProgressStage::Load,
+            summary.created + summary.updated + summary.failed,
+            None,
+        );
+        if let Some(snapshot) = snapshot {
+            // The sync back sees the target as the import left it.
+            for planned in batch.iter().filter(|p| p.action == Action::Update) {
+                let saved = loaded.iter().any(|(s, _)| *s == planned.source_id);
+                if let (true, Some(target_id), Some(write)) =
+                    (saved, &planned.target_id, &planned.write)
+                {
+                    snapshot.patch(self.store, target_id, write)?;
                 }
             }
-            if let Some((copier, lane)) = copies.as_mut() {
-                let created: HashSet<&str> = batch
+        }
+        if let Some((copier, lane)) = copies {
+            let created: HashSet<&str> = batch
+                .iter()
+                .filter(|p| p.action == Action::Create)
+                .map(|p| p.source_id.as_str())
+                .collect();
+            copier.created_here(
+                loaded
                     .iter()
-                    .filter(|p| p.action == Action::Create)
-                    .map(|p| p.source_id.as_str())
-                    .collect();
-                copier.created_here(
-                    loaded
-                        .iter()
-                        .filter(|(source_id, _)| created.contains(source_id.as_str()))
-                        .map(|(_, target_id)| target_id.clone()),
-                );
-                copier.send(lane, &loaded, summary)?;
-            }
+                    .filter(|(source_id, _)| created.contains(source_id.as_str()))
+                    .map(|(_, target_id)| target_id.clone()),
+            );
+            copier.send(lane, &loaded, summary)?;
         }
         Ok(())
     }
@@ -1150,21 +1194,17 @@ fn load_settled(
     Ok(())
 }
 
-/// Writes one batch and commits its results and links together; returns the records saved
-/// (source id, target id).
-#[allow(clippy::too_many_arguments)]
-fn load_batch(
+/// Commits a written batch's results and links together; returns the records saved (source
+/// id, target id).
+fn stage_batch(
     store: &Store,
     tables: &PipelineTables,
     run_id: &str,
     pipeline: &Pipeline,
-    entity: &str,
-    target: &dyn Target,
     batch: &[Planned],
+    results: Vec<WriteResult>,
     summary: &mut PipelineSummary,
 ) -> Result<Vec<(String, String)>, EngineError> {
-    let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
-    let results = target.write(entity, &requests);
     let mut rows = Vec::with_capacity(batch.len());
     let (mut created_links, mut links) = (Vec::new(), Vec::new());
     let mut saved_ids = Vec::new();
