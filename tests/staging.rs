@@ -373,7 +373,7 @@ fn a_run_reads_its_records_with_their_links_joined_in_staging() {
 
 #[test]
 fn links_of_created_records_are_inserted_and_a_taken_key_aborts_the_whole_batch() {
-    use etl::staging::Link;
+    use etl::staging::{Link, NewLinks};
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
     let tables = tables();
@@ -385,7 +385,12 @@ fn links_of_created_records_are_inserted_and_a_taken_key_aborts_the_whole_batch(
         target_record: None,
     };
     store
-        .add_new_links("first", "accounts", &[("A".into(), link("10"))])
+        .add_new_links(
+            "first",
+            "accounts",
+            &[("A".into(), link("10"))],
+            NewLinks::Insert,
+        )
         .unwrap();
     let result_row = |id: &str| {
         row(&[
@@ -395,36 +400,37 @@ fn links_of_created_records_are_inserted_and_a_taken_key_aborts_the_whole_batch(
         ])
     };
     // "A" is linked already: the plain insert is refused, and nothing of the batch is kept.
+    let batch = [("B".into(), link("11")), ("A".into(), link("12"))];
     let refused = store.in_transaction(|store| {
         store.append(&tables, Stage::Results, &[result_row("B")])?;
-        store.add_new_links(
-            "second",
-            "accounts",
-            &[("B".into(), link("11")), ("A".into(), link("12"))],
-        )
+        store.add_new_links("second", "accounts", &batch, NewLinks::Insert)
     });
     assert!(refused.is_err());
     let kept = store.links_of("accounts", ["A", "B"]).unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!(kept["A"].target_id, "10");
-    let results: i64 = store
-        .connection()
-        .query_row("SELECT count(*) FROM accounts_results", [], |r| r.get(0))
-        .unwrap();
-    assert_eq!(results, 0);
+    let results = || -> i64 {
+        store
+            .connection()
+            .query_row("SELECT count(*) FROM accounts_results", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(results(), 0);
 
-    // The same batch saved the slower way replaces the old link and keeps the new one.
+    // Run the way a load runs it, the batch is saved again by merging: the old link replaced,
+    // the new one kept, the result row staged once.
+    let mut tries = Vec::new();
+    let tried = std::cell::RefCell::new(&mut tries);
     store
-        .in_transaction(|store| {
+        .in_transaction_with_new_links(|store, how| {
+            tried.borrow_mut().push(how);
             store.append(&tables, Stage::Results, &[result_row("B")])?;
-            store.save_links(
-                "second",
-                "accounts",
-                &[("B".into(), link("11")), ("A".into(), link("12"))],
-            )
+            store.add_new_links("second", "accounts", &batch, how)
         })
         .unwrap();
+    assert_eq!(tries, [NewLinks::Insert, NewLinks::Merge]);
     let kept = store.links_of("accounts", ["A", "B"]).unwrap();
     assert_eq!(kept["A"].target_id, "12");
     assert_eq!(kept["B"].target_id, "11");
+    assert_eq!(results(), 1);
 }

@@ -691,7 +691,7 @@ impl<'a> Copier<'a> {
     /// Appends the pending result rows in one go.
     fn flush(&mut self) -> Result<(), EngineError> {
         let rows = std::mem::take(&mut self.pending);
-        append_rows(self.store, &self.table, rows)?;
+        append_rows(self.store, &self.table, &rows)?;
         Ok(())
     }
 
@@ -733,10 +733,12 @@ impl<'a> Copier<'a> {
         }
         let pipeline = links_pipeline(&self.pipeline);
         let table = self.table.clone();
-        self.store.in_transaction(|store| {
-            append_rows(store, &table, rows)?;
-            store.save_links(self.run_id, &pipeline, &links)
-        })?;
+        // A file is copied or linked only when it has no link yet.
+        self.store
+            .in_transaction_with_new_links(|store, new_links| {
+                append_rows(store, &table, &rows)?;
+                store.add_new_links(self.run_id, &pipeline, &links, new_links)
+            })?;
         Ok(())
     }
 
@@ -992,7 +994,7 @@ struct Row {
 
 /// Appends result rows to the pipeline's attachment table through DuckDB's Appender (a
 /// statement per row made a rerun of thousands of unchanged files slow).
-fn append_rows(store: &Store, table: &str, rows: Vec<Row>) -> Result<(), StagingError> {
+fn append_rows(store: &Store, table: &str, rows: &[Row]) -> Result<(), StagingError> {
     if rows.is_empty() {
         return Ok(());
     }

@@ -1234,22 +1234,10 @@ fn stage_batch(
             }
         }
     }
-    let commit = |created_are_new: bool| {
-        store.in_transaction(|store| {
-            store.append(tables, Stage::Results, &rows)?;
-            if created_are_new {
-                store.add_new_links(run_id, &pipeline.pipeline, &created_links)?;
-            } else {
-                store.save_links(run_id, &pipeline.pipeline, &created_links)?;
-            }
-            store.save_links(run_id, &pipeline.pipeline, &links)
-        })
-    };
-    if let Err(error) = commit(true) {
-        // A created record already had a link (or staging failed): the batch was rolled back
-        // whole, so it is saved again the slower way; a lasting fault fails again and is reported.
-        tracing::debug!(%error, "saving the batch's new links by upsert");
-        commit(false)?;
-    }
+    store.in_transaction_with_new_links(|store, new_links| {
+        store.append(tables, Stage::Results, &rows)?;
+        store.add_new_links(run_id, &pipeline.pipeline, &created_links, new_links)?;
+        store.save_links(run_id, &pipeline.pipeline, &links)
+    })?;
     Ok(saved_ids)
 }

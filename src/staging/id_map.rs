@@ -29,6 +29,13 @@ pub(super) fn object(text: Option<String>) -> Option<Map<String, Value>> {
     }
 }
 
+/// How [`Store::add_new_links`] writes: a plain insert, or a merge with the links there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NewLinks {
+    Insert,
+    Merge,
+}
+
 /// The id map's columns a [`Link`] is read from, in [`link_at`]'s order.
 const LINK_COLUMNS_WHOLE: &str =
     "target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR";
@@ -124,18 +131,39 @@ impl Store {
         self.write_links(run_id, pipeline, links, "INSERT OR REPLACE")
     }
 
-    /// Records the links of records just created, which cannot have one yet. DuckDB plans the
-    /// upsert of [`Store::save_links`] as a join over the whole id map, a cost that grows with
-    /// every link kept; a plain insert only checks the key index. Should a link exist after all,
-    /// the key is refused and the transaction it ran in is aborted: the caller rolls back and
-    /// saves the same links with [`Store::save_links`].
+    /// Records the links of records just created, which cannot have one yet, the way `how`
+    /// says (see [`Store::in_transaction_with_new_links`]).
     pub fn add_new_links(
         &self,
         run_id: &str,
         pipeline: &str,
         links: &[(String, Link)],
+        how: NewLinks,
     ) -> Result<(), StagingError> {
-        self.write_links(run_id, pipeline, links, "INSERT")
+        let insert = match how {
+            NewLinks::Insert => "INSERT",
+            NewLinks::Merge => "INSERT OR REPLACE",
+        };
+        self.write_links(run_id, pipeline, links, insert)
+    }
+
+    /// Runs `work` in one transaction with the links of created records inserted
+    /// ([`NewLinks::Insert`]). DuckDB plans the merge of [`Store::save_links`] as a join over
+    /// the whole id map, a cost that grows with every link kept; a plain insert only checks the
+    /// key index. Should a link exist after all, the key is refused and the transaction is
+    /// aborted: it is rolled back and `work` runs again with the links merged
+    /// ([`NewLinks::Merge`]). A lasting fault fails the second time too and is returned.
+    pub fn in_transaction_with_new_links<T>(
+        &self,
+        work: impl Fn(&Store, NewLinks) -> Result<T, StagingError>,
+    ) -> Result<T, StagingError> {
+        match self.in_transaction(|store| work(store, NewLinks::Insert)) {
+            Ok(value) => Ok(value),
+            Err(error) => {
+                tracing::debug!(%error, "new links saved again by merging");
+                self.in_transaction(|store| work(store, NewLinks::Merge))
+            }
+        }
     }
 
     fn write_links(
