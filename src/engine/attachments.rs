@@ -1216,6 +1216,17 @@ mod tests {
         list.iter().map(|s| s.to_string()).collect()
     }
 
+    /// How many result rows of `table` have `status`.
+    fn staged_with_status(store: &Store, table: &str, status: &str) -> i64 {
+        store
+            .connection()
+            .query_row(
+                &format!("SELECT count(*) FROM {table} WHERE status = ?"),
+                [status],
+                |row| row.get(0),
+            )
+            .unwrap()
+    }
     #[test]
     fn copies_once_reports_refusals_per_record_and_skips_what_the_target_cannot_hold() {
         let dir = tempfile::tempdir().unwrap();
@@ -1284,14 +1295,7 @@ mod tests {
             summary.attachment_notes,
             vec!["cannot hold attachments on Client"]
         );
-        let staged: i64 = store
-            .connection()
-            .query_row(
-                "SELECT count(*) FROM c_attachments WHERE status = 'skipped'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
+        let staged = staged_with_status(&store, "c_attachments", "skipped");
         assert_eq!(staged, 2);
     }
 
@@ -1508,14 +1512,7 @@ mod tests {
             .collect();
         assert_eq!(uploads, expected);
         assert_eq!(store.links(&links_pipeline("p")).unwrap().len(), 6);
-        let staged: i64 = store
-            .connection()
-            .query_row(
-                "SELECT count(*) FROM p_attachments WHERE status = 'copied'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap();
+        let staged = staged_with_status(&store, "p_attachments", "copied");
         assert_eq!(staged, 6);
     }
 
