@@ -14,6 +14,7 @@ pub mod describe;
 pub mod dml;
 pub mod http;
 pub mod ids;
+mod indexes;
 mod multipart;
 pub mod oauth;
 pub mod org;

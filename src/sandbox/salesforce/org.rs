@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use super::ids;
+use super::indexes::Indexes;
 use crate::civil;
 use crate::salesforce::catalog::{self, FieldInfo, ObjectInfo};
 
@@ -30,6 +31,8 @@ pub struct Org {
     last_millis: i64,
     /// Bodies of blob fields (`Attachment.Body`, `ContentVersion.VersionData`) by record Id.
     blobs: HashMap<String, Vec<u8>>,
+    /// Indexes SOQL execution built over the records, forgotten by every change below.
+    indexes: Indexes,
 }
 
 impl Default for Org {
@@ -55,11 +58,13 @@ impl Org {
             prefixes,
             last_millis: 0,
             blobs: HashMap::new(),
+            indexes: Indexes::default(),
         }
     }
 
     /// Adds a custom field (`TaskType__c`) to an object's describe, or redefines a field it has.
     pub fn add_custom_field(&mut self, object: &str, field: FieldInfo) -> Result<(), String> {
+        self.indexes.clear();
         let info = self
             .objects
             .get_mut(object)
@@ -76,6 +81,7 @@ impl Org {
     /// Deletes a field from an object's describe, as an admin deleting it in Setup would (the
     /// values stay in the records but the API no longer knows the field).
     pub fn remove_field(&mut self, object: &str, field: &str) -> Result<(), String> {
+        self.indexes.clear();
         let info = self
             .objects
             .get_mut(object)
@@ -123,6 +129,7 @@ impl Org {
     }
 
     pub fn get_mut(&mut self, id: &str) -> Option<&mut Record> {
+        self.indexes.clear();
         let object = self.object_of_id(id)?.to_string();
         let table = self.tables.get_mut(&object)?;
         let index = *table.by_id.get(id)?;
@@ -132,6 +139,7 @@ impl Org {
     /// Removes a record for good, as emptying the recycle bin does: `queryAll` no longer
     /// finds it. True when it was there.
     pub fn purge(&mut self, id: &str) -> bool {
+        self.indexes.clear();
         let Some(object) = self.object_of_id(id).map(str::to_string) else {
             return false;
         };
@@ -148,6 +156,12 @@ impl Org {
             }
         }
         true
+    }
+
+    /// The indexes built over the records since they last changed (positions in
+    /// [`Org::records`]).
+    pub fn indexes(&self) -> &Indexes {
+        &self.indexes
     }
 
     /// Every object's records, for saving.
@@ -188,6 +202,7 @@ impl Org {
 
     /// Stores a record as given (its `Id` must be set): for seeding and loading from disk.
     pub fn put(&mut self, object: &str, record: Record) {
+        self.indexes.clear();
         let id = record
             .get("Id")
             .and_then(Value::as_str)

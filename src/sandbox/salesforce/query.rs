@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Map, Value};
 
 use super::ids;
+use super::indexes::{SortedOrder, ValueLookup};
 use super::org::{Org, Record};
 use crate::civil;
 use crate::salesforce::catalog::{FieldInfo, ObjectInfo};
@@ -119,6 +120,11 @@ fn resolve(
 }
 
 impl ResolvedPath {
+    /// True when both paths name the same field through the same references.
+    fn same_as(&self, other: &ResolvedPath) -> bool {
+        self.field.name == other.field.name && self.hops == other.hops
+    }
+
     /// The value at this path on `record`, following references through the org.
     fn value<'a>(&self, org: &'a Org, record: &'a Record) -> Option<&'a Value> {
         let mut current = record;
@@ -511,6 +517,52 @@ fn date_function(name: &str, value: &Value) -> Option<Value> {
 }
 
 impl Filter {
+    /// A literal every matching record's value at `path` is at least (by [`compare`]), when
+    /// the condition implies one: `path > v`, `path >= v` or `path = v`, one of an AND's parts,
+    /// or the same bound on every part of an OR (a keyset's `(t > x OR (t = x AND Id > y))`).
+    /// A null never passes such a comparison, so a record without a value is below the bound.
+    fn lower_bound(&self, path: &ResolvedPath) -> Option<&Literal> {
+        match self {
+            Filter::Compare {
+                path: own,
+                function: None,
+                op: CompareOp::Gt | CompareOp::GtEq | CompareOp::Eq,
+                value,
+            } if own.same_as(path) && *value != Literal::Null => Some(value),
+            Filter::And(parts) => parts.iter().find_map(|p| p.lower_bound(path)),
+            Filter::Or(parts) => {
+                let (first, rest) = parts.split_first()?;
+                let bound = first.lower_bound(path)?;
+                rest.iter()
+                    .all(|p| p.lower_bound(path) == Some(bound))
+                    .then_some(bound)
+            }
+            _ => None,
+        }
+    }
+
+    /// A field of the queried object and the comparison keys ([`in_key`]) its value must have
+    /// for a record to match, when the condition says so: `field IN ('a', 'b')`, `field = 'a'`,
+    /// or one of an AND's parts. Every matching record is among those holding one of the keys.
+    fn candidate_keys(&self) -> Option<(&ResolvedPath, Vec<String>)> {
+        match self {
+            Filter::In {
+                path,
+                negated: false,
+                keys: Some(keys),
+                ..
+            } if path.hops.is_empty() => Some((path, keys.iter().cloned().collect())),
+            Filter::Compare {
+                path,
+                function: None,
+                op: CompareOp::Eq,
+                value: Literal::String(text),
+            } if path.hops.is_empty() => Some((path, vec![in_key(&path.field, text)])),
+            Filter::And(parts) => parts.iter().find_map(Filter::candidate_keys),
+            _ => None,
+        }
+    }
+
     fn matches(&self, org: &Org, record: &Record, today: i64) -> bool {
         match self {
             Filter::And(parts) => parts.iter().all(|p| p.matches(org, record, today)),
@@ -752,14 +804,79 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
     }
 
     let today = civil::now_millis().div_euclid(86_400_000);
-    let mut matched: Vec<&Record> = org
-        .records(object_name)
-        .iter()
-        .filter(|r| include_deleted || r.get("IsDeleted") != Some(&Value::Bool(true)))
-        .filter(|r| filter.as_ref().is_none_or(|f| f.matches(org, r, today)))
-        .collect();
+    let wanted = |r: &&Record| {
+        (include_deleted || r.get("IsDeleted") != Some(&Value::Bool(true)))
+            && filter.as_ref().is_none_or(|f| f.matches(org, r, today))
+    };
+    let records = org.records(object_name);
+    let offset = query.offset.unwrap_or(0) as usize;
+    let aggregated = has_aggregate || !group_paths.is_empty();
+    let candidates = filter
+        .as_ref()
+        .and_then(Filter::candidate_keys)
+        .map(|(path, keys)| {
+            let field = &path.field;
+            let lookup = org
+                .indexes()
+                .lookup(&format!("{object_name} {}", field.name), || {
+                    value_lookup(records, field)
+                });
+            let mut positions: Vec<usize> = keys
+                .iter()
+                .filter_map(|key| lookup.get(key))
+                .flatten()
+                .copied()
+                .collect();
+            // Table order, each record once, as a scan would have found them.
+            positions.sort_unstable();
+            positions.dedup();
+            positions
+        });
+    let matched: Vec<&Record> = if let Some(positions) = candidates {
+        let mut matched: Vec<&Record> = positions
+            .iter()
+            .map(|&p| &records[p])
+            .filter(wanted)
+            .collect();
+        if !aggregated && !order.is_empty() {
+            matched.sort_by(|a, b| order_compare(org, &order, a, b));
+        }
+        matched
+    } else if order.is_empty() || aggregated {
+        records.iter().filter(wanted).collect()
+    } else {
+        // In ORDER BY order from the remembered sort, starting at the lower bound the WHERE
+        // clause sets on the first key, and only as far as OFFSET + LIMIT.
+        let sorted = org.indexes().order(&order_key(object_name, &order), || {
+            sort_records(org, records, &order)
+        });
+        let (first_path, descending, nulls_last) = &order[0];
+        let start = match filter.as_ref().and_then(|f| f.lower_bound(first_path)) {
+            Some(bound) if sorted.searchable && !descending => {
+                let nulls_first = !nulls_last.unwrap_or(false);
+                sorted.positions.partition_point(|&p| {
+                    match first_path.value(org, &records[p]).filter(|v| !v.is_null()) {
+                        None => nulls_first,
+                        Some(value) => {
+                            compare(&first_path.field, value, bound, today) == Some(Ordering::Less)
+                        }
+                    }
+                })
+            }
+            _ => 0,
+        };
+        let limit = query
+            .limit
+            .map_or(usize::MAX, |l| offset.saturating_add(l as usize));
+        sorted.positions[start..]
+            .iter()
+            .map(|&p| &records[p])
+            .filter(wanted)
+            .take(limit)
+            .collect()
+    };
 
-    if has_aggregate || !group_paths.is_empty() {
+    if aggregated {
         let rows = aggregate(org, query, &planner, &group_paths, &matched)?;
         if query.is_count_only() {
             let total = matched.len();
@@ -785,23 +902,6 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         });
     }
 
-    if !order.is_empty() {
-        matched.sort_by(|a, b| {
-            for (path, descending, nulls_last) in &order {
-                let ordering = sort_key_compare(
-                    path.value(org, a),
-                    path.value(org, b),
-                    *descending,
-                    *nulls_last,
-                );
-                if ordering != Ordering::Equal {
-                    return ordering;
-                }
-            }
-            Ordering::Equal
-        });
-    }
-    let offset = query.offset.unwrap_or(0) as usize;
     let ids: Vec<String> = matched
         .into_iter()
         .skip(offset)
@@ -818,6 +918,92 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         include_deleted,
         select_paths,
     })
+}
+
+/// How two records compare by an ORDER BY.
+fn order_compare(
+    org: &Org,
+    order: &[(ResolvedPath, bool, Option<bool>)],
+    a: &Record,
+    b: &Record,
+) -> Ordering {
+    for (path, descending, nulls_last) in order {
+        let ordering = sort_key_compare(
+            path.value(org, a),
+            path.value(org, b),
+            *descending,
+            *nulls_last,
+        );
+        if ordering != Ordering::Equal {
+            return ordering;
+        }
+    }
+    Ordering::Equal
+}
+
+/// The positions of a table's records by the comparison key ([`in_key`]) of a text field's
+/// value.
+fn value_lookup(records: &[Record], field: &FieldInfo) -> ValueLookup {
+    let mut lookup = ValueLookup::new();
+    for (position, record) in records.iter().enumerate() {
+        if let Some(text) = record.get(&field.name).and_then(Value::as_str) {
+            lookup
+                .entry(in_key(field, text))
+                .or_default()
+                .push(position);
+        }
+    }
+    lookup
+}
+
+/// The key an ORDER BY's sorted order is remembered under.
+fn order_key(object: &str, order: &[(ResolvedPath, bool, Option<bool>)]) -> String {
+    let keys: Vec<_> = order
+        .iter()
+        .map(|(path, descending, nulls_last)| {
+            (&path.hops, &path.field.name, descending, nulls_last)
+        })
+        .collect();
+    format!("{object} {keys:?}")
+}
+
+/// Every record of a table (deleted ones too) in ORDER BY order, ties in table order, and
+/// whether the first key can be binary-searched: every value of it has the JSON kind its
+/// field type compares as, and dates and datetimes, sorted as text, are also in time order.
+fn sort_records(
+    org: &Org,
+    records: &[Record],
+    order: &[(ResolvedPath, bool, Option<bool>)],
+) -> SortedOrder {
+    let mut positions: Vec<usize> = (0..records.len()).collect();
+    positions.sort_by(|&a, &b| order_compare(org, order, &records[a], &records[b]));
+    let first = &order[0].0;
+    let family = type_family(&first.field);
+    let mut previous_time = i64::MIN;
+    let searchable = positions.iter().all(|&p| {
+        let Some(value) = first.value(org, &records[p]).filter(|v| !v.is_null()) else {
+            return true;
+        };
+        let time = match family {
+            "datetime" => value.as_str().and_then(civil::parse_datetime),
+            "date" => value.as_str().and_then(civil::parse_date),
+            "number" => return value.is_number(),
+            "boolean" => return value.is_boolean(),
+            _ => return value.is_string(),
+        };
+        // Only ascending orders are searched; a descending one need not be in time order.
+        match time {
+            Some(time) if time >= previous_time || order[0].1 => {
+                previous_time = time;
+                true
+            }
+            _ => false,
+        }
+    });
+    SortedOrder {
+        positions,
+        searchable,
+    }
 }
 
 /// The child object and its field pointing at the parent, for a subquery's FROM.
@@ -1125,7 +1311,146 @@ fn insert_path(
 
 #[cfg(test)]
 mod tests {
-    use super::like;
+    use super::*;
+
+    fn account(n: u64, modstamp: &str, created: &str, deleted: bool) -> Record {
+        let mut record = Record::new();
+        record.insert("Id".into(), ids::make("001", n).into());
+        record.insert("Name".into(), format!("Account {n}").into());
+        record.insert("IsDeleted".into(), deleted.into());
+        record.insert("SystemModstamp".into(), modstamp.into());
+        record.insert("CreatedDate".into(), created.into());
+        record
+    }
+
+    fn stamp(second: u64) -> String {
+        format!(
+            "2024-01-01T00:{:02}:{:02}.000+0000",
+            second / 60,
+            second % 60
+        )
+    }
+
+    /// Every Id a keyset read returns, page by page, as the connector asks for them.
+    fn keyset_read(org: &Org, page: usize) -> Vec<String> {
+        let mut seen: Vec<String> = Vec::new();
+        let mut after: Option<(String, String)> = None;
+        loop {
+            let condition = after.as_ref().map_or(String::new(), |(at, id)| {
+                format!(" WHERE (SystemModstamp > {at} OR (SystemModstamp = {at} AND Id > '{id}'))")
+            });
+            let text = format!(
+                "SELECT Id, SystemModstamp FROM Account{condition} ORDER BY SystemModstamp ASC, Id ASC LIMIT {page}"
+            );
+            let ids = execute(org, &text, false).unwrap().ids;
+            let Some(last) = ids.last() else {
+                return seen;
+            };
+            let modstamp = org.get(last).unwrap()["SystemModstamp"].as_str().unwrap();
+            let at = civil::salesforce_datetime(civil::parse_datetime(modstamp).unwrap())
+                .replace("+0000", "Z");
+            after = Some((at, last.clone()));
+            seen.extend(ids);
+        }
+    }
+
+    #[test]
+    fn keyset_pages_read_every_record_once_in_order_and_see_writes() {
+        let mut org = Org::new();
+        // Stamps out of table order, shared by three records each, and some deleted.
+        let mut expected = Vec::new();
+        for n in 1..=40 {
+            let second = (n * 7) % 13;
+            let deleted = n % 9 == 0;
+            org.put("Account", account(n, &stamp(second), &stamp(0), deleted));
+            if !deleted {
+                let id = ids::make("001", n);
+                // 18-character Ids compare without case, as the sandbox's `Id >` does.
+                expected.push((second, id.to_ascii_lowercase(), id));
+            }
+        }
+        expected.sort();
+        let expected: Vec<String> = expected.into_iter().map(|(_, _, id)| id).collect();
+        assert_eq!(keyset_read(&org, 4), expected);
+        assert_eq!(keyset_read(&org, 1000), expected);
+
+        // A write moves a record to the end; the remembered order must not hide it.
+        let first = expected[0].clone();
+        assert!(org.touch(&first, Record::new(), "005000000000001AAA"));
+        let again = keyset_read(&org, 4);
+        assert_eq!(again.last(), Some(&first));
+        assert_eq!(again.len(), expected.len());
+    }
+
+    #[test]
+    fn in_and_equals_read_the_records_they_name_and_see_writes() {
+        let mut org = Org::new();
+        for n in 1..=6 {
+            org.put("Account", account(n, &stamp(n), &stamp(0), n == 4));
+        }
+        let run = |org: &Org, text: &str| execute(org, text, false).unwrap().ids;
+        let id = |n| ids::make("001", n);
+        assert_eq!(
+            run(&org, "SELECT Id FROM Account WHERE Name = 'ACCOUNT 3'"),
+            [id(3)]
+        );
+        let fifteen = |n| id(n)[..15].to_string();
+        let text = format!(
+            "SELECT Id FROM Account WHERE Id IN ('{}', '{}', '{}') ORDER BY Name DESC",
+            fifteen(2),
+            id(5),
+            fifteen(4)
+        );
+        assert_eq!(run(&org, &text), [id(5), id(2)], "deleted 4 left out");
+
+        let mut renamed = Record::new();
+        renamed.insert("Name".into(), "Other".into());
+        assert!(org.touch(&id(3), renamed, "005000000000001AAA"));
+        assert!(run(&org, "SELECT Id FROM Account WHERE Name = 'Account 3'").is_empty());
+        assert_eq!(
+            run(&org, "SELECT Id FROM Account WHERE Name = 'other'"),
+            [id(3)]
+        );
+    }
+
+    #[test]
+    fn datetimes_in_mixed_formats_are_still_filtered_right() {
+        let mut org = Org::new();
+        // As text 00:30 sorts before 01:00+0100, which is 00:00 UTC: text order is not time
+        // order, so the sorted order must not be binary-searched.
+        org.put(
+            "Account",
+            account(1, &stamp(1), "2024-01-01T00:30:00.000+0000", false),
+        );
+        org.put(
+            "Account",
+            account(2, &stamp(2), "2024-01-01T01:00:00.000+0100", false),
+        );
+        let ids = execute(
+            &org,
+            "SELECT Id FROM Account WHERE CreatedDate > 2024-01-01T00:15:00Z ORDER BY CreatedDate LIMIT 10",
+            false,
+        )
+        .unwrap()
+        .ids;
+        assert_eq!(ids, [ids::make("001", 1)]);
+    }
+
+    #[test]
+    fn a_limit_with_an_offset_counts_from_the_bound() {
+        let mut org = Org::new();
+        for n in 1..=10 {
+            org.put("Account", account(n, &stamp(n), &stamp(0), false));
+        }
+        let ids = execute(
+            &org,
+            "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:04Z ORDER BY SystemModstamp LIMIT 2 OFFSET 1",
+            false,
+        )
+        .unwrap()
+        .ids;
+        assert_eq!(ids, [ids::make("001", 5), ids::make("001", 6)]);
+    }
 
     #[test]
     fn like_patterns() {
