@@ -1,6 +1,7 @@
-//! The staging file's memory and threads: DuckDB's buffer pool is capped (96 MB unless
-//! `ETL_STAGING_MEMORY` says otherwise), it runs one worker thread (unless
-//! `ETL_STAGING_THREADS` says otherwise), and joins over more ids than fit under the cap spill
+//! The staging file's memory, threads and checkpoints: DuckDB's buffer pool is capped (96 MB
+//! unless `ETL_STAGING_MEMORY` says otherwise), it runs one worker thread (unless
+//! `ETL_STAGING_THREADS` says otherwise), it checkpoints every 256 MB of write-ahead log
+//! (unless `ETL_STAGING_CHECKPOINT` says otherwise), and joins over more ids than fit under the cap spill
 //! to `<file>.tmp` instead of failing. This file sets no environment (it is process-wide).
 
 use etl::staging::Store;
@@ -32,6 +33,12 @@ fn the_buffer_pool_is_capped_and_spills_next_to_the_file() {
         let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
         // One worker: staging runs many small statements (see `staging/store.rs`).
         assert_eq!(setting(&store, "threads"), "1");
+    }
+    if std::env::var_os("ETL_STAGING_CHECKPOINT").is_none() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        // 256 MB (decimal) as DuckDB prints it: checkpoints every 256 MB of log, not 16.
+        assert_eq!(setting(&store, "checkpoint_threshold"), "244.1 MiB");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.duckdb");

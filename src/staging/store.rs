@@ -75,6 +75,19 @@ impl Store {
                 path: path.to_path_buf(),
                 detail: format!("DuckDB refused {threads} threads (ETL_STAGING_THREADS): {e}"),
             })?;
+        // DuckDB checkpoints when its write-ahead log reaches this size. At its default of 16
+        // MB a large run checkpointed every few batches, and each checkpoint compresses again
+        // the partly filled last row group of every table it appended to: a fifth of `etl`'s
+        // CPU at 100k records. At 256 MB a 1M-record first import used 11% less CPU and no
+        // more memory (BENCHMARKS.md, ninth session); the run still ends with a checkpoint.
+        let checkpoint = checkpoint_threshold();
+        conn.execute_batch(&format!("SET checkpoint_threshold = '{checkpoint}'"))
+            .map_err(|e| StagingError::Open {
+                path: path.to_path_buf(),
+                detail: format!(
+                    "the checkpoint threshold `{checkpoint}` (ETL_STAGING_CHECKPOINT) is not a size DuckDB takes, such as 256MB: {e}"
+                ),
+            })?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -226,13 +239,25 @@ impl Store {
 /// window of rows, which DuckDB runs in a bounded space or spills, and nothing sorts records
 /// wholesale.
 fn memory_limit() -> String {
-    std::env::var("ETL_STAGING_MEMORY")
+    size_setting("ETL_STAGING_MEMORY", "96MB")
+}
+
+/// The write-ahead log's size that starts a checkpoint: `ETL_STAGING_CHECKPOINT` (a size
+/// DuckDB takes, such as `64MB`) or 256 MB.
+fn checkpoint_threshold() -> String {
+    size_setting("ETL_STAGING_CHECKPOINT", "256MB")
+}
+
+/// A size from the environment variable `name`, or `default`. Only letters, digits and dots
+/// pass (DuckDB checks the rest), so the value cannot break out of the `SET` it goes into.
+fn size_setting(name: &str, default: &str) -> String {
+    std::env::var(name)
         .ok()
         .map(|value| value.trim().to_string())
         .filter(|value| {
             !value.is_empty() && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '.')
         })
-        .unwrap_or_else(|| "96MB".to_string())
+        .unwrap_or_else(|| default.to_string())
 }
 
 /// DuckDB's worker threads: `ETL_STAGING_THREADS` (a number from 1) or 1.
