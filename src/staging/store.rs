@@ -58,36 +58,35 @@ impl Store {
         // to its limit on any large run. Past the limit DuckDB evicts pages and spills big
         // sorts and joins to `<file>.tmp` (its default temporary directory for a file).
         let limit = memory_limit();
-        conn.execute_batch(&format!("SET memory_limit = '{limit}'"))
-            .map_err(|e| StagingError::Open {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "the memory limit `{limit}` (ETL_STAGING_MEMORY) is not a size DuckDB takes, such as 512MB: {e}"
-                ),
-            })?;
+        set(
+            &conn,
+            path,
+            &format!("memory_limit = '{limit}'"),
+            &format!("the memory limit `{limit}` (ETL_STAGING_MEMORY) is not a size DuckDB takes, such as 512MB"),
+        )?;
         // etl asks staging for many small statements (a batch's rows, a window's join): with a
         // worker per core, DuckDB's hand-offs between them cost more CPU than the parallelism
         // saves, on a machine whose other core runs the HTTP side (BENCHMARKS.md, eighth
         // session: 12% less CPU on a first import with one thread).
         let threads = staging_threads();
-        conn.execute_batch(&format!("SET threads = {threads}"))
-            .map_err(|e| StagingError::Open {
-                path: path.to_path_buf(),
-                detail: format!("DuckDB refused {threads} threads (ETL_STAGING_THREADS): {e}"),
-            })?;
+        set(
+            &conn,
+            path,
+            &format!("threads = {threads}"),
+            &format!("DuckDB refused {threads} threads (ETL_STAGING_THREADS)"),
+        )?;
         // DuckDB checkpoints when its write-ahead log reaches this size. At its default of 16
         // MB a large run checkpointed every few batches, and each checkpoint compresses again
         // the partly filled last row group of every table it appended to: a fifth of `etl`'s
         // CPU at 100k records. At 256 MB a 1M-record first import used 11% less CPU and no
         // more memory (BENCHMARKS.md, ninth session); the run still ends with a checkpoint.
         let checkpoint = checkpoint_threshold();
-        conn.execute_batch(&format!("SET checkpoint_threshold = '{checkpoint}'"))
-            .map_err(|e| StagingError::Open {
-                path: path.to_path_buf(),
-                detail: format!(
-                    "the checkpoint threshold `{checkpoint}` (ETL_STAGING_CHECKPOINT) is not a size DuckDB takes, such as 256MB: {e}"
-                ),
-            })?;
+        set(
+            &conn,
+            path,
+            &format!("checkpoint_threshold = '{checkpoint}'"),
+            &format!("the checkpoint threshold `{checkpoint}` (ETL_STAGING_CHECKPOINT) is not a size DuckDB takes, such as 256MB"),
+        )?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -231,6 +230,21 @@ impl Store {
         })?;
         Ok(rows.collect::<Result<_, _>>()?)
     }
+}
+
+/// Applies `SET <assignment>` to a newly opened staging file; `refused` says what was wrong
+/// when DuckDB does not take it (DuckDB's own message follows).
+fn set(
+    conn: &Connection,
+    path: &Path,
+    assignment: &str,
+    refused: &str,
+) -> Result<(), StagingError> {
+    conn.execute_batch(&format!("SET {assignment}"))
+        .map_err(|e| StagingError::Open {
+            path: path.to_path_buf(),
+            detail: format!("{refused}: {e}"),
+        })
 }
 
 /// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or

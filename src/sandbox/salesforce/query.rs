@@ -786,7 +786,8 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
             ))
         })
         .collect::<Result<_, SoqlError>>()?;
-    if has_aggregate || !group_paths.is_empty() {
+    let aggregated = has_aggregate || !group_paths.is_empty();
+    if aggregated {
         for item in &query.select {
             if let SelectItem::Field { field, .. } = item {
                 let grouped = query
@@ -810,7 +811,6 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
     };
     let records = org.records(object_name);
     let offset = query.offset.unwrap_or(0) as usize;
-    let aggregated = has_aggregate || !group_paths.is_empty();
     let candidates = filter
         .as_ref()
         .and_then(Filter::candidate_keys)
