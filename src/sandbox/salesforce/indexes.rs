@@ -17,8 +17,8 @@ use std::sync::{Arc, Mutex};
 #[derive(Debug)]
 pub struct SortedOrder {
     pub positions: Vec<usize>,
-    /// True when the first ORDER BY key sorts as the WHERE clause compares it, so that records
-    /// below a lower bound form a prefix of `positions`. Datetimes sort as text; a field holding
+    /// True when the first ORDER BY key is ascending and sorts as the WHERE clause compares
+    /// it, so that records below a lower bound form a prefix of `positions`. Datetimes sort as text; a field holding
     /// them in more than one format would not.
     pub searchable: bool,
 }

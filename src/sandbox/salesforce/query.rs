@@ -136,6 +136,9 @@ impl ResolvedPath {
     }
 }
 
+/// One ORDER BY key resolved: the path, descending, and NULLS LAST if given.
+type OrderBy = (ResolvedPath, bool, Option<bool>);
+
 /// Everything a condition needs, resolved once.
 enum Filter {
     And(Vec<Filter>),
@@ -775,7 +778,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         .iter()
         .map(|f| planner.resolve(f))
         .collect::<Result<_, _>>()?;
-    let order: Vec<(ResolvedPath, bool, Option<bool>)> = query
+    let order: Vec<OrderBy> = query
         .order_by
         .iter()
         .map(|o| {
@@ -850,21 +853,13 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
         let sorted = org.indexes().order(&order_key(object_name, &order), || {
             sort_records(org, records, &order)
         });
-        let (first_path, descending, nulls_last) = &order[0];
-        let start = match filter.as_ref().and_then(|f| f.lower_bound(first_path)) {
-            Some(bound) if sorted.searchable && !descending => {
-                let nulls_first = !nulls_last.unwrap_or(false);
-                sorted.positions.partition_point(|&p| {
-                    match first_path.value(org, &records[p]).filter(|v| !v.is_null()) {
-                        None => nulls_first,
-                        Some(value) => {
-                            compare(&first_path.field, value, bound, today) == Some(Ordering::Less)
-                        }
-                    }
-                })
-            }
-            _ => 0,
-        };
+        let start = filter
+            .as_ref()
+            .and_then(|f| f.lower_bound(&order[0].0))
+            .filter(|_| sorted.searchable)
+            .map_or(0, |bound| {
+                first_at_bound(org, records, &sorted, &order[0], bound, today)
+            });
         let limit = query
             .limit
             .map_or(usize::MAX, |l| offset.saturating_add(l as usize));
@@ -921,12 +916,7 @@ fn execute_query(org: &Org, query: &Query, include_deleted: bool) -> Result<Exec
 }
 
 /// How two records compare by an ORDER BY.
-fn order_compare(
-    org: &Org,
-    order: &[(ResolvedPath, bool, Option<bool>)],
-    a: &Record,
-    b: &Record,
-) -> Ordering {
+fn order_compare(org: &Org, order: &[OrderBy], a: &Record, b: &Record) -> Ordering {
     for (path, descending, nulls_last) in order {
         let ordering = sort_key_compare(
             path.value(org, a),
@@ -939,6 +929,25 @@ fn order_compare(
         }
     }
     Ordering::Equal
+}
+
+/// Where in an ascending, searchable sorted order the records whose first key is at least
+/// `bound` start: every record before it is null (nulls first) or below the bound.
+fn first_at_bound(
+    org: &Org,
+    records: &[Record],
+    sorted: &SortedOrder,
+    (path, _, nulls_last): &OrderBy,
+    bound: &Literal,
+    today: i64,
+) -> usize {
+    let nulls_first = !nulls_last.unwrap_or(false);
+    sorted.positions.partition_point(|&p| {
+        match path.value(org, &records[p]).filter(|v| !v.is_null()) {
+            None => nulls_first,
+            Some(value) => compare(&path.field, value, bound, today) == Some(Ordering::Less),
+        }
+    })
 }
 
 /// The positions of a table's records by the comparison key ([`in_key`]) of a text field's
@@ -957,7 +966,7 @@ fn value_lookup(records: &[Record], field: &FieldInfo) -> ValueLookup {
 }
 
 /// The key an ORDER BY's sorted order is remembered under.
-fn order_key(object: &str, order: &[(ResolvedPath, bool, Option<bool>)]) -> String {
+fn order_key(object: &str, order: &[OrderBy]) -> String {
     let keys: Vec<_> = order
         .iter()
         .map(|(path, descending, nulls_last)| {
@@ -970,43 +979,39 @@ fn order_key(object: &str, order: &[(ResolvedPath, bool, Option<bool>)]) -> Stri
 /// Every record of a table (deleted ones too) in ORDER BY order, ties in table order, and
 /// whether the first key can be binary-searched: every value of it has the JSON kind its
 /// field type compares as, and dates and datetimes, sorted as text, are also in time order.
-fn sort_records(
-    org: &Org,
-    records: &[Record],
-    order: &[(ResolvedPath, bool, Option<bool>)],
-) -> SortedOrder {
+fn sort_records(org: &Org, records: &[Record], order: &[OrderBy]) -> SortedOrder {
     let mut positions: Vec<usize> = (0..records.len()).collect();
     positions.sort_by(|&a, &b| order_compare(org, order, &records[a], &records[b]));
-    let first = &order[0].0;
+    let (first, descending, _) = &order[0];
     let family = type_family(&first.field);
     let mut previous_time = i64::MIN;
-    let searchable = positions.iter().all(|&p| {
-        let Some(value) = first.value(org, &records[p]).filter(|v| !v.is_null()) else {
-            return true;
-        };
-        let time = match family {
-            "datetime" => value.as_str().and_then(civil::parse_datetime),
-            "date" => value.as_str().and_then(civil::parse_date),
-            "number" => return value.is_number(),
-            "boolean" => return value.is_boolean(),
-            _ => return value.is_string(),
-        };
-        // Only ascending orders are searched; a descending one need not be in time order.
-        match time {
-            Some(time) if time >= previous_time || order[0].1 => {
-                previous_time = time;
-                true
+    // Only ascending orders are searched (from a lower bound).
+    let searchable = !descending
+        && positions.iter().all(|&p| {
+            let Some(value) = first.value(org, &records[p]).filter(|v| !v.is_null()) else {
+                return true;
+            };
+            let time = match family {
+                "datetime" => value.as_str().and_then(civil::parse_datetime),
+                "date" => value.as_str().and_then(civil::parse_date),
+                "number" => return value.is_number(),
+                "boolean" => return value.is_boolean(),
+                _ => return value.is_string(),
+            };
+            match time {
+                Some(time) if time >= previous_time => {
+                    previous_time = time;
+                    true
+                }
+                _ => false,
             }
-            _ => false,
-        }
-    });
+        });
     SortedOrder {
         positions,
         searchable,
     }
 }
 
-/// The child object and its field pointing at the parent, for a subquery's FROM.
 /// The child object, its field pointing at the parent, and the relationship name as the
 /// describe spells it, for a subquery's FROM.
 fn child_relationship<'o>(
@@ -1450,6 +1455,15 @@ mod tests {
         .unwrap()
         .ids;
         assert_eq!(ids, [ids::make("001", 5), ids::make("001", 6)]);
+        // Descending: the bound is not searched for, the newest come first.
+        let ids = execute(
+            &org,
+            "SELECT Id FROM Account WHERE SystemModstamp >= 2024-01-01T00:00:04Z ORDER BY SystemModstamp DESC LIMIT 2",
+            false,
+        )
+        .unwrap()
+        .ids;
+        assert_eq!(ids, [ids::make("001", 10), ids::make("001", 9)]);
     }
 
     #[test]
