@@ -106,15 +106,17 @@ fn skip(source_id: &str, after: Record, hash: String, reason: String) -> Planned
     }
 }
 
-/// Decides what to do with one transformed record.
+/// Decides what to do with one transformed record; `staged_hash` is its hash when staging
+/// kept one with it (the same [`record_hash`], not worked out again).
 pub fn plan_record(
     context: &PlanContext,
     source_id: &str,
     after: Record,
+    staged_hash: Option<String>,
     problems: &[String],
     link: Option<&Link>,
 ) -> Result<Planned, EngineError> {
-    let hash = record_hash(&after);
+    let hash = staged_hash.unwrap_or_else(|| record_hash(&after));
     if !problems.is_empty() {
         return Ok(skip(source_id, after, hash, problems.join("; ")));
     }

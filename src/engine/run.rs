@@ -642,6 +642,7 @@ fn import_pipeline(
             for LinkedRecord {
                 source_id,
                 record: after,
+                record_hash: staged_hash,
                 link,
             } in chunk
             {
@@ -649,8 +650,14 @@ fn import_pipeline(
                     continue;
                 }
                 let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-                let mut planned =
-                    plan_record(&context, &source_id, after, &record_problems, link.as_ref())?;
+                let mut planned = plan_record(
+                    &context,
+                    &source_id,
+                    after,
+                    staged_hash,
+                    &record_problems,
+                    link.as_ref(),
+                )?;
                 super::deletes::settle_marked(&mut planned, link.as_ref(), target, &entity);
                 if let Some(selected) = &selected {
                     if !selected.contains(&source_id) && planned.action != Action::Unchanged {

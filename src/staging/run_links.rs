@@ -21,6 +21,8 @@ use super::tables::quote;
 pub struct LinkedRecord {
     pub source_id: String,
     pub record: Map<String, Value>,
+    /// The record's hash as staged with it (none in rows staged before the hash was kept).
+    pub record_hash: Option<String>,
     /// The link's target id and last synced hash; its last synced record too when the record's
     /// hash moved (the only case that reads it). No target record.
     pub link: Option<Link>,
@@ -135,7 +137,8 @@ impl Store {
     ) -> Result<Vec<LinkedRecord>, StagingError> {
         // Prepared afresh: `run_links` is made anew for each plan.
         let mut statement = self.connection().prepare(&format!(
-            "SELECT t.source_id, t.record::VARCHAR, l.target_id, l.source_hash, l.synced_record
+            "SELECT t.source_id, t.record::VARCHAR, t.record_hash, l.target_id, l.source_hash,
+                    l.synced_record
              FROM {} t
              LEFT JOIN (SELECT * FROM run_links WHERE row_id >= $2 AND row_id < $3) l
                ON l.row_id = t.rowid
@@ -144,15 +147,16 @@ impl Store {
             quote(table)
         ))?;
         let rows = statement.query_map(params![run_id, from, to], |row| {
-            let target_id: Option<String> = row.get(2)?;
+            let target_id: Option<String> = row.get(3)?;
             Ok(LinkedRecord {
                 source_id: row.get(0)?,
                 record: object(row.get(1)?).unwrap_or_default(),
+                record_hash: row.get(2)?,
                 link: match target_id {
                     Some(target_id) => Some(Link {
                         target_id,
-                        source_hash: row.get(3)?,
-                        synced_record: object(row.get(4)?),
+                        source_hash: row.get(4)?,
+                        synced_record: object(row.get(5)?),
                         target_record: None,
                     }),
                     None => None,

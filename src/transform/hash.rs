@@ -5,6 +5,8 @@
 //! is the SHA-256 of the record's canonical JSON (keys sorted at every level, whole numbers
 //! written without a fraction).
 
+use std::io::Write;
+
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
@@ -12,58 +14,74 @@ use super::value_map::same_value;
 
 /// SHA-256 (lower-case hex) of the record's canonical JSON.
 pub fn record_hash(record: &Map<String, Value>) -> String {
-    let mut text = String::new();
+    let mut text = Vec::with_capacity(512);
     canonical_object(record, &mut text);
-    let digest = Sha256::digest(text.as_bytes());
-    digest.iter().map(|b| format!("{b:02x}")).collect()
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut hex = String::with_capacity(64);
+    for byte in Sha256::digest(&text) {
+        hex.push(HEX[usize::from(byte >> 4)] as char);
+        hex.push(HEX[usize::from(byte & 0xf)] as char);
+    }
+    hex
 }
 
 /// The canonical JSON text of a record (sorted keys, numbers by value), as hashed.
 pub fn canonical_json(record: &Map<String, Value>) -> String {
-    let mut text = String::new();
+    let mut text = Vec::new();
     canonical_object(record, &mut text);
-    text
+    // JSON written from `str`s is UTF-8.
+    String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-fn canonical_object(map: &Map<String, Value>, out: &mut String) {
+// The text is written straight into one buffer (a record is hashed once or twice a run, and
+// allocating a string for every key and value was most of the hash's cost). serde_json writes
+// keys and scalars exactly as their `Display` did before, so hashes kept in staging still match.
+fn canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();
-    out.push('{');
+    out.push(b'{');
     for (i, key) in keys.into_iter().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
-        out.push_str(&Value::String(key.clone()).to_string());
-        out.push(':');
+        write_json(key, out);
+        out.push(b':');
         canonical(&map[key], out);
     }
-    out.push('}');
+    out.push(b'}');
 }
 
-fn canonical(value: &Value, out: &mut String) {
+fn canonical(value: &Value, out: &mut Vec<u8>) {
     match value {
         Value::Object(map) => canonical_object(map, out),
         Value::Array(items) => {
-            out.push('[');
+            out.push(b'[');
             for (i, item) in items.iter().enumerate() {
                 if i > 0 {
-                    out.push(',');
+                    out.push(b',');
                 }
                 canonical(item, out);
             }
-            out.push(']');
+            out.push(b']');
         }
         Value::Number(number) => {
             let whole = number
                 .as_f64()
                 .filter(|f| number.is_f64() && f.fract() == 0.0 && f.abs() < 9.0e15);
-            match whole {
-                Some(f) => out.push_str(&(f as i64).to_string()),
-                None => out.push_str(&number.to_string()),
-            }
+            // Writing into a Vec cannot fail.
+            let _ = match whole {
+                Some(f) => write!(out, "{}", f as i64),
+                None => write!(out, "{number}"),
+            };
         }
-        other => out.push_str(&other.to_string()),
+        other => write_json(other, out),
     }
+}
+
+/// Compact JSON of a key or scalar, as `serde_json` writes it.
+fn write_json(value: &(impl serde::Serialize + ?Sized), out: &mut Vec<u8>) {
+    // Serializing a string, bool or null into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut *out, value);
 }
 
 /// The leaf fields (dotted paths) whose values differ, as `(path, before, after)`, in the order
@@ -168,6 +186,21 @@ mod tests {
         let record = obj(json!({"name": "Acme", "id": 1}));
         assert_eq!(record_hash(&record), record_hash(&record.clone()));
         assert_eq!(canonical_json(&record), r#"{"id":1,"name":"Acme"}"#);
+        // Escapes, big and whole numbers, nesting: the text and hash kept in staging files
+        // written by earlier versions.
+        let record = obj(json!({
+            "w": 1000.0, "n": -3, "f": 2.5, "big": 12345678901234567890u64,
+            "nested": {"z": [true, null, {"y": "x"}], "k": 0.1},
+            "a\"b": "line\nbreak\t\u{1}é",
+        }));
+        assert_eq!(
+            canonical_json(&record),
+            r#"{"a\"b":"line\nbreak\t\u0001é","big":12345678901234567890,"f":2.5,"n":-3,"nested":{"k":0.1,"z":[true,null,{"y":"x"}]},"w":1000}"#
+        );
+        assert_eq!(
+            record_hash(&record),
+            "3c434d9c580b2bc2cf123d4accb7d431d249e3b1fa5724fe3f4db113ab3b2831"
+        );
     }
 
     #[test]
