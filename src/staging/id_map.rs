@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 
 use duckdb::params;
+use duckdb::types::TimeUnit;
 use serde_json::{Map, Value};
 
 use super::error::StagingError;
@@ -128,7 +129,7 @@ impl Store {
         pipeline: &str,
         links: &[(String, Link)],
     ) -> Result<(), StagingError> {
-        self.write_links(run_id, pipeline, links, "INSERT OR REPLACE")
+        self.write_links(run_id, pipeline, links, NewLinks::Merge)
     }
 
     /// Records the links of records just created, which cannot have one yet, the way `how`
@@ -140,11 +141,7 @@ impl Store {
         links: &[(String, Link)],
         how: NewLinks,
     ) -> Result<(), StagingError> {
-        let insert = match how {
-            NewLinks::Insert => "INSERT",
-            NewLinks::Merge => "INSERT OR REPLACE",
-        };
-        self.write_links(run_id, pipeline, links, insert)
+        self.write_links(run_id, pipeline, links, how)
     }
 
     /// Runs `work` in one transaction with the links of created records inserted
@@ -171,12 +168,48 @@ impl Store {
         run_id: &str,
         pipeline: &str,
         links: &[(String, Link)],
-        insert: &str,
+        how: NewLinks,
     ) -> Result<(), StagingError> {
         if links.is_empty() {
             return Ok(());
         }
+        let json = |record: &Option<Map<String, Value>>| {
+            record.as_ref().and_then(|r| serde_json::to_string(r).ok())
+        };
+        let synced_at =
+            duckdb::types::Value::Timestamp(TimeUnit::Millisecond, crate::civil::now_millis());
         let connection = self.connection();
+        if how == NewLinks::Insert {
+            // New links go straight into the id map: its key index refuses a link that exists
+            // (and the caller merges instead), and a batch costs no scratch table or statement.
+            let mut appender = connection.appender_with_columns(
+                "id_map",
+                &[
+                    "pipeline",
+                    "source_id",
+                    "target_id",
+                    "source_hash",
+                    "synced_at",
+                    "run_id",
+                    "synced_record",
+                    "target_record",
+                ],
+            )?;
+            for (source_id, link) in links {
+                appender.append_row(params![
+                    pipeline,
+                    source_id,
+                    link.target_id,
+                    link.source_hash,
+                    synced_at,
+                    run_id,
+                    json(&link.synced_record),
+                    json(&link.target_record),
+                ])?;
+            }
+            appender.flush()?;
+            return Ok(());
+        }
         // Made afresh each time, like `wanted_targets` above.
         connection.execute_batch(
             "CREATE OR REPLACE TEMP TABLE link_batch (
@@ -185,9 +218,6 @@ impl Store {
         )?;
         {
             let mut appender = connection.appender("link_batch")?;
-            let json = |record: &Option<Map<String, Value>>| {
-                record.as_ref().and_then(|r| serde_json::to_string(r).ok())
-            };
             for (source_id, link) in links {
                 appender.append_row(params![
                     source_id,
@@ -200,13 +230,11 @@ impl Store {
             appender.flush()?;
         }
         connection.execute(
-            &format!(
-                "{insert} INTO id_map
-                    (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
-                 SELECT ?, source_id, target_id, source_hash, now()::TIMESTAMP, ?, synced_record::JSON, target_record::JSON
-                 FROM link_batch"
-            ),
-            params![pipeline, run_id],
+            "INSERT OR REPLACE INTO id_map
+                (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
+             SELECT ?, source_id, target_id, source_hash, ?, ?, synced_record::JSON, target_record::JSON
+             FROM link_batch",
+            params![pipeline, synced_at, run_id],
         )?;
         Ok(())
     }
