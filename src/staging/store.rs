@@ -87,6 +87,16 @@ impl Store {
             &format!("checkpoint_threshold = '{checkpoint}'"),
             &format!("the checkpoint threshold `{checkpoint}` (ETL_STAGING_CHECKPOINT) is not a size DuckDB takes, such as 256MB"),
         )?;
+        // Staged records are JSON text, and DuckDB's default string compression (dictionary
+        // plus FSST) was a fifth of a 1M-record import's CPU, spent in the checkpoints that
+        // write it. zstd wrote the same strings in about a seventh of that time into a third
+        // of the space (BENCHMARKS.md, tenth session). Other types keep DuckDB's choice.
+        set(
+            &conn,
+            path,
+            "force_compression = 'zstd'",
+            "DuckDB refused zstd compression for the staging file",
+        )?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
