@@ -1,8 +1,9 @@
 //! The staging file's memory, threads and checkpoints: DuckDB's buffer pool is capped (96 MB
 //! unless `ETL_STAGING_MEMORY` says otherwise), it runs one worker thread (unless
 //! `ETL_STAGING_THREADS` says otherwise), it checkpoints every 256 MB of write-ahead log
-//! (unless `ETL_STAGING_CHECKPOINT` says otherwise), and joins over more ids than fit under the cap spill
-//! to `<file>.tmp` instead of failing. This file sets no environment (it is process-wide).
+//! (unless `ETL_STAGING_CHECKPOINT` says otherwise), it writes strings with zstd (unless
+//! `ETL_STAGING_COMPRESSION` says otherwise), and joins over more ids than fit under the cap
+//! spill to `<file>.tmp` instead of failing. This file sets no environment (it is process-wide).
 
 use etl::staging::Store;
 
@@ -39,6 +40,35 @@ fn the_buffer_pool_is_capped_and_spills_next_to_the_file() {
         let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
         // 256 MB (decimal) as DuckDB prints it: checkpoints every 256 MB of log, not 16.
         assert_eq!(setting(&store, "checkpoint_threshold"), "244.1 MiB");
+    }
+    let zstd = match std::env::var("ETL_STAGING_COMPRESSION") {
+        Ok(compression) => compression.trim() == "zstd",
+        Err(_) => true,
+    };
+    if zstd {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        // Strings are written with zstd; other types as DuckDB chooses.
+        let connection = store.connection();
+        connection
+            .execute_batch(
+                "CREATE TABLE t AS SELECT i, '{\"Name\": \"Account ' || i || '\"}' AS record
+                     FROM range(5000) r(i);
+                 CHECKPOINT;",
+            )
+            .unwrap();
+        let compressions: Vec<(String, String)> = connection
+            .prepare(
+                "SELECT DISTINCT column_name, compression FROM pragma_storage_info('t')
+                 WHERE segment_type <> 'VALIDITY' ORDER BY 1",
+            )
+            .unwrap()
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(compressions[1], ("record".to_string(), "ZSTD".to_string()));
+        assert_ne!(compressions[0].1, "ZSTD", "{compressions:?}");
     }
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("s.duckdb");

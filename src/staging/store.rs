@@ -87,15 +87,17 @@ impl Store {
             &format!("checkpoint_threshold = '{checkpoint}'"),
             &format!("the checkpoint threshold `{checkpoint}` (ETL_STAGING_CHECKPOINT) is not a size DuckDB takes, such as 256MB"),
         )?;
-        // Staged records are JSON text, and DuckDB's default string compression (dictionary
-        // plus FSST) was a fifth of a 1M-record import's CPU, spent in the checkpoints that
-        // write it. zstd wrote the same strings in about a seventh of that time into a third
-        // of the space (BENCHMARKS.md, tenth session). Other types keep DuckDB's choice.
+        // Staged records are JSON text. DuckDB's checkpoints, mostly compressing it with its
+        // default dictionary plus FSST, took a quarter of the contacts' load at 1M records;
+        // zstd writes such strings in about a seventh of that CPU and a third of the space,
+        // and first imports and no-op reruns at 100k and 1M records used 4–8% less CPU with
+        // it (BENCHMARKS.md, tenth session). Other types keep DuckDB's choice.
+        let compression = compression();
         set(
             &conn,
             path,
-            "force_compression = 'zstd'",
-            "DuckDB refused zstd compression for the staging file",
+            &format!("force_compression = '{compression}'"),
+            &format!("the compression `{compression}` (ETL_STAGING_COMPRESSION) is not one DuckDB knows, such as zstd or auto"),
         )?;
         let store = Store {
             conn,
@@ -263,18 +265,24 @@ fn set(
 /// window of rows, which DuckDB runs in a bounded space or spills, and nothing sorts records
 /// wholesale.
 fn memory_limit() -> String {
-    size_setting("ETL_STAGING_MEMORY", "96MB")
+    env_setting("ETL_STAGING_MEMORY", "96MB")
+}
+
+/// How DuckDB compresses the staging file's strings: `ETL_STAGING_COMPRESSION` (a method name
+/// such as `auto`, DuckDB's own choice) or zstd.
+fn compression() -> String {
+    env_setting("ETL_STAGING_COMPRESSION", "zstd")
 }
 
 /// The write-ahead log's size that starts a checkpoint: `ETL_STAGING_CHECKPOINT` (a size
 /// DuckDB takes, such as `64MB`) or 256 MB.
 fn checkpoint_threshold() -> String {
-    size_setting("ETL_STAGING_CHECKPOINT", "256MB")
+    env_setting("ETL_STAGING_CHECKPOINT", "256MB")
 }
 
-/// A size from the environment variable `name`, or `default`. Only letters, digits and dots
+/// A setting from the environment variable `name`, or `default`. Only letters, digits and dots
 /// pass (DuckDB checks the rest), so the value cannot break out of the `SET` it goes into.
-fn size_setting(name: &str, default: &str) -> String {
+fn env_setting(name: &str, default: &str) -> String {
     std::env::var(name)
         .ok()
         .map(|value| value.trim().to_string())

@@ -33,9 +33,9 @@ pub fn canonical_json(record: &Map<String, Value>) -> String {
     String::from_utf8(text).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
-// The text is written straight into one buffer (a record is hashed once or twice a run, and
-// allocating a string for every key and value was most of the hash's cost). serde_json writes
-// keys and scalars exactly as their `Display` did before, so hashes kept in staging still match.
+// The text is written straight into one buffer: a string allocated for every key and value was
+// most of the hash's cost. serde_json writes keys and scalars exactly as their `Display` did
+// before, so hashes kept in staging still match (pinned by `hash_is_stable`).
 fn canonical_object(map: &Map<String, Value>, out: &mut Vec<u8>) {
     let mut keys: Vec<&String> = map.keys().collect();
     keys.sort();

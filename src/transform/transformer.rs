@@ -142,19 +142,15 @@ fn show(value: &Value) -> String {
     }
 }
 
-/// A copy without null fields (at every object level), so that templates see them as
-/// undefined and `default` applies.
-fn without_nulls(map: &Map<String, Value>) -> Map<String, Value> {
-    map.iter()
-        .filter(|(_, v)| !v.is_null())
-        .map(|(k, v)| {
-            let v = match v {
-                Value::Object(inner) => Value::Object(without_nulls(inner)),
-                other => other.clone(),
-            };
-            (k.clone(), v)
-        })
-        .collect()
+/// Drops null fields (at every object level), so that templates see them as undefined and
+/// `default` applies. In place: the view is already a copy of the record.
+fn drop_nulls(map: &mut Map<String, Value>) {
+    map.retain(|_, value| !value.is_null());
+    for value in map.values_mut() {
+        if let Value::Object(inner) = value {
+            drop_nulls(inner);
+        }
+    }
 }
 
 impl Transformer {
@@ -250,7 +246,11 @@ impl Transformer {
             None => Value::Null,
         };
         if let Some(name) = &field.template {
-            let view = view.get_or_insert_with(|| without_nulls(&path::nested_view(record)));
+            let view = view.get_or_insert_with(|| {
+                let mut view = path::nested_view(record);
+                drop_nulls(&mut view);
+                view
+            });
             value = self.render(name, field, &value, view, lookups)?;
         }
         if is_empty(&value) {
