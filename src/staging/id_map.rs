@@ -37,6 +37,18 @@ pub enum NewLinks {
     Merge,
 }
 
+/// The id map's columns a link is written to, in the order both ways of writing give them.
+const WRITTEN_COLUMNS: [&str; 8] = [
+    "pipeline",
+    "source_id",
+    "target_id",
+    "source_hash",
+    "synced_at",
+    "run_id",
+    "synced_record",
+    "target_record",
+];
+
 /// The id map's columns a [`Link`] is read from, in [`link_at`]'s order.
 const LINK_COLUMNS_WHOLE: &str =
     "target_id, source_hash, synced_record::VARCHAR, target_record::VARCHAR";
@@ -182,19 +194,7 @@ impl Store {
         if how == NewLinks::Insert {
             // New links go straight into the id map: its key index refuses a link that exists
             // (and the caller merges instead), and a batch costs no scratch table or statement.
-            let mut appender = connection.appender_with_columns(
-                "id_map",
-                &[
-                    "pipeline",
-                    "source_id",
-                    "target_id",
-                    "source_hash",
-                    "synced_at",
-                    "run_id",
-                    "synced_record",
-                    "target_record",
-                ],
-            )?;
+            let mut appender = connection.appender_with_columns("id_map", &WRITTEN_COLUMNS)?;
             for (source_id, link) in links {
                 appender.append_row(params![
                     pipeline,
@@ -230,10 +230,12 @@ impl Store {
             appender.flush()?;
         }
         connection.execute(
-            "INSERT OR REPLACE INTO id_map
-                (pipeline, source_id, target_id, source_hash, synced_at, run_id, synced_record, target_record)
-             SELECT ?, source_id, target_id, source_hash, ?, ?, synced_record::JSON, target_record::JSON
-             FROM link_batch",
+            &format!(
+                "INSERT OR REPLACE INTO id_map ({})
+                 SELECT ?, source_id, target_id, source_hash, ?, ?, synced_record::JSON, target_record::JSON
+                 FROM link_batch",
+                WRITTEN_COLUMNS.join(", ")
+            ),
             params![pipeline, synced_at, run_id],
         )?;
         Ok(())
