@@ -22,7 +22,7 @@ use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
 use crate::staging::{
-    json_to_cell, AppendLane, Cell, ExtractKind, Link, LinkedRecord, PipelineTables, Stage, Store,
+    json_to_cell, Cell, ExtractKind, Link, LinkedRecord, PipelineTables, Stage, Store,
 };
 use crate::transform::{record_hash, Direction, Transformer};
 
@@ -427,98 +427,92 @@ fn import_pipeline(
     let copies_files = copier.is_some();
     // `reading_changes`: the page comes from the read in cursor order (not a re-read by id),
     // so its last record is where the read has got to.
-    // The rows are appended by the lane's thread while this one transforms the next page.
-    let mut stage_page =
-        |page: Vec<Record>, reading_changes: bool, lane: &AppendLane| -> Result<(), EngineError> {
-            if let (Some(plan), Some(last), true) = (&incremental, page.last(), reading_changes) {
-                reached = super::incremental::position(last, &plan.read.cursor_field, &id_field)
-                    .or(reached.take());
-            }
-            // How many attachments each record holds, staged with it as `AttachmentCount`.
-            let counts = match copier.as_mut() {
-                Some(copier) => {
-                    let ids: Vec<String> = page
-                        .iter()
-                        .filter_map(|r| r.get(&id_field).and_then(Value::as_str))
-                        .map(str::to_string)
-                        .collect();
-                    Some(copier.list(&ids)?)
-                }
-                None => None,
-            };
-            let mut extracted_rows = Vec::with_capacity(page.len());
-            let mut transformed_rows = Vec::with_capacity(page.len());
-            for mut record in page {
-                let Some(source_id) = record
-                    .get(&id_field)
-                    .and_then(Value::as_str)
+    let mut stage_page = |page: Vec<Record>, reading_changes: bool| -> Result<(), EngineError> {
+        if let (Some(plan), Some(last), true) = (&incremental, page.last(), reading_changes) {
+            reached = super::incremental::position(last, &plan.read.cursor_field, &id_field)
+                .or(reached.take());
+        }
+        // How many attachments each record holds, staged with it as `AttachmentCount`.
+        let counts = match copier.as_mut() {
+            Some(copier) => {
+                let ids: Vec<String> = page
+                    .iter()
+                    .filter_map(|r| r.get(&id_field).and_then(Value::as_str))
                     .map(str::to_string)
-                else {
-                    continue;
-                };
-                if let Some(flag) = &deleted_flag {
-                    if super::deletes::is_deleted(&record, flag) {
-                        deleted.insert(source_id.clone());
-                    }
-                }
-                let transformed = transformer.transform(&record, &lookups);
-                if let Some(count) = counts.as_ref().and_then(|c| c.get(&source_id)) {
-                    record.insert("AttachmentCount".into(), Value::from(*count));
-                    summary.attachments_found += count;
-                }
-                if !transformed.problems.is_empty() {
-                    problems.insert(
-                        source_id.clone(),
-                        transformed
-                            .problems
-                            .iter()
-                            .map(|p| format!("{}: {}", p.target, p.message))
-                            .collect(),
-                    );
-                }
-                let mut row = vec![
-                    ("run_id".to_string(), text(run_id)),
-                    ("source_id".to_string(), text(&source_id)),
-                    ("record".to_string(), record_cell(&record)),
-                    ("staged_at".to_string(), now_cell()),
-                ];
-                row.extend(typed_cells(&record, &extracted_paths));
-                extracted_rows.push(row);
-                let mut row = vec![
-                    ("run_id".to_string(), text(run_id)),
-                    ("source_id".to_string(), text(&source_id)),
-                    ("record".to_string(), record_cell(&transformed.record)),
-                    (
-                        "record_hash".to_string(),
-                        text(&record_hash(&transformed.record)),
-                    ),
-                    ("staged_at".to_string(), now_cell()),
-                ];
-                row.extend(typed_cells(&transformed.record, &transformed_paths));
-                transformed_rows.push(row);
+                    .collect();
+                Some(copier.list(&ids)?)
             }
-            let records = extracted_rows.len();
-            summary.extracted += records as u64;
-            options.progress.report(
-                &pipeline.pipeline,
-                "import",
-                ProgressStage::Extract,
-                summary.extracted,
-                None,
-            );
-            lane.append(&tables, Stage::Extracted, extracted_rows)?;
-            lane.append(&tables, Stage::Transformed, transformed_rows)?;
-            tracing::debug!(
-                records,
-                extracted = summary.extracted,
-                "page extracted, transformed and handed to staging"
-            );
-            Ok(())
+            None => None,
         };
-    let lane = store.append_lane()?;
-    source.extract(&request, &mut |page| stage_page(page, true, &lane))?;
-    // What comes next reads the staged pages back.
-    lane.finish()?;
+        let mut extracted_rows = Vec::with_capacity(page.len());
+        let mut transformed_rows = Vec::with_capacity(page.len());
+        for mut record in page {
+            let Some(source_id) = record
+                .get(&id_field)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+            else {
+                continue;
+            };
+            if let Some(flag) = &deleted_flag {
+                if super::deletes::is_deleted(&record, flag) {
+                    deleted.insert(source_id.clone());
+                }
+            }
+            let transformed = transformer.transform(&record, &lookups);
+            if let Some(count) = counts.as_ref().and_then(|c| c.get(&source_id)) {
+                record.insert("AttachmentCount".into(), Value::from(*count));
+                summary.attachments_found += count;
+            }
+            if !transformed.problems.is_empty() {
+                problems.insert(
+                    source_id.clone(),
+                    transformed
+                        .problems
+                        .iter()
+                        .map(|p| format!("{}: {}", p.target, p.message))
+                        .collect(),
+                );
+            }
+            let mut row = vec![
+                ("run_id".to_string(), text(run_id)),
+                ("source_id".to_string(), text(&source_id)),
+                ("record".to_string(), record_cell(&record)),
+                ("staged_at".to_string(), now_cell()),
+            ];
+            row.extend(typed_cells(&record, &extracted_paths));
+            extracted_rows.push(row);
+            let mut row = vec![
+                ("run_id".to_string(), text(run_id)),
+                ("source_id".to_string(), text(&source_id)),
+                ("record".to_string(), record_cell(&transformed.record)),
+                (
+                    "record_hash".to_string(),
+                    text(&record_hash(&transformed.record)),
+                ),
+                ("staged_at".to_string(), now_cell()),
+            ];
+            row.extend(typed_cells(&transformed.record, &transformed_paths));
+            transformed_rows.push(row);
+        }
+        summary.extracted += extracted_rows.len() as u64;
+        options.progress.report(
+            &pipeline.pipeline,
+            "import",
+            ProgressStage::Extract,
+            summary.extracted,
+            None,
+        );
+        store.append(&tables, Stage::Extracted, &extracted_rows)?;
+        store.append(&tables, Stage::Transformed, &transformed_rows)?;
+        tracing::debug!(
+            records = extracted_rows.len(),
+            extracted = summary.extracted,
+            "page extracted, transformed and staged"
+        );
+        Ok(())
+    };
+    source.extract(&request, &mut |page| stage_page(page, true))?;
     // Files added to a record do not move the record's own cursor.
     let gained_files = match incremental
         .as_ref()
@@ -541,9 +535,7 @@ fn import_pipeline(
             records = retry.ids.len(),
             "reading again the records left to retry"
         );
-        let lane = store.append_lane()?;
-        source.extract(&retry, &mut |page| stage_page(page, false, &lane))?;
-        lane.finish()?;
+        source.extract(&retry, &mut |page| stage_page(page, false))?;
     }
     tracing::info!(
         stage = "extract",

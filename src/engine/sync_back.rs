@@ -33,8 +33,7 @@ use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
 use crate::staging::{
-    AppendLane, Column, ColumnType, Link, PipelineTables, Stage, StagingError, Store,
-    KEPT_SOURCE_ID,
+    Column, ColumnType, Link, PipelineTables, Stage, StagingError, Store, KEPT_SOURCE_ID,
 };
 use crate::transform::{
     changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
@@ -662,11 +661,9 @@ pub fn take_snapshot(
     // Rows staged so far, for the progress line (a record listed twice counts twice).
     let staged_rows = std::cell::Cell::new(0u64);
     listing.start();
-    // The rows are appended by the lane's thread while this one reads the next page.
     let take_page = |snapshot: &mut Snapshot,
                      listing: &mut Listing,
-                     page: Vec<Record>,
-                     lane: &AppendLane|
+                     page: Vec<Record>|
      -> Result<(), EngineError> {
         listing.observe(reader, &entity, &page);
         let mut rows = Vec::with_capacity(page.len());
@@ -701,8 +698,8 @@ pub fn take_snapshot(
             }
             rows.push(row);
         }
+        store.append(&tables, Stage::Extracted, &rows)?;
         staged_rows.set(staged_rows.get() + rows.len() as u64);
-        lane.append(&tables, Stage::Extracted, rows)?;
         progress.report(
             &pipeline.pipeline,
             "sync back",
@@ -712,12 +709,9 @@ pub fn take_snapshot(
         );
         Ok(())
     };
-    let lane = store.append_lane()?;
     reader.extract(&request, &mut |page| {
-        take_page(&mut snapshot, &mut listing, page, &lane)
+        take_page(&mut snapshot, &mut listing, page)
     })?;
-    // What comes next reads the staged snapshot back.
-    lane.finish()?;
     // Records to settle again although they did not change, unless listed already.
     let again = snapshot
         .records
@@ -728,11 +722,9 @@ pub fn take_snapshot(
             changed_since: None,
             ..request.clone()
         };
-        let lane = store.append_lane()?;
         reader.extract(&request, &mut |page| {
-            take_page(&mut snapshot, &mut listing, page, &lane)
+            take_page(&mut snapshot, &mut listing, page)
         })?;
-        lane.finish()?;
     }
     snapshot.records.finish_listing(store)?;
     snapshot.listing = listing;

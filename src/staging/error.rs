@@ -21,9 +21,6 @@ pub enum StagingError {
     /// DuckDB's own message, e.g. for a query that does not parse.
     #[error("{0}")]
     Sql(#[from] duckdb::Error),
-    /// The thread that appends staged rows (see `append_lane.rs`) could not start or stopped.
-    #[error("staging: {0}")]
-    Thread(String),
     #[error("cannot create the folder for the staging file: {0}")]
     Io(#[from] std::io::Error),
 }

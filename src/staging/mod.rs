@@ -2,7 +2,6 @@
 //! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
-mod append_lane;
 mod back_links;
 mod checks;
 mod diff;
@@ -17,7 +16,6 @@ mod tables;
 mod values;
 mod watermarks;
 
-pub use append_lane::{AppendLane, Rows};
 pub use back_links::{ListingCounts, RelinkCandidate, KEPT_SOURCE_ID};
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;

@@ -5,7 +5,6 @@
 
 use duckdb::appender_params_from_iter;
 use duckdb::types::Value;
-use duckdb::Connection;
 
 use super::error::StagingError;
 use super::store::Store;
@@ -210,11 +209,16 @@ impl Store {
 
     /// Column names of `table` in order; empty when it does not exist.
     pub fn table_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
-        columns_of(self.connection(), table)
+        let mut statement = self.connection().prepare_cached(
+            "SELECT column_name FROM duckdb_columns()
+             WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
+        )?;
+        let names = statement.query_map([table], |row| row.get::<_, String>(0))?;
+        Ok(names.collect::<Result<_, _>>()?)
     }
 
     /// [`Store::table_columns`] of a table this process appends to, remembered once read.
-    pub(super) fn appended_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
+    fn appended_columns(&self, table: &str) -> Result<Vec<String>, StagingError> {
         if let Some(columns) = self.column_cache.borrow().get(table) {
             return Ok(columns.clone());
         }
@@ -237,62 +241,38 @@ impl Store {
     ) -> Result<usize, StagingError> {
         let table = tables.table(stage);
         let columns = self.appended_columns(&table)?;
-        append_rows(self.connection(), &table, &columns, rows)
-    }
-}
-
-/// Column names of `table` in order, as `connection` sees them; empty when it does not exist.
-pub(super) fn columns_of(
-    connection: &Connection,
-    table: &str,
-) -> Result<Vec<String>, StagingError> {
-    let mut statement = connection.prepare_cached(
-        "SELECT column_name FROM duckdb_columns()
-         WHERE schema_name = 'main' AND table_name = ? ORDER BY column_index",
-    )?;
-    let names = statement.query_map([table], |row| row.get::<_, String>(0))?;
-    Ok(names.collect::<Result<_, _>>()?)
-}
-
-/// Appends `rows` to `table`, whose columns are `columns`, on `connection` (the store's own,
-/// or the append lane's).
-pub(super) fn append_rows(
-    connection: &Connection,
-    table: &str,
-    columns: &[String],
-    rows: &[Vec<(String, Value)>],
-) -> Result<usize, StagingError> {
-    let column_of = |name: &str| {
-        columns
-            .iter()
-            .position(|c| c.eq_ignore_ascii_case(name))
-            .ok_or_else(|| {
-                duckdb::Error::InvalidParameterName(format!("{table} has no column {name}"))
-            })
-    };
-    let null = Value::Null;
-    let mut appender = connection.appender(table)?;
-    // Rows of one call mostly name the same columns in the same order: each row's
-    // positions are reused from the row before when its names match.
-    let mut positions: Vec<usize> = Vec::new();
-    let mut previous: Option<&Vec<(String, Value)>> = None;
-    for row in rows {
-        let same_names = previous.is_some_and(|before| {
-            before.len() == row.len() && before.iter().zip(row).all(|((a, _), (b, _))| a == b)
-        });
-        if !same_names {
-            positions = row
+        let column_of = |name: &str| {
+            columns
                 .iter()
-                .map(|(name, _)| column_of(name))
-                .collect::<Result<Vec<_>, _>>()?;
+                .position(|c| c.eq_ignore_ascii_case(name))
+                .ok_or_else(|| {
+                    duckdb::Error::InvalidParameterName(format!("{table} has no column {name}"))
+                })
+        };
+        let null = Value::Null;
+        let mut appender = self.connection().appender(&table)?;
+        // Rows of one call mostly name the same columns in the same order: each row's
+        // positions are reused from the row before when its names match.
+        let mut positions: Vec<usize> = Vec::new();
+        let mut previous: Option<&Vec<(String, Value)>> = None;
+        for row in rows {
+            let same_names = previous.is_some_and(|before| {
+                before.len() == row.len() && before.iter().zip(row).all(|((a, _), (b, _))| a == b)
+            });
+            if !same_names {
+                positions = row
+                    .iter()
+                    .map(|(name, _)| column_of(name))
+                    .collect::<Result<Vec<_>, _>>()?;
+            }
+            let mut values: Vec<&Value> = vec![&null; columns.len()];
+            for ((_, value), &index) in row.iter().zip(&positions) {
+                values[index] = value;
+            }
+            appender.append_row(appender_params_from_iter(values))?;
+            previous = Some(row);
         }
-        let mut values: Vec<&Value> = vec![&null; columns.len()];
-        for ((_, value), &index) in row.iter().zip(&positions) {
-            values[index] = value;
-        }
-        appender.append_row(appender_params_from_iter(values))?;
-        previous = Some(row);
+        appender.flush()?;
+        Ok(rows.len())
     }
-    appender.flush()?;
-    Ok(rows.len())
 }
