@@ -5,7 +5,8 @@ use std::process::Command;
 
 use duckdb::types::Value;
 use etl::staging::{
-    Column, ColumnType, PipelineTables, Stage, StagingError, Store, MIGRATIONS, SCHEMA_VERSION,
+    Column, ColumnType, GatheredRows, PipelineTables, Stage, StagingError, Store, MIGRATIONS,
+    SCHEMA_VERSION,
 };
 
 fn tables() -> PipelineTables {
@@ -112,6 +113,52 @@ fn appending_to_a_missing_column_is_an_error() {
             .contains("accounts_results has no column nope"),
         "{error}"
     );
+}
+
+#[test]
+fn gathered_rows_are_appended_a_few_thousand_at_a_time_and_the_rest_on_flush() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let staged = || -> i64 {
+        store
+            .connection()
+            .query_row("SELECT count(*) FROM accounts_back_extracted", [], |r| {
+                r.get(0)
+            })
+            .unwrap_or(-1)
+    };
+    let page = |from: usize| -> Vec<Vec<(String, Value)>> {
+        (from..from + 100)
+            .map(|n| {
+                row(&[
+                    ("run_id", Value::Text("r".into())),
+                    ("source_id", Value::Text(n.to_string())),
+                ])
+            })
+            .collect()
+    };
+    let back = PipelineTables {
+        pipeline: "accounts_back".into(),
+        extracted: Vec::new(),
+        transformed: Vec::new(),
+    };
+    store.ensure_pipeline_tables(&back).unwrap();
+    let mut gathered = GatheredRows::new(&store, &back, Stage::Extracted);
+    let pages_at_once = GatheredRows::AT_ONCE / 100;
+    for n in 0..pages_at_once - 1 {
+        gathered.push(page(n * 100)).unwrap();
+    }
+    assert_eq!(staged(), 0, "pages under the threshold wait");
+    gathered.push(page((pages_at_once - 1) * 100)).unwrap();
+    assert_eq!(staged(), GatheredRows::AT_ONCE as i64);
+    gathered.push(page(GatheredRows::AT_ONCE)).unwrap();
+    assert_eq!(staged(), GatheredRows::AT_ONCE as i64);
+    gathered.flush().unwrap();
+    assert_eq!(staged(), GatheredRows::AT_ONCE as i64 + 100);
+    // A bad row is reported by the append that carries it, with DuckDB's reason.
+    gathered.push(vec![row(&[("nope", Value::Null)])]).unwrap();
+    let error = gathered.flush().unwrap_err();
+    assert!(error.to_string().contains("has no column nope"), "{error}");
 }
 
 #[test]

@@ -33,7 +33,8 @@ use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
 use crate::staging::{
-    Column, ColumnType, Link, PipelineTables, Stage, StagingError, Store, KEPT_SOURCE_ID,
+    Column, ColumnType, GatheredRows, Link, PipelineTables, Stage, StagingError, Store,
+    KEPT_SOURCE_ID,
 };
 use crate::transform::{
     changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
@@ -660,6 +661,8 @@ pub fn take_snapshot(
     let kept_path = id_path(pipeline, source_id_field);
     // Rows staged so far, for the progress line (a record listed twice counts twice).
     let staged_rows = std::cell::Cell::new(0u64);
+    // Halo's pages are small: their rows are appended a few thousand at a time.
+    let gathered = std::cell::RefCell::new(GatheredRows::new(store, &tables, Stage::Extracted));
     listing.start();
     let take_page = |snapshot: &mut Snapshot,
                      listing: &mut Listing,
@@ -698,8 +701,8 @@ pub fn take_snapshot(
             }
             rows.push(row);
         }
-        store.append(&tables, Stage::Extracted, &rows)?;
         staged_rows.set(staged_rows.get() + rows.len() as u64);
+        gathered.borrow_mut().push(rows)?;
         progress.report(
             &pipeline.pipeline,
             "sync back",
@@ -709,9 +712,12 @@ pub fn take_snapshot(
         );
         Ok(())
     };
-    reader.extract(&request, &mut |page| {
+    let listed = reader.extract(&request, &mut |page| {
         take_page(&mut snapshot, &mut listing, page)
-    })?;
+    });
+    // What was listed is staged even when the listing stopped; what follows reads it back.
+    gathered.borrow_mut().flush()?;
+    listed?;
     // Records to settle again although they did not change, unless listed already.
     let again = snapshot
         .records
@@ -722,9 +728,11 @@ pub fn take_snapshot(
             changed_since: None,
             ..request.clone()
         };
-        reader.extract(&request, &mut |page| {
+        let listed = reader.extract(&request, &mut |page| {
             take_page(&mut snapshot, &mut listing, page)
-        })?;
+        });
+        gathered.borrow_mut().flush()?;
+        listed?;
     }
     snapshot.records.finish_listing(store)?;
     snapshot.listing = listing;

@@ -24,6 +24,6 @@ pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 pub use query::ResultTable;
 pub use run_links::LinkedRecord;
 pub use store::{RunRecord, Store};
-pub use tables::{column_name, Column, ColumnType, PipelineTables, Stage};
+pub use tables::{column_name, Column, ColumnType, GatheredRows, PipelineTables, Stage};
 pub use values::{cell_to_json, cell_to_text, json_to_cell, Cell};
 pub use watermarks::{ExtractKind, ListingMark, StoredWatermark};
