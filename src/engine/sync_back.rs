@@ -1093,8 +1093,9 @@ pub fn sync_back(
                         transformed.problems.iter().map(|p| p.to_string()).collect();
                     planned.reason = Some(problems.join("; "));
                 } else if let Some((_, link)) = linked {
-                    let base = link.synced_record.clone().unwrap_or_default();
-                    let before = backwards(&back, stages, &base, &lookups).record;
+                    let nothing_synced = Record::new();
+                    let base = link.synced_record.as_ref().unwrap_or(&nothing_synced);
+                    let before = backwards(&back, stages, base, &lookups).record;
                     let changes: Vec<_> = changed_fields(&before, &planned.after)
                         .into_iter()
                         .filter(|(field, _, _)| {
