@@ -715,9 +715,11 @@ pub fn take_snapshot(
     let listed = reader.extract(&request, &mut |page| {
         take_page(&mut snapshot, &mut listing, page)
     });
-    // What was listed is staged even when the listing stopped; what follows reads it back.
-    gathered.borrow_mut().flush()?;
+    // What was listed is staged even when the listing stopped (whose error comes first);
+    // what follows reads it back.
+    let staged = gathered.borrow_mut().flush();
     listed?;
+    staged?;
     // Records to settle again although they did not change, unless listed already.
     let again = snapshot
         .records
@@ -731,8 +733,9 @@ pub fn take_snapshot(
         let listed = reader.extract(&request, &mut |page| {
             take_page(&mut snapshot, &mut listing, page)
         });
-        gathered.borrow_mut().flush()?;
+        let staged = gathered.borrow_mut().flush();
         listed?;
+        staged?;
     }
     snapshot.records.finish_listing(store)?;
     snapshot.listing = listing;

@@ -278,10 +278,11 @@ impl Store {
 }
 
 /// Rows of small pages gathered and appended [`GatheredRows::AT_ONCE`] at a time. Each append
-/// is a statement of its own in DuckDB (parsed, planned, committed to the log): for the pages
-/// of 100 records Halo lists, that cost more than the rows themselves did (a fifth of a no-op
-/// rerun's CPU at 100k records). [`GatheredRows::flush`] appends what is left; rows not yet
-/// appended are not in the table.
+/// is a statement of its own in DuckDB (parsed, planned, committed to the log): with one per
+/// page of the 100 records Halo lists, the Appender's flushes were a quarter of a no-op
+/// rerun's samples at 100k records, and gathering took 14% off its CPU at 1M (BENCHMARKS.md,
+/// eleventh session). [`GatheredRows::flush`] appends what is left; rows not yet appended are
+/// not in the table.
 pub struct GatheredRows<'a> {
     store: &'a Store,
     tables: &'a PipelineTables,
