@@ -7,6 +7,7 @@ pub mod connector;
 pub mod deletes;
 pub mod drift;
 pub mod error;
+mod id_filter;
 mod incremental;
 pub mod linked_targets;
 pub mod listing;
