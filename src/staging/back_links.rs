@@ -48,15 +48,17 @@ impl Store {
     /// How many records run `run_id` staged in `table`, each once, and those it staged more
     /// than once (a record that moved while the listing paged), with their last text.
     pub fn listing_counts(&self, table: &str, run_id: &str) -> Result<ListingCounts, StagingError> {
-        let (distinct, twice): (i64, i64) = self.connection().query_row(
-            &format!(
-                "SELECT count(*), count(*) FILTER (WHERE n > 1)
-                 FROM (SELECT count(*) AS n FROM {} WHERE run_id = ? GROUP BY source_id)",
-                quote(table)
-            ),
-            [run_id],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )?;
+        let (distinct, twice): (i64, i64) = self.with_room(|store| {
+            Ok(store.connection().query_row(
+                &format!(
+                    "SELECT count(*), count(*) FILTER (WHERE n > 1)
+                     FROM (SELECT count(*) AS n FROM {} WHERE run_id = ? GROUP BY source_id)",
+                    quote(table)
+                ),
+                [run_id],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?)
+        })?;
         let mut counts = ListingCounts {
             distinct: distinct.max(0) as usize,
             twice: Vec::new(),
@@ -64,16 +66,18 @@ impl Store {
         if twice > 0 {
             // The texts are joined to the few ids listed twice, not aggregated for every id.
             let table = quote(table);
-            let mut statement = self.connection().prepare(&format!(
-                "SELECT e.source_id, e.record::VARCHAR
-                 FROM (SELECT max(rowid) AS last_row FROM {table}
-                       WHERE run_id = $1 GROUP BY source_id HAVING count(*) > 1) d
-                 JOIN {table} e ON e.rowid = d.last_row
-                 WHERE e.run_id = $1
-                 ORDER BY e.source_id"
-            ))?;
-            let rows = statement.query_map([run_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-            counts.twice = rows.collect::<Result<_, _>>()?;
+            counts.twice = self.with_room(|store| {
+                let mut statement = store.connection().prepare(&format!(
+                    "SELECT e.source_id, e.record::VARCHAR
+                     FROM (SELECT max(rowid) AS last_row FROM {table}
+                           WHERE run_id = $1 GROUP BY source_id HAVING count(*) > 1) d
+                     JOIN {table} e ON e.rowid = d.last_row
+                     WHERE e.run_id = $1
+                     ORDER BY e.source_id"
+                ))?;
+                let rows = statement.query_map([run_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+                Ok(rows.collect::<Result<_, _>>()?)
+            })?;
         }
         Ok(counts)
     }
@@ -96,27 +100,31 @@ impl Store {
 
     /// Every target id `pipeline` links to, sorted (the parents a per-parent listing reads).
     pub fn linked_target_ids_sorted(&self, pipeline: &str) -> Result<Vec<String>, StagingError> {
-        let mut statement = self.connection().prepare(
-            "SELECT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL
-             ORDER BY target_id",
-        )?;
-        let ids = statement.query_map([pipeline], |row| row.get(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
+        self.with_room(|store| {
+            let mut statement = store.connection().prepare(
+                "SELECT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL
+                 ORDER BY target_id",
+            )?;
+            let ids = statement.query_map([pipeline], |row| row.get(0))?;
+            Ok(ids.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Copies the target ids `pipeline` links to now into the scratch table `scratch` (made
     /// afresh), so that records linked later in the run (the import's creates) can be told
     /// from those linked when the listing started.
     pub fn keep_linked_targets(&self, pipeline: &str, scratch: &str) -> Result<(), StagingError> {
-        self.connection().execute(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE {} AS
-                 SELECT DISTINCT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
-                quote(scratch)
-            ),
-            [pipeline],
-        )?;
-        Ok(())
+        self.with_room(|store| {
+            store.connection().execute(
+                &format!(
+                    "CREATE OR REPLACE TEMP TABLE {} AS
+                     SELECT DISTINCT target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
+                    quote(scratch)
+                ),
+                [pipeline],
+            )?;
+            Ok(())
+        })
     }
 
     /// Drops a scratch table made by this file.
@@ -138,19 +146,21 @@ impl Store {
         marks: &[&str],
     ) -> Result<Vec<(String, String)>, StagingError> {
         let unmarked = unmarked(marks);
-        let mut statement = self.connection().prepare(&format!(
-            "SELECT DISTINCT ON (m.target_id) m.target_id, m.source_id
-             FROM id_map m JOIN {} b ON b.target_id = m.target_id
-             WHERE m.pipeline = ? {unmarked}
-               AND m.target_id NOT IN (SELECT source_id FROM {} WHERE run_id = ?)
-             ORDER BY m.target_id, m.source_id",
-            quote(linked_before),
-            quote(table)
-        ))?;
-        let rows = statement.query_map(params![pipeline, run_id], |row| {
-            Ok((row.get(0)?, row.get(1)?))
-        })?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        self.with_room(|store| {
+            let mut statement = store.connection().prepare(&format!(
+                "SELECT DISTINCT ON (m.target_id) m.target_id, m.source_id
+                 FROM id_map m JOIN {} b ON b.target_id = m.target_id
+                 WHERE m.pipeline = ? {unmarked}
+                   AND m.target_id NOT IN (SELECT source_id FROM {} WHERE run_id = ?)
+                 ORDER BY m.target_id, m.source_id",
+                quote(linked_before),
+                quote(table)
+            ))?;
+            let rows = statement.query_map(params![pipeline, run_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })?;
+            Ok(rows.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Finds the records run `run_id` listed in `table` that keep a source id `pipeline` does
@@ -166,33 +176,36 @@ impl Store {
         pipeline: &str,
     ) -> Result<usize, StagingError> {
         let table = quote(table);
-        self.connection().execute(
-            &format!(
-                "CREATE OR REPLACE TEMP TABLE relink_candidates AS
-                 WITH listed AS (
-                     SELECT source_id, min(rowid) AS first_row, max(rowid) AS last_row
-                     FROM {table} WHERE run_id = $1 GROUP BY source_id),
-                 kept AS (
-                     SELECT l.source_id AS target_id, e.{KEPT_SOURCE_ID} AS source_id,
-                            l.first_row, l.last_row
-                     FROM listed l JOIN {table} e ON e.rowid = l.first_row
-                     WHERE e.run_id = $1 AND e.{KEPT_SOURCE_ID} IS NOT NULL),
-                 free AS (
-                     SELECT * FROM kept k
-                     WHERE k.source_id NOT IN (
-                             SELECT source_id FROM id_map
-                             WHERE pipeline = $2 AND target_id IS NOT NULL)
-                       AND k.target_id NOT IN (
-                             SELECT target_id FROM id_map
-                             WHERE pipeline = $2 AND target_id IS NOT NULL)
-                     QUALIFY row_number() OVER (PARTITION BY k.source_id ORDER BY k.first_row) = 1)
-                 SELECT row_number() OVER (ORDER BY first_row) AS n,
-                        target_id, source_id, last_row
-                 FROM free
-                 ORDER BY n"
-            ),
-            params![run_id, pipeline],
-        )?;
+        self.with_room(|store| {
+            store.connection().execute(
+                &format!(
+                    "CREATE OR REPLACE TEMP TABLE relink_candidates AS
+                     WITH listed AS (
+                         SELECT source_id, min(rowid) AS first_row, max(rowid) AS last_row
+                         FROM {table} WHERE run_id = $1 GROUP BY source_id),
+                     kept AS (
+                         SELECT l.source_id AS target_id, e.{KEPT_SOURCE_ID} AS source_id,
+                                l.first_row, l.last_row
+                         FROM listed l JOIN {table} e ON e.rowid = l.first_row
+                         WHERE e.run_id = $1 AND e.{KEPT_SOURCE_ID} IS NOT NULL),
+                     free AS (
+                         SELECT * FROM kept k
+                         WHERE k.source_id NOT IN (
+                                 SELECT source_id FROM id_map
+                                 WHERE pipeline = $2 AND target_id IS NOT NULL)
+                           AND k.target_id NOT IN (
+                                 SELECT target_id FROM id_map
+                                 WHERE pipeline = $2 AND target_id IS NOT NULL)
+                         QUALIFY row_number() OVER (PARTITION BY k.source_id ORDER BY k.first_row) = 1)
+                     SELECT row_number() OVER (ORDER BY first_row) AS n,
+                            target_id, source_id, last_row
+                     FROM free
+                     ORDER BY n"
+                ),
+                params![run_id, pipeline],
+            )?;
+            Ok(())
+        })?;
         let count: i64 =
             self.connection()
                 .query_row("SELECT count(*) FROM relink_candidates", [], |row| {

@@ -18,9 +18,23 @@ pub enum StagingError {
     Open { path: PathBuf, detail: String },
     #[error("column `{column}` has type {data_type}, which etl cannot print; cast it in the query, e.g. `{column}::VARCHAR`")]
     Unprintable { column: String, data_type: String },
+    /// DuckDB could not fit a statement under the staging memory limit.
+    #[error("staging ran out of memory under its limit (ETL_STAGING_MEMORY, 48MB unless set): {detail}; set a higher limit, e.g. ETL_STAGING_MEMORY=512MB")]
+    OutOfMemory { detail: String },
     /// DuckDB's own message, e.g. for a query that does not parse.
     #[error("{0}")]
-    Sql(#[from] duckdb::Error),
+    Sql(duckdb::Error),
     #[error("cannot create the folder for the staging file: {0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<duckdb::Error> for StagingError {
+    fn from(error: duckdb::Error) -> StagingError {
+        let detail = error.to_string();
+        if detail.contains("Out of Memory Error") {
+            StagingError::OutOfMemory { detail }
+        } else {
+            StagingError::Sql(error)
+        }
+    }
 }

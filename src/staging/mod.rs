@@ -10,6 +10,7 @@ mod id_map;
 mod lookup_links;
 mod migrations;
 mod query;
+mod room;
 mod run_links;
 mod store;
 mod tables;

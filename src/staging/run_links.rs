@@ -176,15 +176,17 @@ impl Store {
         marks: &[&str],
     ) -> Result<Vec<String>, StagingError> {
         let unmarked = unmarked(marks);
-        let mut statement = self.connection().prepare(&format!(
-            "SELECT m.source_id FROM id_map m
-             WHERE m.pipeline = ? AND m.target_id IS NOT NULL {unmarked}
-               AND m.source_id NOT IN (SELECT source_id FROM {} WHERE run_id = ?)
-             ORDER BY m.source_id",
-            quote(table)
-        ))?;
-        let ids = statement.query_map(params![pipeline, run_id], |row| row.get(0))?;
-        Ok(ids.collect::<Result<_, _>>()?)
+        self.with_room(|store| {
+            let mut statement = store.connection().prepare(&format!(
+                "SELECT m.source_id FROM id_map m
+                 WHERE m.pipeline = ? AND m.target_id IS NOT NULL {unmarked}
+                   AND m.source_id NOT IN (SELECT source_id FROM {} WHERE run_id = ?)
+                 ORDER BY m.source_id",
+                quote(table)
+            ))?;
+            let ids = statement.query_map(params![pipeline, run_id], |row| row.get(0))?;
+            Ok(ids.collect::<Result<_, _>>()?)
+        })
     }
 
     /// Which of `ids` run `run_id` staged in `table`.

@@ -18,6 +18,9 @@ pub struct Store {
     /// Column names of the tables appended to, read from the catalog once per table: asking
     /// DuckDB's catalog on every append cost a tenth of a large run's time.
     pub(super) column_cache: RefCell<HashMap<String, Vec<String>>>,
+    /// DuckDB's memory limit in bytes, as set when the file was opened (`None` for a size
+    /// etl cannot read, which DuckDB read for it).
+    pub(super) memory_limit: Option<u64>,
 }
 
 /// One row of `runs`.
@@ -103,6 +106,7 @@ impl Store {
             conn,
             path: path.to_path_buf(),
             column_cache: RefCell::default(),
+            memory_limit: super::room::size_in_bytes(&limit),
         };
         store.migrate()?;
         Ok(store)
@@ -260,12 +264,12 @@ fn set(
 }
 
 /// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or
-/// 96 MB. At 100,000 records, 96 MB cost no CPU time over 256 MB and took 120–150 MB off the
-/// peak (BENCHMARKS.md, eighth session): what etl asks of staging is joins and scans over a
-/// window of rows, which DuckDB runs in a bounded space or spills, and nothing sorts records
-/// wholesale.
+/// 48 MB. What etl asks of staging is joins and scans over a window of rows, which DuckDB runs
+/// in a bounded space or spills, and nothing sorts records wholesale; the few statements over
+/// a whole pipeline's ids get more while they need it (`room.rs`). At 1M records 48 MB used
+/// no more CPU than 96 MB and took 30–50 MB off the peaks (BENCHMARKS.md, twelfth session).
 fn memory_limit() -> String {
-    env_setting("ETL_STAGING_MEMORY", "96MB")
+    env_setting("ETL_STAGING_MEMORY", "48MB")
 }
 
 /// How DuckDB compresses the staging file's strings: `ETL_STAGING_COMPRESSION` (a method name
