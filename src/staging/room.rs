@@ -1,15 +1,15 @@
 //! More memory for the few statements that work over a whole pipeline's ids at once (a join
 //! with the id map sorted, a grouping of every record listed). DuckDB runs them within the
 //! staging memory limit and spills what it can to `<file>.tmp`, but some shapes still need
-//! room that grows with the ids: with DuckDB 2.0, an anti-join sorted over 4M ids fails at 48
-//! MB and passes at 64 MB. Such a statement is run again with the limit doubled, up to
+//! room that grows with the ids: with DuckDB 2.0, a join or a grouping over 2M ids passes at
+//! 32 MB and over 4M ids fails, where 64 MB passes. Such a statement is run again with the limit doubled, up to
 //! [`MAX_DOUBLINGS`] times, and the limit is put back afterwards, so only the statement that
 //! needs the memory holds it, and only while it runs.
 
 use super::error::StagingError;
 use super::store::Store;
 
-/// The default 48 MB doubled four times is 768 MB.
+/// The default 32 MB doubled four times is 512 MB.
 const MAX_DOUBLINGS: u32 = 4;
 
 impl Store {

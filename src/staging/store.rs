@@ -264,12 +264,12 @@ fn set(
 }
 
 /// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or
-/// 48 MB. What etl asks of staging is joins and scans over a window of rows, which DuckDB runs
+/// 32 MB. What etl asks of staging is joins and scans over a window of rows, which DuckDB runs
 /// in a bounded space or spills, and nothing sorts records wholesale; the few statements over
-/// a whole pipeline's ids get more while they need it (`room.rs`). At 1M records 48 MB used
-/// no more CPU than 96 MB and took 30–50 MB off the peaks (BENCHMARKS.md, twelfth session).
+/// a whole pipeline's ids get more while they need it (`room.rs`). At 1M records 32 MB took
+/// 52–72 MB off the peaks of 96 MB for 3–4% more CPU (BENCHMARKS.md, twelfth session).
 fn memory_limit() -> String {
-    env_setting("ETL_STAGING_MEMORY", "48MB")
+    env_setting("ETL_STAGING_MEMORY", "32MB")
 }
 
 /// How DuckDB compresses the staging file's strings: `ETL_STAGING_COMPRESSION` (a method name
