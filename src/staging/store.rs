@@ -267,7 +267,7 @@ fn set(
 /// 32 MB. What etl asks of staging is joins and scans over a window of rows, which DuckDB runs
 /// in a bounded space or spills, and nothing sorts records wholesale; the few statements over
 /// a whole pipeline's ids get more while they need it (`room.rs`). At 1M records 32 MB took
-/// 52–72 MB off the peaks of 96 MB for 3–4% more CPU (BENCHMARKS.md, twelfth session).
+/// 51–72 MB off the peaks of 96 MB for 0–9% more CPU (BENCHMARKS.md, twelfth session).
 fn memory_limit() -> String {
     env_setting("ETL_STAGING_MEMORY", "32MB")
 }
