@@ -178,3 +178,56 @@ fn a_statement_that_does_not_fit_says_which_setting_to_raise() {
     assert!(message.contains("Out of Memory Error"), "{message}");
     assert!(message.contains("ETL_STAGING_MEMORY=512MB"), "{message}");
 }
+
+/// Collects what a read hands over, and how often it started again.
+#[derive(Default)]
+struct Collected {
+    pairs: Vec<(String, String)>,
+    restarts: usize,
+}
+
+impl etl::staging::PairSink for Collected {
+    fn pair(&mut self, key: &str, value: &str) {
+        self.pairs.push((key.to_string(), value.to_string()));
+    }
+
+    fn restart(&mut self) {
+        self.pairs.clear();
+        self.restarts += 1;
+    }
+}
+
+#[test]
+fn the_links_lookups_read_come_sorted_and_whole_when_the_sort_needs_more_memory() {
+    if std::env::var_os("ETL_STAGING_MEMORY").is_some() {
+        eprintln!("ETL_STAGING_MEMORY is set: the limit given back is the user's");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = store_with_links(dir.path(), 20_000);
+    store
+        .connection()
+        .execute_batch(
+            "UPDATE id_map SET target_record = ('{\"main_site_id\": ' || target_id || '}')::JSON;
+             CHECKPOINT;
+             SET memory_limit = '2MB';",
+        )
+        .unwrap();
+    let mut targets = Collected::default();
+    store.each_link_target("p", &mut targets).unwrap();
+    let mut sites = Collected::default();
+    store
+        .each_linked_field("p", "main_site_id", &mut sites)
+        .unwrap();
+    for read in [&targets, &sites] {
+        assert_eq!(read.pairs.len(), 20_000);
+        assert!(read.pairs.windows(2).all(|pair| pair[0].0 < pair[1].0));
+        assert_eq!(
+            read.pairs[5],
+            ("001000000000000005".to_string(), "5".to_string())
+        );
+    }
+    // At least one of them ran out under 2 MB and started again with more.
+    assert!(targets.restarts + sites.restarts > 0);
+    assert_eq!(setting(&store, "memory_limit"), "30.5 MiB");
+}
