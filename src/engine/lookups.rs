@@ -2,7 +2,8 @@
 //! once per pipeline, a field of the linked records once per pipeline and field, never the whole
 //! records), and searches of the target (answered once per entity, field and value).
 //!
-//! The links are read in key order and kept packed (see `packed_pairs.rs`).
+//! The links are kept packed (see [`PackedPairs`]): at 1M records a pipeline's links held as a
+//! hash map of strings took about 140 bytes each, packed they take the ids' own bytes plus 12.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -10,9 +11,96 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connector::Target;
-use super::packed_pairs::PackedPairs;
-use crate::staging::{PairSink, Store};
+use crate::staging::Store;
 use crate::transform::Lookups;
+
+/// Pairs of texts (a source id and a target id, or a source id and a field's value as JSON)
+/// kept in one string, found by binary search: the ids' own bytes plus 12 bytes a pair, where
+/// a hash map of boxed strings takes several allocations and empty buckets per pair.
+#[derive(Default)]
+struct PackedPairs {
+    /// Each pair's key, then its value, pair after pair in the order they were read.
+    text: String,
+    /// Where each pair's key ends and where its value ends (its key starts where the pair
+    /// before ends).
+    ends: Vec<(u32, u32)>,
+    /// Pair indices by key, then value.
+    by_key: Vec<u32>,
+    /// Pair indices by value, then key: made once a reversed lookup asks (the sync back's).
+    by_value: Option<Vec<u32>>,
+}
+
+impl PackedPairs {
+    fn push(&mut self, key: &str, value: &str) -> Result<(), String> {
+        let index = u32::try_from(self.ends.len());
+        self.text.push_str(key);
+        let key_end = u32::try_from(self.text.len());
+        self.text.push_str(value);
+        let value_end = u32::try_from(self.text.len());
+        match (index, key_end, value_end) {
+            (Ok(index), Ok(key_end), Ok(value_end)) => {
+                self.ends.push((key_end, value_end));
+                self.by_key.push(index);
+                Ok(())
+            }
+            _ => Err("more than 4 GB of linked ids".to_string()),
+        }
+    }
+
+    /// Sorts the index by key once every pair is in, and gives back what the reading left.
+    fn finish(mut self) -> PackedPairs {
+        let mut by_key = std::mem::take(&mut self.by_key);
+        by_key.sort_unstable_by(|a, b| {
+            let (a, b) = (self.pair(*a), self.pair(*b));
+            a.cmp(&b)
+        });
+        self.by_key = by_key;
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+        self.by_key.shrink_to_fit();
+        self
+    }
+
+    fn pair(&self, index: u32) -> (&str, &str) {
+        let index = index as usize;
+        let start = match index {
+            0 => 0,
+            _ => self.ends[index - 1].1 as usize,
+        };
+        let (key_end, value_end) = self.ends[index];
+        (
+            &self.text[start..key_end as usize],
+            &self.text[key_end as usize..value_end as usize],
+        )
+    }
+
+    /// The value of `key` (keys are unique: the id map's key is the source id).
+    fn value_of(&self, key: &str) -> Option<&str> {
+        let at = self
+            .by_key
+            .partition_point(|index| self.pair(*index).0 < key);
+        let index = *self.by_key.get(at)?;
+        let (found, value) = self.pair(index);
+        (found == key).then_some(value)
+    }
+
+    /// The smallest key whose value is `value` (several sources linked to one target should
+    /// not happen; when they do, the answer never depends on the order they were read in).
+    fn key_of(&mut self, value: &str) -> Option<&str> {
+        if self.by_value.is_none() {
+            let mut by_value: Vec<u32> = (0..self.ends.len() as u32).collect();
+            by_value.sort_unstable_by(|a, b| {
+                let ((a_key, a_value), (b_key, b_value)) = (self.pair(*a), self.pair(*b));
+                (a_value, a_key).cmp(&(b_value, b_key))
+            });
+            self.by_value = Some(by_value);
+        }
+        let by_value = self.by_value.as_ref()?;
+        let at = by_value.partition_point(|index| self.pair(*index).1 < value);
+        let (key, found) = self.pair(*by_value.get(at)?);
+        (found == value).then_some(key)
+    }
+}
 
 /// One pipeline's links by source id (and, once a reversed lookup asks, by target id), and
 /// the fields of the linked target records that lookups asked for.
@@ -22,41 +110,26 @@ struct LoadedLinks {
     fields: HashMap<String, PackedPairs>,
 }
 
-/// Pairs read from staging, packed as they come.
-#[derive(Default)]
-struct Packing {
-    pairs: PackedPairs,
-    /// Why no more pairs fit, if they did not.
-    full: Option<String>,
-}
-
-impl PairSink for Packing {
-    fn pair(&mut self, key: &str, value: &str) {
-        if self.full.is_none() {
-            if let Err(error) = self.pairs.push(key, value) {
-                self.full = Some(error);
-            }
-        }
-    }
-
-    fn restart(&mut self) {
-        *self = Packing::default();
-    }
-}
-
 /// Reads pairs from staging into a packed set. A failed read leaves the set empty, so every
 /// lookup of it answers "not linked", as before; the failure is logged once.
-fn packed(what: &str, read: impl FnOnce(&mut dyn PairSink) -> Result<(), String>) -> PackedPairs {
-    let mut packing = Packing::default();
-    let outcome = read(&mut packing);
-    let Packing { pairs, full } = packing;
-    match outcome.err().or(full).map_or_else(|| pairs.finish(), Err) {
-        Ok(pairs) => pairs,
-        Err(error) => {
-            tracing::warn!(%error, "could not read {what} for lookups; they answer nothing");
-            PackedPairs::default()
+fn packed(
+    what: &str,
+    read: impl FnOnce(&mut dyn FnMut(&str, &str)) -> Result<(), String>,
+) -> PackedPairs {
+    let mut pairs = PackedPairs::default();
+    let mut full = None;
+    let outcome = read(&mut |key, value| {
+        if full.is_none() {
+            if let Err(error) = pairs.push(key, value) {
+                full = Some(error);
+            }
         }
+    });
+    if let Some(error) = outcome.err().or(full) {
+        tracing::warn!(%error, "could not read {what} for lookups; they answer nothing");
+        return PackedPairs::default();
     }
+    pairs.finish()
 }
 
 pub struct EngineLookups<'a> {
@@ -170,7 +243,72 @@ impl Lookups for EngineLookups<'_> {
     fn source_of(&self, pipeline: &str, target_id: &Value) -> Option<Value> {
         let wanted = id_text(target_id);
         self.with_links(pipeline, None, |links| {
-            links.targets.key_of(&wanted).map(Value::String)
+            links
+                .targets
+                .key_of(&wanted)
+                .map(|source| Value::String(source.to_string()))
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(read: &[(&str, &str)]) -> PackedPairs {
+        let mut pairs = PackedPairs::default();
+        for (key, value) in read {
+            pairs.push(key, value).unwrap();
+        }
+        pairs.finish()
+    }
+
+    #[test]
+    fn every_key_finds_its_own_value_and_no_other_key_finds_one() {
+        let read: Vec<(String, String)> = (0..1000)
+            .rev()
+            .map(|n| (format!("001{n:015}"), (n * 7).to_string()))
+            .collect();
+        let packed = pairs(
+            &read
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str()))
+                .collect::<Vec<_>>(),
+        );
+        for (key, value) in &read {
+            assert_eq!(packed.value_of(key), Some(value.as_str()), "{key}");
+        }
+        // Keys before, between and after the stored ones, and prefixes of them.
+        for missing in ["", "000", "001000000000000000x", "0010000000000000", "zzz"] {
+            assert_eq!(packed.value_of(missing), None, "{missing}");
+        }
+    }
+
+    #[test]
+    fn a_key_and_a_value_that_run_together_are_still_told_apart() {
+        // "ab" + "c" and "a" + "bc" are the same bytes in the packed text.
+        let packed = pairs(&[("ab", "c"), ("a", "bc"), ("", "empty key")]);
+        assert_eq!(packed.value_of("ab"), Some("c"));
+        assert_eq!(packed.value_of("a"), Some("bc"));
+        assert_eq!(packed.value_of(""), Some("empty key"));
+        assert_eq!(packed.value_of("abc"), None);
+    }
+
+    #[test]
+    fn reversed_lookups_answer_the_smallest_key_whatever_the_order_read() {
+        let mut packed = pairs(&[("003B", "7"), ("003A", "7"), ("003C", "8")]);
+        assert_eq!(packed.key_of("7"), Some("003A"));
+        assert_eq!(packed.key_of("8"), Some("003C"));
+        assert_eq!(packed.key_of("9"), None);
+        assert_eq!(packed.key_of(""), None);
+        let mut packed = pairs(&[("003A", "7"), ("003B", "7")]);
+        assert_eq!(packed.key_of("7"), Some("003A"));
+    }
+
+    #[test]
+    fn nothing_read_answers_nothing() {
+        let mut packed = pairs(&[]);
+        assert_eq!(packed.value_of("001A"), None);
+        assert_eq!(packed.key_of("1"), None);
     }
 }

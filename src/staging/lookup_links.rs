@@ -2,9 +2,7 @@
 //! target records), streamed to the caller a chunk of rows at a time. A plain query would have
 //! DuckDB materialize the whole result before the first row is read, and the caller collect it
 //! again: at 1M records that is a second and third copy of every link of a pipeline, while the
-//! caller (`engine/lookups.rs`) keeps one packed copy. They come sorted by source id, which the
-//! packed copy is built in (DuckDB sorts them spilling past its memory limit: 4M links sorted
-//! under 32 MB in 2 s with the same DuckDB).
+//! caller (`engine/lookups.rs`) keeps one packed copy.
 
 use duckdb::arrow::array::{Array, AsArray, LargeStringArray, StringArray, StringViewArray};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -13,66 +11,37 @@ use duckdb::params;
 use super::error::StagingError;
 use super::store::Store;
 
-/// Where the pairs go. The sort can run out of memory under the staging limit part way (a
-/// sort of 250,000 fields of the accounts' JSON did at 32 MB); the read then starts again
-/// with more (`room.rs`), and the sink first forgets what it was handed.
-pub trait PairSink {
-    fn pair(&mut self, key: &str, value: &str);
-    fn restart(&mut self);
-}
-
 impl Store {
-    /// Hands every link of `pipeline` to a target record to `sink` as (source id, target id),
-    /// by source id.
+    /// Hands every link of `pipeline` to a target record to `each` as (source id, target id),
+    /// in no particular order.
     pub fn each_link_target(
         &self,
         pipeline: &str,
-        sink: &mut dyn PairSink,
+        each: impl FnMut(&str, &str),
     ) -> Result<(), StagingError> {
-        self.stream_sorted_pairs(
-            "SELECT source_id, target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL
-             ORDER BY source_id",
-            params![pipeline],
-            sink,
-        )
+        let mut statement = self.connection().prepare(
+            "SELECT source_id, target_id FROM id_map WHERE pipeline = ? AND target_id IS NOT NULL",
+        )?;
+        stream_pairs(statement.stream_arrow(params![pipeline])?, each)
     }
 
-    /// Hands `field` of every target record `pipeline` links to `sink` as (source id, the
-    /// field's value as JSON text) by source id, leaving out records without the field or where
-    /// it is null.
+    /// Hands `field` of every target record `pipeline` links to `each` as (source id, the
+    /// field's value as JSON text), leaving out records without the field or where it is null.
     pub fn each_linked_field(
         &self,
         pipeline: &str,
         field: &str,
-        sink: &mut dyn PairSink,
+        each: impl FnMut(&str, &str),
     ) -> Result<(), StagingError> {
         let path = format!("$.\"{}\"", field.replace('"', "\\\""));
-        self.stream_sorted_pairs(
+        let mut statement = self.connection().prepare(
             "SELECT source_id, value FROM (
                  SELECT source_id, json_extract(target_record, ?)::VARCHAR AS value
                  FROM id_map
                  WHERE pipeline = ? AND target_id IS NOT NULL AND target_record IS NOT NULL)
-             WHERE value IS NOT NULL AND value <> 'null'
-             ORDER BY source_id",
-            params![path, pipeline],
-            sink,
-        )
-    }
-
-    fn stream_sorted_pairs(
-        &self,
-        sql: &str,
-        params: impl duckdb::Params + Copy,
-        sink: &mut dyn PairSink,
-    ) -> Result<(), StagingError> {
-        let mut started = false;
-        self.with_room(|store| {
-            if std::mem::replace(&mut started, true) {
-                sink.restart();
-            }
-            let mut statement = store.connection().prepare(sql)?;
-            stream_pairs(statement.stream_arrow(params)?, &mut *sink)
-        })
+             WHERE value IS NOT NULL AND value <> 'null'",
+        )?;
+        stream_pairs(statement.stream_arrow(params![path, pipeline])?, each)
     }
 }
 
@@ -80,14 +49,14 @@ impl Store {
 /// with a null in either column are left out.
 fn stream_pairs(
     batches: impl Iterator<Item = duckdb::Result<RecordBatch>>,
-    sink: &mut dyn PairSink,
+    mut each: impl FnMut(&str, &str),
 ) -> Result<(), StagingError> {
     for batch in batches {
         let batch = batch?;
         let (keys, values) = (Texts::of(&batch, 0)?, Texts::of(&batch, 1)?);
         for row in 0..batch.num_rows() {
             if let (Some(key), Some(value)) = (keys.get(row), values.get(row)) {
-                sink.pair(key, value);
+                each(key, value);
             }
         }
     }

@@ -21,7 +21,6 @@ pub use back_links::{ListingCounts, RelinkCandidate, KEPT_SOURCE_ID};
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
 pub use id_map::{Link, NewLinks};
-pub use lookup_links::PairSink;
 pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 pub use query::ResultTable;
 pub use run_links::LinkedRecord;
