@@ -92,7 +92,8 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
         .arg(root.join("etl.yaml"))
         .args(["run", "--json", "--no-sandbox"])
         .stdout(Stdio::piped())
-        .stderr(Stdio::null());
+        // Kept to show why a run that did not finish "ok" stopped.
+        .stderr(Stdio::piped());
     if let Some(dir) = logs {
         std::fs::create_dir_all(dir).expect("the log folder can be made");
         let name: String = label
@@ -109,6 +110,15 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     let pid = child.id();
     let mut peak = 0;
     let mut cpu = 0;
+    let stderr = child.stderr.take();
+    let errors = std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut err) = stderr {
+            use std::io::Read;
+            let _ = err.read_to_string(&mut text);
+        }
+        text
+    });
     let stdout = child.stdout.take();
     let reader = std::thread::spawn(move || {
         let mut text = String::new();
@@ -148,6 +158,18 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
         sandboxes_cpu as f64 / 100.0,
         peak as f64 / 1024.0
     );
+    let status = summary["status"].as_str().unwrap_or("no summary");
+    if status != "ok" {
+        // The progress lines left out, what etl said on stderr.
+        let said: Vec<String> = errors
+            .join()
+            .unwrap_or_default()
+            .lines()
+            .filter(|line| !line.contains(" · "))
+            .map(str::to_string)
+            .collect();
+        println!("  {label}: the run ended {status}: {}", said.join(" | "));
+    }
     summary
 }
 
