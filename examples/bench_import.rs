@@ -110,24 +110,8 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     let pid = child.id();
     let mut peak = 0;
     let mut cpu = 0;
-    let stderr = child.stderr.take();
-    let errors = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut err) = stderr {
-            use std::io::Read;
-            let _ = err.read_to_string(&mut text);
-        }
-        text
-    });
-    let stdout = child.stdout.take();
-    let reader = std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut out) = stdout {
-            use std::io::Read;
-            let _ = out.read_to_string(&mut text);
-        }
-        text
-    });
+    let errors = read_all(child.stderr.take());
+    let reader = read_all(child.stdout.take());
     while child.try_wait().ok().flatten().is_none() {
         peak = peak.max(peak_kb(pid).unwrap_or(0));
         cpu = cpu.max(cpu_ticks(pid).unwrap_or(0));
@@ -171,6 +155,17 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
         println!("  {label}: the run ended {status}: {}", said.join(" | "));
     }
     summary
+}
+
+/// Reads all of a child's pipe on a thread of its own, so that the child never waits on it.
+fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        if let Some(mut pipe) = pipe {
+            let _ = pipe.read_to_string(&mut text);
+        }
+        text
+    })
 }
 
 /// Every API call of both sandboxes waits `ms` before answering.

@@ -131,6 +131,17 @@ fn store_with_links(dir: &std::path::Path, links: usize) -> Store {
     store
 }
 
+/// 20,000 links (see `store_with_links`) under a 2 MB limit, where an anti-join sorted over
+/// them fails.
+fn squeezed_store_with_links(dir: &std::path::Path) -> Store {
+    let store = store_with_links(dir, 20_000);
+    store
+        .connection()
+        .execute_batch("SET memory_limit = '2MB'")
+        .unwrap();
+    store
+}
+
 #[test]
 fn a_statement_over_a_whole_pipeline_gets_more_memory_while_it_needs_it() {
     if std::env::var_os("ETL_STAGING_MEMORY").is_some() {
@@ -138,13 +149,9 @@ fn a_statement_over_a_whole_pipeline_gets_more_memory_while_it_needs_it() {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_links(dir.path(), 20_000);
-    // Far under what the anti-join sorted needs for 20,000 ids (it fails at 2 MB): the
-    // statement runs again with the limit etl set (32 MB) doubled.
-    store
-        .connection()
-        .execute_batch("SET memory_limit = '2MB'")
-        .unwrap();
+    // Far under what the anti-join sorted needs for 20,000 ids: the statement runs again with
+    // the limit etl set (32 MB) doubled.
+    let store = squeezed_store_with_links(dir.path());
     let missing = store
         .linked_but_not_staged("p", "staged", "r1", &[])
         .unwrap();
@@ -158,11 +165,7 @@ fn a_statement_over_a_whole_pipeline_gets_more_memory_while_it_needs_it() {
 #[test]
 fn a_statement_that_does_not_fit_says_which_setting_to_raise() {
     let dir = tempfile::tempdir().unwrap();
-    let store = store_with_links(dir.path(), 20_000);
-    store
-        .connection()
-        .execute_batch("SET memory_limit = '2MB'")
-        .unwrap();
+    let store = squeezed_store_with_links(dir.path());
     // `etl sql` runs what it is given once, under the limit.
     let error = store
         .query(
