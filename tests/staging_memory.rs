@@ -1,6 +1,7 @@
 //! The staging file's memory, threads and checkpoints: DuckDB's buffer pool is capped (32 MB
 //! unless `ETL_STAGING_MEMORY` says otherwise; a statement over a whole pipeline's ids gets
-//! more while it needs it, and a statement that still does not fit says which setting to raise), it runs one worker thread (unless
+//! more while it needs it, and a statement that still does not fit says which setting to
+//! raise), it runs one worker thread (unless
 //! `ETL_STAGING_THREADS` says otherwise), it checkpoints every 256 MB of write-ahead log
 //! (unless `ETL_STAGING_CHECKPOINT` says otherwise), it writes strings with zstd (unless
 //! `ETL_STAGING_COMPRESSION` says otherwise), and joins over more ids than fit under the cap
@@ -82,8 +83,9 @@ fn the_buffer_pool_is_capped_and_spills_next_to_the_file() {
     // join, a grouping) over 1M ids, as many as the id map of a 1M-record run holds, under the
     // 32 MB cap. With DuckDB 2.0 all three pass at 32 MB over 2M ids, and one or another fails
     // at 32 or 48 MB over 4M ids and at 96 MB over 8M (checked by hand): etl gives such
-    // statements more memory while they need it (the test below). A sort or join of whole record texts does not spill
-    // this way, which is why etl never runs one (see `staging/run_links.rs`).
+    // statements more memory while they need it (the test below). A sort or join of whole
+    // record texts does not spill this way, which is why etl never runs one (see
+    // `staging/run_links.rs`).
     let connection = store.connection();
     connection
         .execute_batch(

@@ -19,7 +19,7 @@ pub enum StagingError {
     #[error("column `{column}` has type {data_type}, which etl cannot print; cast it in the query, e.g. `{column}::VARCHAR`")]
     Unprintable { column: String, data_type: String },
     /// DuckDB could not fit a statement under the staging memory limit.
-    #[error("staging ran out of memory under its limit (ETL_STAGING_MEMORY, 32MB unless set): {detail}; set a higher limit, e.g. ETL_STAGING_MEMORY=512MB")]
+    #[error("staging ran out of memory under its limit (ETL_STAGING_MEMORY, {} unless set): {detail}; set a higher limit, e.g. ETL_STAGING_MEMORY=512MB", super::store::DEFAULT_MEMORY_LIMIT)]
     OutOfMemory { detail: String },
     /// DuckDB's own message, e.g. for a query that does not parse.
     #[error("{0}")]

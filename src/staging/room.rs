@@ -2,9 +2,9 @@
 //! with the id map sorted, a grouping of every record listed). DuckDB runs them within the
 //! staging memory limit and spills what it can to `<file>.tmp`, but some shapes still need
 //! room that grows with the ids: with DuckDB 2.0, a join or a grouping over 2M ids passes at
-//! 32 MB and over 4M ids fails, where 64 MB passes. Such a statement is run again with the limit doubled, up to
-//! [`MAX_DOUBLINGS`] times, and the limit is put back afterwards, so only the statement that
-//! needs the memory holds it, and only while it runs.
+//! 32 MB and over 4M ids fails, where 64 MB passes. Such a statement is run again with the
+//! limit doubled, up to [`MAX_DOUBLINGS`] times, and the limit is put back afterwards, so only
+//! the statement that needs the memory holds it, and only while it runs.
 
 use super::error::StagingError;
 use super::store::Store;

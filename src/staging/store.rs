@@ -263,13 +263,16 @@ fn set(
         })
 }
 
+/// DuckDB's memory limit when `ETL_STAGING_MEMORY` is not set (see [`memory_limit`]).
+pub(super) const DEFAULT_MEMORY_LIMIT: &str = "32MB";
+
 /// DuckDB's memory limit: `ETL_STAGING_MEMORY` (a DuckDB size such as `512MB` or `2GB`) or
 /// 32 MB. What etl asks of staging is joins and scans over a window of rows, which DuckDB runs
 /// in a bounded space or spills, and nothing sorts records wholesale; the few statements over
 /// a whole pipeline's ids get more while they need it (`room.rs`). At 1M records 32 MB took
 /// 51–72 MB off the peaks of 96 MB for 0–9% more CPU (BENCHMARKS.md, twelfth session).
 fn memory_limit() -> String {
-    env_setting("ETL_STAGING_MEMORY", "32MB")
+    env_setting("ETL_STAGING_MEMORY", DEFAULT_MEMORY_LIMIT)
 }
 
 /// How DuckDB compresses the staging file's strings: `ETL_STAGING_COMPRESSION` (a method name
