@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use serde_json::Value;
 
 use super::connector::Target;
-use crate::staging::Store;
+use super::error::EngineError;
+use crate::staging::{StagingError, Store};
 use crate::transform::Lookups;
 
 /// Pairs of texts (a source id and a target id, or a source id and a field's value as JSON)
@@ -110,12 +111,11 @@ struct LoadedLinks {
     fields: HashMap<String, PackedPairs>,
 }
 
-/// Reads pairs from staging into a packed set. A failed read leaves the set empty, so every
-/// lookup of it answers "not linked", as before; the failure is logged once.
+/// Reads pairs from staging into a packed set, or says why it could not.
 fn packed(
-    what: &str,
-    read: impl FnOnce(&mut dyn FnMut(&str, &str)) -> Result<(), String>,
-) -> PackedPairs {
+    what: String,
+    read: impl FnOnce(&mut dyn FnMut(&str, &str)) -> Result<(), StagingError>,
+) -> Result<PackedPairs, StagingError> {
     let mut pairs = PackedPairs::default();
     let mut full = None;
     let outcome = read(&mut |key, value| {
@@ -125,11 +125,20 @@ fn packed(
             }
         }
     });
-    if let Some(error) = outcome.err().or(full) {
-        tracing::warn!(%error, "could not read {what} for lookups; they answer nothing");
-        return PackedPairs::default();
+    match (outcome, full) {
+        (Err(error), _) => Err(StagingError::Read {
+            what,
+            detail: error.to_string(),
+        }),
+        (Ok(()), Some(detail)) => Err(StagingError::Read { what, detail }),
+        (Ok(()), None) => Ok(pairs.finish()),
     }
-    pairs.finish()
+}
+
+/// Why a lookup could not be answered.
+enum Failure {
+    Staging(StagingError),
+    Search(String),
 }
 
 pub struct EngineLookups<'a> {
@@ -137,8 +146,10 @@ pub struct EngineLookups<'a> {
     target: &'a dyn Target,
     links: RefCell<HashMap<String, LoadedLinks>>,
     searches: RefCell<HashMap<(String, String, String), Option<Value>>>,
-    /// The first search error, reported once instead of on every record.
-    pub search_error: RefCell<Option<String>>,
+    /// The first lookup that could not be answered (a search of the target that failed, or
+    /// links staging could not read): the lookups then answer nothing, and the caller stops
+    /// the pipeline before anything transformed with them is written (see [`Self::failure`]).
+    failure: RefCell<Option<Failure>>,
 }
 
 impl<'a> EngineLookups<'a> {
@@ -148,8 +159,30 @@ impl<'a> EngineLookups<'a> {
             target,
             links: RefCell::new(HashMap::new()),
             searches: RefCell::new(HashMap::new()),
-            search_error: RefCell::new(None),
+            failure: RefCell::new(None),
         }
+    }
+
+    /// The first lookup that could not be answered since the last call, as the error that
+    /// stops `pipeline`: the records transformed since may hold defaults where a link or a
+    /// value belonged, so none of them may be written.
+    pub fn failure(&self, pipeline: &str) -> Option<EngineError> {
+        Some(match self.failure.take()? {
+            Failure::Staging(error) => EngineError::Staging(error),
+            Failure::Search(error) => EngineError::Connection(format!(
+                "pipeline {pipeline}: a lookup could not search the target: {error}"
+            )),
+        })
+    }
+
+    /// Notes the first failure (later ones most likely share its cause) and answers an empty
+    /// set, so the transform goes on to the end of its page.
+    fn failed(&self, error: StagingError) -> PackedPairs {
+        tracing::warn!(%error, "a lookup could not be answered");
+        self.failure
+            .borrow_mut()
+            .get_or_insert(Failure::Staging(error));
+        PackedPairs::default()
     }
 
     fn with_links<T>(
@@ -160,11 +193,9 @@ impl<'a> EngineLookups<'a> {
     ) -> T {
         let mut links = self.links.borrow_mut();
         if !links.contains_key(pipeline) {
-            let targets = packed(&format!("the links of pipeline {pipeline}"), |each| {
-                self.store
-                    .each_link_target(pipeline, each)
-                    .map_err(|e| e.to_string())
-            });
+            let what = format!("the links of pipeline {pipeline} for lookups");
+            let targets = packed(what, |each| self.store.each_link_target(pipeline, each))
+                .unwrap_or_else(|error| self.failed(error));
             links.insert(
                 pipeline.to_string(),
                 LoadedLinks {
@@ -176,12 +207,12 @@ impl<'a> EngineLookups<'a> {
         let loaded = links.get_mut(pipeline).expect("inserted above");
         if let Some(field) = field {
             if !loaded.fields.contains_key(field) {
-                let what = format!("field {field} of the records pipeline {pipeline} links");
-                let values = packed(&what, |each| {
-                    self.store
-                        .each_linked_field(pipeline, field, each)
-                        .map_err(|e| e.to_string())
-                });
+                let what =
+                    format!("field {field} of the records pipeline {pipeline} links, for lookups");
+                let values = packed(what, |each| {
+                    self.store.each_linked_field(pipeline, field, each)
+                })
+                .unwrap_or_else(|error| self.failed(error));
                 loaded.fields.insert(field.to_string(), values);
             }
         }
@@ -230,9 +261,9 @@ impl Lookups for EngineLookups<'_> {
         let found = match self.target.search(entity, by, value) {
             Ok(found) => found,
             Err(error) => {
-                self.search_error
+                self.failure
                     .borrow_mut()
-                    .get_or_insert_with(|| error.to_string());
+                    .get_or_insert_with(|| Failure::Search(error.to_string()));
                 None
             }
         };
@@ -254,6 +285,7 @@ impl Lookups for EngineLookups<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::WriteResult;
 
     fn pairs(read: &[(&str, &str)]) -> PackedPairs {
         let mut pairs = PackedPairs::default();
@@ -303,6 +335,72 @@ mod tests {
         assert_eq!(packed.key_of(""), None);
         let mut packed = pairs(&[("003A", "7"), ("003B", "7")]);
         assert_eq!(packed.key_of("7"), Some("003A"));
+    }
+
+    /// A target whose searches fail, as one that cannot be reached.
+    struct Unreachable;
+
+    impl Target for Unreachable {
+        fn write(&self, _: &str, _: &[crate::engine::WriteRequest]) -> Vec<WriteResult> {
+            Vec::new()
+        }
+        fn find(
+            &self,
+            _: &str,
+            _: &[(String, Value)],
+        ) -> Result<Option<(String, crate::engine::Record)>, EngineError> {
+            Ok(None)
+        }
+        fn search(&self, _: &str, _: &str, _: &Value) -> Result<Option<Value>, EngineError> {
+            Err(EngineError::Connection("HTTP 503: try again later".into()))
+        }
+        fn api_calls(&self) -> u64 {
+            0
+        }
+    }
+
+    #[test]
+    fn links_staging_cannot_read_stop_the_pipeline_with_what_could_not_be_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        store
+            .connection()
+            .execute_batch("DROP TABLE id_map")
+            .unwrap();
+        let lookups = EngineLookups::new(&store, &Unreachable);
+        assert!(lookups.failure("contacts").is_none(), "nothing asked yet");
+
+        assert_eq!(lookups.linked("accounts", None, "001A"), None);
+        assert_eq!(
+            lookups.linked("accounts", Some("main_site_id"), "001A"),
+            None
+        );
+        let error = lookups.failure("contacts").expect("the read failed");
+        assert!(matches!(error, EngineError::Staging(_)), "{error:?}");
+        let message = error.to_string();
+        assert!(
+            message.contains("could not read the links of pipeline accounts for lookups")
+                && message.contains("id_map"),
+            "{message}"
+        );
+        assert!(lookups.failure("contacts").is_none(), "reported once");
+    }
+
+    #[test]
+    fn a_search_that_fails_stops_the_pipeline_with_the_targets_message() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let lookups = EngineLookups::new(&store, &Unreachable);
+        assert_eq!(
+            lookups.search("Agent", "email", &Value::from("a@b.c")),
+            None
+        );
+        let error = lookups.failure("accounts").expect("the search failed");
+        assert_eq!(error.exit_code(), 3);
+        assert_eq!(
+            error.to_string(),
+            "pipeline accounts: a lookup could not search the target: HTTP 503: try again later"
+        );
     }
 
     #[test]

@@ -547,13 +547,10 @@ fn import_pipeline(
     let stage_started = std::time::Instant::now();
     // The plan and the load look nothing up: the links read for the lookups are let go before
     // they start (at 1M records the opportunities' load then ran 20–30 MB lower).
-    let search_error = lookups.search_error.take();
+    let lookup_failure = lookups.failure(&pipeline.pipeline);
     drop(lookups);
-    if let Some(error) = search_error {
-        return Err(EngineError::Connection(format!(
-            "pipeline {}: a lookup could not search the target: {error}",
-            pipeline.pipeline
-        )));
+    if let Some(error) = lookup_failure {
+        return Err(error);
     }
 
     // Which records the user selected (the guide's "deselect objects").

@@ -1220,6 +1220,10 @@ pub fn sync_back(
         );
     }
     store.drop_scratch("back_links")?;
+    // Before anything planned with a lookup that could not be answered is written.
+    if let Some(error) = lookups.failure(&pipeline.pipeline) {
+        return Err(error);
+    }
     // Linked records gone from the target (or inactive there), by the pipeline's `from_halo`.
     let mut removals = Vec::new();
     // Only a full listing tells a record gone from one left out as unchanged.

@@ -21,6 +21,9 @@ pub enum StagingError {
     /// DuckDB could not fit a statement under the staging memory limit.
     #[error("staging ran out of memory under its limit (ETL_STAGING_MEMORY, {} unless set): {detail}; set a higher limit, e.g. ETL_STAGING_MEMORY=512MB", super::store::DEFAULT_MEMORY_LIMIT)]
     OutOfMemory { detail: String },
+    /// A read that fed something else (e.g. the lookups' links) and could not finish.
+    #[error("could not read {what}: {detail}")]
+    Read { what: String, detail: String },
     /// DuckDB's own message, e.g. for a query that does not parse.
     #[error("{0}")]
     Sql(duckdb::Error),
