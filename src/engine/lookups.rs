@@ -1,9 +1,9 @@
-//! Lookups for the transform: another pipeline's links read from the id map (their ids loaded
-//! once per pipeline, a field of the linked records once per pipeline and field, never the whole
-//! records), and searches of the target (answered once per entity, field and value).
+//! Lookups for the transform: another pipeline's links read from the id map (the first few
+//! asks of a pipeline one by one, then its ids loaded once, and a field of the linked records
+//! once per field, never the whole records), and searches of the target (answered once per
+//! entity, field and value).
 //!
-//! The links are kept packed (see [`PackedPairs`]): at 1M records a pipeline's links held as a
-//! hash map of strings took about 140 bytes each, packed they take the ids' own bytes plus 12.
+//! The links are kept sorted and front-coded (see `packed_pairs.rs`).
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -12,96 +12,9 @@ use serde_json::Value;
 
 use super::connector::Target;
 use super::error::EngineError;
+use super::packed_pairs::{PackedPairs, PairReader};
 use crate::staging::{StagingError, Store};
 use crate::transform::Lookups;
-
-/// Pairs of texts (a source id and a target id, or a source id and a field's value as JSON)
-/// kept in one string, found by binary search: the ids' own bytes plus 12 bytes a pair, where
-/// a hash map of boxed strings takes several allocations and empty buckets per pair.
-#[derive(Default)]
-struct PackedPairs {
-    /// Each pair's key, then its value, pair after pair in the order they were read.
-    text: String,
-    /// Where each pair's key ends and where its value ends (its key starts where the pair
-    /// before ends).
-    ends: Vec<(u32, u32)>,
-    /// Pair indices by key, then value.
-    by_key: Vec<u32>,
-    /// Pair indices by value, then key: made once a reversed lookup asks (the sync back's).
-    by_value: Option<Vec<u32>>,
-}
-
-impl PackedPairs {
-    fn push(&mut self, key: &str, value: &str) -> Result<(), String> {
-        let index = u32::try_from(self.ends.len());
-        self.text.push_str(key);
-        let key_end = u32::try_from(self.text.len());
-        self.text.push_str(value);
-        let value_end = u32::try_from(self.text.len());
-        match (index, key_end, value_end) {
-            (Ok(index), Ok(key_end), Ok(value_end)) => {
-                self.ends.push((key_end, value_end));
-                self.by_key.push(index);
-                Ok(())
-            }
-            _ => Err("more than 4 GB of linked ids".to_string()),
-        }
-    }
-
-    /// Sorts the index by key once every pair is in, and gives back what the reading left.
-    fn finish(mut self) -> PackedPairs {
-        let mut by_key = std::mem::take(&mut self.by_key);
-        by_key.sort_unstable_by(|a, b| {
-            let (a, b) = (self.pair(*a), self.pair(*b));
-            a.cmp(&b)
-        });
-        self.by_key = by_key;
-        self.text.shrink_to_fit();
-        self.ends.shrink_to_fit();
-        self.by_key.shrink_to_fit();
-        self
-    }
-
-    fn pair(&self, index: u32) -> (&str, &str) {
-        let index = index as usize;
-        let start = match index {
-            0 => 0,
-            _ => self.ends[index - 1].1 as usize,
-        };
-        let (key_end, value_end) = self.ends[index];
-        (
-            &self.text[start..key_end as usize],
-            &self.text[key_end as usize..value_end as usize],
-        )
-    }
-
-    /// The value of `key` (keys are unique: the id map's key is the source id).
-    fn value_of(&self, key: &str) -> Option<&str> {
-        let at = self
-            .by_key
-            .partition_point(|index| self.pair(*index).0 < key);
-        let index = *self.by_key.get(at)?;
-        let (found, value) = self.pair(index);
-        (found == key).then_some(value)
-    }
-
-    /// The smallest key whose value is `value` (several sources linked to one target should
-    /// not happen; when they do, the answer never depends on the order they were read in).
-    fn key_of(&mut self, value: &str) -> Option<&str> {
-        if self.by_value.is_none() {
-            let mut by_value: Vec<u32> = (0..self.ends.len() as u32).collect();
-            by_value.sort_unstable_by(|a, b| {
-                let ((a_key, a_value), (b_key, b_value)) = (self.pair(*a), self.pair(*b));
-                (a_value, a_key).cmp(&(b_value, b_key))
-            });
-            self.by_value = Some(by_value);
-        }
-        let by_value = self.by_value.as_ref()?;
-        let at = by_value.partition_point(|index| self.pair(*index).1 < value);
-        let (key, found) = self.pair(*by_value.get(at)?);
-        (found == value).then_some(key)
-    }
-}
 
 /// One pipeline's links by source id (and, once a reversed lookup asks, by target id), and
 /// the fields of the linked target records that lookups asked for.
@@ -116,23 +29,25 @@ fn packed(
     what: String,
     read: impl FnOnce(&mut dyn FnMut(&str, &str)) -> Result<(), StagingError>,
 ) -> Result<PackedPairs, StagingError> {
-    let mut pairs = PackedPairs::default();
+    let mut reader = PairReader::default();
     let mut full = None;
     let outcome = read(&mut |key, value| {
         if full.is_none() {
-            if let Err(error) = pairs.push(key, value) {
+            if let Err(error) = reader.push(key, value) {
                 full = Some(error);
             }
         }
     });
-    match (outcome, full) {
-        (Err(error), _) => Err(StagingError::Read {
-            what,
-            detail: error.to_string(),
-        }),
-        (Ok(()), Some(detail)) => Err(StagingError::Read { what, detail }),
-        (Ok(()), None) => Ok(pairs.finish()),
-    }
+    let detail = match (outcome, full) {
+        (Err(error), _) => error.to_string(),
+        (Ok(()), Some(detail)) => detail,
+        (Ok(()), None) => {
+            return reader
+                .finish()
+                .map_err(|detail| StagingError::Read { what, detail })
+        }
+    };
+    Err(StagingError::Read { what, detail })
 }
 
 /// Why a lookup could not be answered.
@@ -141,10 +56,19 @@ enum Failure {
     Search(String),
 }
 
+/// Asks of one pipeline's links answered one by one from staging before all its links are
+/// loaded: a sync back of a few records then loads none (at 1M records loading the links of
+/// accounts and contacts for the opportunities' one record was the first import's peak), and
+/// a pipeline that asks for many pays at most this many reads of the id map first (each a scan
+/// of it, some 7 ms at 1M records).
+const ASKED_ONE_BY_ONE: u32 = 32;
+
 pub struct EngineLookups<'a> {
     store: &'a Store,
     target: &'a dyn Target,
     links: RefCell<HashMap<String, LoadedLinks>>,
+    /// Asks answered one by one so far, by pipeline, while its links are not loaded.
+    asked: RefCell<HashMap<String, u32>>,
     searches: RefCell<HashMap<(String, String, String), Option<Value>>>,
     /// The first lookup that could not be answered (a search of the target that failed, or
     /// links staging could not read): the lookups then answer nothing, and the caller stops
@@ -158,6 +82,7 @@ impl<'a> EngineLookups<'a> {
             store,
             target,
             links: RefCell::new(HashMap::new()),
+            asked: RefCell::new(HashMap::new()),
             searches: RefCell::new(HashMap::new()),
             failure: RefCell::new(None),
         }
@@ -183,6 +108,33 @@ impl<'a> EngineLookups<'a> {
             .borrow_mut()
             .get_or_insert(Failure::Staging(error));
         PackedPairs::default()
+    }
+
+    /// The answer of `read` from staging, while `pipeline`'s links are not loaded and it has
+    /// been asked fewer than [`ASKED_ONE_BY_ONE`] times; `None` when the links are to answer.
+    fn one_by_one<T>(
+        &self,
+        pipeline: &str,
+        read: impl FnOnce() -> Result<Option<T>, StagingError>,
+    ) -> Option<Option<T>> {
+        if self.links.borrow().contains_key(pipeline) {
+            return None;
+        }
+        {
+            let mut asked = self.asked.borrow_mut();
+            let count = asked.entry(pipeline.to_string()).or_default();
+            if *count >= ASKED_ONE_BY_ONE {
+                return None;
+            }
+            *count += 1;
+        }
+        Some(read().unwrap_or_else(|error| {
+            self.failed(StagingError::Read {
+                what: format!("the links of pipeline {pipeline} for lookups"),
+                detail: error.to_string(),
+            });
+            None
+        }))
     }
 
     fn with_links<T>(
@@ -242,6 +194,16 @@ pub fn id_text(value: &Value) -> String {
 
 impl Lookups for EngineLookups<'_> {
     fn linked(&self, pipeline: &str, field: Option<&str>, source_id: &str) -> Option<Value> {
+        let one = self.one_by_one(pipeline, || match field {
+            None => self.store.link_target_of(pipeline, source_id),
+            Some(field) => self.store.linked_field_of(pipeline, field, source_id),
+        });
+        if let Some(answer) = one {
+            return match field {
+                None => answer.as_deref().map(id_value),
+                Some(_) => serde_json::from_str(&answer?).ok(),
+            };
+        }
         self.with_links(pipeline, field, |links| match field {
             None => links.targets.value_of(source_id).map(id_value),
             // Kept as JSON text: parsed when asked, which is once per record that asks.
@@ -273,11 +235,13 @@ impl Lookups for EngineLookups<'_> {
 
     fn source_of(&self, pipeline: &str, target_id: &Value) -> Option<Value> {
         let wanted = id_text(target_id);
+        if let Some(answer) =
+            self.one_by_one(pipeline, || self.store.source_linked_to(pipeline, &wanted))
+        {
+            return answer.map(Value::String);
+        }
         self.with_links(pipeline, None, |links| {
-            links
-                .targets
-                .key_of(&wanted)
-                .map(|source| Value::String(source.to_string()))
+            links.targets.key_of(&wanted).map(Value::String)
         })
     }
 }
@@ -286,56 +250,6 @@ impl Lookups for EngineLookups<'_> {
 mod tests {
     use super::*;
     use crate::engine::WriteResult;
-
-    fn pairs(read: &[(&str, &str)]) -> PackedPairs {
-        let mut pairs = PackedPairs::default();
-        for (key, value) in read {
-            pairs.push(key, value).unwrap();
-        }
-        pairs.finish()
-    }
-
-    #[test]
-    fn every_key_finds_its_own_value_and_no_other_key_finds_one() {
-        let read: Vec<(String, String)> = (0..1000)
-            .rev()
-            .map(|n| (format!("001{n:015}"), (n * 7).to_string()))
-            .collect();
-        let packed = pairs(
-            &read
-                .iter()
-                .map(|(k, v)| (k.as_str(), v.as_str()))
-                .collect::<Vec<_>>(),
-        );
-        for (key, value) in &read {
-            assert_eq!(packed.value_of(key), Some(value.as_str()), "{key}");
-        }
-        // Keys before, between and after the stored ones, and prefixes of them.
-        for missing in ["", "000", "001000000000000000x", "0010000000000000", "zzz"] {
-            assert_eq!(packed.value_of(missing), None, "{missing}");
-        }
-    }
-
-    #[test]
-    fn a_key_and_a_value_that_run_together_are_still_told_apart() {
-        // "ab" + "c" and "a" + "bc" are the same bytes in the packed text.
-        let packed = pairs(&[("ab", "c"), ("a", "bc"), ("", "empty key")]);
-        assert_eq!(packed.value_of("ab"), Some("c"));
-        assert_eq!(packed.value_of("a"), Some("bc"));
-        assert_eq!(packed.value_of(""), Some("empty key"));
-        assert_eq!(packed.value_of("abc"), None);
-    }
-
-    #[test]
-    fn reversed_lookups_answer_the_smallest_key_whatever_the_order_read() {
-        let mut packed = pairs(&[("003B", "7"), ("003A", "7"), ("003C", "8")]);
-        assert_eq!(packed.key_of("7"), Some("003A"));
-        assert_eq!(packed.key_of("8"), Some("003C"));
-        assert_eq!(packed.key_of("9"), None);
-        assert_eq!(packed.key_of(""), None);
-        let mut packed = pairs(&[("003A", "7"), ("003B", "7")]);
-        assert_eq!(packed.key_of("7"), Some("003A"));
-    }
 
     /// A target whose searches fail, as one that cannot be reached.
     struct Unreachable;
@@ -387,6 +301,60 @@ mod tests {
     }
 
     #[test]
+    fn the_first_asks_are_read_one_by_one_and_answer_as_the_loaded_links_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let run_id = store.begin_run("run", &["accounts".into()]).unwrap();
+        // 100 accounts, the 7th of them linked to the same target as the 3rd, and one in ten
+        // without a main site.
+        let links: Vec<(String, crate::staging::Link)> = (0..100)
+            .map(|n| {
+                let target = if n == 7 { 3 } else { n };
+                let site = (n % 10 != 0).then_some(n + 1000);
+                let record = serde_json::json!({"id": target, "main_site_id": site});
+                let link = crate::staging::Link {
+                    target_id: target.to_string(),
+                    source_hash: Some("h".into()),
+                    synced_record: None,
+                    target_record: record.as_object().cloned(),
+                };
+                (format!("001{n:015}"), link)
+            })
+            .collect();
+        store.save_links(&run_id, "accounts", &links).unwrap();
+        let lookups = EngineLookups::new(&store, &Unreachable);
+        let ask = |n: u32| {
+            let id = format!("001{n:015}");
+            (
+                lookups.linked("accounts", None, &id),
+                lookups.linked("accounts", Some("main_site_id"), &id),
+                lookups.source_of("accounts", &Value::from(n)),
+            )
+        };
+        let expected = |n: u32| {
+            let target = if n == 7 { 3 } else { n };
+            let site = (n % 10 != 0).then(|| Value::from(n + 1000));
+            let source = (n != 7).then(|| Value::from(format!("001{n:015}")));
+            (Some(Value::from(target)), site, source)
+        };
+        // Three asks a record: the first ten records are answered one by one.
+        for n in 0..10 {
+            assert_eq!(ask(n), expected(n), "{n}");
+        }
+        assert!(lookups.links.borrow().is_empty(), "nothing loaded yet");
+        for n in 10..100 {
+            assert_eq!(ask(n), expected(n), "{n}");
+        }
+        assert!(lookups.links.borrow().contains_key("accounts"));
+        // Asked again once loaded, the first ones answer the same.
+        for n in 0..10 {
+            assert_eq!(ask(n), expected(n), "{n}");
+        }
+        assert_eq!(lookups.linked("accounts", None, "001nothere"), None);
+        assert!(lookups.failure("contacts").is_none());
+    }
+
+    #[test]
     fn a_search_that_fails_stops_the_pipeline_with_the_targets_message() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
@@ -401,12 +369,5 @@ mod tests {
             error.to_string(),
             "pipeline accounts: a lookup could not search the target: HTTP 503: try again later"
         );
-    }
-
-    #[test]
-    fn nothing_read_answers_nothing() {
-        let mut packed = pairs(&[]);
-        assert_eq!(packed.value_of("001A"), None);
-        assert_eq!(packed.key_of("1"), None);
     }
 }

@@ -12,6 +12,7 @@ mod incremental;
 pub mod linked_targets;
 pub mod listing;
 pub mod lookups;
+mod packed_pairs;
 pub mod plan;
 pub mod progress;
 pub mod run;

@@ -1,8 +1,9 @@
 //! The links lookups read (another pipeline's source id → target id, or a field of the linked
-//! target records), streamed to the caller a chunk of rows at a time. A plain query would have
-//! DuckDB materialize the whole result before the first row is read, and the caller collect it
-//! again: at 1M records that is a second and third copy of every link of a pipeline, while the
-//! caller (`engine/lookups.rs`) keeps one packed copy.
+//! target records): one at a time for the first few asks, then all of a pipeline's, streamed
+//! to the caller a chunk of rows at a time. A plain query would have DuckDB materialize the
+//! whole result before the first row is read, and the caller collect it again: at 1M records
+//! that is a second and third copy of every link of a pipeline, while the caller
+//! (`engine/lookups.rs`) keeps one packed copy.
 
 use duckdb::arrow::array::{Array, AsArray, LargeStringArray, StringArray, StringViewArray};
 use duckdb::arrow::record_batch::RecordBatch;
@@ -33,7 +34,7 @@ impl Store {
         field: &str,
         mut each: impl FnMut(&str, &str),
     ) -> Result<(), StagingError> {
-        let path = format!("$.\"{}\"", field.replace('"', "\\\""));
+        let path = field_path(field);
         // Nulls are left out here, not by a filter in SQL: with the filter in the statement,
         // DuckDB 2.0 asked for 8 MB more and ran out under the default limit over 25,000
         // records of 800 bytes (`tests/staging_memory.rs`); without it, 250,000 stream.
@@ -51,6 +52,67 @@ impl Store {
             },
         )
     }
+
+    /// The target id `pipeline` links `source_id` to, if it links it to one.
+    pub fn link_target_of(
+        &self,
+        pipeline: &str,
+        source_id: &str,
+    ) -> Result<Option<String>, StagingError> {
+        self.one_text(
+            "SELECT target_id FROM id_map
+             WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL",
+            params![pipeline, source_id],
+        )
+    }
+
+    /// `field` of the target record `pipeline` links `source_id` to, as JSON text; `None` when
+    /// it is not linked, or the field is missing or null.
+    pub fn linked_field_of(
+        &self,
+        pipeline: &str,
+        field: &str,
+        source_id: &str,
+    ) -> Result<Option<String>, StagingError> {
+        let value = self.one_text(
+            "SELECT json_extract(target_record, ?)::VARCHAR FROM id_map
+             WHERE pipeline = ? AND source_id = ? AND target_id IS NOT NULL",
+            params![field_path(field), pipeline, source_id],
+        )?;
+        Ok(value.filter(|value| value != "null"))
+    }
+
+    /// The smallest source id `pipeline` links to `target_id` (one, unless several sources were
+    /// linked to one target).
+    pub fn source_linked_to(
+        &self,
+        pipeline: &str,
+        target_id: &str,
+    ) -> Result<Option<String>, StagingError> {
+        self.one_text(
+            "SELECT min(source_id) FROM id_map WHERE pipeline = ? AND target_id = ?",
+            params![pipeline, target_id],
+        )
+    }
+
+    /// The text in the first column of the first row, if there is a row and it is not null.
+    fn one_text(
+        &self,
+        sql: &str,
+        params: impl duckdb::Params,
+    ) -> Result<Option<String>, StagingError> {
+        let mut statement = self.connection().prepare(sql)?;
+        let mut rows = statement.query(params)?;
+        match rows.next()? {
+            Some(row) => Ok(row.get::<_, Option<String>>(0)?),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The JSON path of a top-level field, quoted.
+fn field_path(field: &str) -> String {
+    format!("$.\"{}\"", field.replace('"', "\\\""))
 }
 
 /// Hands each row of a two-text-column result to `each`, one record batch at a time; rows
