@@ -6,6 +6,10 @@
 //! sandboxes spent answering (this process's, over the run), for each. With
 //! `--latency MS` it then imports the same data again into fresh sandboxes that wait MS
 //! milliseconds before every API answer.
+//! After each run it counts the Halo users on the default site: every seeded contact has an
+//! account, so each should be on its customer's main site, which the contacts pipeline looks
+//! up in the accounts' links (had that lookup answered nothing, they would all be there, and
+//! Halo would file them under the default customer).
 //! `--in-flight N` sets the project's `defaults.in_flight` (attachment copies at once; etl's
 //! default when not given). `--log DIR` runs `etl` with `-vv` and keeps each run's log lines
 //! (stage times, every HTTP request) in `DIR/<run>.log`, to see where a run waits.
@@ -24,6 +28,8 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use etl::sandbox::faults::{FaultKind, FaultPlan, FaultRule};
+use etl::sandbox::halo::entity::Entity;
+use etl::sandbox::halo::store::Store as HaloStore;
 use etl::sandbox::server::{self, Options, Running};
 
 fn etl_binary() -> PathBuf {
@@ -157,6 +163,24 @@ fn run(root: &Path, label: &str, logs: Option<&Path>) -> Value {
     summary
 }
 
+/// Halo users on the default site (id 1, which holds the default customer), and users in all.
+fn users_on_the_default_site(sandbox: &Running) -> (usize, usize) {
+    let state = sandbox.halo_state();
+    let state = etl::sandbox::halo::state::lock(&state);
+    let users = &state.store.table(Entity::Users).rows;
+    let on_default = users
+        .values()
+        .filter(|user| HaloStore::int(user, "site_id") == Some(1))
+        .count();
+    (on_default, users.len())
+}
+
+/// Prints how many Halo users are on the default site.
+fn check_sites(sandbox: &Running, label: &str) {
+    let (on_default, all) = users_on_the_default_site(sandbox);
+    println!("  {label}: {on_default} of {all} Halo users on the default site");
+}
+
 /// Reads all of a child's pipe on a thread of its own, so that the child never waits on it.
 fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::JoinHandle<String> {
     std::thread::spawn(move || {
@@ -214,7 +238,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     project(&sandbox, dir.path(), in_flight);
     run(dir.path(), "first import", logs);
+    check_sites(&sandbox, "first import");
     run(dir.path(), "no-op rerun", logs);
+    check_sites(&sandbox, "no-op rerun");
     let ids: Vec<String> = {
         let state = sandbox.salesforce_state();
         let state = state.lock().unwrap();
@@ -232,6 +258,7 @@ fn main() {
             .send_json(json!({"Website": format!("https://changed.example/{id}")}));
     }
     run(dir.path(), "rerun, 1% changed", logs);
+    check_sites(&sandbox, "rerun, 1% changed");
     drop(sandbox);
 
     if let Some(ms) = latency_ms {
@@ -243,6 +270,8 @@ fn main() {
         .expect("the sandbox starts");
         let dir = tempfile::tempdir().unwrap();
         project(&sandbox, dir.path(), in_flight);
-        run(dir.path(), &format!("first import, {ms} ms"), logs);
+        let label = format!("first import, {ms} ms");
+        run(dir.path(), &label, logs);
+        check_sites(&sandbox, &label);
     }
 }
