@@ -251,22 +251,27 @@ mod tests {
     use super::*;
     use crate::engine::WriteResult;
 
-    /// A target whose searches fail, as one that cannot be reached.
+    /// A target that cannot be reached: every call fails as a 503 would.
     struct Unreachable;
 
+    const UNREACHABLE: &str = "HTTP 503: try again later";
+
     impl Target for Unreachable {
-        fn write(&self, _: &str, _: &[crate::engine::WriteRequest]) -> Vec<WriteResult> {
-            Vec::new()
+        fn write(&self, _: &str, batch: &[crate::engine::WriteRequest]) -> Vec<WriteResult> {
+            let refused = || WriteResult {
+                outcome: Err(UNREACHABLE.to_string()),
+            };
+            batch.iter().map(|_| refused()).collect()
         }
         fn find(
             &self,
             _: &str,
             _: &[(String, Value)],
         ) -> Result<Option<(String, crate::engine::Record)>, EngineError> {
-            Ok(None)
+            Err(EngineError::Connection(UNREACHABLE.into()))
         }
         fn search(&self, _: &str, _: &str, _: &Value) -> Result<Option<Value>, EngineError> {
-            Err(EngineError::Connection("HTTP 503: try again later".into()))
+            Err(EngineError::Connection(UNREACHABLE.into()))
         }
         fn api_calls(&self) -> u64 {
             0
