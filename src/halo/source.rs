@@ -228,7 +228,7 @@ impl Sites {
         self.by_id = SiteTexts::default();
         for record in source.client.records("Site", &ListQuery::default()) {
             let record = record.map_err(connection)?;
-            if let Some(id) = record.get("id").and_then(site_id) {
+            if let Some(id) = record.get("id").and_then(|id| site_id(&key_text(id))) {
                 let kept = self.kept(record);
                 self.by_id.push(id, Some(&kept))?;
             }
@@ -251,7 +251,7 @@ impl Sites {
         }
         let mut missing: Vec<u64> = ids
             .iter()
-            .filter_map(|id| site_id(&Value::String(id.clone())))
+            .filter_map(|id| site_id(id))
             .filter(|id| !self.by_id.holds(*id))
             .collect();
         missing.sort();
@@ -286,7 +286,7 @@ impl Sites {
     }
 
     fn get(&self, id: &str) -> Option<Record> {
-        let text = self.by_id.text(site_id(&Value::String(id.to_string()))?)?;
+        let text = self.by_id.text(site_id(id)?)?;
         match serde_json::from_str(text) {
             Ok(Value::Object(site)) => Some(site),
             _ => None,
@@ -294,9 +294,9 @@ impl Sites {
     }
 }
 
-/// A site's id as a number (Halo's ids are), from a number or its text.
-fn site_id(value: &Value) -> Option<u64> {
-    key_text(value).trim().parse().ok()
+/// A site's id as a number (Halo's ids are).
+fn site_id(text: &str) -> Option<u64> {
+    text.trim().parse().ok()
 }
 
 /// The kept sites' JSON texts by id, in one string with a sorted index: the texts plus 16
