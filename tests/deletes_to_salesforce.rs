@@ -45,7 +45,7 @@ fn accounts_project(sandbox: &Running, deletes: &str) -> Project {
     project
 }
 
-fn back<'a>(summary: &'a Value) -> &'a Value {
+fn back(summary: &Value) -> &Value {
     direction(summary, "accounts", "sync back")
 }
 

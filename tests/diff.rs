@@ -261,13 +261,17 @@ struct Staged {
     root: PathBuf,
 }
 
-fn staging_file(runs: &[(&str, &str, &[(&str, Value, Value)])]) -> Staged {
+/// A run inserted by hand: its id, when it started, and its records as (source id, the
+/// extracted record, the transformed record).
+type HandRun<'a> = (&'a str, &'a str, &'a [(&'a str, Value, Value)]);
+
+fn staging_file(runs: &[HandRun]) -> Staged {
     staging_file_of("accounts", runs)
 }
 
 /// A staging file whose runs list `accounts`, staged in the tables of `tables` (`accounts`, or
 /// `accounts_back` for the sync back's).
-fn staging_file_of(tables: &str, runs: &[(&str, &str, &[(&str, Value, Value)])]) -> Staged {
+fn staging_file_of(tables: &str, runs: &[HandRun]) -> Staged {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().to_path_buf();
     std::fs::write(

@@ -180,8 +180,10 @@ fn run_case(
     expected: &BTreeMap<(String, String), BTreeSet<String>>,
 ) -> Outcome {
     let data = tempfile::tempdir().unwrap();
-    let mut halo = etl::sandbox::halo::state::Config::default();
-    halo.rate_limit = case.halo_rate_limit;
+    let halo = etl::sandbox::halo::state::Config {
+        rate_limit: case.halo_rate_limit,
+        ..Default::default()
+    };
     let sandbox = server::start(Options {
         data_dir: Some(data.path().to_path_buf()),
         accounts: ACCOUNTS,

@@ -58,7 +58,7 @@ fn no_env(_: &str) -> Option<String> {
 }
 
 fn some_env(name: &str) -> Option<String> {
-    (name.len() % 2 == 0).then(|| format!("v-{name}"))
+    name.len().is_multiple_of(2).then(|| format!("v-{name}"))
 }
 
 /// Loads `text` as a pipeline file, as a project file and as a whole workspace; every answer
@@ -427,7 +427,9 @@ struct NoLookups;
 
 impl Lookups for NoLookups {
     fn linked(&self, pipeline: &str, _: Option<&str>, source_id: &str) -> Option<Value> {
-        ((pipeline.len() + source_id.len()) % 2 == 0).then(|| json!(7))
+        (pipeline.len() + source_id.len())
+            .is_multiple_of(2)
+            .then(|| json!(7))
     }
     fn search(&self, _: &str, _: &str, _: &Value) -> Option<Value> {
         None

@@ -37,7 +37,7 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
     assert_eq!(code, 0, "{stderr}");
     let estimate = plan["estimated_salesforce_calls"].as_u64().unwrap();
     let accounts = pipeline(&plan, "accounts");
-    let live_accounts = live_records(&sandbox, "Account").iter().count() as u64;
+    let live_accounts = live_records(&sandbox, "Account").len() as u64;
     assert_eq!(accounts["extracted"], live_accounts);
     // The three customers the Halo seed shares with Salesforce are matched by name.
     let matched =
@@ -220,10 +220,7 @@ fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
         loaded["skipped"], 1,
         "the deselection of the plan holds: {applied}"
     );
-    let (code, _, stderr) = etl(
-        &project,
-        &["apply", &applied["run_id"].as_str().unwrap().to_string()],
-    );
+    let (code, _, stderr) = etl(&project, &["apply", applied["run_id"].as_str().unwrap()]);
     assert_eq!(code, 2, "an apply is not a plan: {stderr}");
 
     // A new plan, then the record changes in Salesforce before it is applied.

@@ -39,12 +39,15 @@ fn used_fields(pipeline: &Pipeline) -> Vec<(String, String)> {
     used
 }
 
+/// A staged describe: the run that staged it, and each field's type by name.
+type StagedDescribe = (String, BTreeMap<String, String>);
+
 /// The last staged describe of the object for the pipeline: its run and fields.
 fn last_describe(
     store: &Store,
     pipeline: &str,
     object: &str,
-) -> Result<Option<(String, BTreeMap<String, String>)>, StagingError> {
+) -> Result<Option<StagedDescribe>, StagingError> {
     let connection = store.connection();
     // By time, not by run id: two runs started in one second sort by their random suffix.
     let run: Option<String> = connection.query_row(

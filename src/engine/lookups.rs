@@ -338,7 +338,7 @@ mod tests {
         };
         let expected = |n: u32| {
             let target = if n == 7 { 3 } else { n };
-            let site = (n % 10 != 0).then(|| Value::from(n + 1000));
+            let site = (!n.is_multiple_of(10)).then(|| Value::from(n + 1000));
             let source = (n != 7).then(|| Value::from(format!("001{n:015}")));
             (Some(Value::from(target)), site, source)
         };

@@ -784,7 +784,7 @@ fn import_pipeline(
                 &settled,
                 &planned_writes,
                 copier.as_mut().zip(lane.as_mut()),
-                snapshot.as_deref_mut(),
+                snapshot,
                 &mut summary,
             )?;
             if let (Some(copier), Some(lane)) = (copier.as_mut(), lane.as_mut()) {

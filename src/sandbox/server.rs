@@ -250,8 +250,17 @@ pub fn start(options: Options) -> std::io::Result<Running> {
                     let _ = rx.await;
                     let _ = stop_tx.send(true);
                 });
+                // Without the `tls` feature its type is `Option<Infallible>`, which is `Copy`.
+                #[allow(clippy::clone_on_copy)]
+                let salesforce_tls = tls.clone();
                 tokio::join!(
-                    serve(listener, router, stop_rx.clone(), "Salesforce", tls.clone()),
+                    serve(
+                        listener,
+                        router,
+                        stop_rx.clone(),
+                        "Salesforce",
+                        salesforce_tls
+                    ),
                     serve(halo_listener, halo_router, stop_rx, "Halo", tls),
                 );
             });

@@ -121,25 +121,6 @@ pub fn cell_to_json(value: &Value) -> serde_json::Value {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dates_and_timestamps() {
-        assert_eq!(cell_to_text(&Value::Date32(0)), "1970-01-01");
-        assert_eq!(cell_to_text(&Value::Date32(19_723)), "2024-01-01");
-        assert_eq!(
-            cell_to_text(&Value::Timestamp(
-                TimeUnit::Microsecond,
-                1_704_067_200_500_000
-            )),
-            "2024-01-01 00:00:00.5"
-        );
-        assert_eq!(cell_to_text(&Value::Date32(-1)), "1969-12-31");
-    }
-}
-
 /// A JSON value as a cell of a typed column: numbers, booleans, dates and datetimes
 /// (`2024-05-01`, `2024-05-01T10:00:00.000+0000`) become the column's type; anything that does
 /// not fit is NULL there (the whole record is kept as JSON beside it).
@@ -172,3 +153,22 @@ pub fn json_to_cell(value: &serde_json::Value, column_type: super::ColumnType) -
 
 /// A staged cell (DuckDB's value type), for code that builds rows.
 pub type Cell = Value;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_timestamps() {
+        assert_eq!(cell_to_text(&Value::Date32(0)), "1970-01-01");
+        assert_eq!(cell_to_text(&Value::Date32(19_723)), "2024-01-01");
+        assert_eq!(
+            cell_to_text(&Value::Timestamp(
+                TimeUnit::Microsecond,
+                1_704_067_200_500_000
+            )),
+            "2024-01-01 00:00:00.5"
+        );
+        assert_eq!(cell_to_text(&Value::Date32(-1)), "1969-12-31");
+    }
+}

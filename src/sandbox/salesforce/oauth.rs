@@ -328,7 +328,10 @@ fn pem_body(text: &str, label: &str) -> Result<Vec<u8>, String> {
 }
 
 /// One DER element: its tag, its whole encoding, its content, and what follows it.
-fn der_element(bytes: &[u8]) -> Option<(u8, &[u8], &[u8], &[u8])> {
+type DerElement<'a> = (u8, &'a [u8], &'a [u8], &'a [u8]);
+
+/// The DER element `bytes` starts with.
+fn der_element(bytes: &[u8]) -> Option<DerElement<'_>> {
     let tag = *bytes.first()?;
     let first = *bytes.get(1)? as usize;
     let (length, header) = if first < 0x80 {
