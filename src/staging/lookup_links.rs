@@ -101,7 +101,8 @@ impl Store {
         sql: &str,
         params: impl duckdb::Params,
     ) -> Result<Option<String>, StagingError> {
-        let mut statement = self.connection().prepare(sql)?;
+        // The same few texts each time: kept prepared.
+        let mut statement = self.connection().prepare_cached(sql)?;
         let mut rows = statement.query(params)?;
         match rows.next()? {
             Some(row) => Ok(row.get::<_, Option<String>>(0)?),
