@@ -230,3 +230,34 @@ fn a_field_of_every_linked_record_is_read_under_the_default_limit() {
     assert_eq!(read, 22_500);
     assert_eq!(last, "001000000000024999 25000");
 }
+
+/// The sync back joins the listed records with their links a window of rows at a time into a
+/// scratch table; under a limit far too small for that join it gets its room.
+#[test]
+fn the_listing_joined_with_its_links_gets_more_memory_while_it_needs_it() {
+    if !the_default_limit_applies("the limit given back is the user's") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = squeezed_store_with_links(dir.path());
+    store
+        .connection()
+        .execute_batch(
+            "CREATE TABLE listed AS SELECT 'r1' AS run_id, target_id AS source_id FROM id_map;
+             CHECKPOINT;",
+        )
+        .unwrap();
+    store
+        .stage_back_links("listed", "r1", "p", (0, 19_999))
+        .unwrap();
+    let linked: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(DISTINCT target_id) FROM back_links",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(linked, 20_000);
+    assert_eq!(setting(&store, "memory_limit"), "30.5 MiB");
+}
