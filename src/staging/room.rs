@@ -14,7 +14,8 @@ const MAX_DOUBLINGS: u32 = 4;
 
 impl Store {
     /// Runs `work` (statements only: it runs again from the start when DuckDB runs out of
-    /// memory, so it must not have changed anything by then) with room to grow.
+    /// memory, so it must not have changed anything by then, or must make it again, as a
+    /// scratch table made afresh) with room to grow.
     pub(super) fn with_room<T>(
         &self,
         mut work: impl FnMut(&Store) -> Result<T, StagingError>,
