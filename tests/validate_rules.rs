@@ -12,6 +12,7 @@ salesforce:
 halo:
   entity: Tickets
   defaults: { tickettype_id: 23 }
+  match: [summary]
 fields:
   - { salesforce: Name, halo: summary, sync_back: true }
   - { salesforce: StageName, halo: customfields.CFSalesforceStage }
@@ -73,7 +74,7 @@ fn unknown_key_with_did_you_mean() {
     assert_eq!(d.code, "unknown-key");
     assert_eq!(d.message, "unknown key `feilds`");
     assert_eq!(d.label.as_deref(), Some("did you mean `fields`?"));
-    assert_eq!((d.line, d.column), (8, 1));
+    assert_eq!((d.line, d.column), (9, 1));
 }
 
 #[test]
@@ -82,6 +83,7 @@ fn missing_required_key() {
         "halo:
   entity: Tickets
   defaults: { tickettype_id: 23 }
+  match: [summary]
 ",
         "",
     ));
@@ -116,7 +118,7 @@ fn every_problem_in_a_file_is_reported_at_once() {
         diagnostics[2].message,
         "expected true or false, found a string"
     );
-    assert_eq!(diagnostics[2].line, 9);
+    assert_eq!(diagnostics[2].line, 10);
 }
 
 #[test]
@@ -124,7 +126,7 @@ fn wrong_value_type() {
     let d = pipeline(&format!("{GOOD}attachments: [yes]\n"));
     assert_eq!(d.code, "wrong-type");
     assert_eq!(d.message, "expected true or false, found a list");
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -136,7 +138,7 @@ fn import_mode_outside_the_set() {
         "`upsrt` is not one of: create, update, upsert, off"
     );
     assert_eq!(d.label.as_deref(), Some("did you mean `upsert`?"));
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -188,7 +190,7 @@ fn lower_case_field_name_suggests_the_api_name() {
         "Salesforce field names are case-sensitive API names: `stagename` should be `StageName`"
     );
     assert_eq!(d.label.as_deref(), Some("did you mean `StageName`?"));
-    assert_eq!((d.line, d.column), (10, 19));
+    assert_eq!((d.line, d.column), (11, 19));
 }
 
 #[test]
@@ -198,7 +200,7 @@ fn custom_field_without_suffix() {
     ));
     assert_eq!(d.code, "salesforce-field");
     assert_eq!(d.label.as_deref(), Some("did you mean `TaskType__c`?"));
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -225,8 +227,8 @@ fn same_salesforce_field_mapped_twice() {
     ));
     assert_eq!(d.code, "mapped-twice");
     assert_eq!(d.message, "Salesforce field `AccountId` is mapped twice");
-    assert_eq!(d.label.as_deref(), Some("first mapped on line 11"));
-    assert_eq!(d.line, 12);
+    assert_eq!(d.label.as_deref(), Some("first mapped on line 12"));
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -236,7 +238,7 @@ fn same_halo_field_mapped_twice() {
     ));
     assert_eq!(d.code, "mapped-twice");
     assert_eq!(d.message, "Halo field `summary` is mapped twice");
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -253,7 +255,7 @@ fn read_only_field_cannot_sync_back() {
 
 #[test]
 fn lookup_of_a_pipeline_that_does_not_exist() {
-    let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client }\nfields:\n  - { salesforce: Name, halo: name }\n";
+    let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client, match: [name] }\nfields:\n  - { salesforce: Name, halo: name }\n";
     let text = GOOD.replace("halo: client_id }", "halo: client_id, lookup: acounts }");
     let (_dir, diagnostics) =
         validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
@@ -266,12 +268,12 @@ fn lookup_of_a_pipeline_that_does_not_exist() {
     );
     assert_eq!(d.label.as_deref(), Some("did you mean `accounts`?"));
     assert_eq!(file_name(&d.file), PathBuf::from("p.yaml"));
-    assert_eq!(d.line, 11);
+    assert_eq!(d.line, 12);
 }
 
 #[test]
 fn lookup_without_depends_on_is_a_warning() {
-    let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client }\nfields:\n  - { salesforce: Name, halo: name }\n";
+    let accounts = "pipeline: accounts\nsalesforce: { object: Account }\nhalo: { entity: Client, match: [name] }\nfields:\n  - { salesforce: Name, halo: name }\n";
     let text = GOOD.replace("halo: client_id }", "halo: client_id, lookup: accounts }");
     let (_dir, diagnostics) =
         validate(&[("pipelines/a.yaml", accounts), ("pipelines/p.yaml", &text)]);
@@ -282,8 +284,8 @@ fn lookup_without_depends_on_is_a_warning() {
 
 #[test]
 fn dependency_cycle() {
-    let a = "pipeline: a\ndepends_on: [b]\nsalesforce: { object: Account }\nhalo: { entity: Client }\nfields:\n  - { salesforce: Name, halo: name }\n";
-    let b = "pipeline: b\ndepends_on: [a]\nsalesforce: { object: Contact }\nhalo: { entity: Users }\nfields:\n  - { salesforce: Email, halo: emailaddress }\n";
+    let a = "pipeline: a\ndepends_on: [b]\nsalesforce: { object: Account }\nhalo: { entity: Client, match: [name] }\nfields:\n  - { salesforce: Name, halo: name }\n";
+    let b = "pipeline: b\ndepends_on: [a]\nsalesforce: { object: Contact }\nhalo: { entity: Users, match: [emailaddress] }\nfields:\n  - { salesforce: Email, halo: emailaddress }\n";
     let (_dir, diagnostics) = validate(&[("pipelines/a.yaml", a), ("pipelines/b.yaml", b)]);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     assert_eq!(diagnostics[0].code, "dependency-cycle");
@@ -312,7 +314,7 @@ fn template_that_does_not_compile_points_at_its_line() {
         "{}",
         d.message
     );
-    assert_eq!(d.line, 15);
+    assert_eq!(d.line, 16);
     assert_eq!(
         d.hint.as_deref(),
         Some("line 2 of the template; templates use minijinja (Jinja2) syntax")
@@ -326,7 +328,7 @@ fn template_with_an_unknown_filter() {
     ));
     assert_eq!(d.code, "template");
     assert!(d.message.contains("unknown filter"), "{}", d.message);
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -336,12 +338,12 @@ fn selection_ids_must_be_ids_of_the_object() {
     ));
     assert_eq!(d.code, "salesforce-id");
     assert_eq!(d.message, "`001000000000001AAA` is not an Opportunity Id");
-    assert_eq!(d.line, 13);
+    assert_eq!(d.line, 14);
 }
 
 #[test]
 fn match_keys_must_be_mapped() {
-    let d = pipeline(&GOOD.replace("  defaults:", "  match: [sumary]\n  defaults:"));
+    let d = pipeline(&GOOD.replace("  match: [summary]", "  match: [sumary]"));
     assert_eq!(d.code, "match-key");
     assert_eq!(d.label.as_deref(), Some("did you mean `summary`?"));
 }
@@ -452,13 +454,13 @@ fn if_not_found_needs_a_lookup_and_its_default() {
         .iter()
         .find(|d| d.code == "if-not-found")
         .unwrap_or_else(|| panic!("{diagnostics:#?}"));
-    assert_eq!(d.line, 11);
+    assert_eq!(d.line, 12);
     assert!(d.message.contains("needs a `default`"));
     let d = pipeline(&GOOD.replace(
         "  - { salesforce: AccountId, halo: client_id }",
         "  - { salesforce: AccountId, halo: client_id, if_not_found: empty }",
     ));
-    assert_eq!((d.code, d.line), ("if-not-found", 11));
+    assert_eq!((d.code, d.line), ("if-not-found", 12));
     assert_eq!(d.severity, config::Severity::Warning);
 }
 
@@ -468,7 +470,7 @@ fn if_not_found_null_is_caught() {
         "  - { salesforce: AccountId, halo: client_id }",
         "  - { salesforce: AccountId, halo: client_id, lookup: { entity: Agent, by: email }, if_not_found: null }",
     ));
-    assert_eq!((d.code, d.line), ("if-not-found", 11));
+    assert_eq!((d.code, d.line), ("if-not-found", 12));
     assert!(
         d.hint
             .as_deref()
@@ -485,18 +487,18 @@ fn sync_back_stages_and_match_fields_are_checked() {
     let d = pipeline(&with_sync(
         "sync:\n  stages:\n    salesforce: StageName\n    halo: [salesforce_stage]\n    names: [Prospecting, Closed Won]\n    default: Prospectin\n",
     ));
-    assert_eq!((d.code, d.line), ("stages", 13), "{d:?}");
+    assert_eq!((d.code, d.line), ("stages", 14), "{d:?}");
     assert!(d.message.contains("`Prospectin`"), "{d:?}");
     // A stage field the object does not have.
     let d = pipeline(&with_sync(
         "sync:\n  stages:\n    salesforce: Stage\n    halo: [salesforce_stage]\n    names: [Prospecting]\n    default: Prospecting\n",
     ));
-    assert_eq!((d.code, d.line), ("salesforce-field", 10), "{d:?}");
+    assert_eq!((d.code, d.line), ("salesforce-field", 11), "{d:?}");
     // A sync-back match field that sync back does not write.
     let d = pipeline(&with_sync(
         "sync:\n  sync_back: { create: true, match: [Nmae] }\n",
     ));
-    assert_eq!((d.code, d.line), ("match-key", 9), "{d:?}");
+    assert_eq!((d.code, d.line), ("match-key", 10), "{d:?}");
     assert!(d.message.contains("`Nmae`"), "{d:?}");
     // Well-formed settings pass.
     let (_dir, diagnostics) = validate(&[(
@@ -518,7 +520,7 @@ fn deletes_toward_salesforce_need_a_field_to_deactivate() {
         d.message,
         "`from_halo: deactivate` needs the Opportunity field that marks a record inactive"
     );
-    assert_eq!(d.line, 14);
+    assert_eq!(d.line, 15);
     assert!(d
         .hint
         .as_deref()
@@ -531,7 +533,7 @@ fn deletes_from_halo_without_sync_back_is_a_warning() {
     let d = pipeline(&format!("{GOOD}deletes: {{ from_halo: delete }}\n"));
     assert_eq!(d.code, "deletes");
     assert!(!d.is_error());
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -542,7 +544,7 @@ fn hard_delete_check_must_be_a_schedule() {
         d.message,
         "`daily` is not `every_run`, `never` or an interval"
     );
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -552,7 +554,7 @@ fn full_listing_must_be_a_schedule() {
     ));
     assert_eq!(d.code, "full-listing");
     assert_eq!(d.message, "`daily` is not `every_run` or an interval");
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
 }
 
 #[test]
@@ -560,7 +562,7 @@ fn listing_lookback_must_be_a_short_duration() {
     let d = pipeline(&format!("{GOOD}sync:\n  listing_lookback: a minute\n"));
     assert_eq!(d.code, "duration");
     assert_eq!(d.message, "`a minute` is not a duration");
-    assert_eq!(d.line, 13);
+    assert_eq!(d.line, 14);
     let d = pipeline(&format!("{GOOD}sync:\n  listing_lookback: 2h\n"));
     assert_eq!(d.message, "`2h` is longer than an hour");
     for settings in [
@@ -582,7 +584,7 @@ fn salesforce_inactive_field_must_exist() {
     ));
     assert_eq!(d.code, "salesforce-field");
     assert_eq!(d.label.as_deref(), Some("did you mean `StageName`?"));
-    assert_eq!(d.line, 15);
+    assert_eq!(d.line, 16);
 }
 
 #[test]
@@ -602,7 +604,7 @@ fn the_object_form_of_deletes_has_its_own_keys() {
     let d = pipeline(&format!("{GOOD}deletes: {{ from_hallo: delete }}\n"));
     assert_eq!(d.code, "unknown-key");
     assert_eq!(d.label.as_deref(), Some("did you mean `from_halo`?"));
-    assert_eq!(d.line, 12);
+    assert_eq!(d.line, 13);
     let d = pipeline(&format!("{GOOD}deletes: deactivat\n"));
     assert_eq!(d.code, "unknown-value");
     assert_eq!(d.label.as_deref(), Some("did you mean `deactivate`?"));
@@ -633,4 +635,51 @@ fn in_flight_below_one_is_refused() {
     ]);
     assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
     assert_eq!(diagnostics[0].line, 2, "{diagnostics:#?}");
+}
+
+#[test]
+fn creates_that_a_stopped_run_would_repeat_are_a_warning() {
+    // No match keys: a Halo record whose create was not staged is created again.
+    let without_match = GOOD.replace("  match: [summary]\n", "");
+    let d = pipeline(&without_match);
+    assert_eq!((d.code, d.line), ("lost-create", 6), "{d:?}");
+    assert!(!d.is_error());
+    assert!(d.hint.as_deref().unwrap_or_default().contains("halo.match"));
+    // Found again without match keys: by the Salesforce Id the Halo record keeps, which the
+    // sync back's listing relinks; or never created, when the import only updates.
+    let keeps_id = without_match.replace(
+        "fields:\n",
+        "sync: { sync_back: { update: true } }\nfields:\n  - { salesforce: Id, halo: customfields.CFSalesforceId }\n",
+    );
+    let (_dir, diagnostics) = validate(&[("pipelines/p.yaml", &keeps_id)]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    let updates_only = without_match.replace("fields:\n", "sync: { import: update }\nfields:\n");
+    let (_dir, diagnostics) = validate(&[("pipelines/p.yaml", &updates_only)]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    // The project's default import mode counts for pipelines that set none.
+    let (_dir, diagnostics) = validate(&[
+        ("pipelines/p.yaml", &without_match),
+        ("etl.yaml", "defaults:\n  import: update\n"),
+    ]);
+    assert!(
+        diagnostics.iter().all(|d| d.code != "lost-create"),
+        "{diagnostics:#?}"
+    );
+    // Sync back creating Salesforce records: safe with the import's match keys or its own.
+    let creates_back = |sync: &str| GOOD.replace("fields:\n", &format!("{sync}fields:\n"));
+    let (_dir, diagnostics) = validate(&[(
+        "pipelines/p.yaml",
+        &creates_back("sync: { sync_back: { create: true } }\n"),
+    )]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    let d = pipeline(&creates_back(
+        "sync: { import: off, sync_back: { create: true } }\n",
+    ));
+    assert_eq!((d.code, d.line), ("lost-create", 9), "{d:?}");
+    assert!(d.message.contains("Salesforce record"), "{d:?}");
+    let (_dir, diagnostics) = validate(&[(
+        "pipelines/p.yaml",
+        &creates_back("sync: { import: off, sync_back: { create: true, match: [Name] } }\n"),
+    )]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
 }

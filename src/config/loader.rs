@@ -299,7 +299,8 @@ pub fn load(project_file: &Path, paths: &[PathBuf], env: Lookup) -> Workspace {
         }
     }
     let mut across = Vec::new();
-    rules::check_workspace(&context, &broken_names, &mut across);
+    let default_import = workspace.project.defaults.import.unwrap_or_default();
+    rules::check_workspace(&context, &broken_names, default_import, &mut across);
     out.extend(
         across
             .into_iter()

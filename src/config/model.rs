@@ -132,6 +132,26 @@ impl Deletes {
 }
 
 impl Pipeline {
+    /// The Halo path where the pipeline keeps each record's Salesforce id: a plain mapping that
+    /// reads the source's id field, e.g. `{ salesforce: Id, halo: customfields.CFSalesforceAccountId }`.
+    pub fn kept_id_path(&self, id_field: &str) -> Option<&str> {
+        self.fields
+            .iter()
+            .find_map(|m| match (&m.salesforce, &m.halo) {
+                (Some(source), Some(target))
+                    if source == id_field && m.template.is_none() && m.lookup.is_none() =>
+                {
+                    Some(target.as_str())
+                }
+                _ => None,
+            })
+    }
+
+    /// Whether the pipeline syncs Halo records back to Salesforce (creates or updates).
+    pub fn syncs_back(&self) -> bool {
+        self.sync.sync_back.create || self.sync.sync_back.update
+    }
+
     /// What a record deleted in Salesforce does in Halo.
     pub fn deletes_from_salesforce(&self) -> DeletePolicy {
         match &self.deletes {

@@ -1060,6 +1060,45 @@ fn check_match_keys(
     }
 }
 
+/// A create whose answer is lost (the run stopped after the write, before staging its link) is
+/// found again by the next run only by match keys, or by the Salesforce Id the Halo record
+/// keeps; without either it is created a second time. Only warned: a pipeline may accept that.
+fn check_lost_creates(
+    loaded: &LoadedPipeline,
+    default_import: ImportMode,
+    out: &mut Vec<Diagnostic>,
+) {
+    let (file, tree, pipeline) = (&loaded.source, &loaded.tree, &loaded.pipeline);
+    let import = pipeline.sync.import.unwrap_or(default_import);
+    let imports_creates = matches!(import, ImportMode::Create | ImportMode::Upsert);
+    // Halo records keeping the Salesforce Id are relinked from the listing the sync back takes.
+    let relinks = pipeline.syncs_back() && pipeline.kept_id_path("Id").is_some();
+    if imports_creates && pipeline.halo.match_on.is_empty() && !relinks {
+        out.push(
+            file.error(
+                "lost-create",
+                loc_at(tree, &[Step::Key("halo"), Step::Key("match")]),
+                "a Halo record created by a run stopped before it staged the new id is created again by the next run",
+            )
+            .hint("add `halo.match` with the Halo fields that identify a record (e.g. `match: [name]`), or keep the Salesforce Id in a Halo field (`{ salesforce: Id, halo: customfields.CFSalesforceId }`) and switch on sync back")
+            .warning(),
+        );
+    }
+    let back = &pipeline.sync.sync_back;
+    let import_matches = import != ImportMode::Off && !pipeline.halo.match_on.is_empty();
+    if back.create && back.match_on.is_empty() && !import_matches {
+        out.push(
+            file.error(
+                "lost-create",
+                loc_at(tree, &[Step::Key("sync"), Step::Key("sync_back"), Step::Key("match")]),
+                "a Salesforce record created by a run stopped before it wrote the new Id to Halo is created again by the next run",
+            )
+            .hint("add `sync_back.match` with Salesforce fields that identify a record (e.g. `match: [Subject, AccountId]`), or import the pipeline with `halo.match`")
+            .warning(),
+        );
+    }
+}
+
 /// 15- or 18-character Salesforce Ids, with the object's key prefix when it is known.
 fn check_selection(
     file: &SourceFile,
@@ -1105,13 +1144,18 @@ fn check_selection(
     }
 }
 
-/// Rules across pipeline files: unique names, known `depends_on` and `lookup` targets, no cycles.
+/// Rules across pipeline files (unique names, known `depends_on` and `lookup` targets, no
+/// cycles) and those that need the project's defaults.
 /// `other_names` are pipelines whose files have errors of their own: known, but not checkable.
 pub fn check_workspace(
     pipelines: &[LoadedPipeline],
     other_names: &[String],
+    default_import: ImportMode,
     out: &mut Vec<Diagnostic>,
 ) {
+    for loaded in pipelines {
+        check_lost_creates(loaded, default_import, out);
+    }
     let mut by_name: HashMap<&str, usize> = HashMap::new();
     for (i, loaded) in pipelines.iter().enumerate() {
         let name = loaded.pipeline.pipeline.as_str();

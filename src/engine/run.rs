@@ -233,7 +233,7 @@ pub fn run_both_ways(
     )?;
     let describe_calls = systems.source.api_calls() - describe_calls;
     let back = match (systems.target_reader, systems.source_writer) {
-        (Some(reader), Some(writer)) if sync_back::enabled(pipeline) => Some(BackSystems {
+        (Some(reader), Some(writer)) if pipeline.syncs_back() => Some(BackSystems {
             reader,
             writer,
             source: systems.source,

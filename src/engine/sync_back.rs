@@ -481,12 +481,6 @@ pub struct Conflict {
     pub resolution: &'static str,
 }
 
-/// Whether the pipeline writes back at all.
-pub fn enabled(pipeline: &Pipeline) -> bool {
-    let back = &pipeline.sync.sync_back;
-    back.create || back.update
-}
-
 /// The staging tables of the sync-back direction: `<p>_back_extracted`, `_changes`, ….
 /// The listing's rows carry the source id each record keeps, when it keeps one.
 pub fn back_tables(pipeline: &Pipeline) -> PipelineTables {
@@ -509,22 +503,6 @@ fn entity(pipeline: &Pipeline) -> String {
     format!("{:?}", pipeline.halo.entity)
 }
 
-/// The target path where a pipeline keeps each record's source id (a mapping that reads the
-/// source's id field, e.g. `{ salesforce: Id, halo: customfields.CFSalesforceAccountId }`).
-pub fn id_path(pipeline: &Pipeline, id_field: &str) -> Option<String> {
-    pipeline
-        .fields
-        .iter()
-        .find_map(|m| match (&m.salesforce, &m.halo) {
-            (Some(source), Some(target))
-                if source == id_field && m.template.is_none() && m.lookup.is_none() =>
-            {
-                Some(target.clone())
-            }
-            _ => None,
-        })
-}
-
 /// Links target records that carry a source id the id map does not know (a lost or new
 /// staging file, or records another tool synced), so they are updated instead of duplicated.
 /// The candidates are found by one join of the listing's kept ids with the id map, and linked
@@ -537,7 +515,7 @@ pub fn relink(
     run_id: &str,
 ) -> Result<usize, EngineError> {
     let records = &snapshot.records;
-    if id_path(pipeline, id_field).is_none() || records.table.is_empty() {
+    if pipeline.kept_id_path(id_field).is_none() || records.table.is_empty() {
         return Ok(0);
     }
     let count =
@@ -658,7 +636,7 @@ pub fn take_snapshot(
         ..Snapshot::default()
     };
     let id_field = reader.id_field().to_string();
-    let kept_path = id_path(pipeline, source_id_field);
+    let kept_path = pipeline.kept_id_path(source_id_field);
     // Rows staged so far, for the progress line (a record listed twice counts twice).
     let staged_rows = std::cell::Cell::new(0u64);
     // Halo's pages are small: their rows are appended a few thousand at a time.
@@ -692,7 +670,6 @@ pub fn take_snapshot(
             ];
             // The source id the record keeps, for relinking by a join (see [`relink`]).
             if let Some(source_id) = kept_path
-                .as_ref()
                 .and_then(|path| get_path(&record, path))
                 .filter(|v| !is_blank(v))
                 .map(id_text)
