@@ -3,10 +3,12 @@
 //! that read everything stands for the whole state; a run that read only the changes since a
 //! watermark (`extracts`) stages just those, so the state as of a run is, per `source_id`, the
 //! newest row among the last full run at or before it and the incremental runs after that one.
-//! The two states are built and compared in one query (a window over the union of those runs'
-//! rows, then a FULL OUTER JOIN on `source_id`) streamed row by row, so memory stays flat
-//! however large the tables are. Deciding which fields changed is left to the caller; this file
+//! Each state is built as row ids and digests in a scratch table, the two are joined on
+//! `source_id`, and the differing records are read by row id a page at a time, so memory stays
+//! within the staging limit however large the tables are. Deciding which fields changed is left to the caller; this file
 //! only does the set work, and knows a deleted record only by the flag name the caller gives.
+
+use std::collections::HashMap;
 
 use duckdb::params;
 
@@ -77,6 +79,9 @@ fn history_cte(table: &str) -> String {
         back_len = BACK_SUFFIX.len()
     )
 }
+
+/// Differing records read (by row id) at once.
+const DIFF_PAGE: usize = 1_000;
 
 /// A SQL string literal.
 fn literal(text: &str) -> String {
@@ -187,7 +192,14 @@ impl Store {
     /// for a full run, its own rows. A record staged twice in one run counts once (the last staged).
     /// With `deleted_flag`, a record whose newest row was read with that flag set (in the
     /// extracted record of the same run, whichever the stage) is not in the state, so it shows
-    /// as removed. Records whose JSON text is the same in both states are left out in SQL.
+    /// as removed. Records whose JSON text is the same in both states (the same MD5) are left
+    /// out in SQL.
+    ///
+    /// Memory stays within the staging limit at any size: each state is kept as row ids and
+    /// digests in a scratch table of its own (`diff_before`, `diff_after`), the two are joined
+    /// into the differing row ids in `source_id` order (`diff_rows`), and the records are read by
+    /// row id a page at a time. One query holding both states' records, as before, ran out of
+    /// memory at 250,000 records under the default 32 MB (and a large diff even at 64 MB).
     pub fn diff_runs(
         &self,
         pipeline: &str,
@@ -201,61 +213,119 @@ impl Store {
         let extracted = stage_table(pipeline, Stage::Extracted);
         let deleted = match deleted_flag {
             None => "false".to_string(),
-            Some(flag) if stage == Stage::Extracted => flag_set("newest.record", flag),
+            Some(flag) if stage == Stage::Extracted => flag_set("t.record", flag),
             Some(_) if self.table_columns(&extracted)?.is_empty() => "false".to_string(),
             Some(flag) => format!(
-                "EXISTS (SELECT 1 FROM {} e WHERE e.run_id = newest.run_id
-                         AND e.source_id = newest.source_id AND {})",
+                "EXISTS (SELECT 1 FROM {} e WHERE e.run_id = t.run_id
+                         AND e.source_id = t.source_id AND {})",
                 quote(&extracted),
                 flag_set("e.record", flag)
             ),
         };
-        // `$2` is `from`, `$3` is `to`: each side's span of runs is from its base (the last
-        // run that read everything; the first run when none did) to the run itself.
-        let state = |name: &str, run: &str| {
-            format!(
-                "{name}_span AS (
-                    SELECT coalesce(max(position) FILTER (WHERE NOT incremental), 1) AS first,
-                           max(position) AS last
-                    FROM history WHERE position <= (SELECT position FROM history WHERE run_id = {run})
-                ),
-                {name} AS (
-                    SELECT newest.source_id, newest.record::VARCHAR AS record FROM (
-                        SELECT t.run_id, t.source_id, t.record
-                        FROM {table} t
-                        JOIN history h ON h.run_id = t.run_id
-                        JOIN {name}_span span ON h.position BETWEEN span.first AND span.last
-                        WHERE t.source_id IS NOT NULL
-                        QUALIFY row_number() OVER (
-                            PARTITION BY t.source_id
-                            ORDER BY h.position DESC, t.staged_at DESC NULLS LAST, t.rowid DESC
-                        ) = 1
-                    ) newest
-                    WHERE NOT ({deleted})
-                )",
-                table = quote(&table)
-            )
-        };
-        let sql = format!(
-            "WITH {}, {}, {}
-             SELECT coalesce(b.source_id, a.source_id) AS source_id, b.record, a.record
-             FROM before_state b FULL OUTER JOIN after_state a ON a.source_id = b.source_id
-             WHERE b.source_id IS NULL OR a.source_id IS NULL
-                OR b.record IS DISTINCT FROM a.record
-             ORDER BY 1",
-            history_cte(&table),
-            state("before_state", "$2"),
-            state("after_state", "$3"),
+        // Each side's span of runs is from its base (the last run that read everything; the
+        // first run when none did) to the run itself (`$2`); the newest row of each record in
+        // it is found by its row id alone, and only then is its record read.
+        let state = format!(
+            "WITH {history},
+             span AS (
+                SELECT coalesce(max(position) FILTER (WHERE NOT incremental), 1) AS first,
+                       max(position) AS last
+                FROM history WHERE position <= (SELECT position FROM history WHERE run_id = $2)
+             ),
+             newest AS (
+                SELECT t.source_id,
+                       arg_max(t.rowid, (h.position, t.staged_at, t.rowid)) AS row_id
+                FROM {table} t
+                JOIN history h ON h.run_id = t.run_id
+                JOIN span ON h.position BETWEEN span.first AND span.last
+                WHERE t.source_id IS NOT NULL
+                GROUP BY t.source_id
+             )
+             SELECT newest.source_id, newest.row_id, md5_number(t.record::VARCHAR) AS digest
+             FROM newest JOIN {table} t ON t.rowid = newest.row_id
+             WHERE NOT ({deleted})",
+            history = history_cte(&table),
+            table = quote(&table),
         );
-        let mut statement = self.connection().prepare(&sql)?;
-        let mut rows = statement.query(params![pipeline, from, to])?;
-        while let Some(row) = rows.next()? {
-            each(DiffRow {
-                source_id: row.get(0)?,
-                before: row.get(1)?,
-                after: row.get(2)?,
+        for (scratch, run) in [("diff_before", from), ("diff_after", to)] {
+            self.with_room(|store| {
+                store.connection().execute(
+                    &format!("CREATE OR REPLACE TEMP TABLE {scratch} AS {state}"),
+                    params![pipeline, run],
+                )?;
+                Ok(())
             })?;
         }
+        let count: i64 = self.with_room(|store| {
+            store.connection().execute_batch(
+                "CREATE OR REPLACE TEMP TABLE diff_rows AS
+                 SELECT row_number() OVER (ORDER BY source_id) AS n, * FROM (
+                    SELECT coalesce(b.source_id, a.source_id) AS source_id,
+                           b.row_id AS before_row, a.row_id AS after_row
+                    FROM diff_before b FULL OUTER JOIN diff_after a ON a.source_id = b.source_id
+                    WHERE b.source_id IS NULL OR a.source_id IS NULL OR b.digest <> a.digest
+                 )",
+            )?;
+            Ok(store
+                .connection()
+                .query_row("SELECT count(*) FROM diff_rows", [], |row| row.get(0))?)
+        })?;
+        for first in (1..=count).step_by(DIFF_PAGE) {
+            let page = self.diff_page(&table, first, first + DIFF_PAGE as i64 - 1)?;
+            for row in page {
+                each(row)?;
+            }
+        }
+        for scratch in ["diff_before", "diff_after", "diff_rows"] {
+            self.drop_scratch(scratch)?;
+        }
         Ok(())
+    }
+
+    /// Rows `first..=last` of `diff_rows`, in order, with their records read from `table` by
+    /// row id (their ids inline: DuckDB then skips the row groups that hold none of them).
+    fn diff_page(&self, table: &str, first: i64, last: i64) -> Result<Vec<DiffRow>, StagingError> {
+        let mut statement = self.connection().prepare_cached(
+            "SELECT source_id, before_row, after_row FROM diff_rows
+             WHERE n BETWEEN ? AND ? ORDER BY n",
+        )?;
+        let ids = statement
+            .query_map(params![first, last], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<i64>>(1)?,
+                    row.get::<_, Option<i64>>(2)?,
+                ))
+            })?
+            .collect::<Result<Vec<_>, _>>()?;
+        let wanted: Vec<String> = ids
+            .iter()
+            .flat_map(|(_, before, after)| [*before, *after])
+            .flatten()
+            .map(|row_id| row_id.to_string())
+            .collect();
+        let mut records: HashMap<i64, String> = HashMap::with_capacity(wanted.len());
+        if !wanted.is_empty() {
+            let mut statement = self.connection().prepare(&format!(
+                "SELECT rowid, record::VARCHAR FROM {} WHERE rowid IN ({})",
+                quote(table),
+                wanted.join(", ")
+            ))?;
+            let rows = statement.query_map([], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+            })?;
+            for row in rows {
+                let (row_id, record) = row?;
+                records.insert(row_id, record);
+            }
+        }
+        Ok(ids
+            .into_iter()
+            .map(|(source_id, before, after)| DiffRow {
+                source_id,
+                before: before.and_then(|row_id| records.get(&row_id).cloned()),
+                after: after.and_then(|row_id| records.get(&row_id).cloned()),
+            })
+            .collect())
     }
 }
