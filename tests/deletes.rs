@@ -338,3 +338,55 @@ fn the_hard_delete_lookup_follows_its_schedule() {
         false
     );
 }
+
+/// `etl apply` deactivates only what its reviewed plan did: an Account deleted after the
+/// review keeps its customer active until a run (or a plan applied) that includes it.
+#[test]
+fn apply_removes_only_what_the_reviewed_plan_removed() {
+    let sandbox = server::start(Options {
+        accounts: 6,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    project.import_only("accounts");
+    project.edit(
+        "accounts",
+        "attachments: true",
+        "attachments: true\ndeletes: { from_salesforce: deactivate, hard_delete_check: every_run }",
+    );
+    run(&project, "run");
+    let accounts = live_records(&sandbox, "Account");
+    let (reviewed, late) = (&accounts[4], &accounts[5]);
+    touch(
+        &sandbox,
+        reviewed["Id"].as_str().unwrap(),
+        json!({"IsDeleted": true}),
+    );
+    let plan = run(&project, "plan");
+    assert_eq!(pipeline(&plan, "accounts")["planned_removals"], 1, "{plan}");
+    let plan_id = plan["run_id"].as_str().unwrap().to_string();
+    touch(
+        &sandbox,
+        late["Id"].as_str().unwrap(),
+        json!({"IsDeleted": true}),
+    );
+
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["apply", &plan_id, "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    let applied: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(
+        pipeline(&applied, "accounts")["deactivated"],
+        1,
+        "{applied}"
+    );
+    let name =
+        |record: &serde_json::Map<String, Value>| record["Name"].as_str().unwrap().to_string();
+    assert_eq!(halo_client(&sandbox, &name(reviewed))["inactive"], true);
+    assert_eq!(halo_client(&sandbox, &name(late))["inactive"], false);
+
+    // The next run removes the one held back.
+    let next = run(&project, "run");
+    assert_eq!(pipeline(&next, "accounts")["deactivated"], 1, "{next}");
+    assert_eq!(halo_client(&sandbox, &name(late))["inactive"], true);
+}

@@ -12,7 +12,7 @@
 //! writes included.
 //!
 //! The mark moves only once the run's sync back has finished, in a run that loads everything
-//! it planned (`etl plan`, `--select` and a failed run leave it where it was). A record the
+//! it planned (`etl plan`, `etl apply`, `--select` and a failed run leave it where it was). A record the
 //! sync back failed to write, and one whose conflict the import held (`skip_and_report`), are
 //! read again by id in the next listing of changes, although they did not change, so they are
 //! settled as a full listing would settle them.
@@ -174,9 +174,11 @@ impl Listing {
         pipeline: &Pipeline,
         options: &RunOptions,
     ) -> Result<(), EngineError> {
+        // `etl apply` holds back what its reviewed plan did not write, as a selection does.
         let selected = !options.select.is_empty()
             || !options.exclude.is_empty()
-            || options.select_where.is_some();
+            || options.select_where.is_some()
+            || options.reviewed.is_some();
         if !self.lists_changes || options.mode != Mode::Load || selected {
             return Ok(());
         }

@@ -15,6 +15,7 @@ pub mod lookups;
 mod packed_pairs;
 pub mod plan;
 pub mod progress;
+mod review;
 pub mod run;
 pub mod sync_back;
 

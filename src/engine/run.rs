@@ -17,6 +17,7 @@ use super::linked_targets::LinkedTargets;
 use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
+use super::review::Review;
 use super::sync_back::{self, BackSystems, Conflict, Snapshot};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
@@ -589,8 +590,12 @@ fn import_pipeline(
         target,
         linked_targets: &linked_targets,
     };
-    let reviewed_writes = match &options.reviewed {
-        Some(reviewed) => Some(reviewed_write_ids(store, &tables, reviewed)?),
+    let review = match &options.reviewed {
+        Some(reviewed) => Some(Review::read(
+            store,
+            &tables.table(Stage::Changes),
+            reviewed,
+        )?),
         None => None,
     };
     // Each chunk of the plan is loaded as soon as it is planned, so memory holds one chunk's
@@ -689,12 +694,8 @@ fn import_pipeline(
                     )?;
                     summary.conflicts.extend(found);
                 }
-                if let Some(reviewed) = &reviewed_writes {
-                    if planned.action.writes() && !reviewed.contains(&planned.source_id) {
-                        planned.action = Action::Skip;
-                        planned.reason = Some("not in the reviewed plan".into());
-                        planned.write = None;
-                    }
+                if let Some(review) = &review {
+                    review.hold(&mut planned);
                 }
                 change_rows.push(change_row(run_id, &planned));
                 summary.count_planned(planned.action);
@@ -741,8 +742,11 @@ fn import_pipeline(
         let mut deleted: Vec<String> = deleted.into_iter().collect();
         deleted.sort();
         for source_id in deleted {
-            let planned =
+            let mut planned =
                 super::deletes::plan(delete_policy, &source_id, deleted_links.get(&source_id));
+            if let Some(review) = &review {
+                review.hold(&mut planned);
+            }
             change_rows.push(change_row(run_id, &planned));
             if matches!(planned.action, Action::Delete | Action::Deactivate) {
                 summary.planned_removals += 1;
@@ -759,14 +763,8 @@ fn import_pipeline(
             .collect();
         store.append(&tables, Stage::Conflicts, &conflict_rows)?;
 
-        if let Some(reviewed) = &options.reviewed {
-            let moved = plan_differences(store, &tables, reviewed, run_id)?;
-            if moved > 0 && !options.force {
-                return Err(EngineError::Config(format!(
-                "pipeline {}: {moved} records would be written differently than in the reviewed plan {reviewed} (the source moved on since); run `etl plan` again, or `etl apply {reviewed} --force` to load what is there now",
-                pipeline.pipeline
-            )));
-            }
+        if let Some(review) = &review {
+            review.check(store, run_id, &pipeline.pipeline, "import", options.force)?;
         }
 
         tracing::info!(
@@ -827,56 +825,6 @@ fn import_pipeline(
         summary.target_api_calls = target.api_calls() - target_calls;
         Ok(summary)
     })
-}
-
-/// The records a reviewed plan would have written.
-fn reviewed_write_ids(
-    store: &Store,
-    tables: &PipelineTables,
-    reviewed: &str,
-) -> Result<HashSet<String>, EngineError> {
-    let mut statement = store
-        .connection()
-        .prepare(&format!(
-            "SELECT source_id FROM \"{}\" WHERE run_id = ? AND action IN ('create', 'update', 'link')",
-            tables.table(Stage::Changes)
-        ))
-        .map_err(crate::staging::StagingError::from)?;
-    let ids = statement
-        .query_map([reviewed], |row| row.get::<_, String>(0))
-        .map_err(crate::staging::StagingError::from)?;
-    let mut set = HashSet::new();
-    for id in ids {
-        set.insert(id.map_err(crate::staging::StagingError::from)?);
-    }
-    Ok(set)
-}
-
-/// How many of a reviewed plan's writes the plan just made would not do the same way.
-fn plan_differences(
-    store: &Store,
-    tables: &PipelineTables,
-    reviewed: &str,
-    run_id: &str,
-) -> Result<u64, EngineError> {
-    let table = tables.table(Stage::Changes);
-    let writes = |run: &str| {
-        format!(
-            "SELECT source_id, action, after::VARCHAR FROM \"{table}\"
-             WHERE run_id = '{}' AND action IN ('create', 'update', 'link')",
-            run.replace('\'', "''")
-        )
-    };
-    let sql = format!(
-        "SELECT count(*) FROM ({} EXCEPT {})",
-        writes(reviewed),
-        writes(run_id)
-    );
-    let count: i64 = store
-        .connection()
-        .query_row(&sql, [], |row| row.get(0))
-        .map_err(crate::staging::StagingError::from)?;
-    Ok(count as u64)
 }
 
 /// The ids the selection keeps, or `None` when everything is selected.

@@ -29,6 +29,7 @@ use super::listing::Listing;
 use super::lookups::{id_text, EngineLookups};
 use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
 use super::progress::Stage as ProgressStage;
+use super::review::Review;
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
 use super::Mode;
 use crate::config::model::{ConflictPolicy, Lookup, Pipeline, StageNames};
@@ -1015,6 +1016,14 @@ pub fn sync_back(
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<String> = Vec::new();
     let mut planned_count: u64 = 0;
+    let review = match &options.reviewed {
+        Some(reviewed) => Some(Review::read(
+            store,
+            &tables.table(Stage::Changes),
+            reviewed,
+        )?),
+        None => None,
+    };
     // The records are read back from staging a chunk at a time, in listing order.
     let mut cursor = ListingCursor::default();
     loop {
@@ -1148,10 +1157,11 @@ pub fn sync_back(
                     }
                 }
             }
-            if let Some((source_id, link)) = linked {
-                if super::deletes::back_reappeared(pipeline, &mut planned, link) {
-                    unmarked.push(source_id.clone());
-                }
+            let reappeared = linked
+                .filter(|(_, link)| super::deletes::back_reappeared(pipeline, &mut planned, link));
+            let held = review.as_ref().is_some_and(|r| r.hold(&mut planned));
+            if let (Some((source_id, _)), false) = (reappeared, held) {
+                unmarked.push(source_id.clone());
             }
             change_rows.push(change_row(run_id, &planned));
             summary.count_planned(planned.action);
@@ -1218,7 +1228,10 @@ pub fn sync_back(
         store.drop_scratch(linked_before)?;
     }
     for (target_id, source_id, why) in gone {
-        let planned = super::deletes::plan_back(pipeline, &target_id, &source_id, why);
+        let mut planned = super::deletes::plan_back(pipeline, &target_id, &source_id, why);
+        if let Some(review) = &review {
+            review.hold(&mut planned);
+        }
         change_rows.push(change_row(run_id, &planned));
         if matches!(planned.action, Action::Delete | Action::Deactivate) {
             summary.planned_removals += 1;
@@ -1229,6 +1242,15 @@ pub fn sync_back(
         }
     }
     store.append(&tables, Stage::Changes, &change_rows)?;
+    if let Some(review) = &review {
+        review.check(
+            store,
+            run_id,
+            &pipeline.pipeline,
+            "sync back",
+            options.force,
+        )?;
+    }
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;

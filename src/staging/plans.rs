@@ -1,0 +1,68 @@
+//! Reading a staged plan back (`etl apply`): which records a plan run would have written or
+//! removed, and how many of those a later plan of the same pipeline would not act on the same
+//! way (same action, same record to send).
+
+use std::collections::HashSet;
+
+use duckdb::params;
+
+use super::error::StagingError;
+use super::store::Store;
+use super::tables::quote;
+
+/// The plan actions that act on a record: writes, links and removals.
+pub const ACTING: [&str; 5] = ["create", "update", "link", "delete", "deactivate"];
+
+fn acting_list() -> String {
+    ACTING
+        .iter()
+        .map(|action| format!("'{action}'"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl Store {
+    /// The (source id, action) pairs of run `run_id` in the changes table `table` whose action
+    /// acts on a record (see [`ACTING`]).
+    pub fn acting_plan(
+        &self,
+        table: &str,
+        run_id: &str,
+    ) -> Result<HashSet<(String, String)>, StagingError> {
+        let mut statement = self.connection().prepare(&format!(
+            "SELECT source_id, action FROM {} WHERE run_id = ? AND action IN ({})",
+            quote(table),
+            acting_list()
+        ))?;
+        let rows = statement.query_map(params![run_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
+        Ok(rows.collect::<Result<_, _>>()?)
+    }
+
+    /// How many of run `reviewed`'s acting rows in `table` run `run_id` does not have the
+    /// same (source id, action, record sent).
+    pub fn plan_differences(
+        &self,
+        table: &str,
+        reviewed: &str,
+        run_id: &str,
+    ) -> Result<u64, StagingError> {
+        let acting = |parameter: &str| {
+            format!(
+                "SELECT source_id, action, after::VARCHAR FROM {}
+                 WHERE run_id = {parameter} AND action IN ({})",
+                quote(table),
+                acting_list()
+            )
+        };
+        let count: i64 = self.connection().query_row(
+            &format!(
+                "SELECT count(*) FROM ({} EXCEPT {})",
+                acting("$1"),
+                acting("$2")
+            ),
+            params![reviewed, run_id],
+            |row| row.get(0),
+        )?;
+        Ok(count as u64)
+    }
+}
