@@ -6,24 +6,42 @@
 
 use std::collections::HashSet;
 
+use sha2::{Digest, Sha256};
+
 use super::error::EngineError;
 use super::plan::{Action, Planned};
 use crate::staging::{Store, ACTING};
 
-/// What one direction of a reviewed plan acted on: (record, action) pairs.
+/// What one direction of a reviewed plan acted on: (record, action) pairs, each kept as a
+/// 128-bit digest (for a plan of 490,000 creates, 17 MB against 82 MB as pairs of strings).
 pub struct Review {
     run_id: String,
     changes_table: String,
-    acted: HashSet<(String, String)>,
+    acted: HashSet<u128>,
+}
+
+fn digest(source_id: &str, action: &str) -> u128 {
+    let hash = Sha256::new()
+        .chain_update(source_id.as_bytes())
+        .chain_update([0x1f])
+        .chain_update(action.as_bytes())
+        .finalize();
+    let mut first = [0u8; 16];
+    first.copy_from_slice(&hash[..16]);
+    u128::from_le_bytes(first)
 }
 
 impl Review {
     /// The reviewed plan `run_id` of the direction that stages its plan in `changes_table`.
     pub fn read(store: &Store, changes_table: &str, run_id: &str) -> Result<Review, EngineError> {
+        let mut acted = HashSet::new();
+        store.each_acting(changes_table, run_id, |source_id, action| {
+            acted.insert(digest(source_id, action));
+        })?;
         Ok(Review {
             run_id: run_id.to_string(),
             changes_table: changes_table.to_string(),
-            acted: store.acting_plan(changes_table, run_id)?,
+            acted,
         })
     }
 
@@ -31,10 +49,9 @@ impl Review {
     /// that way. Returns whether it did.
     pub fn hold(&self, planned: &mut Planned) -> bool {
         let acts = ACTING.contains(&planned.action.as_str());
-        let reviewed = self.acted.contains(&(
-            planned.source_id.clone(),
-            planned.action.as_str().to_string(),
-        ));
+        let reviewed = self
+            .acted
+            .contains(&digest(&planned.source_id, planned.action.as_str()));
         if !acts || reviewed {
             return false;
         }

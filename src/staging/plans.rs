@@ -2,8 +2,6 @@
 //! removed, and how many of those a later plan of the same pipeline would not act on the same
 //! way (same action, same record to send).
 
-use std::collections::HashSet;
-
 use duckdb::params;
 
 use super::error::StagingError;
@@ -22,20 +20,26 @@ fn acting_list() -> String {
 }
 
 impl Store {
-    /// The (source id, action) pairs of run `run_id` in the changes table `table` whose action
-    /// acts on a record (see [`ACTING`]).
-    pub fn acting_plan(
+    /// Hands each (source id, action) of run `run_id` in the changes table `table` whose
+    /// action acts on a record (see [`ACTING`]) to `each`, as they stream.
+    pub fn each_acting(
         &self,
         table: &str,
         run_id: &str,
-    ) -> Result<HashSet<(String, String)>, StagingError> {
+        mut each: impl FnMut(&str, &str),
+    ) -> Result<(), StagingError> {
         let mut statement = self.connection().prepare(&format!(
             "SELECT source_id, action FROM {} WHERE run_id = ? AND action IN ({})",
             quote(table),
             acting_list()
         ))?;
-        let rows = statement.query_map(params![run_id], |row| Ok((row.get(0)?, row.get(1)?)))?;
-        Ok(rows.collect::<Result<_, _>>()?)
+        let mut rows = statement.query(params![run_id])?;
+        while let Some(row) = rows.next()? {
+            let source_id: String = row.get(0)?;
+            let action: String = row.get(1)?;
+            each(&source_id, &action);
+        }
+        Ok(())
     }
 
     /// How many of run `reviewed`'s acting rows in `table` run `run_id` does not have the
