@@ -8,7 +8,9 @@ use serde_json::{json, Value};
 use etl::sandbox::server::{self, Options, Running};
 
 mod support;
-use support::{halo_get, halo_token, live_records, pipeline, project, touch, Project};
+use support::{
+    accounts_importing, halo_get, halo_token, live_records, pipeline, project, touch, Project,
+};
 
 fn run(project: &Project, command: &str) -> Value {
     let (code, stdout, stderr) = support::etl_output(&project.root, &[command, "--json"]);
@@ -126,13 +128,7 @@ fn deleted_accounts_deactivate_their_customers_and_deleted_contacts_delete_users
 
 #[test]
 fn deletes_are_ignored_by_default() {
-    let sandbox = server::start(Options {
-        accounts: 6,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts"]);
-    project.import_only("accounts");
+    let (sandbox, project) = accounts_importing(6, None);
     run(&project, "run");
     let account = live_records(&sandbox, "Account")[4].clone();
     touch(
@@ -278,17 +274,9 @@ fn age_last_check(project: &Project, pipeline_name: &str, hours: i64) {
 
 #[test]
 fn the_hard_delete_lookup_follows_its_schedule() {
-    let sandbox = server::start(Options {
-        accounts: 7,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts"]);
-    project.import_only("accounts");
-    project.edit(
-        "accounts",
-        "attachments: true",
-        "attachments: true\ndeletes: { from_salesforce: deactivate, hard_delete_check: 24h }",
+    let (sandbox, project) = accounts_importing(
+        7,
+        Some("{ from_salesforce: deactivate, hard_delete_check: 24h }"),
     );
     run(&project, "run");
     let accounts = live_records(&sandbox, "Account");
@@ -343,17 +331,9 @@ fn the_hard_delete_lookup_follows_its_schedule() {
 /// review keeps its customer active until a run (or a plan applied) that includes it.
 #[test]
 fn apply_removes_only_what_the_reviewed_plan_removed() {
-    let sandbox = server::start(Options {
-        accounts: 6,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts"]);
-    project.import_only("accounts");
-    project.edit(
-        "accounts",
-        "attachments: true",
-        "attachments: true\ndeletes: { from_salesforce: deactivate, hard_delete_check: every_run }",
+    let (sandbox, project) = accounts_importing(
+        6,
+        Some("{ from_salesforce: deactivate, hard_delete_check: every_run }"),
     );
     run(&project, "run");
     let accounts = live_records(&sandbox, "Account");

@@ -12,12 +12,7 @@ mod support;
 use support::{pipeline, project, Project};
 
 fn run(project: &Project) -> (i32, Value, String) {
-    let (code, stdout, stderr) = support::etl_output(&project.root, &["run", "--json"]);
-    (
-        code,
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stderr,
-    )
+    support::etl_json(&project.root, &["run", "--json"])
 }
 
 fn change_org(sandbox: &Running, change: impl FnOnce(&mut etl::sandbox::salesforce::org::Org)) {

@@ -15,12 +15,7 @@ use support::{
 };
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String) {
-    let (code, stdout, stderr) = support::etl_output(&project.root, args);
-    (
-        code,
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stderr,
-    )
+    support::etl_json(&project.root, args)
 }
 
 #[test]

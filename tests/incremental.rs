@@ -9,7 +9,8 @@ use etl::sandbox::server::{self, Options};
 
 mod support;
 use support::{
-    direction, halo_get, halo_token, live_records, project, put_file, staging_rows, touch, Project,
+    accounts_importing, direction, halo_get, halo_token, live_records, project, put_file,
+    staging_rows, touch, Project,
 };
 
 fn run(project: &Project, args: &[&str]) -> Value {
@@ -166,18 +167,7 @@ fn a_file_added_to_an_unchanged_record_is_copied_by_the_next_read_of_changes() {
 
 #[test]
 fn a_deletion_reaches_a_read_of_changes_that_filters_deleted_records_out() {
-    let sandbox = server::start(Options {
-        accounts: 6,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts"]);
-    project.import_only("accounts");
-    project.edit(
-        "accounts",
-        "attachments: true",
-        "attachments: true\ndeletes: deactivate",
-    );
+    let (sandbox, project) = accounts_importing(6, Some("deactivate"));
     run(&project, &["run"]);
     // Not one of the first three accounts, which Halo's seed holds already.
     let account = live_records(&sandbox, "Account")[4].clone();

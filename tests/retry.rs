@@ -7,16 +7,7 @@ use serde_json::Value;
 use etl::sandbox::server::{self, Options};
 
 mod support;
-use support::{etl_output, pipeline, project, staging_rows};
-
-fn etl(root: &std::path::Path, args: &[&str]) -> (i32, Value, String) {
-    let (code, stdout, stderr) = etl_output(root, args);
-    (
-        code,
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stderr,
-    )
-}
+use support::{etl_json as etl, etl_output, pipeline, project, staging_rows};
 
 #[test]
 fn retry_sends_exactly_the_records_that_failed() {

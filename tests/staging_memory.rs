@@ -267,24 +267,30 @@ fn the_listing_joined_with_its_links_gets_more_memory_while_it_needs_it() {
     assert_eq!(setting(&store, "memory_limit"), "30.5 MiB");
 }
 
+/// A new store with the (empty) staging tables of a pipeline `p` without typed columns.
+fn store_with_pipeline_p(dir: &std::path::Path) -> (Store, etl::staging::PipelineTables) {
+    let store = Store::open(&dir.join("s.duckdb")).unwrap();
+    let tables = etl::staging::PipelineTables {
+        pipeline: "p".into(),
+        extracted: Vec::new(),
+        transformed: Vec::new(),
+    };
+    store.ensure_pipeline_tables(&tables).unwrap();
+    (store, tables)
+}
+
 /// `etl diff` compares two states of a pipeline. Holding both states' records in one query ran
 /// out of memory under the default limit over 10,000 records of about 800 bytes (at 1M records
 /// every pipeline's diff failed); the states are now row ids and digests, and the records are
 /// read a page at a time.
 #[test]
 fn two_runs_of_a_large_pipeline_are_compared_under_the_default_limit() {
-    use etl::staging::{ExtractKind, PipelineTables, Stage};
+    use etl::staging::{ExtractKind, Stage};
     if !the_default_limit_applies("the limit is the user's") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
-    let tables = PipelineTables {
-        pipeline: "p".into(),
-        extracted: Vec::new(),
-        transformed: Vec::new(),
-    };
-    store.ensure_pipeline_tables(&tables).unwrap();
+    let (store, _) = store_with_pipeline_p(dir.path());
     let mut runs = Vec::new();
     for phone in ["1", "2"] {
         let run = store.begin_run("run", &["p".to_string()]).unwrap();
@@ -341,18 +347,12 @@ fn two_runs_of_a_large_pipeline_are_compared_under_the_default_limit() {
 /// (at 1M records, the contacts' 490,000 did); they are compared by digest now.
 #[test]
 fn two_large_plans_are_compared_under_the_default_limit() {
-    use etl::staging::{PipelineTables, Stage};
+    use etl::staging::Stage;
     if !the_default_limit_applies("the limit is the user's") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
-    let tables = PipelineTables {
-        pipeline: "p".into(),
-        extracted: Vec::new(),
-        transformed: Vec::new(),
-    };
-    store.ensure_pipeline_tables(&tables).unwrap();
+    let (store, tables) = store_with_pipeline_p(dir.path());
     let changes = tables.table(Stage::Changes);
     for (run, changed) in [("r1", "false"), ("r2", "i % 1000 = 0")] {
         store

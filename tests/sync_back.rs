@@ -1015,16 +1015,6 @@ fn rule_7_an_opportunity_created_without_a_probability_is_not_written_again() {
     assert_no_writes(&second);
 }
 
-/// `etl <args> --json`, with its exit code, summary and stderr.
-fn etl_json(project: &Project, args: &[&str]) -> (i32, Value, String) {
-    let (code, stdout, stderr) = support::etl_output(&project.root, args);
-    (
-        code,
-        serde_json::from_str(&stdout).unwrap_or(Value::Null),
-        stderr,
-    )
-}
-
 #[test]
 fn apply_holds_the_sync_back_to_its_reviewed_plan() {
     let sandbox = sandbox(4);
@@ -1035,8 +1025,8 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
     // Reviewed: one new customer created in Salesforce, another deselected.
     let (reviewed, _) = new_customer(&sandbox, &token, json!({"name": "Reviewed Ltd"}));
     let (deselected, _) = new_customer(&sandbox, &token, json!({"name": "Deselected Ltd"}));
-    let (code, plan, stderr) = etl_json(
-        &project,
+    let (code, plan, stderr) = support::etl_json(
+        &project.root,
         &["plan", "--json", "--exclude", &deselected.to_string()],
     );
     assert_eq!(code, 0, "{stderr}");
@@ -1045,7 +1035,7 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
     // Added after the review: not in the plan.
     let (late, _) = new_customer(&sandbox, &token, json!({"name": "Late Ltd"}));
 
-    let (code, applied, stderr) = etl_json(&project, &["apply", &plan_id, "--json"]);
+    let (code, applied, stderr) = support::etl_json(&project.root, &["apply", &plan_id, "--json"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(back(&applied, "accounts")["created"], 1, "{applied}");
     assert_eq!(count(&sandbox, "Account", "Name", "Reviewed Ltd"), 1);
@@ -1079,7 +1069,7 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
 
     // A reviewed sync-back write that would now send something else is refused, unless forced.
     let (renamed, _) = new_customer(&sandbox, &token, json!({"name": "Before Ltd"}));
-    let (_, plan, _) = etl_json(&project, &["plan", "--json"]);
+    let (_, plan, _) = support::etl_json(&project.root, &["plan", "--json"]);
     let plan_id = plan["run_id"].as_str().unwrap().to_string();
     halo_post(
         &sandbox,
@@ -1087,7 +1077,7 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
         "Client",
         json!([{"id": renamed, "name": "After Ltd"}]),
     );
-    let (code, _, stderr) = etl_json(&project, &["apply", &plan_id, "--json"]);
+    let (code, _, stderr) = support::etl_json(&project.root, &["apply", &plan_id, "--json"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(
         stderr.contains("moved on") && stderr.contains("sync back"),
@@ -1095,7 +1085,8 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
     );
     assert_eq!(count(&sandbox, "Account", "Name", "Before Ltd"), 0);
     assert_eq!(count(&sandbox, "Account", "Name", "After Ltd"), 0);
-    let (code, forced, stderr) = etl_json(&project, &["apply", &plan_id, "--force", "--json"]);
+    let (code, forced, stderr) =
+        support::etl_json(&project.root, &["apply", &plan_id, "--force", "--json"]);
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(back(&forced, "accounts")["created"], 1, "{forced}");
     assert_eq!(count(&sandbox, "Account", "Name", "After Ltd"), 1);

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use super::error::EngineError;
 use super::plan::{Action, Planned};
-use crate::staging::{Store, ACTING};
+use super::run::RunOptions;
+use crate::staging::{PipelineTables, Stage, Store, ACTING};
 
 /// What one direction of a reviewed plan acted on: (record, action) pairs, each kept as a
 /// 128-bit digest (for a plan of 490,000 creates, 17 MB against 82 MB as pairs of strings).
@@ -32,8 +33,25 @@ fn digest(source_id: &str, action: &str) -> u128 {
 }
 
 impl Review {
+    /// The plan `etl apply` was given (`RunOptions::reviewed`), of the direction whose tables
+    /// are `tables`; `None` for any other command.
+    pub fn of_run(
+        store: &Store,
+        tables: &PipelineTables,
+        options: &RunOptions,
+    ) -> Result<Option<Review>, EngineError> {
+        match &options.reviewed {
+            Some(reviewed) => Ok(Some(Review::read(
+                store,
+                &tables.table(Stage::Changes),
+                reviewed,
+            )?)),
+            None => Ok(None),
+        }
+    }
+
     /// The reviewed plan `run_id` of the direction that stages its plan in `changes_table`.
-    pub fn read(store: &Store, changes_table: &str, run_id: &str) -> Result<Review, EngineError> {
+    fn read(store: &Store, changes_table: &str, run_id: &str) -> Result<Review, EngineError> {
         let mut acted = HashSet::new();
         store.each_acting(changes_table, run_id, |source_id, action| {
             acted.insert(digest(source_id, action));

@@ -590,14 +590,7 @@ fn import_pipeline(
         target,
         linked_targets: &linked_targets,
     };
-    let review = match &options.reviewed {
-        Some(reviewed) => Some(Review::read(
-            store,
-            &tables.table(Stage::Changes),
-            reviewed,
-        )?),
-        None => None,
-    };
+    let review = Review::of_run(store, &tables, options)?;
     let load = Loader {
         store,
         tables: &tables,

@@ -1016,14 +1016,7 @@ pub fn sync_back(
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<String> = Vec::new();
     let mut planned_count: u64 = 0;
-    let review = match &options.reviewed {
-        Some(reviewed) => Some(Review::read(
-            store,
-            &tables.table(Stage::Changes),
-            reviewed,
-        )?),
-        None => None,
-    };
+    let review = Review::of_run(store, &tables, options)?;
     // The records are read back from staging a chunk at a time, in listing order.
     let mut cursor = ListingCursor::default();
     loop {

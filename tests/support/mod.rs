@@ -45,6 +45,26 @@ pub fn project(sandbox: &Running, pipelines: &[&str]) -> Project {
     Project { _dir: dir, root }
 }
 
+/// A sandbox with `accounts` accounts and a project with only the accounts pipeline, importing
+/// (no sync back), acting on deletes as `deletes` says (a `deletes:` value) when given.
+pub fn accounts_importing(accounts: u64, deletes: Option<&str>) -> (Running, Project) {
+    let sandbox = etl::sandbox::server::start(etl::sandbox::server::Options {
+        accounts,
+        ..Default::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    project.import_only("accounts");
+    if let Some(deletes) = deletes {
+        project.edit(
+            "accounts",
+            "attachments: true",
+            &format!("attachments: true\ndeletes: {deletes}"),
+        );
+    }
+    (sandbox, project)
+}
+
 impl Project {
     /// Replaces `from` with `to` in a pipeline file of the project (the first occurrence).
     pub fn edit(&self, pipeline: &str, from: &str, to: &str) {
@@ -78,6 +98,17 @@ pub fn etl_output(root: &Path, args: &[&str]) -> (i32, String, String) {
         output.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&output.stdout).to_string(),
         String::from_utf8_lossy(&output.stderr).to_string(),
+    )
+}
+
+/// Runs the binary on the project with `--json` among `args`: exit code, what it printed as
+/// JSON (null when it printed none), stderr.
+pub fn etl_json(root: &Path, args: &[&str]) -> (i32, Value, String) {
+    let (code, stdout, stderr) = etl_output(root, args);
+    (
+        code,
+        serde_json::from_str(&stdout).unwrap_or(Value::Null),
+        stderr,
     )
 }
 
