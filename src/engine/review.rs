@@ -93,7 +93,7 @@ impl Review {
         if moved > 0 && !force {
             let reviewed = &self.run_id;
             return Err(EngineError::Config(format!(
-                "pipeline {pipeline} ({direction}): {moved} records would be written differently than in the reviewed plan {reviewed} (the source moved on since); run `etl plan` again, or `etl apply {reviewed} --force` to load what is there now"
+                "pipeline {pipeline}: {moved} records would be written differently by the {direction} than in the reviewed plan {reviewed} (the source moved on since); run `etl plan` again, or `etl apply {reviewed} --force` to load what is there now"
             )));
         }
         Ok(())

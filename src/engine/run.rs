@@ -705,7 +705,7 @@ fn import_pipeline(
     // `etl apply` makes and stages the whole plan first and compares it with the one reviewed
     // before anything is written; the load then plans each chunk again (from the same staged
     // records and links) and loads it as it goes, as `etl run` does. Holding every write of the
-    // plan until the comparison took 535 MB at 100,000 records.
+    // plan until the comparison took 310 MB for 25,000 creates (BENCHMARKS.md).
     let checked_first = match (&review, options.mode) {
         (Some(review), Mode::Load) => {
             let mut conflicts = Vec::new();
