@@ -8,10 +8,11 @@
 //! changes since a watermark (incremental) stands on the full run before it, so a record it did
 //! not read again is not removed, while one read with Salesforce's deleted flag set is.
 
+use std::io::Write;
 use std::path::Path;
 
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
 
 use super::{open_store, EXIT_CONFIG};
 use crate::staging::{DiffRow, ExtractKind, Stage, StagedRun, StagingError, Store};
@@ -273,29 +274,56 @@ fn list_runs(runs: &[StagedRun]) -> String {
     }
 }
 
+/// `--json`: written as it is serialised, with the values borrowed from `found` (building it
+/// as a `Value` first held the whole diff twice more).
 fn print_json(pipeline: &str, from: &str, to: &str, found: &RunDiff) {
-    let changed: Vec<Value> = found
-        .changed
-        .iter()
-        .map(|(source_id, fields)| {
-            json!({
-                "source_id": source_id,
-                "fields": fields
+    #[derive(serde::Serialize)]
+    struct Field<'a> {
+        field: &'a str,
+        before: Option<&'a Value>,
+        after: Option<&'a Value>,
+    }
+    #[derive(serde::Serialize)]
+    struct Changed<'a> {
+        source_id: &'a str,
+        fields: Vec<Field<'a>>,
+    }
+    #[derive(serde::Serialize)]
+    struct Report<'a> {
+        pipeline: &'a str,
+        from: &'a str,
+        to: &'a str,
+        added: &'a [String],
+        removed: &'a [String],
+        changed: Vec<Changed<'a>>,
+    }
+    let report = Report {
+        pipeline,
+        from,
+        to,
+        added: &found.added,
+        removed: &found.removed,
+        changed: found
+            .changed
+            .iter()
+            .map(|(source_id, fields)| Changed {
+                source_id,
+                fields: fields
                     .iter()
-                    .map(|f| json!({"field": f.field, "before": f.before, "after": f.after}))
-                    .collect::<Vec<_>>(),
+                    .map(|f| Field {
+                        field: &f.field,
+                        before: f.before.as_ref(),
+                        after: f.after.as_ref(),
+                    })
+                    .collect(),
             })
-        })
-        .collect();
-    let out = json!({
-        "pipeline": pipeline,
-        "from": from,
-        "to": to,
-        "added": found.added,
-        "removed": found.removed,
-        "changed": changed,
-    });
-    println!("{}", serde_json::to_string_pretty(&out).unwrap_or_default());
+            .collect(),
+    };
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // A closed stdout (`etl diff … | head`) ends the output; there is nothing else to do.
+    if serde_json::to_writer_pretty(&mut out, &report).is_ok() {
+        let _ = writeln!(out);
+    }
 }
 
 /// The longest value a table cell shows; `--json` has them whole.
