@@ -481,3 +481,47 @@ fn links_of_created_records_are_inserted_and_a_taken_key_aborts_the_whole_batch(
     assert_eq!(kept["B"].target_id, "11");
     assert_eq!(results(), 1);
 }
+
+#[test]
+fn saved_links_replace_the_old_and_a_source_id_given_twice_keeps_its_last() {
+    use etl::staging::Link;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let link = |target: &str| Link {
+        target_id: target.into(),
+        source_hash: Some(format!("h{target}")),
+        synced_record: None,
+        target_record: None,
+    };
+    store
+        .save_links(
+            "r1",
+            "accounts",
+            &[("A".into(), link("1")), ("B".into(), link("2"))],
+        )
+        .unwrap();
+    store
+        .save_links(
+            "r2",
+            "accounts",
+            &[
+                ("A".into(), link("3")),
+                ("C'x".into(), link("4")),
+                ("A".into(), link("5")),
+            ],
+        )
+        .unwrap();
+    let links = store
+        .links_of("accounts", ["A", "B", "C'x"].map(String::from).iter())
+        .unwrap();
+    let target = |id: &str| links.get(id).map(|link| link.target_id.as_str());
+    assert_eq!(
+        (target("A"), target("B"), target("C'x")),
+        (Some("5"), Some("2"), Some("4"))
+    );
+    let rows: i64 = store
+        .connection()
+        .query_row("SELECT count(*) FROM id_map", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(rows, 3);
+}

@@ -372,3 +372,53 @@ fn two_large_plans_are_compared_under_the_default_limit() {
     assert_eq!(store.plan_differences(&changes, "r1", "r1").unwrap(), 0);
     assert_eq!(setting(&store, "memory_limit"), "30.5 MiB");
 }
+
+/// A run that changes many records rewrites their links. Replaced in place (`INSERT OR
+/// REPLACE`), DuckDB held every new value in memory it cannot evict until a checkpoint, and
+/// about 8,000 changed links of about 800 bytes filled the default pool: the run stopped. Links
+/// are deleted and inserted again now.
+#[test]
+fn many_changed_links_are_saved_under_the_default_limit() {
+    use etl::staging::{Link, NewLinks};
+    if !the_default_limit_applies("the limit is the user's") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let link = |i: usize, version: &str| {
+        let record = serde_json::json!({
+            "phonenumber": format!("{version}-{i}"),
+            "notes": "x".repeat(800),
+        });
+        (
+            format!("003{i:015}"),
+            Link {
+                target_id: i.to_string(),
+                source_hash: Some(version.to_string()),
+                synced_record: record.as_object().cloned(),
+                target_record: record.as_object().cloned(),
+            },
+        )
+    };
+    let first: Vec<_> = (0..20_000).map(|i| link(i, "v1")).collect();
+    for batch in first.chunks(2_000) {
+        store
+            .add_new_links("r1", "contacts", batch, NewLinks::Insert)
+            .unwrap();
+    }
+    let changed: Vec<_> = (0..20_000).map(|i| link(i, "v2")).collect();
+    for batch in changed.chunks(200) {
+        store
+            .in_transaction(|store| store.save_links("r2", "contacts", batch))
+            .unwrap();
+    }
+    let (links, changed): (i64, i64) = store
+        .connection()
+        .query_row(
+            "SELECT count(*), count(*) FILTER (WHERE source_hash = 'v2') FROM id_map",
+            [],
+            |row| Ok((row.get(0)?, row.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!((links, changed), (20_000, 20_000));
+}

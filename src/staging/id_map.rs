@@ -216,9 +216,20 @@ impl Store {
                 source_id VARCHAR, target_id VARCHAR, source_hash VARCHAR,
                 synced_record VARCHAR, target_record VARCHAR)",
         )?;
+        // A source id given twice keeps its last link, as a replace one after the other would.
+        let mut seen = std::collections::HashSet::new();
+        let links: Vec<&(String, Link)> = {
+            let mut last_first: Vec<&(String, Link)> = links
+                .iter()
+                .rev()
+                .filter(|(source_id, _)| seen.insert(source_id.as_str()))
+                .collect();
+            last_first.reverse();
+            last_first
+        };
         {
             let mut appender = connection.appender("link_batch")?;
-            for (source_id, link) in links {
+            for (source_id, link) in &links {
                 appender.append_row(params![
                     source_id,
                     link.target_id,
@@ -229,9 +240,26 @@ impl Store {
             }
             appender.flush()?;
         }
+        // The old links are deleted and the new ones inserted, not replaced: DuckDB keeps the
+        // values an update writes in place in memory it cannot evict until the next
+        // checkpoint, and with `INSERT OR REPLACE` about 8,000 changed links filled the 32 MB
+        // pool and stopped the run (BENCHMARKS.md, fourteenth session). A deleted row costs a
+        // mark; inserted rows are evicted like any. The ids are inline so that the delete
+        // finds them by the key's index (8 against 16 ms a batch with 1M links, joined).
+        let ids: Vec<String> = links
+            .iter()
+            .map(|(source_id, _)| format!("'{}'", source_id.replace('\'', "''")))
+            .collect();
         connection.execute(
             &format!(
-                "INSERT OR REPLACE INTO id_map ({})
+                "DELETE FROM id_map WHERE pipeline = ? AND source_id IN ({})",
+                ids.join(", ")
+            ),
+            params![pipeline],
+        )?;
+        connection.execute(
+            &format!(
+                "INSERT INTO id_map ({})
                  SELECT ?, source_id, target_id, source_hash, ?, ?, synced_record::JSON, target_record::JSON
                  FROM link_batch",
                 WRITTEN_COLUMNS.join(", ")
