@@ -10,6 +10,8 @@
 //! account, so each should be on its customer's main site, which the contacts pipeline looks
 //! up in the accounts' links (had that lookup answered nothing, they would all be there, and
 //! Halo would file them under the default customer).
+//! `--halo-changes` adds a fourth run after every Halo user got a new phone number through
+//! Halo's API (a mass edit in Halo: the sync back updates every Contact).
 //! `--in-flight N` sets the project's `defaults.in_flight` (attachment copies at once; etl's
 //! default when not given). `--log DIR` runs `etl` with `-vv` and keeps each run's log lines
 //! (stage times, every HTTP request) in `DIR/<run>.log`, to see where a run waits.
@@ -19,6 +21,7 @@
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50 --in-flight 1
 //! cargo build && cargo run --example bench_import -- 2000 --latency 50 --log /tmp/bench-logs
+//! cargo build && cargo run --example bench_import -- 25000 --halo-changes
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -192,6 +195,50 @@ fn read_all(pipe: Option<impl std::io::Read + Send + 'static>) -> std::thread::J
     })
 }
 
+/// Gives every Halo user a new phone number through Halo's API (a mass edit in Halo, which
+/// the sync back writes to every Contact), 100 users a request. Returns how many changed.
+fn change_every_halo_user(sandbox: &Running) -> usize {
+    let mut answer = ureq::post(format!("{}/auth/token", sandbox.halo_url))
+        .send_form([
+            ("grant_type", "client_credentials"),
+            ("client_id", "etl-sandbox-client"),
+            ("client_secret", "etl-sandbox-secret"),
+        ])
+        .expect("the Halo sandbox signs in");
+    let token: Value = answer.body_mut().read_json().expect("a token");
+    let bearer = format!(
+        "Bearer {}",
+        token["access_token"].as_str().unwrap_or_default()
+    );
+    let mut ids = Vec::new();
+    for page in 1.. {
+        let mut answer = ureq::get(format!(
+            "{}/api/Users?pageinate=true&page_size=100&page_no={page}",
+            sandbox.halo_url
+        ))
+        .header("Authorization", &bearer)
+        .call()
+        .expect("the Halo sandbox lists users");
+        let listed: Value = answer.body_mut().read_json().expect("a list of users");
+        let users = listed["users"].as_array().cloned().unwrap_or_default();
+        if users.is_empty() {
+            break;
+        }
+        ids.extend(users.iter().filter_map(|user| user["id"].as_u64()));
+    }
+    for chunk in ids.chunks(100) {
+        let body: Vec<Value> = chunk
+            .iter()
+            .map(|id| json!({"id": id, "phonenumber": format!("+44 20 {id:08}")}))
+            .collect();
+        ureq::post(format!("{}/api/Users", sandbox.halo_url))
+            .header("Authorization", &bearer)
+            .send_json(body)
+            .expect("the Halo sandbox saves users");
+    }
+    ids.len()
+}
+
 /// Every API call of both sandboxes waits `ms` before answering.
 fn latency(ms: u64) -> FaultPlan {
     FaultPlan {
@@ -259,6 +306,12 @@ fn main() {
     }
     run(dir.path(), "rerun, 1% changed", logs);
     check_sites(&sandbox, "rerun, 1% changed");
+    if args.iter().any(|a| a == "--halo-changes") {
+        let changed = change_every_halo_user(&sandbox);
+        let label = format!("rerun, {changed} Halo users changed");
+        run(dir.path(), &label, logs);
+        check_sites(&sandbox, &label);
+    }
     drop(sandbox);
 
     if let Some(ms) = latency_ms {
