@@ -12,10 +12,10 @@
 //! writes included.
 //!
 //! The mark moves only once the run's sync back has finished, in a run that loads everything
-//! it planned (`etl plan`, `etl apply`, `--select` and a failed run leave it where it was). A record the
-//! sync back failed to write, and one whose conflict the import held (`skip_and_report`), are
-//! read again by id in the next listing of changes, although they did not change, so they are
-//! settled as a full listing would settle them.
+//! it planned (`etl plan`, `etl apply`, `--select` and a failed run leave it where it was). A
+//! record the sync back failed to write, and one whose conflict the import held
+//! (`skip_and_report`), are read again by id in the next listing of changes, although they did
+//! not change, so they are settled as a full listing would settle them.
 //!
 //! Everything is listed when there is no mark yet, when the pipeline file changed since it was
 //! made, with `etl run --full`, and on the `sync.full_listing` schedule (`24h` by default, its
