@@ -66,11 +66,8 @@ impl Review {
     /// Turns a plan that acts on a record into a skip when the reviewed plan did not act on it
     /// that way. Returns whether it did.
     pub fn hold(&self, planned: &mut Planned) -> bool {
-        let acts = ACTING.contains(&planned.action.as_str());
-        let reviewed = self
-            .acted
-            .contains(&digest(&planned.source_id, planned.action.as_str()));
-        if !acts || reviewed {
+        let action = planned.action.as_str();
+        if !ACTING.contains(&action) || self.acted.contains(&digest(&planned.source_id, action)) {
             return false;
         }
         planned.action = Action::Skip;
