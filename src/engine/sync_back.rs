@@ -335,6 +335,19 @@ impl SnapshotRecords {
         store: &Store,
         ids: impl IntoIterator<Item = &'a str>,
     ) -> Result<HashMap<String, Record>, EngineError> {
+        self.get_many_within(store, ids, None)
+    }
+
+    /// [`get_many`](Self::get_many), told the staged rows (`from..to`) the ids were listed in
+    /// (see [`ListingCursor::last_rows`]), so that DuckDB reads only those instead of every
+    /// row of the run: a mass edit's write-back read the whole listing for each batch. (Ids
+    /// listed twice are answered from memory, with their latest text.)
+    pub fn get_many_within<'a>(
+        &self,
+        store: &Store,
+        ids: impl IntoIterator<Item = &'a str>,
+        rows: Option<(i64, i64)>,
+    ) -> Result<HashMap<String, Record>, EngineError> {
         let mut found = HashMap::new();
         let mut to_read: Vec<&str> = Vec::new();
         for id in ids {
@@ -348,13 +361,17 @@ impl SnapshotRecords {
         }
         to_read.sort_unstable();
         to_read.dedup();
+        let within = match rows {
+            Some((from, to)) => format!("AND rowid >= {from} AND rowid < {to}"),
+            None => String::new(),
+        };
         for ids in to_read.chunks(IDS_PER_READ) {
             let marks = vec!["?"; ids.len()].join(", ");
             let mut statement = store
                 .connection()
                 .prepare(&format!(
                     "SELECT source_id, record::VARCHAR FROM \"{}\"
-                     WHERE run_id = ? AND source_id IN ({marks}) ORDER BY rowid",
+                     WHERE run_id = ? AND source_id IN ({marks}) {within} ORDER BY rowid",
                     self.table
                 ))
                 .map_err(StagingError::from)?;
@@ -1009,6 +1026,8 @@ pub fn sync_back(
     let mut matched_ids: HashSet<String> = HashSet::new();
     let mut matched: Vec<Planned> = Vec::new();
     let mut writes: Vec<Planned> = Vec::new();
+    // The staged rows each write's record was listed in (`None` when not staged).
+    let mut write_rows: Vec<Option<(i64, i64)>> = Vec::new();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<String> = Vec::new();
@@ -1157,6 +1176,7 @@ pub fn sync_back(
             summary.count_planned(planned.action);
             if planned.action.writes() {
                 writes.push(to_send(planned));
+                write_rows.push(cursor.last_rows());
             } else if planned.action == Action::Link {
                 summary.linked += 1;
                 matched.push(planned);
@@ -1275,7 +1295,17 @@ pub fn sync_back(
             &matched,
             &mut summary,
         )?;
-        for batch in writes.chunks(options.batch_size.max(1)) {
+        let batch_size = options.batch_size.max(1);
+        for (batch, rows) in writes.chunks(batch_size).zip(write_rows.chunks(batch_size)) {
+            // The rows the batch's records were listed in, when all of them were staged.
+            let rows = rows
+                .iter()
+                .try_fold(None, |span: Option<(i64, i64)>, rows| {
+                    let (from, to) = (*rows)?;
+                    Some(Some(
+                        span.map_or((from, to), |(f, t)| (f.min(from), t.max(to))),
+                    ))
+                });
             load_back_batch(
                 pipeline,
                 snapshot,
@@ -1285,6 +1315,7 @@ pub fn sync_back(
                 &import,
                 &lookups,
                 batch,
+                rows.flatten(),
                 &mut summary,
             )?;
             options.progress.report(
@@ -1438,6 +1469,7 @@ fn load_back_batch(
     import: &Transformer,
     lookups: &EngineLookups,
     batch: &[Planned],
+    listed_in: Option<(i64, i64)>,
     summary: &mut PipelineSummary,
 ) -> Result<(), EngineError> {
     let object = pipeline.salesforce.object.as_str();
@@ -1461,9 +1493,11 @@ fn load_back_batch(
         .collect();
     let read_back = read_back(systems, object, import, created)?;
     // The batch's target records as listed (and patched by the import), read together.
-    let current = snapshot
-        .records
-        .get_many(store, batch.iter().map(|p| p.source_id.as_str()))?;
+    let current = snapshot.records.get_many_within(
+        store,
+        batch.iter().map(|p| p.source_id.as_str()),
+        listed_in,
+    )?;
     let mut rows = Vec::with_capacity(batch.len());
     let mut links = Vec::new();
     let tables = back_tables(pipeline);
@@ -1869,6 +1903,31 @@ mod tests {
         assert_eq!(many.len(), 3);
         assert_eq!(many["2"]["name"], json!("Two, last page"));
         assert_eq!(many["1"], record(one));
+        // Told the staged rows the ids were listed in, only those are read; an id listed
+        // twice is answered from memory all the same.
+        let three: i64 = store
+            .connection()
+            .query_row(
+                &format!(
+                    "SELECT rowid FROM \"{}\" WHERE source_id = '3'",
+                    snapshot.records.table
+                ),
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        let within = |ids: &[&str], rows: (i64, i64)| {
+            let found = snapshot
+                .records
+                .get_many_within(&store, ids.iter().copied(), Some(rows))
+                .unwrap();
+            let mut ids: Vec<String> = found.into_keys().collect();
+            ids.sort();
+            ids
+        };
+        assert_eq!(within(&["3"], (three, three + 1)), ["3"]);
+        assert!(within(&["3"], (three + 1, three + 2)).is_empty());
+        assert_eq!(within(&["2", "3"], (three + 1, three + 2)), ["2"]);
         // A record given without staging it comes after the staged ones.
         assert!(snapshot
             .records
