@@ -525,3 +525,87 @@ fn saved_links_replace_the_old_and_a_source_id_given_twice_keeps_its_last() {
         .unwrap();
     assert_eq!(rows, 3);
 }
+
+/// A changed link is deleted and written again. DuckDB's checkpoints would merge the row groups
+/// holding the deleted rows and move every moved row's key in the id map's index, in memory it
+/// cannot evict: a mass edit of 196,000 Halo users stopped there with the staging file's
+/// database invalidated. A run leaves the deleted rows in place; the end of the run merges
+/// them once they are a third of the id map.
+#[test]
+fn replaced_links_are_merged_away_at_the_end_of_a_run_and_not_in_its_checkpoints() {
+    use etl::staging::{Link, NewLinks};
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let run_id = store.begin_run("run", &["contacts".into()]).unwrap();
+    let link = |i: usize, version: &str| {
+        (
+            format!("003{i:015}"),
+            Link {
+                target_id: i.to_string(),
+                source_hash: Some(version.to_string()),
+                synced_record: None,
+                target_record: None,
+            },
+        )
+    };
+    // 200,000 links fill a row group of 122,880 and most of a second; two in three change.
+    let first: Vec<_> = (0..200_000).map(|i| link(i, "v1")).collect();
+    for batch in first.chunks(20_000) {
+        store
+            .add_new_links(&run_id, "contacts", batch, NewLinks::Insert)
+            .unwrap();
+    }
+    let changed: Vec<_> = (0..200_000)
+        .filter(|i| i % 3 != 0)
+        .map(|i| link(i, "v2"))
+        .collect();
+    for batch in changed.chunks(20_000) {
+        store
+            .in_transaction(|store| store.save_links(&run_id, "contacts", batch))
+            .unwrap();
+    }
+    let rows = || -> (i64, i64) {
+        store
+            .connection()
+            .query_row(
+                "SELECT (SELECT count(*) FROM id_map),
+                        (SELECT sum(count) FROM pragma_storage_info('id_map')
+                         WHERE column_id = 0 AND column_path = '[0]')",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )
+            .unwrap()
+    };
+    store.connection().execute_batch("CHECKPOINT").unwrap();
+    assert_eq!(
+        rows(),
+        (200_000, 333_333),
+        "a checkpoint in a run merges nothing"
+    );
+    store
+        .finish_run(&run_id, "ok", &serde_json::json!({}))
+        .unwrap();
+    // The one link deleted and written again to have the id map merged is the row left over.
+    assert_eq!(rows(), (200_000, 200_001), "the end of the run merges");
+    let changed: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM id_map WHERE source_hash = 'v2'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(changed, 133_333);
+    drop(store);
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let kept = store
+        .links_of("contacts", [link(1, "").0, link(3, "").0].iter())
+        .unwrap();
+    assert_eq!(
+        (
+            kept[&link(1, "").0].source_hash.as_deref(),
+            kept[&link(3, "").0].source_hash.as_deref()
+        ),
+        (Some("v2"), Some("v1"))
+    );
+}

@@ -4,6 +4,7 @@
 
 mod back_links;
 mod checks;
+mod compact;
 mod diff;
 mod error;
 mod id_map;

@@ -54,7 +54,7 @@ impl Store {
         }
     }
 
-    fn set_memory_limit(&self, bytes: u64) -> Result<(), StagingError> {
+    pub(super) fn set_memory_limit(&self, bytes: u64) -> Result<(), StagingError> {
         self.connection()
             .execute_batch(&format!("SET memory_limit = '{bytes}B'"))?;
         Ok(())

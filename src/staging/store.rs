@@ -102,6 +102,18 @@ impl Store {
             &format!("force_compression = '{compression}'"),
             &format!("the compression `{compression}` (ETL_STAGING_COMPRESSION) is not one DuckDB knows, such as zstd or auto"),
         )?;
+        // DuckDB's checkpoints merge row groups holding deleted rows, and for a table with a key
+        // (the id map) re-enter every moved row's key into its index, in memory it cannot evict
+        // until the checkpoint ends. A checkpoint that runs out of memory invalidates the open
+        // database: after every Halo user of a 400k-record project changed, the run stopped
+        // there, at any memory limit under about 128 MB. Runs leave those rows in place, and
+        // the end of a run reclaims them with room when there are enough (`compact.rs`).
+        set(
+            &conn,
+            path,
+            "max_vacuum_tasks = 0",
+            "DuckDB refused to hold off merging deleted rows (max_vacuum_tasks)",
+        )?;
         let store = Store {
             conn,
             path: path.to_path_buf(),
@@ -223,6 +235,10 @@ impl Store {
         // updated `runs` row refused as a duplicate key). Not fatal: the log still holds it all.
         if let Err(error) = self.conn.execute_batch("CHECKPOINT") {
             tracing::warn!(%error, "could not checkpoint the staging file after the run");
+            return Ok(());
+        }
+        if let Err(error) = self.compact_if_due() {
+            tracing::warn!(%error, "could not reclaim the id map's deleted rows after the run");
         }
         Ok(())
     }
