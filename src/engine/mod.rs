@@ -14,6 +14,7 @@ pub mod listing;
 pub mod lookups;
 mod packed_pairs;
 pub mod plan;
+mod planned_writes;
 pub mod progress;
 mod review;
 pub mod run;

@@ -28,6 +28,7 @@ use super::error::EngineError;
 use super::listing::Listing;
 use super::lookups::{id_text, EngineLookups};
 use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
+use super::planned_writes::{PlannedWrites, WriteSpans};
 use super::progress::Stage as ProgressStage;
 use super::review::Review;
 use super::run::{change_row, result_row, PipelineSummary, RunOptions};
@@ -1025,9 +1026,9 @@ pub fn sync_back(
     let object = pipeline.salesforce.object.as_str();
     let mut matched_ids: HashSet<String> = HashSet::new();
     let mut matched: Vec<Planned> = Vec::new();
-    let mut writes: Vec<Planned> = Vec::new();
-    // The staged rows each write's record was listed in (`None` when not staged).
-    let mut write_rows: Vec<Option<(i64, i64)>> = Vec::new();
+    // Writes are staged as plan rows and read back by the load: here only how many each chunk
+    // planned, and where its records were listed.
+    let mut write_spans = WriteSpans::default();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<String> = Vec::new();
@@ -1050,6 +1051,7 @@ pub fn sync_back(
         // First each record is planned up to the search for a source record its match keys
         // find; then one read of the id map tells which of those found are linked already.
         let mut drafts: Vec<Draft> = Vec::with_capacity(chunk.len());
+        let mut chunk_writes = 0;
         for (id, text) in &chunk {
             let Some(record) = parse(text) else {
                 continue;
@@ -1175,8 +1177,7 @@ pub fn sync_back(
             change_rows.push(change_row(run_id, &planned));
             summary.count_planned(planned.action);
             if planned.action.writes() {
-                writes.push(to_send(planned));
-                write_rows.push(cursor.last_rows());
+                chunk_writes += 1;
             } else if planned.action == Action::Link {
                 summary.linked += 1;
                 matched.push(planned);
@@ -1193,6 +1194,7 @@ pub fn sync_back(
                 settled_rows.push(result_row(run_id, &planned, None, status, None));
             }
         }
+        write_spans.push(chunk_writes, cursor.last_rows());
         // Each chunk's plan rows (before and after of every record) are staged as it is
         // planned, so memory holds one chunk's, not the entity's.
         store.append(&tables, Stage::Changes, &std::mem::take(&mut change_rows))?;
@@ -1296,16 +1298,10 @@ pub fn sync_back(
             &mut summary,
         )?;
         let batch_size = options.batch_size.max(1);
-        for (batch, rows) in writes.chunks(batch_size).zip(write_rows.chunks(batch_size)) {
-            // The rows the batch's records were listed in, when all of them were staged.
-            let rows = rows
-                .iter()
-                .try_fold(None, |span: Option<(i64, i64)>, rows| {
-                    let (from, to) = (*rows)?;
-                    Some(Some(
-                        span.map_or((from, to), |(f, t)| (f.min(from), t.max(to))),
-                    ))
-                });
+        let planned_writes = write_spans.total() as u64;
+        let changes_table = tables.table(Stage::Changes);
+        let mut writes = PlannedWrites::new(store, &changes_table, run_id, write_spans)?;
+        while let Some((batch, rows)) = writes.next_batch(batch_size)? {
             load_back_batch(
                 pipeline,
                 snapshot,
@@ -1314,8 +1310,8 @@ pub fn sync_back(
                 options,
                 &import,
                 &lookups,
-                batch,
-                rows.flatten(),
+                &batch,
+                rows,
                 &mut summary,
             )?;
             options.progress.report(
@@ -1323,25 +1319,13 @@ pub fn sync_back(
                 "sync back",
                 ProgressStage::Load,
                 summary.created + summary.updated + summary.failed,
-                Some(writes.len() as u64),
+                Some(planned_writes),
             );
         }
     }
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;
     summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
     Ok(summary)
-}
-
-/// What a planned write keeps, once its change row is staged, until the load sends it: the
-/// record to send and what its result row says. The whole record as planned, the values
-/// before and the changed fields are dropped, so that a run writing back many records does
-/// not hold each several times over (with 49,000 changed users, the peak was 433 MB).
-fn to_send(mut planned: Planned) -> Planned {
-    planned.after = Record::new();
-    planned.before = None;
-    planned.changes = Vec::new();
-    planned.matched = None;
-    planned
 }
 
 /// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.

@@ -24,7 +24,7 @@ pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
 pub use id_map::{Link, NewLinks};
 pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
-pub use plans::ACTING;
+pub use plans::{StagedWrite, ACTING};
 pub use query::ResultTable;
 pub use run_links::LinkedRecord;
 pub use store::{RunRecord, Store};

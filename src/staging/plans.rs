@@ -1,6 +1,7 @@
-//! Reading a staged plan back (`etl apply`): which records a plan run would have written or
-//! removed, and how many of those a later plan of the same pipeline would not act on the same
-//! way (same action, same record to send).
+//! Reading a staged plan back: which records a plan run would have written or removed, and how
+//! many of those a later plan of the same pipeline would not act on the same way (same action,
+//! same record to send), for `etl apply`; and a run's planned writes, a window at a time, for
+//! the load that sends them.
 
 use duckdb::params;
 
@@ -19,7 +20,50 @@ fn acting_list() -> String {
         .join(", ")
 }
 
+/// A create or update as its plan row staged it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StagedWrite {
+    pub source_id: String,
+    pub action: String,
+    pub target_id: Option<String>,
+    pub reason: Option<String>,
+    /// The changed fields (JSON: `[{"field", "before", "after"}]`), for an update.
+    pub changed_fields: Option<String>,
+    /// The whole record (JSON), for a create.
+    pub after: Option<String>,
+}
+
 impl Store {
+    /// Run `run_id`'s creates and updates among the rows `from..=to` of the changes table
+    /// `table`, in the order they were staged.
+    pub fn staged_writes_between(
+        &self,
+        table: &str,
+        run_id: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Vec<StagedWrite>, StagingError> {
+        let mut statement = self.connection().prepare_cached(&format!(
+            "SELECT source_id, action, target_id, reason,
+                    CASE WHEN action = 'update' THEN changed_fields::VARCHAR END,
+                    CASE WHEN action = 'create' THEN after::VARCHAR END
+             FROM {} WHERE rowid BETWEEN ? AND ? AND run_id = ? AND action IN ('create', 'update')
+             ORDER BY rowid",
+            quote(table)
+        ))?;
+        let writes = statement.query_map(params![from, to, run_id], |row| {
+            Ok(StagedWrite {
+                source_id: row.get(0)?,
+                action: row.get(1)?,
+                target_id: row.get(2)?,
+                reason: row.get(3)?,
+                changed_fields: row.get(4)?,
+                after: row.get(5)?,
+            })
+        })?;
+        Ok(writes.collect::<Result<_, _>>()?)
+    }
+
     /// Hands each (source id, action) of run `run_id` in the changes table `table` whose
     /// action acts on a record (see [`ACTING`]) to `each`, as they stream.
     pub fn each_acting(
