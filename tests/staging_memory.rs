@@ -422,3 +422,67 @@ fn many_changed_links_are_saved_under_the_default_limit() {
         .unwrap();
     assert_eq!((links, changed), (20_000, 20_000));
 }
+
+/// DuckDB holds the parts of the id map's key index a run changes in memory it cannot evict
+/// until a checkpoint (at 256 MB of log, not soon): after every Halo user of a 1M-record
+/// project changed, 175,000 changed links filled the default pool and the run stopped. A
+/// commit that leaves the index over a quarter of the limit checkpoints.
+#[test]
+fn the_key_index_is_let_go_by_a_checkpoint_before_it_fills_the_pool() {
+    use etl::staging::Link;
+    if !the_default_limit_applies("the quarter is of the user's limit") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let index_bytes = || -> i64 {
+        store
+            .connection()
+            .query_row(
+                "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()
+                 WHERE tag = 'ART_INDEX'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap()
+    };
+    let link = |i: usize, version: &str| {
+        (
+            format!("003{i:015}"),
+            Link {
+                target_id: i.to_string(),
+                source_hash: Some(version.to_string()),
+                synced_record: None,
+                target_record: None,
+            },
+        )
+    };
+    let mut most = 0;
+    let first: Vec<_> = (0..300_000).map(|i| link(i, "v1")).collect();
+    for batch in first.chunks(2_000) {
+        store
+            .in_transaction_with_new_links(|store, how| {
+                store.add_new_links("r1", "contacts", batch, how)
+            })
+            .unwrap();
+        most = most.max(index_bytes());
+    }
+    let changed: Vec<_> = (0..100_000).map(|i| link(i * 3, "v2")).collect();
+    for batch in changed.chunks(200) {
+        store
+            .in_transaction(|store| store.save_links("r2", "contacts", batch))
+            .unwrap();
+        most = most.max(index_bytes());
+    }
+    // A quarter of 32 MB, and what one batch adds before its commit checks.
+    assert!(most <= 9 << 20, "the index held {most} bytes");
+    let changed: i64 = store
+        .connection()
+        .query_row(
+            "SELECT count(*) FROM id_map WHERE source_hash = 'v2'",
+            [],
+            |row| row.get(0),
+        )
+        .unwrap();
+    assert_eq!(changed, 100_000);
+}

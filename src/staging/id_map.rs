@@ -291,6 +291,7 @@ impl Store {
         match work(self) {
             Ok(value) => {
                 self.connection().execute_batch("COMMIT")?;
+                self.checkpoint_if_index_grew()?;
                 Ok(value)
             }
             Err(error) => {

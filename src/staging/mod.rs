@@ -3,8 +3,8 @@
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
 mod back_links;
+mod checkpoints;
 mod checks;
-mod compact;
 mod diff;
 mod error;
 mod id_map;

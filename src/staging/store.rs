@@ -106,8 +106,8 @@ impl Store {
         // (the id map) re-enter every moved row's key into its index, in memory it cannot evict
         // until the checkpoint ends. A checkpoint that runs out of memory invalidates the open
         // database: after every Halo user of a 400k-record project changed, the run stopped
-        // there, at any memory limit under about 128 MB. Runs leave those rows in place, and
-        // the end of a run reclaims them with room when there are enough (`compact.rs`).
+        // there (BENCHMARKS.md, fifteenth session). Runs leave those rows in place, and
+        // the end of a run reclaims them with room when there are enough (`checkpoints.rs`).
         set(
             &conn,
             path,
