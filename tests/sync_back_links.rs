@@ -372,3 +372,67 @@ fn a_match_never_links_an_account_twice() {
     assert_eq!(accounts_named(&sandbox, &free_name), 2);
     assert_eq!(accounts_named(&sandbox, &linked_name), 2);
 }
+
+/// Matched customers are linked a load batch at a time (50 here), read back from the staged
+/// plan: each new customer named like an Account no customer has is linked to it, once.
+#[test]
+fn many_matches_are_linked_a_batch_at_a_time() {
+    let sandbox = server::start(Options {
+        accounts: 150,
+        ..Options::default()
+    })
+    .unwrap();
+    let token = halo_token(&sandbox);
+    let project = sync_back_only(&sandbox, "{ create: true, update: true, match: [Name] }");
+    let first = run(&project);
+    assert_eq!(
+        direction(&first, "accounts", "sync back")["failed"],
+        0,
+        "{first}"
+    );
+    let linked_before: std::collections::HashSet<String> = staging_rows(
+        &project.root,
+        "SELECT source_id FROM id_map WHERE pipeline = 'accounts'",
+    )
+    .iter()
+    .filter_map(|row| row["source_id"].as_str().map(str::to_string))
+    .collect();
+    let free: Vec<(String, String)> = accounts(&sandbox)
+        .into_iter()
+        .filter(|(id, _)| !linked_before.contains(id))
+        .collect();
+    assert!(free.len() > 100, "{} free Accounts", free.len());
+    let names: Vec<Value> = free.iter().map(|(_, name)| json!({"name": name})).collect();
+    let created = halo_post(&sandbox, &token, "Client", Value::Array(names));
+    assert!(created.is_object() || created.is_array(), "{created}");
+    let second = run(&project);
+    let back = direction(&second, "accounts", "sync back");
+    assert_eq!(back["failed"], 0, "{second}");
+    assert_eq!(back["created"], 0, "{second}");
+    assert_eq!(back["linked"], free.len(), "{second}");
+    // Per customer linked by the second run: its result and the Account its link holds.
+    let run_id = second["run_id"].as_str().unwrap();
+    let rows = staging_rows(
+        &project.root,
+        &format!(
+            "SELECT r.status, r.target_id AS result_account, m.source_id AS linked_account
+             FROM accounts_back_results r
+             JOIN id_map m ON m.pipeline = 'accounts' AND m.target_id = r.source_id
+             WHERE r.run_id = '{run_id}' AND r.status = 'linked'"
+        ),
+    );
+    assert_eq!(rows.len(), free.len());
+    let mut linked: Vec<String> = rows
+        .iter()
+        .map(|row| {
+            assert_eq!(row["result_account"], row["linked_account"], "{row}");
+            row["linked_account"].as_str().unwrap().to_string()
+        })
+        .collect();
+    linked.sort();
+    let mut expected: Vec<String> = free.iter().map(|(id, _)| id.clone()).collect();
+    expected.sort();
+    assert_eq!(linked, expected, "each free Account linked once");
+    let all = live_records(&sandbox, "Account");
+    assert_eq!(all.len(), 150, "no Account created");
+}

@@ -1,7 +1,8 @@
-//! The sync back's planned writes, read back from its staged plan a batch at a time. Planning
-//! stages every record's plan row; the load reads the creates and updates among them again, a
-//! window of rows at a time, so a run that changes many records holds one window of writes,
-//! not every changed record (about 1 KB each: 490,000 changed Halo users held 490 MB).
+//! The sync back's planned writes and links, read back from its staged plan a batch at a time.
+//! Planning stages every record's plan row; the load reads the links (records matched to a
+//! source record) and then the creates and updates among them again, a window of rows at a
+//! time, so a run that changes or matches many records holds one window of them, not all
+//! (about 1 KB a write: 490,000 changed Halo users held 490 MB).
 
 use std::collections::VecDeque;
 
@@ -14,8 +15,8 @@ use crate::staging::{StagedWrite, StagingError, Store};
 /// Rows of the plan table read per query.
 const READ_WINDOW: i64 = 2_000;
 
-/// The writes planned for each planning chunk, in order: how many, and the rows of the listing
-/// the chunk's records were in (`None` when they were not staged).
+/// The writes (or links) planned for each planning chunk, in order: how many, and the rows of
+/// the listing the chunk's records were in (`None` when they were not staged).
 #[derive(Default)]
 pub(super) struct WriteSpans(VecDeque<(usize, ListedRows)>);
 
@@ -57,11 +58,13 @@ impl WriteSpans {
 /// [`ListingCursor::last_rows`]: super::sync_back::ListingCursor::last_rows
 type ListedRows = Option<(i64, i64)>;
 
-/// Reads run `run_id`'s planned writes from its plan table in the order they were planned.
+/// Reads run `run_id`'s planned writes (or links) from its plan table in the order they were
+/// planned.
 pub(super) struct PlannedWrites<'a> {
     store: &'a Store,
     table: &'a str,
     run_id: &'a str,
+    actions: &'a [&'a str],
     /// The plan table's rows still to read.
     rows: Option<(i64, i64)>,
     read: VecDeque<Planned>,
@@ -69,16 +72,20 @@ pub(super) struct PlannedWrites<'a> {
 }
 
 impl<'a> PlannedWrites<'a> {
+    /// The creates and updates (`actions` of `["create", "update"]`) or the links (`["link"]`)
+    /// whose counts `spans` holds.
     pub fn new(
         store: &'a Store,
         table: &'a str,
         run_id: &'a str,
+        actions: &'a [&'a str],
         spans: WriteSpans,
     ) -> Result<PlannedWrites<'a>, EngineError> {
         Ok(PlannedWrites {
             store,
             table,
             run_id,
+            actions,
             rows: store.run_rowids(table, run_id)?,
             read: VecDeque::new(),
             spans,
@@ -96,9 +103,9 @@ impl<'a> PlannedWrites<'a> {
             };
             let to = last.min(from.saturating_add(READ_WINDOW - 1));
             self.rows = (to < last).then_some((to + 1, last));
-            for staged in self
-                .store
-                .staged_writes_between(self.table, self.run_id, from, to)?
+            for staged in
+                self.store
+                    .staged_writes_between(self.table, self.run_id, self.actions, from, to)?
             {
                 self.read.push_back(planned(self.table, staged)?);
             }
@@ -113,7 +120,7 @@ impl<'a> PlannedWrites<'a> {
 }
 
 /// A staged create or update as the load sends it: the whole record for a create, the changed
-/// fields for an update (as planning made them).
+/// fields for an update (as planning made them); or a link, with the record as planned.
 fn planned(table: &str, staged: StagedWrite) -> Result<Planned, EngineError> {
     let unreadable = |detail: String| {
         EngineError::Staging(StagingError::Read {
@@ -121,13 +128,13 @@ fn planned(table: &str, staged: StagedWrite) -> Result<Planned, EngineError> {
             detail,
         })
     };
-    let (action, write) = match staged.action.as_str() {
-        "create" => {
-            let after = staged.after.as_deref().unwrap_or("{}");
-            let record: Map<String, Value> =
-                serde_json::from_str(after).map_err(|e| unreadable(e.to_string()))?;
-            (Action::Create, record)
-        }
+    let record = || -> Result<Map<String, Value>, EngineError> {
+        let after = staged.after.as_deref().unwrap_or("{}");
+        serde_json::from_str(after).map_err(|e| unreadable(e.to_string()))
+    };
+    let (action, write, after) = match staged.action.as_str() {
+        "create" => (Action::Create, Some(record()?), Map::new()),
+        "link" => (Action::Link, None, record()?),
         _ => {
             let fields = staged.changed_fields.as_deref().unwrap_or("[]");
             let changes: Vec<StagedChange> =
@@ -136,7 +143,7 @@ fn planned(table: &str, staged: StagedWrite) -> Result<Planned, EngineError> {
                 .into_iter()
                 .map(|change| (change.field, change.before, change.after))
                 .collect();
-            (Action::Update, subset(&changes))
+            (Action::Update, Some(subset(&changes)), Map::new())
         }
     };
     Ok(Planned {
@@ -146,8 +153,8 @@ fn planned(table: &str, staged: StagedWrite) -> Result<Planned, EngineError> {
         reason: staged.reason,
         changes: Vec::new(),
         before: None,
-        after: Map::new(),
-        write: Some(write),
+        after,
+        write,
         hash: String::new(),
         matched: None,
     })
@@ -219,6 +226,23 @@ mod tests {
         assert_eq!(
             Value::Object(planned_create.write.unwrap()),
             serde_json::json!({"LastName": "Ng", "Email": "a@b"})
+        );
+        let link = StagedWrite {
+            source_id: "10".into(),
+            action: "link".into(),
+            target_id: Some("003B".into()),
+            reason: Some("matched on Email".into()),
+            changed_fields: None,
+            after: Some(r#"{"Email":"c@d"}"#.into()),
+        };
+        let planned_link = planned("t", link).unwrap();
+        assert_eq!(
+            (planned_link.action, planned_link.write.is_none()),
+            (Action::Link, true)
+        );
+        assert_eq!(
+            Value::Object(planned_link.after),
+            serde_json::json!({"Email": "c@d"})
         );
         let broken = StagedWrite {
             source_id: "9".into(),

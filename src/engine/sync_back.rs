@@ -1025,10 +1025,10 @@ pub fn sync_back(
 
     let object = pipeline.salesforce.object.as_str();
     let mut matched_ids: HashSet<String> = HashSet::new();
-    let mut matched: Vec<Planned> = Vec::new();
-    // Writes are staged as plan rows and read back by the load: here only how many each chunk
-    // planned, and where its records were listed.
+    // Writes and links are staged as plan rows and read back by the load: here only how many
+    // each chunk planned, and where its records were listed.
     let mut write_spans = WriteSpans::default();
+    let mut link_spans = WriteSpans::default();
     let mut change_rows = Vec::new();
     let mut settled_rows = Vec::new();
     let mut unmarked: Vec<String> = Vec::new();
@@ -1051,7 +1051,7 @@ pub fn sync_back(
         // First each record is planned up to the search for a source record its match keys
         // find; then one read of the id map tells which of those found are linked already.
         let mut drafts: Vec<Draft> = Vec::with_capacity(chunk.len());
-        let mut chunk_writes = 0;
+        let (mut chunk_writes, mut chunk_links) = (0, 0);
         for (id, text) in &chunk {
             let Some(record) = parse(text) else {
                 continue;
@@ -1180,7 +1180,7 @@ pub fn sync_back(
                 chunk_writes += 1;
             } else if planned.action == Action::Link {
                 summary.linked += 1;
-                matched.push(planned);
+                chunk_links += 1;
             } else {
                 match planned.action {
                     Action::Unchanged => summary.unchanged += 1,
@@ -1195,6 +1195,7 @@ pub fn sync_back(
             }
         }
         write_spans.push(chunk_writes, cursor.last_rows());
+        link_spans.push(chunk_links, cursor.last_rows());
         // Each chunk's plan rows (before and after of every record) are staged as it is
         // planned, so memory holds one chunk's, not the entity's.
         store.append(&tables, Stage::Changes, &std::mem::take(&mut change_rows))?;
@@ -1286,21 +1287,31 @@ pub fn sync_back(
             })
             .collect();
         super::deletes::unmark(store, run_id, pipeline, unmarked)?;
-        link_matched(
-            pipeline,
-            snapshot,
-            systems,
-            store,
-            options,
-            &import,
-            &lookups,
-            &matched,
-            &mut summary,
-        )?;
         let batch_size = options.batch_size.max(1);
-        let planned_writes = write_spans.total() as u64;
         let changes_table = tables.table(Stage::Changes);
-        let mut writes = PlannedWrites::new(store, &changes_table, run_id, write_spans)?;
+        let mut links = PlannedWrites::new(store, &changes_table, run_id, &["link"], link_spans)?;
+        while let Some((batch, rows)) = links.next_batch(batch_size)? {
+            link_matched(
+                pipeline,
+                snapshot,
+                systems,
+                store,
+                options,
+                &import,
+                &lookups,
+                &batch,
+                rows,
+                &mut summary,
+            )?;
+        }
+        let planned_writes = write_spans.total() as u64;
+        let mut writes = PlannedWrites::new(
+            store,
+            &changes_table,
+            run_id,
+            &["create", "update"],
+            write_spans,
+        )?;
         while let Some((batch, rows)) = writes.next_batch(batch_size)? {
             load_back_batch(
                 pipeline,
@@ -1397,17 +1408,17 @@ fn link_matched(
     import: &Transformer,
     lookups: &EngineLookups,
     matched: &[Planned],
+    listed_in: Option<(i64, i64)>,
     summary: &mut PipelineSummary,
 ) -> Result<(), EngineError> {
-    if matched.is_empty() {
-        return Ok(());
-    }
     let object = pipeline.salesforce.object.as_str();
     let ids: Vec<String> = matched.iter().filter_map(|p| p.target_id.clone()).collect();
     let found = read_back(systems, object, import, ids)?;
-    let current = snapshot
-        .records
-        .get_many(store, matched.iter().map(|p| p.source_id.as_str()))?;
+    let current = snapshot.records.get_many_within(
+        store,
+        matched.iter().map(|p| p.source_id.as_str()),
+        listed_in,
+    )?;
     let mut rows = Vec::new();
     let mut links = Vec::new();
     for planned in matched {

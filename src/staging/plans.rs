@@ -20,7 +20,7 @@ fn acting_list() -> String {
         .join(", ")
 }
 
-/// A create or update as its plan row staged it.
+/// A create, update or link as its plan row staged it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct StagedWrite {
     pub source_id: String,
@@ -29,27 +29,34 @@ pub struct StagedWrite {
     pub reason: Option<String>,
     /// The changed fields (JSON: `[{"field", "before", "after"}]`), for an update.
     pub changed_fields: Option<String>,
-    /// The whole record (JSON), for a create.
+    /// The whole record (JSON), for a create or a link.
     pub after: Option<String>,
 }
 
 impl Store {
-    /// Run `run_id`'s creates and updates among the rows `from..=to` of the changes table
-    /// `table`, in the order they were staged.
+    /// Run `run_id`'s rows among the rows `from..=to` of the changes table `table` whose
+    /// action is one of `actions` (of `create`, `update` and `link`), in the order they were
+    /// staged.
     pub fn staged_writes_between(
         &self,
         table: &str,
         run_id: &str,
+        actions: &[&str],
         from: i64,
         to: i64,
     ) -> Result<Vec<StagedWrite>, StagingError> {
+        let actions: Vec<String> = actions
+            .iter()
+            .map(|action| format!("'{}'", action.replace('\'', "''")))
+            .collect();
         let mut statement = self.connection().prepare_cached(&format!(
             "SELECT source_id, action, target_id, reason,
                     CASE WHEN action = 'update' THEN changed_fields::VARCHAR END,
-                    CASE WHEN action = 'create' THEN after::VARCHAR END
-             FROM {} WHERE rowid BETWEEN ? AND ? AND run_id = ? AND action IN ('create', 'update')
+                    CASE WHEN action <> 'update' THEN after::VARCHAR END
+             FROM {} WHERE rowid BETWEEN ? AND ? AND run_id = ? AND action IN ({})
              ORDER BY rowid",
-            quote(table)
+            quote(table),
+            actions.join(", ")
         ))?;
         let writes = statement.query_map(params![from, to, run_id], |row| {
             Ok(StagedWrite {
