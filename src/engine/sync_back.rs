@@ -1287,57 +1287,61 @@ pub fn sync_back(
             })
             .collect();
         super::deletes::unmark(store, run_id, pipeline, unmarked)?;
+        // Matched records are linked first, then the writes go: each read back from the
+        // staged plan and handed over a load batch at a time.
         let batch_size = options.batch_size.max(1);
         let changes_table = tables.table(Stage::Changes);
-        let mut links = PlannedWrites::new(store, &changes_table, run_id, &["link"], link_spans)?;
-        while let Some((batch, rows)) = links.next_batch(batch_size)? {
-            link_matched(
-                pipeline,
-                snapshot,
-                systems,
-                store,
-                options,
-                &import,
-                &lookups,
-                &batch,
-                rows,
-                &mut summary,
-            )?;
-        }
-        let planned_writes = write_spans.total() as u64;
-        let mut writes = PlannedWrites::new(
-            store,
-            &changes_table,
-            run_id,
-            &["create", "update"],
-            write_spans,
-        )?;
-        while let Some((batch, rows)) = writes.next_batch(batch_size)? {
-            load_back_batch(
-                pipeline,
-                snapshot,
-                systems,
-                store,
-                options,
-                &import,
-                &lookups,
-                &batch,
-                rows,
-                &mut summary,
-            )?;
-            options.progress.report(
-                &pipeline.pipeline,
-                "sync back",
-                ProgressStage::Load,
-                summary.created + summary.updated + summary.failed,
-                Some(planned_writes),
-            );
+        let staged = [
+            (&["link"][..], link_spans, link_matched as LoadBatch),
+            (&["create", "update"][..], write_spans, load_back_batch),
+        ];
+        for (actions, spans, load) in staged {
+            let total = spans.total() as u64;
+            let mut batches = PlannedWrites::new(store, &changes_table, run_id, actions, spans)?;
+            let mut done = 0;
+            while let Some((batch, rows)) = batches.next_batch(batch_size)? {
+                done += batch.len() as u64;
+                load(
+                    pipeline,
+                    snapshot,
+                    systems,
+                    store,
+                    options,
+                    &import,
+                    &lookups,
+                    &batch,
+                    rows,
+                    &mut summary,
+                )?;
+                options.progress.report(
+                    &pipeline.pipeline,
+                    "sync back",
+                    ProgressStage::Load,
+                    done,
+                    Some(total),
+                );
+            }
         }
     }
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;
     summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
     Ok(summary)
 }
+
+/// Links or writes one batch of planned records (see [`link_matched`], [`load_back_batch`]),
+/// given the listing rows their records were in.
+type LoadBatch = fn(
+    &Pipeline,
+    &Snapshot,
+    &BackSystems,
+    &Store,
+    &RunOptions,
+    &Transformer,
+    &EngineLookups,
+    &[Planned],
+    Option<(i64, i64)>,
+    &mut PipelineSummary,
+) -> Result<(), EngineError>;
 
 /// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.
 struct Draft<'l> {
