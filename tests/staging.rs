@@ -4,6 +4,9 @@
 use std::process::Command;
 
 use duckdb::types::Value;
+mod support;
+use support::number;
+
 use etl::staging::{
     Column, ColumnType, GatheredRows, PipelineTables, Stage, StagingError, Store, MIGRATIONS,
     SCHEMA_VERSION,
@@ -533,21 +536,11 @@ fn saved_links_replace_the_old_and_a_source_id_given_twice_keeps_its_last() {
 /// them once they are a third of the id map.
 #[test]
 fn replaced_links_are_merged_away_at_the_end_of_a_run_and_not_in_its_checkpoints() {
-    use etl::staging::{Link, NewLinks};
+    use etl::staging::NewLinks;
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
     let run_id = store.begin_run("run", &["contacts".into()]).unwrap();
-    let link = |i: usize, version: &str| {
-        (
-            format!("003{i:015}"),
-            Link {
-                target_id: i.to_string(),
-                source_hash: Some(version.to_string()),
-                synced_record: None,
-                target_record: None,
-            },
-        )
-    };
+    let link = |i: usize, version: &str| support::contact_link(i, version, None);
     // 200,000 links fill a row group of 122,880 and most of a second; two in three change.
     let first: Vec<_> = (0..200_000).map(|i| link(i, "v1")).collect();
     for batch in first.chunks(20_000) {
@@ -564,17 +557,13 @@ fn replaced_links_are_merged_away_at_the_end_of_a_run_and_not_in_its_checkpoints
             .in_transaction(|store| store.save_links(&run_id, "contacts", batch))
             .unwrap();
     }
-    let rows = || -> (i64, i64) {
-        store
-            .connection()
-            .query_row(
-                "SELECT (SELECT count(*) FROM id_map),
-                        (SELECT sum(count) FROM pragma_storage_info('id_map')
-                         WHERE column_id = 0 AND column_path = '[0]')",
-                [],
-                |row| Ok((row.get(0)?, row.get(1)?)),
-            )
-            .unwrap()
+    let rows = || {
+        let stored = "SELECT sum(count)::BIGINT FROM pragma_storage_info('id_map')
+                      WHERE column_id = 0 AND column_path = '[0]'";
+        (
+            number(&store, "SELECT count(*) FROM id_map"),
+            number(&store, stored),
+        )
     };
     store.connection().execute_batch("CHECKPOINT").unwrap();
     assert_eq!(
@@ -587,15 +576,8 @@ fn replaced_links_are_merged_away_at_the_end_of_a_run_and_not_in_its_checkpoints
         .unwrap();
     // The one link deleted and written again to have the id map merged is the row left over.
     assert_eq!(rows(), (200_000, 200_001), "the end of the run merges");
-    let changed: i64 = store
-        .connection()
-        .query_row(
-            "SELECT count(*) FROM id_map WHERE source_hash = 'v2'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(changed, 133_333);
+    let changed = "SELECT count(*) FROM id_map WHERE source_hash = 'v2'";
+    assert_eq!(number(&store, changed), 133_333);
     drop(store);
     let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
     let kept = store

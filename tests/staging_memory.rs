@@ -9,6 +9,9 @@
 
 use etl::staging::Store;
 
+mod support;
+use support::number;
+
 fn setting(store: &Store, name: &str) -> String {
     store
         .connection()
@@ -379,7 +382,7 @@ fn two_large_plans_are_compared_under_the_default_limit() {
 /// are deleted and inserted again now.
 #[test]
 fn many_changed_links_are_saved_under_the_default_limit() {
-    use etl::staging::{Link, NewLinks};
+    use etl::staging::NewLinks;
     if !the_default_limit_applies("the limit is the user's") {
         return;
     }
@@ -390,15 +393,7 @@ fn many_changed_links_are_saved_under_the_default_limit() {
             "phonenumber": format!("{version}-{i}"),
             "notes": "x".repeat(800),
         });
-        (
-            format!("003{i:015}"),
-            Link {
-                target_id: i.to_string(),
-                source_hash: Some(version.to_string()),
-                synced_record: record.as_object().cloned(),
-                target_record: record.as_object().cloned(),
-            },
-        )
+        support::contact_link(i, version, record.as_object().cloned())
     };
     let first: Vec<_> = (0..20_000).map(|i| link(i, "v1")).collect();
     for batch in first.chunks(2_000) {
@@ -412,15 +407,9 @@ fn many_changed_links_are_saved_under_the_default_limit() {
             .in_transaction(|store| store.save_links("r2", "contacts", batch))
             .unwrap();
     }
-    let (links, changed): (i64, i64) = store
-        .connection()
-        .query_row(
-            "SELECT count(*), count(*) FILTER (WHERE source_hash = 'v2') FROM id_map",
-            [],
-            |row| Ok((row.get(0)?, row.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!((links, changed), (20_000, 20_000));
+    let changed = "SELECT count(*) FROM id_map WHERE source_hash = 'v2'";
+    assert_eq!(number(&store, "SELECT count(*) FROM id_map"), 20_000);
+    assert_eq!(number(&store, changed), 20_000);
 }
 
 /// DuckDB holds the parts of the id map's key index a run changes in memory it cannot evict
@@ -429,34 +418,19 @@ fn many_changed_links_are_saved_under_the_default_limit() {
 /// commit that leaves the index over a quarter of the limit checkpoints.
 #[test]
 fn the_key_index_is_let_go_by_a_checkpoint_before_it_fills_the_pool() {
-    use etl::staging::Link;
     if !the_default_limit_applies("the quarter is of the user's limit") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
-    let index_bytes = || -> i64 {
-        store
-            .connection()
-            .query_row(
-                "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()
-                 WHERE tag = 'ART_INDEX'",
-                [],
-                |row| row.get(0),
-            )
-            .unwrap()
-    };
-    let link = |i: usize, version: &str| {
-        (
-            format!("003{i:015}"),
-            Link {
-                target_id: i.to_string(),
-                source_hash: Some(version.to_string()),
-                synced_record: None,
-                target_record: None,
-            },
+    let index_bytes = || {
+        number(
+            &store,
+            "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()
+             WHERE tag = 'ART_INDEX'",
         )
     };
+    let link = |i: usize, version: &str| support::contact_link(i, version, None);
     let mut most = 0;
     let first: Vec<_> = (0..300_000).map(|i| link(i, "v1")).collect();
     for batch in first.chunks(2_000) {
@@ -476,13 +450,6 @@ fn the_key_index_is_let_go_by_a_checkpoint_before_it_fills_the_pool() {
     }
     // A quarter of 32 MB, and what one batch adds before its commit checks.
     assert!(most <= 9 << 20, "the index held {most} bytes");
-    let changed: i64 = store
-        .connection()
-        .query_row(
-            "SELECT count(*) FROM id_map WHERE source_hash = 'v2'",
-            [],
-            |row| row.get(0),
-        )
-        .unwrap();
-    assert_eq!(changed, 100_000);
+    let changed = "SELECT count(*) FROM id_map WHERE source_hash = 'v2'";
+    assert_eq!(number(&store, changed), 100_000);
 }

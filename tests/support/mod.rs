@@ -305,3 +305,29 @@ pub fn callback_port() -> u16 {
         .find(|port| std::net::TcpListener::bind(("127.0.0.1", *port)).is_ok())
         .expect("a free port between 20000 and 32000")
 }
+
+/// The one number `sql` (a count, a sum) gives on `store`.
+pub fn number(store: &etl::staging::Store, sql: &str) -> i64 {
+    store
+        .connection()
+        .query_row(sql, [], |row| row.get(0))
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+/// The link of Contact `i` (Salesforce Id `003` and `i` in 15 digits) to Halo user `i`, with
+/// `version` as its hash and `record` (if any) as what was synced and what Halo holds.
+pub fn contact_link(
+    i: usize,
+    version: &str,
+    record: Option<Map<String, Value>>,
+) -> (String, etl::staging::Link) {
+    (
+        format!("003{i:015}"),
+        etl::staging::Link {
+            target_id: i.to_string(),
+            source_hash: Some(version.to_string()),
+            synced_record: record.clone(),
+            target_record: record,
+        },
+    )
+}
