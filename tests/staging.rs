@@ -591,3 +591,50 @@ fn replaced_links_are_merged_away_at_the_end_of_a_run_and_not_in_its_checkpoints
         (Some("v2"), Some("v1"))
     );
 }
+
+/// A merge that finds nothing to merge (two full row groups, a third of each deleted: together
+/// they hold more live rows than one) is not tried again at the end of every run, only once
+/// another third of the id map is deleted.
+#[test]
+fn a_merge_that_merged_nothing_waits_for_another_third() {
+    use etl::staging::NewLinks;
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    let stored = || {
+        number(
+            &store,
+            "SELECT sum(count)::BIGINT FROM pragma_storage_info('id_map')
+             WHERE column_id = 0 AND column_path = '[0]'",
+        )
+    };
+    let links: Vec<_> = (0..245_760)
+        .map(|i| support::contact_link(i, "v1", None))
+        .collect();
+    store
+        .add_new_links("r1", "contacts", &links, NewLinks::Insert)
+        .unwrap();
+    let removed: Vec<String> = links
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| i % 20 < 7)
+        .map(|(_, (id, _))| id.clone())
+        .collect();
+    for batch in removed.chunks(2_000) {
+        store.remove_links("contacts", batch).unwrap();
+    }
+    let finish = |n: usize| {
+        let run_id = store.begin_run("run", &["contacts".into()]).unwrap();
+        store
+            .finish_run(&run_id, "ok", &serde_json::json!({ "n": n }))
+            .unwrap();
+    };
+    // The link deleted and written again to have the id map merged gets a new row id.
+    let last_row = || number(&store, "SELECT max(rowid) FROM id_map");
+    let before = last_row();
+    finish(1);
+    assert_eq!(stored(), 245_761, "nothing merged");
+    assert_eq!(last_row(), before + 1, "a merge was tried");
+    finish(2);
+    assert_eq!(last_row(), before + 1, "not tried again");
+    assert_eq!(number(&store, "SELECT count(*) FROM id_map"), 159_744);
+}

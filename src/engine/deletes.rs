@@ -512,7 +512,8 @@ pub fn unmark(
             (key, link)
         })
         .collect();
-    store.save_links(run_id, &pipeline.pipeline, &links)?;
+    // Deleted and inserted together, so that a stop between the two loses no link.
+    store.in_transaction(|store| store.save_links(run_id, &pipeline.pipeline, &links))?;
     Ok(())
 }
 

@@ -820,20 +820,24 @@ fn import_pipeline(
             if let (Some(copier), Some(lane)) = (copier.as_mut(), lane.as_mut()) {
                 copier.finish(lane, &mut summary)?;
             }
-            // Removals re-save their links marked, so they need them whole.
-            let removal_links =
-                store.links_of(&pipeline.pipeline, removals.iter().map(|p| &p.source_id))?;
-            super::deletes::load(
-                store,
-                &tables,
-                run_id,
-                pipeline,
-                &entity,
-                target,
-                &removals,
-                &removal_links,
-                &mut summary,
-            )?;
+            // Removals go a load batch at a time, each committed with its links (removed, or
+            // re-saved marked, so read whole): 86,000 links removed by one statement ran out
+            // of memory under the default limit.
+            for batch in removals.chunks(options.batch_size.max(1)) {
+                let removal_links =
+                    store.links_of(&pipeline.pipeline, batch.iter().map(|p| &p.source_id))?;
+                super::deletes::load(
+                    store,
+                    &tables,
+                    run_id,
+                    pipeline,
+                    &entity,
+                    target,
+                    batch,
+                    &removal_links,
+                    &mut summary,
+                )?;
+            }
             tracing::info!(
                 stage = "load",
                 created = summary.created,

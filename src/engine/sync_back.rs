@@ -568,7 +568,8 @@ pub fn relink(
                 },
             ));
         }
-        store.save_links(run_id, &pipeline.pipeline, &found)?;
+        // Deleted and inserted together, so that a stop between the two loses no link.
+        store.in_transaction(|store| store.save_links(run_id, &pipeline.pipeline, &found))?;
         linked += found.len();
     }
     store.drop_scratch("relink_candidates")?;
@@ -1261,35 +1262,39 @@ pub fn sync_back(
 
     if options.mode == Mode::Load {
         store.append(&tables, Stage::Results, &settled_rows)?;
-        // Removals re-save their links marked, so they need them whole (keyed by the id
-        // the import's side gave them).
-        let links = store.links_of(
-            &pipeline.pipeline,
-            removals.iter().filter_map(|p| p.target_id.as_ref()),
-        )?;
-        super::deletes::load_back(
-            store,
-            &tables,
-            run_id,
-            pipeline,
-            systems.writer,
-            &removals,
-            &links,
-            &mut summary,
-        )?;
+        let batch_size = options.batch_size.max(1);
+        // Removals go a load batch at a time, each committed with its links (removed, or
+        // re-saved marked, so read whole, keyed by the id the import's side gave them).
+        for batch in removals.chunks(batch_size) {
+            let links = store.links_of(
+                &pipeline.pipeline,
+                batch.iter().filter_map(|p| p.target_id.as_ref()),
+            )?;
+            super::deletes::load_back(
+                store,
+                &tables,
+                run_id,
+                pipeline,
+                systems.writer,
+                batch,
+                &links,
+                &mut summary,
+            )?;
+        }
         // Unmarking re-saves the links too: read whole, in the order planned.
-        let mut whole = store.links_of(&pipeline.pipeline, &unmarked)?;
-        let unmarked: Vec<(String, Link)> = unmarked
-            .into_iter()
-            .filter_map(|source_id| {
-                let link = whole.remove(&source_id)?;
-                Some((source_id, link))
-            })
-            .collect();
-        super::deletes::unmark(store, run_id, pipeline, unmarked)?;
+        for batch in unmarked.chunks(batch_size) {
+            let mut whole = store.links_of(&pipeline.pipeline, batch)?;
+            let unmarked: Vec<(String, Link)> = batch
+                .iter()
+                .filter_map(|source_id| {
+                    let link = whole.remove(source_id)?;
+                    Some((source_id.clone(), link))
+                })
+                .collect();
+            super::deletes::unmark(store, run_id, pipeline, unmarked)?;
+        }
         // Matched records are linked first, then the writes go: each read back from the
         // staged plan and handed over a load batch at a time.
-        let batch_size = options.batch_size.max(1);
         let changes_table = tables.table(Stage::Changes);
         let staged = [
             (&["link"][..], link_spans, link_matched as LoadBatch),

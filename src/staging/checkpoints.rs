@@ -12,7 +12,8 @@
 //! third of the id map's rows are deleted ones, one checkpoint merges them, with room for the
 //! index. (DuckDB merges two or three neighbouring row groups only into fewer, so with less
 //! than a third deleted there may be nothing to merge: the id map holds at most half as many
-//! rows again as links.)
+//! rows again as links. A merge can also find nothing to do, as when the deleted rows are all
+//! in the first of two row groups; the next is then due once another third is deleted.)
 
 use super::error::StagingError;
 use super::store::Store;
@@ -26,6 +27,9 @@ const ROW_GROUP_ROWS: u64 = 122_880;
 /// Memory a merge needs per live link for the key's index: 417,000 links merged at 24 MB and
 /// stopped at 16 MB, about 58 bytes each; twice that leaves a margin.
 const INDEX_BYTES_PER_LINK: u64 = 128;
+
+/// The `etl_meta` key of the deleted rows the last merge left in the id map.
+const LEFT_BY_LAST_MERGE: &str = "id_map_deleted_after_merge";
 
 /// The number of merges DuckDB allows in a checkpoint when not told otherwise.
 const DUCKDB_VACUUM_TASKS: u32 = 100;
@@ -58,7 +62,16 @@ impl Store {
     pub(super) fn compact_if_due(&self) -> Result<(), StagingError> {
         let (live, stored) = self.id_map_rows()?;
         let deleted = stored.saturating_sub(live);
-        if stored <= ROW_GROUP_ROWS || deleted * DELETED_SHARE_TO_COMPACT < stored {
+        let left: Option<String> = self.connection().query_row(
+            "SELECT max(value) FROM etl_meta WHERE key = ?",
+            [LEFT_BY_LAST_MERGE],
+            |row| row.get(0),
+        )?;
+        let left = left
+            .and_then(|value| value.parse::<u64>().ok())
+            .unwrap_or(0);
+        let since = deleted.saturating_sub(left);
+        if stored <= ROW_GROUP_ROWS || since * DELETED_SHARE_TO_COMPACT < stored {
             return Ok(());
         }
         let room = self
@@ -100,6 +113,11 @@ impl Store {
         }
         merged?;
         held_off?;
+        let (live, stored) = self.id_map_rows()?;
+        self.connection().execute(
+            "INSERT OR REPLACE INTO etl_meta VALUES (?, ?)",
+            [LEFT_BY_LAST_MERGE, &stored.saturating_sub(live).to_string()],
+        )?;
         Ok(())
     }
 
