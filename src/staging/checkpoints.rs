@@ -2,7 +2,8 @@
 //! for the id map's key index. DuckDB holds the parts of that index a run reads or changes in
 //! memory it cannot evict until a checkpoint: about 64 bytes a changed link, so after every
 //! Halo user of a 1M-record project changed, the pool was full after about 175,000 of them
-//! were written back, and the run stopped. A commit that leaves the index holding a quarter of the limit checkpoints.
+//! were written back, and the run stopped. A commit that leaves the index holding a quarter of
+//! the limit checkpoints.
 //!
 //! And the space of replaced and removed links. A changed link is deleted and written again,
 //! and DuckDB keeps a deleted row in its row group until a checkpoint merges the group with its
@@ -118,11 +119,13 @@ impl Store {
             "INSERT OR REPLACE INTO etl_meta VALUES (?, ?)",
             [LEFT_BY_LAST_MERGE, &stored.saturating_sub(live).to_string()],
         )?;
+        // The run still ends with an empty write-ahead log (see `Store::finish_run`).
+        self.connection().execute_batch("CHECKPOINT")?;
         Ok(())
     }
 
     /// The id map's live rows and the rows its row groups hold, deleted ones included.
-    pub(super) fn id_map_rows(&self) -> Result<(u64, u64), StagingError> {
+    fn id_map_rows(&self) -> Result<(u64, u64), StagingError> {
         Ok(self.connection().query_row(
             "SELECT (SELECT count(*) FROM id_map),
                     (SELECT coalesce(sum(count), 0) FROM pragma_storage_info('id_map')

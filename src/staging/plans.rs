@@ -13,9 +13,14 @@ use super::tables::quote;
 pub const ACTING: [&str; 5] = ["create", "update", "link", "delete", "deactivate"];
 
 fn acting_list() -> String {
-    ACTING
+    quoted_list(&ACTING)
+}
+
+/// `actions` as an SQL list of strings: `'create', 'update'`.
+fn quoted_list(actions: &[&str]) -> String {
+    actions
         .iter()
-        .map(|action| format!("'{action}'"))
+        .map(|action| format!("'{}'", action.replace('\'', "''")))
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -45,10 +50,6 @@ impl Store {
         from: i64,
         to: i64,
     ) -> Result<Vec<StagedWrite>, StagingError> {
-        let actions: Vec<String> = actions
-            .iter()
-            .map(|action| format!("'{}'", action.replace('\'', "''")))
-            .collect();
         let mut statement = self.connection().prepare_cached(&format!(
             "SELECT source_id, action, target_id, reason,
                     CASE WHEN action = 'update' THEN changed_fields::VARCHAR END,
@@ -56,7 +57,7 @@ impl Store {
              FROM {} WHERE rowid BETWEEN ? AND ? AND run_id = ? AND action IN ({})
              ORDER BY rowid",
             quote(table),
-            actions.join(", ")
+            quoted_list(actions)
         ))?;
         let writes = statement.query_map(params![from, to, run_id], |row| {
             Ok(StagedWrite {
