@@ -67,29 +67,33 @@ pub(super) struct PlannedWrites<'a> {
     actions: &'a [&'a str],
     /// The plan table's rows still to read.
     rows: Option<(i64, i64)>,
+    /// How many of the planned records are still to read.
+    unread: usize,
     read: VecDeque<Planned>,
     spans: WriteSpans,
 }
 
 impl<'a> PlannedWrites<'a> {
     /// The creates and updates (`actions` of `["create", "update"]`) or the links (`["link"]`)
-    /// whose counts `spans` holds.
+    /// whose counts `spans` holds, staged in `rows` (first, last) of `table`.
     pub fn new(
         store: &'a Store,
-        table: &'a str,
+        (table, rows): (&'a str, Option<(i64, i64)>),
         run_id: &'a str,
         actions: &'a [&'a str],
         spans: WriteSpans,
-    ) -> Result<PlannedWrites<'a>, EngineError> {
-        Ok(PlannedWrites {
+    ) -> PlannedWrites<'a> {
+        let unread = spans.total();
+        PlannedWrites {
             store,
             table,
             run_id,
             actions,
-            rows: store.run_rowids(table, run_id)?,
+            rows: rows.filter(|_| unread > 0),
+            unread,
             read: VecDeque::new(),
             spans,
-        })
+        }
     }
 
     /// The next (up to) `size` writes, with the rows of the listing their records were in.
@@ -102,13 +106,15 @@ impl<'a> PlannedWrites<'a> {
                 break;
             };
             let to = last.min(from.saturating_add(READ_WINDOW - 1));
-            self.rows = (to < last).then_some((to + 1, last));
             for staged in
                 self.store
                     .staged_writes_between(self.table, self.run_id, self.actions, from, to)?
             {
                 self.read.push_back(planned(self.table, staged)?);
+                self.unread = self.unread.saturating_sub(1);
             }
+            // Past the last planned record, the rest of the rows (removals) are not read.
+            self.rows = (to < last && self.unread > 0).then_some((to + 1, last));
         }
         if self.read.is_empty() {
             return Ok(None);

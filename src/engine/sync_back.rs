@@ -1296,13 +1296,18 @@ pub fn sync_back(
         // Matched records are linked first, then the writes go: each read back from the
         // staged plan and handed over a load batch at a time.
         let changes_table = tables.table(Stage::Changes);
+        let changes_rows = match link_spans.total() + write_spans.total() {
+            0 => None,
+            _ => store.run_rowids(&changes_table, run_id)?,
+        };
         let staged = [
             (&["link"][..], link_spans, link_matched as LoadBatch),
             (&["create", "update"][..], write_spans, load_back_batch),
         ];
         for (actions, spans, load) in staged {
             let total = spans.total() as u64;
-            let mut batches = PlannedWrites::new(store, &changes_table, run_id, actions, spans)?;
+            let plan = (changes_table.as_str(), changes_rows);
+            let mut batches = PlannedWrites::new(store, plan, run_id, actions, spans);
             let mut done = 0;
             while let Some((batch, rows)) = batches.next_batch(batch_size)? {
                 done += batch.len() as u64;
