@@ -10,7 +10,7 @@ use etl::sandbox::server::{self, Options};
 mod support;
 use support::{
     accounts_importing, direction, halo_get, halo_token, live_records, project, put_file,
-    staging_rows, touch, Project,
+    share_file, staging_rows, touch, Project,
 };
 
 fn run(project: &Project, args: &[&str]) -> Value {
@@ -163,6 +163,107 @@ fn a_file_added_to_an_unchanged_record_is_copied_by_the_next_read_of_changes() {
     assert_eq!(opportunities["extracted"], 1, "{next}");
     assert_eq!(opportunities["updated"], 0, "{next}");
     assert_eq!(opportunities["attachments_copied"], 1, "{next}");
+}
+
+#[test]
+fn a_file_shared_with_another_unchanged_record_is_copied_by_the_next_read_of_changes() {
+    let sandbox = server::start(Options {
+        accounts: 4,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    for name in ["accounts", "contacts", "opportunities"] {
+        project.import_only(name);
+    }
+    let opportunities = live_records(&sandbox, "Opportunity");
+    let first = opportunities[0]["Id"].as_str().unwrap().to_string();
+    let second = opportunities[1]["Id"].as_str().unwrap().to_string();
+    put_file(&sandbox, 9_002, &first, b"shared later");
+    let imported = run(&project, &["run"]);
+    assert_eq!(
+        direction(&imported, "opportunities", "import")["failed"],
+        0,
+        "{imported}"
+    );
+    // The file is newer than the records: the first read of changes reads its record again
+    // (the first, full, read kept no mark of files); from then on the newest file found is
+    // where the look starts, so a quiet org reads nothing.
+    let again = run(&project, &["run"]);
+    let opportunities = direction(&again, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{again}");
+    assert_eq!(opportunities["attachments_copied"], 0, "{again}");
+    let settled = run(&project, &["run"]);
+    assert_eq!(
+        direction(&settled, "opportunities", "import")["extracted"],
+        0,
+        "{settled}"
+    );
+
+    // Only a link is new: the file's version and both records are as they were.
+    share_file(&sandbox, 9_002, &second);
+    let next = run(&project, &["run"]);
+    let opportunities = direction(&next, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{next}");
+    assert_eq!(opportunities["updated"], 0, "{next}");
+    assert_eq!(opportunities["attachments_copied"], 1, "{next}");
+    let settled = run(&project, &["run"]);
+    let opportunities = direction(&settled, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 0, "{settled}");
+    assert_eq!(opportunities["attachments_copied"], 0, "{settled}");
+}
+
+#[test]
+fn a_file_that_failed_to_copy_is_tried_again_by_the_next_read_of_changes() {
+    let sandbox = server::start(Options {
+        accounts: 4,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    for name in ["accounts", "contacts", "opportunities"] {
+        project.import_only(name);
+    }
+    run(&project, &["run"]);
+    let settled = run(&project, &["run"]);
+    assert_eq!(
+        direction(&settled, "opportunities", "import")["extracted"],
+        0,
+        "{settled}"
+    );
+    let parent = live_records(&sandbox, "Opportunity")[1]["Id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let body = b"listed bigger than it is";
+    let version = put_file(&sandbox, 9_003, &parent, body);
+    let set_size = |size: usize| {
+        let state = sandbox.salesforce_state();
+        let mut state = state.lock().unwrap();
+        let version = state.org.get_mut(&version).unwrap();
+        version.insert("ContentSize".into(), json!(size));
+    };
+    // Listed bigger than the body Salesforce sends: the copy fails, the run goes on.
+    set_size(999_999);
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["run", "--json"]);
+    assert_eq!(code, 1, "{stderr}\n{stdout}");
+    let failed: Value = serde_json::from_str(&stdout).unwrap();
+    let opportunities = direction(&failed, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{failed}");
+    assert_eq!(opportunities["attachments_failed"], 1, "{failed}");
+
+    // Nothing moves in Salesforce's stamps, yet the record is read again for its file.
+    set_size(body.len());
+    let next = run(&project, &["run"]);
+    let opportunities = direction(&next, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{next}");
+    assert_eq!(opportunities["attachments_copied"], 1, "{next}");
+    let settled = run(&project, &["run"]);
+    assert_eq!(
+        direction(&settled, "opportunities", "import")["extracted"],
+        0,
+        "{settled}"
+    );
 }
 
 #[test]

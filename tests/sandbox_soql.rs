@@ -317,3 +317,71 @@ fn in_lists_of_ids_match_the_15_character_form_and_any_case_of_the_18() {
     let soql = "SELECT Name FROM Account WHERE Type IN ('PROSPECT', 'nothing')";
     assert_eq!(names(&org, soql), ["Globex Inc."]);
 }
+
+#[test]
+fn document_links_are_listed_only_for_given_documents_or_records() {
+    let (mut org, ids) = org();
+    let document = "069000000000001AAA";
+    org.create(
+        "ContentDocumentLink",
+        record(json!({"ContentDocumentId": document, "LinkedEntityId": ids[0], "ShareType": "V"})),
+        "005000000000001AAA",
+    );
+    let restriction = "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.";
+    for soql in [
+        "SELECT Id FROM ContentDocumentLink".to_string(),
+        "SELECT Id FROM ContentDocumentLink WHERE ShareType = 'V'".to_string(),
+        format!(
+            "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId NOT IN ('{}')",
+            ids[1]
+        ),
+        format!(
+            "SELECT Id FROM ContentDocumentLink WHERE LinkedEntityId = '{}' OR ShareType = 'V'",
+            ids[0]
+        ),
+        "SELECT Id FROM Account WHERE Id IN (SELECT LinkedEntityId FROM ContentDocumentLink)"
+            .to_string(),
+    ] {
+        let error = execute(&org, &soql, false)
+            .err()
+            .unwrap_or_else(|| panic!("{soql} should fail"));
+        assert_eq!(error.code.as_str(), "MALFORMED_QUERY", "{soql}");
+        // Salesforce gives this one without a position.
+        assert_eq!(error.salesforce_message(&soql), restriction, "{soql}");
+    }
+
+    let linked = |soql: String| column(&org, &soql, "LinkedEntityId", false);
+    assert_eq!(
+        linked(format!(
+            "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId = '{document}'"
+        )),
+        [json!(ids[0])]
+    );
+    assert_eq!(
+        linked(format!(
+            "SELECT LinkedEntityId FROM ContentDocumentLink WHERE LinkedEntityId IN ('{}', '{}')",
+            ids[0], ids[1]
+        )),
+        [json!(ids[0])]
+    );
+    assert_eq!(
+        linked(
+            "SELECT LinkedEntityId FROM ContentDocumentLink WHERE SystemModstamp >= 2020-01-01T00:00:00Z AND LinkedEntityId IN (SELECT Id FROM Account)"
+                .to_string()
+        ),
+        [json!(ids[0])]
+    );
+    assert!(linked(
+        "SELECT LinkedEntityId FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM Contact)"
+            .to_string()
+    )
+    .is_empty());
+    // A record's own links, as a child subquery, need no filter of their own.
+    let rows = column(
+        &org,
+        "SELECT Id, (SELECT ContentDocumentId FROM ContentDocumentLinks) FROM Account WHERE Name = 'Acme Ltd'",
+        "ContentDocumentLinks.totalSize",
+        false,
+    );
+    assert_eq!(rows, [json!(1)]);
+}

@@ -52,6 +52,14 @@ pub struct IncrementalRead {
     pub lookback: std::time::Duration,
 }
 
+/// The records that gained files since a time, and the stamp of the newest of those files
+/// (milliseconds since the epoch), where the next look can start.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct NewFiles {
+    pub records: Vec<String>,
+    pub newest: Option<i64>,
+}
+
 /// A position in a source's change order: the cursor value and the id of the last record read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Watermark {
@@ -188,16 +196,12 @@ pub trait Source: Sync {
         let _ = (object, since);
         Ok(Vec::new())
     }
-    /// The records of `object` that gained or replaced a file at or after `since` (a cursor
-    /// value), so that a read of changes also copies files added to records that did not
-    /// change otherwise.
-    fn records_with_new_files(
-        &self,
-        object: &str,
-        since: &str,
-    ) -> Result<Vec<String>, EngineError> {
-        let _ = (object, since);
-        Ok(Vec::new())
+    /// The records of `object` that gained, replaced or were shared a file after `after`
+    /// (milliseconds since the epoch), so that a read of changes also copies files added to
+    /// records that did not change otherwise.
+    fn records_with_new_files(&self, object: &str, after: i64) -> Result<NewFiles, EngineError> {
+        let _ = (object, after);
+        Ok(NewFiles::default())
     }
     /// Streams one file's bytes into `out`; returns how many were written, or the source's
     /// message.

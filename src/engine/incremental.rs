@@ -11,21 +11,37 @@
 //!   there yet, a refused write) is retried as it would be by a full read;
 //! - a watermark belongs to one shape of read (the pipeline's definition and the cursor): when
 //!   the pipeline file changes, or `--full` is given, the run reads everything again.
+//!
+//! Files added to or shared with a record do not move the record's cursor, so a read of changes
+//! also asks the source which records gained files since the later of the watermark and the
+//! newest file an earlier look found (kept beside the watermark as `<pipeline>:files`), and
+//! reads those again; a record whose file failed to copy is read again like a failed record.
 
 use sha2::{Digest, Sha256};
 
+use super::connector::NewFiles;
 use super::connector::{ExtractRequest, IncrementalRead, Record, Watermark};
 use super::error::EngineError;
+use crate::civil;
 use crate::config::model::Pipeline;
 use crate::staging::{ExtractKind, Store, StoredWatermark};
+
+/// The watermarks row that keeps the newest file a pipeline's look for gained files found
+/// (pipeline names have no `:`).
+fn files_key(pipeline: &str) -> String {
+    format!("{pipeline}:files")
+}
 
 /// How this run reads a pipeline with a cursor.
 pub(super) struct IncrementalPlan {
     pub read: IncrementalRead,
-    /// Records to read again by id (left failed or skipped by the last loading run).
+    /// Records to read again by id (left failed or skipped by the last loading run, or with
+    /// a file it failed to copy).
     pub retry: Vec<String>,
     pub kind: ExtractKind,
     shape: String,
+    /// The stamp (milliseconds since the epoch) of the newest file an earlier look found.
+    files_seen: Option<i64>,
 }
 
 /// The fingerprint of a pipeline's read and transform: any change to the pipeline file makes
@@ -51,8 +67,19 @@ pub(super) fn plan(
         !full && mark.read_shape == shape && mark.cursor_field.eq_ignore_ascii_case(cursor.field())
     });
     let retry = match &stored {
-        Some(mark) => store.unsettled_sources(results_table, &mark.run_id)?,
+        Some(mark) => store.unsettled_sources(
+            results_table,
+            &super::attachments::table_name(&pipeline.pipeline),
+            &mark.run_id,
+        )?,
         None => Vec::new(),
+    };
+    let files_seen = match &stored {
+        Some(_) => store
+            .watermark(&files_key(&pipeline.pipeline))?
+            .filter(|mark| mark.read_shape == shape)
+            .and_then(|mark| mark.value.parse::<i64>().ok()),
+        None => None,
     };
     Ok(Some(IncrementalPlan {
         read: IncrementalRead {
@@ -70,6 +97,7 @@ pub(super) fn plan(
             ExtractKind::Full
         },
         shape,
+        files_seen,
     }))
 }
 
@@ -110,15 +138,50 @@ impl IncrementalPlan {
         }))
     }
 
-    /// Saves where this run's read ended, after its load finished. A read that found nothing
-    /// keeps the old position, under this run (whose results say what is left to retry).
+    /// After what time (milliseconds since the epoch) to look for files added to records: the
+    /// later of the watermark and the newest file found before, less the cursor's lookback.
+    /// `None` on a first read, which lists every record's files anyway.
+    pub fn files_after(&self) -> Result<Option<i64>, EngineError> {
+        let Some(since) = &self.read.since else {
+            return Ok(None);
+        };
+        let Some(read_to) = civil::parse_datetime(&since.value) else {
+            return Err(EngineError::Config(format!(
+                "the watermark {} of {} is not a datetime, so files added to records since \
+                 cannot be looked for: use a datetime cursor such as SystemModstamp",
+                since.value, self.read.cursor_field
+            )));
+        };
+        let after = read_to.max(self.files_seen.unwrap_or(i64::MIN));
+        Ok(Some(after - self.read.lookback.as_millis() as i64))
+    }
+
+    /// Saves where this run's read ended, after its load finished, and the newest file its
+    /// look for gained files found. A read that found nothing keeps the old position, under
+    /// this run (whose results say what is left to retry).
     pub fn save(
         &self,
         store: &Store,
         pipeline: &str,
         reached: Option<Watermark>,
+        new_files: &NewFiles,
         run_id: &str,
     ) -> Result<(), EngineError> {
+        let newest_file = new_files
+            .newest
+            .filter(|&newest| self.files_seen.is_none_or(|seen| newest > seen));
+        if let Some(newest) = newest_file {
+            store.save_watermark(
+                &files_key(pipeline),
+                &StoredWatermark {
+                    cursor_field: self.read.cursor_field.clone(),
+                    value: newest.to_string(),
+                    last_id: String::new(),
+                    read_shape: self.shape.clone(),
+                    run_id: run_id.to_string(),
+                },
+            )?;
+        }
         let Some(mark) = reached.or_else(|| self.read.since.clone()) else {
             return Ok(());
         };

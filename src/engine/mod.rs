@@ -21,8 +21,8 @@ pub mod run;
 pub mod sync_back;
 
 pub use connector::{
-    AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, IncrementalRead, Record,
-    Source, Target, TargetAttachment, Watermark, WriteAction, WriteRequest, WriteResult,
+    AttachmentKind, AttachmentListing, AttachmentRef, ExtractRequest, IncrementalRead, NewFiles,
+    Record, Source, Target, TargetAttachment, Watermark, WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
 pub use run::{run_both_ways, run_pipeline, Mode, PipelineSummary, RunOptions, Systems};

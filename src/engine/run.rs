@@ -9,7 +9,7 @@ use serde_json::{json, Value};
 
 use super::attachments::{Copier, CopyLane};
 use super::connector::{
-    ExtractRequest, Record, Source, Target, Watermark, WriteRequest, WriteResult,
+    ExtractRequest, NewFiles, Record, Source, Target, Watermark, WriteRequest, WriteResult,
 };
 use super::deletes::Schedule;
 use super::error::EngineError;
@@ -515,18 +515,17 @@ fn import_pipeline(
     };
     source.extract(&request, &mut |page| stage_page(page, true))?;
     // Files added to a record do not move the record's own cursor.
-    let gained_files = match incremental
-        .as_ref()
-        .and_then(|plan| plan.read.since.as_ref())
-    {
-        Some(since) if copies_files => {
-            source.records_with_new_files(&pipeline.salesforce.object, &since.value)?
-        }
-        _ => Vec::new(),
+    let files_after = match &incremental {
+        Some(plan) if copies_files => plan.files_after()?,
+        _ => None,
+    };
+    let new_files = match files_after {
+        Some(after) => source.records_with_new_files(&pipeline.salesforce.object, after)?,
+        None => NewFiles::default(),
     };
     let extracted_table = tables.table(Stage::Extracted);
     let retry = match &incremental {
-        Some(plan) => plan.retry_request(&request, gained_files, |ids| {
+        Some(plan) => plan.retry_request(&request, new_files.records.clone(), |ids| {
             store.staged_among(&extracted_table, run_id, ids)
         })?,
         None => None,
@@ -850,7 +849,7 @@ fn import_pipeline(
             );
             // Only now has every change read been loaded (or recorded as left to retry).
             if let Some(plan) = &incremental {
-                plan.save(store, &pipeline.pipeline, reached, run_id)?;
+                plan.save(store, &pipeline.pipeline, reached, &new_files, run_id)?;
             }
         } else {
             for planned in &settled {

@@ -23,7 +23,7 @@ use super::incremental::{KeysetQuery, Watermark};
 use super::Error;
 use crate::engine::{
     AttachmentKind, AttachmentListing, AttachmentRef, EngineError, ExtractRequest, IncrementalRead,
-    Record, Source,
+    NewFiles, Record, Source,
 };
 
 /// Ids per `IN (…)` list, keeping each query's URL well under Salesforce's limit.
@@ -461,50 +461,58 @@ impl Source for SalesforceSource<'_> {
         Ok(ids)
     }
 
-    fn records_with_new_files(
-        &self,
-        object: &str,
-        since: &str,
-    ) -> Result<Vec<String>, EngineError> {
-        let Some(millis) = crate::civil::parse_datetime(since) else {
-            return Err(EngineError::Config(format!(
-                "the watermark {since} of {object} is not a datetime"
-            )));
-        };
-        let at = super::incremental::soql_datetime(millis);
+    fn records_with_new_files(&self, object: &str, after: i64) -> Result<NewFiles, EngineError> {
+        let at = super::incremental::soql_datetime(after);
         // Standard objects' key prefixes are known offline; others cost a describe.
         let prefix = match super::catalog::standard_object(object) {
             Some(info) => info.key_prefix.clone(),
             None => match self.client.describe(object) {
                 Ok(Some(info)) => info.key_prefix,
-                Ok(None) => return Ok(Vec::new()),
+                Ok(None) => return Ok(NewFiles::default()),
                 Err(error) => return Err(engine_error(error, &format!("describe {object}"))),
             },
         };
-        // Attachments and document versions carry their own stamp; a record's id starts with
-        // its object's key prefix, which tells this object's parents from others'.
+        // Attachments, document versions and document links carry their own stamps; a
+        // record's id starts with its object's key prefix, which tells this object's parents
+        // from others'.
         let mut parents: std::collections::BTreeSet<String> = Default::default();
+        let mut newest: Option<i64> = None;
+        let mut complete = true;
+        let mut seen = |record: &Record| {
+            let stamp = crate::civil::parse_datetime(&text(record, "SystemModstamp"));
+            newest = newest.max(stamp);
+        };
         let mut keep = |id: String| {
             if !prefix.is_empty() && id.starts_with(&prefix) {
                 parents.insert(id);
             }
         };
-        let classic = format!("SELECT ParentId FROM Attachment WHERE SystemModstamp >= {at}");
+        let classic =
+            format!("SELECT ParentId, SystemModstamp FROM Attachment WHERE SystemModstamp > {at}");
         match self.listing("attachments", &classic)? {
-            Ok(records) => records.iter().for_each(|r| keep(text(r, "ParentId"))),
-            Err(problem) => tracing::warn!(%problem, "new attachments not listed"),
+            Ok(records) => records.iter().for_each(|r| {
+                seen(r);
+                keep(text(r, "ParentId"))
+            }),
+            Err(problem) => {
+                complete = false;
+                tracing::warn!(%problem, "new attachments not listed")
+            }
         }
-        let versions =
-            format!("SELECT ContentDocumentId FROM ContentVersion WHERE SystemModstamp >= {at}");
+        let versions = format!(
+            "SELECT ContentDocumentId, SystemModstamp FROM ContentVersion WHERE SystemModstamp > {at}"
+        );
         let documents: Vec<String> = match self.listing("files", &versions)? {
             Ok(records) => records
                 .iter()
+                .inspect(|r| seen(r))
                 .map(|r| text(r, "ContentDocumentId"))
                 .filter(|id| !id.is_empty())
                 .collect::<std::collections::BTreeSet<_>>()
                 .into_iter()
                 .collect(),
             Err(problem) => {
+                complete = false;
                 tracing::warn!(%problem, "new files not listed");
                 Vec::new()
             }
@@ -517,10 +525,32 @@ impl Source for SalesforceSource<'_> {
             );
             match self.listing("files", &links)? {
                 Ok(records) => records.iter().for_each(|r| keep(text(r, "LinkedEntityId"))),
-                Err(problem) => tracing::warn!(%problem, "new files not listed"),
+                Err(problem) => {
+                    complete = false;
+                    tracing::warn!(%problem, "new files not listed")
+                }
             }
         }
-        Ok(parents.into_iter().collect())
+        // Sharing a file that exists already with a record adds only a link: no version moves.
+        // A semi-join on this object's Ids is the narrowing Salesforce asks of link queries.
+        let shares = format!(
+            "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM {object}) AND SystemModstamp > {at}"
+        );
+        match self.listing("files", &shares)? {
+            Ok(records) => records.iter().for_each(|r| {
+                seen(r);
+                keep(text(r, "LinkedEntityId"))
+            }),
+            Err(problem) => {
+                complete = false;
+                tracing::warn!(%problem, "new file shares not listed")
+            }
+        }
+        Ok(NewFiles {
+            records: parents.into_iter().collect(),
+            // A look that missed a listing leaves the next one to start where this one did.
+            newest: newest.filter(|_| complete),
+        })
     }
 
     fn attachment_body(

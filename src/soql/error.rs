@@ -29,6 +29,9 @@ pub struct SoqlError {
     pub offset: usize,
     /// What would have been accepted here, for people (not part of Salesforce's text).
     pub hint: Option<String>,
+    /// Whether Salesforce points at a token: a restriction on the query as a whole (such as
+    /// the filter `ContentDocumentLink` requires) comes as its bare text.
+    pub positioned: bool,
 }
 
 impl SoqlError {
@@ -38,6 +41,15 @@ impl SoqlError {
             text: text.into(),
             offset,
             hint: None,
+            positioned: true,
+        }
+    }
+
+    /// An error about the whole query, which Salesforce words without a position.
+    pub fn unpositioned(code: ErrorCode, text: impl Into<String>) -> Self {
+        SoqlError {
+            positioned: false,
+            ..SoqlError::new(code, text, 0)
         }
     }
 
@@ -56,8 +68,12 @@ impl SoqlError {
     }
 
     /// The message exactly as Salesforce returns it in a REST error body: the line of the query,
-    /// a caret under the token, `ERROR at Row:r:Column:c` and the text.
+    /// a caret under the token, `ERROR at Row:r:Column:c` and the text (the text alone for an
+    /// error without a position).
     pub fn salesforce_message(&self, query: &str) -> String {
+        if !self.positioned {
+            return self.text.clone();
+        }
         let (row, column) = self.row_column(query);
         let line = query.lines().nth(row - 1).unwrap_or("");
         format!(

@@ -255,20 +255,35 @@ impl Store {
         })
     }
 
-    /// The source ids that run `run_id` left unsettled in `results_table` (failed or skipped),
-    /// which the next read of changes reads again although they did not change.
+    /// The source ids that run `run_id` left unsettled: failed or skipped in `results_table`,
+    /// or with a file whose copy failed in `attachments_table` (either table may not exist
+    /// yet). The next read of changes reads them again although they did not change.
     pub fn unsettled_sources(
         &self,
         results_table: &str,
+        attachments_table: &str,
         run_id: &str,
     ) -> Result<Vec<String>, StagingError> {
-        if self.table_columns(results_table)?.is_empty() {
+        let quoted = |table: &str| format!("\"{}\"", table.replace('"', "\"\""));
+        let mut parts = Vec::new();
+        if !self.table_columns(results_table)?.is_empty() {
+            parts.push(format!(
+                "SELECT source_id FROM {} WHERE run_id = $1 AND status IN ('failed', 'skipped')",
+                quoted(results_table)
+            ));
+        }
+        if !self.table_columns(attachments_table)?.is_empty() {
+            parts.push(format!(
+                "SELECT source_id FROM {} WHERE run_id = $1 AND status = 'failed'",
+                quoted(attachments_table)
+            ));
+        }
+        if parts.is_empty() {
             return Ok(Vec::new());
         }
         let mut statement = self.connection().prepare(&format!(
-            "SELECT DISTINCT source_id FROM \"{}\"
-             WHERE run_id = ? AND status IN ('failed', 'skipped') ORDER BY source_id",
-            results_table.replace('"', "\"\"")
+            "SELECT DISTINCT source_id FROM ({}) ORDER BY source_id",
+            parts.join(" UNION ALL ")
         ))?;
         let ids = statement
             .query_map([run_id], |row| row.get::<_, String>(0))?

@@ -280,6 +280,18 @@ pub fn put_file(sandbox: &Running, n: u64, parent: &str, bytes: &[u8]) -> String
         &owner,
     );
     state.org.put_blob(&version, bytes.to_vec());
+    drop(state);
+    share_file(sandbox, n, parent);
+    version
+}
+
+/// Shares the file `put_file` made with number `n` with one more record, as Salesforce does:
+/// a new ContentDocumentLink, no new version.
+pub fn share_file(sandbox: &Running, n: u64, parent: &str) {
+    let state = sandbox.salesforce_state();
+    let mut state = state.lock().unwrap();
+    let owner = etl::sandbox::salesforce::ids::make("005", 1);
+    let document = etl::sandbox::salesforce::ids::make("069", n);
     state.org.create(
         "ContentDocumentLink",
         serde_json::json!({"ContentDocumentId": document, "LinkedEntityId": parent, "ShareType": "V"})
@@ -288,7 +300,6 @@ pub fn put_file(sandbox: &Running, n: u64, parent: &str, bytes: &[u8]) -> String
             .clone(),
         &owner,
     );
-    version
 }
 
 /// A free port for an OAuth callback listener, below Linux's ephemeral range (32768 and up),

@@ -48,6 +48,53 @@ fn field_error(field: &FieldRef, text: String) -> SoqlError {
     SoqlError::new(ErrorCode::InvalidField, text, field.span.start)
 }
 
+/// Salesforce lists `ContentDocumentLink` only for given documents or records: the query must
+/// narrow it, in a condition that every result meets, to `ContentDocumentId` or
+/// `LinkedEntityId` by `=` or `IN` (a list or a semi-join).
+fn check_required_filter(org: &Org, query: &Query) -> Result<(), SoqlError> {
+    let narrowed_by_id = |condition: &Condition| {
+        let keyed = |operand: &Operand| {
+            let name = operand.field().dotted();
+            ["ContentDocumentId", "LinkedEntityId"]
+                .iter()
+                .any(|key| key.eq_ignore_ascii_case(&name))
+        };
+        match condition {
+            Condition::Compare {
+                left,
+                op: CompareOp::Eq,
+                ..
+            } => keyed(left),
+            Condition::In {
+                left,
+                negated: false,
+                ..
+            }
+            | Condition::InSubQuery {
+                left,
+                negated: false,
+                ..
+            } => keyed(left),
+            _ => false,
+        }
+    };
+    if org.object_name(&query.from.object) != Some("ContentDocumentLink") {
+        return Ok(());
+    }
+    let narrowed = match &query.where_clause {
+        Some(Condition::And(parts)) => parts.iter().any(narrowed_by_id),
+        Some(condition) => narrowed_by_id(condition),
+        None => false,
+    };
+    if narrowed {
+        return Ok(());
+    }
+    Err(SoqlError::unpositioned(
+        ErrorCode::MalformedQuery,
+        "Implementation restriction: ContentDocumentLink requires a filter by a single Id on ContentDocumentId or LinkedEntityId using the equals operator or multiple Id's using the IN operator.",
+    ))
+}
+
 fn find_field<'a>(object: &'a ObjectInfo, name: &str) -> Option<&'a FieldInfo> {
     object
         .fields
@@ -162,7 +209,9 @@ enum Filter {
     InSubQuery {
         path: ResolvedPath,
         negated: bool,
-        ids: Vec<String>,
+        /// The subquery's values, lower-cased: Ids compare without regard to case, and a
+        /// semi-join over a whole object holds as many as it has records.
+        ids: HashSet<String>,
     },
     Includes {
         path: ResolvedPath,
@@ -301,6 +350,7 @@ impl<'o> Planner<'o> {
                 query,
             } => {
                 let path = self.resolve(left.field())?;
+                check_required_filter(self.org, query)?;
                 let inner = execute_query(self.org, query, self.include_deleted)?;
                 let ids = match &inner.query.select.first() {
                     Some(SelectItem::Field { field, .. }) => {
@@ -316,11 +366,14 @@ impl<'o> Planner<'o> {
                             .iter()
                             .filter_map(|id| self.org.get(id))
                             .filter_map(|r| {
-                                inner_path.value(self.org, r)?.as_str().map(str::to_string)
+                                inner_path
+                                    .value(self.org, r)?
+                                    .as_str()
+                                    .map(str::to_ascii_lowercase)
                             })
                             .collect()
                     }
-                    _ => Vec::new(),
+                    _ => HashSet::new(),
                 };
                 Filter::InSubQuery {
                     path,
@@ -654,7 +707,7 @@ impl Filter {
                 let found = path
                     .value(org, record)
                     .and_then(Value::as_str)
-                    .is_some_and(|id| ids.iter().any(|i| i.eq_ignore_ascii_case(id)));
+                    .is_some_and(|id| ids.contains(&id.to_ascii_lowercase()));
                 found != *negated
             }
             Filter::Includes {
@@ -726,6 +779,7 @@ fn sort_key_compare(
 /// Parses and runs `text`. `include_deleted` is `queryAll`.
 pub fn execute(org: &Org, text: &str, include_deleted: bool) -> Result<Execution, SoqlError> {
     let query = soql::parse(text)?;
+    check_required_filter(org, &query)?;
     execute_query(org, &query, include_deleted)
 }
 
