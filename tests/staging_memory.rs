@@ -453,3 +453,37 @@ fn the_key_index_is_let_go_by_a_checkpoint_before_it_fills_the_pool() {
     let changed = "SELECT count(*) FROM id_map WHERE source_hash = 'v2'";
     assert_eq!(number(&store, changed), 100_000);
 }
+
+/// The id map's deleted rows are reclaimed by copying its live links to a new table a window
+/// at a time: it needs no more memory than the pool (DuckDB's own merge of 1M links with a
+/// third deleted needed more than 64 MB and invalidates the database when it runs out).
+#[test]
+fn the_id_map_is_rewritten_without_its_deleted_rows_in_a_small_pool() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+    // Made in one statement, with room for it.
+    store
+        .connection()
+        .execute_batch(
+            "SET memory_limit = '256MB';
+             INSERT INTO id_map (pipeline, source_id, target_id, synced_at, run_id)
+                 SELECT 'p', '001' || lpad(i::VARCHAR, 15, '0'), i::VARCHAR, now(), 'r0'
+                 FROM range(400000) r(i);
+             CHECKPOINT;
+             DELETE FROM id_map WHERE target_id::INT % 3 = 0;
+             CHECKPOINT;
+             SET memory_limit = '16MB';",
+        )
+        .unwrap();
+    let run_id = store.begin_run("run", &["p".into()]).unwrap();
+    store
+        .finish_run(&run_id, "ok", &serde_json::json!({}))
+        .unwrap();
+    let stored = "SELECT sum(count)::BIGINT FROM pragma_storage_info('id_map')
+                  WHERE column_id = 0 AND column_path = '[0]'";
+    assert_eq!(number(&store, stored), 266_666);
+    assert_eq!(number(&store, "SELECT count(*) FROM id_map"), 266_666);
+    let key = "SELECT count(*) FROM duckdb_constraints() WHERE table_name = 'id_map'
+               AND constraint_type = 'PRIMARY KEY'";
+    assert_eq!(number(&store, key), 1);
+}

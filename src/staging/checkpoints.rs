@@ -8,32 +8,29 @@
 //! And the space of replaced and removed links. A changed link is deleted and written again,
 //! and DuckDB keeps a deleted row in its row group until a checkpoint merges the group with its
 //! neighbours. For the id map that merge also moves every moved row's key in the index, in
-//! that same memory, and a checkpoint that runs out of memory invalidates the open database. So
-//! runs do not merge (`max_vacuum_tasks = 0`, set on opening); at the end of a run, once a
-//! third of the id map's rows are deleted ones, one checkpoint merges them, with room for the
-//! index. (DuckDB merges two or three neighbouring row groups only into fewer, so with less
-//! than a third deleted there may be nothing to merge: the id map holds at most half as many
-//! rows again as links. A merge can also find nothing to do, as when the deleted rows are all
-//! in the first of two row groups; the next is then due once another third is deleted.)
+//! that same memory, and a checkpoint that runs out of memory invalidates the open database
+//! (merging 1M links with a third deleted needed more than 64 MB). So DuckDB never merges
+//! (`max_vacuum_tasks = 0`, set on opening): at the end of a run, once a third of the id map's
+//! rows are deleted ones, the live links are copied to a new table a window of rows at a time,
+//! each window's keys let go by a checkpoint, and the new table takes the id map's place in
+//! one transaction. That fits the default limit (1M links in 32 MB), where the merge needed
+//! more than twice as much.
 
 use super::error::StagingError;
 use super::store::Store;
 
-/// The id map is compacted once deleted rows are at least 1 in this many of its rows...
+/// The id map is rewritten once deleted rows are at least 1 in this many of its rows...
 const DELETED_SHARE_TO_COMPACT: u64 = 3;
 
 /// ...and it holds more than one of DuckDB's row groups (rows in one).
 const ROW_GROUP_ROWS: u64 = 122_880;
 
-/// Memory a merge needs per live link for the key's index: 417,000 links merged at 24 MB and
-/// stopped at 16 MB, about 58 bytes each; twice that leaves a margin.
-const INDEX_BYTES_PER_LINK: u64 = 128;
+/// Rows of the id map copied by one statement of a rewrite: half a row group, whose keys'
+/// index fits the default limit beside what a run leaves in the pool.
+const REWRITE_WINDOW_ROWS: u64 = ROW_GROUP_ROWS / 2;
 
-/// The `etl_meta` key of the deleted rows the last merge left in the id map.
-const LEFT_BY_LAST_MERGE: &str = "id_map_deleted_after_merge";
-
-/// The number of merges DuckDB allows in a checkpoint when not told otherwise.
-const DUCKDB_VACUUM_TASKS: u32 = 100;
+/// The table a rewrite fills before it takes the id map's place.
+const REWRITTEN: &str = "id_map_rewritten";
 
 /// A commit checkpoints once the key indexes hold 1 in this many bytes of the memory limit.
 const INDEX_SHARE_TO_CHECKPOINT: u64 = 4;
@@ -58,69 +55,67 @@ impl Store {
         Ok(())
     }
 
-    /// Merges the id map's row groups when enough of its rows are deleted ones. Runs after a
-    /// checkpoint, so that nothing the run read of the index is still held.
+    /// Rewrites the id map without its deleted rows when enough of its rows are deleted ones.
+    /// Runs after a checkpoint, so that nothing the run read of the index is still held.
     pub(super) fn compact_if_due(&self) -> Result<(), StagingError> {
         let (live, stored) = self.id_map_rows()?;
         let deleted = stored.saturating_sub(live);
-        let left: Option<String> = self.connection().query_row(
-            "SELECT max(value) FROM etl_meta WHERE key = ?",
-            [LEFT_BY_LAST_MERGE],
-            |row| row.get(0),
-        )?;
-        let left = left
-            .and_then(|value| value.parse::<u64>().ok())
-            .unwrap_or(0);
-        let since = deleted.saturating_sub(left);
-        if stored <= ROW_GROUP_ROWS || since * DELETED_SHARE_TO_COMPACT < stored {
+        if stored <= ROW_GROUP_ROWS || deleted * DELETED_SHARE_TO_COMPACT < stored {
             return Ok(());
         }
-        let room = self
-            .memory_limit
-            .map(|limit| limit + live * INDEX_BYTES_PER_LINK);
         tracing::debug!(
             live,
             deleted,
-            room_bytes = room,
-            "merging the id map's deleted rows"
+            "rewriting the id map without its deleted rows"
         );
-        if let Some(room) = room {
-            self.set_memory_limit(room)?;
+        let rewritten = self.rewrite_id_map();
+        // A rewrite that stopped part way leaves the id map as it was.
+        if rewritten.is_err() {
+            let _ = self
+                .connection()
+                .execute_batch(&format!("DROP TABLE IF EXISTS {REWRITTEN}"));
         }
+        rewritten
+    }
+
+    fn rewrite_id_map(&self) -> Result<(), StagingError> {
         let connection = self.connection();
-        let merged = connection
-            .execute_batch(&format!("SET max_vacuum_tasks = {DUCKDB_VACUUM_TASKS}"))
-            .map_err(StagingError::from)
-            // DuckDB merges a table's row groups only in a checkpoint after rows of it were
-            // deleted: one link is deleted and written again.
-            .and_then(|_| {
-                self.in_transaction(|store| {
-                    store.connection().execute_batch(
-                        "CREATE OR REPLACE TEMP TABLE compact_link AS
-                             SELECT * FROM id_map WHERE rowid = (SELECT max(rowid) FROM id_map);
-                         DELETE FROM id_map WHERE rowid = (SELECT max(rowid) FROM id_map);
-                         INSERT INTO id_map SELECT * FROM compact_link;
-                         DROP TABLE compact_link;",
-                    )?;
-                    Ok(())
-                })
-            })
-            .and_then(|_| Ok(connection.execute_batch("CHECKPOINT")?));
-        let held_off = connection.execute_batch("SET max_vacuum_tasks = 0");
-        if let Some(limit) = self.memory_limit {
-            if let Err(error) = self.set_memory_limit(limit) {
-                tracing::debug!(%error, "the staging memory limit stays raised");
-            }
-        }
-        merged?;
-        held_off?;
-        let (live, stored) = self.id_map_rows()?;
-        self.connection().execute(
-            "INSERT OR REPLACE INTO etl_meta VALUES (?, ?)",
-            [LEFT_BY_LAST_MERGE, &stored.saturating_sub(live).to_string()],
+        // The id map's own definition (columns, types, key) under the new name; the name is
+        // the statement's first word after `CREATE TABLE`.
+        let definition: String = connection.query_row(
+            "SELECT sql FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = 'id_map'",
+            [],
+            |row| row.get(0),
         )?;
+        let create = definition.replacen("id_map", REWRITTEN, 1);
+        // One left by a rewrite that was killed.
+        connection.execute_batch(&format!("DROP TABLE IF EXISTS {REWRITTEN}; {create}"))?;
+        let last_row: i64 =
+            connection.query_row("SELECT coalesce(max(rowid), -1) FROM id_map", [], |row| {
+                row.get(0)
+            })?;
+        let mut copy = connection.prepare(&format!(
+            "INSERT INTO {REWRITTEN} SELECT * FROM id_map WHERE rowid >= ? AND rowid < ?"
+        ))?;
+        let mut from = 0;
+        while from <= last_row {
+            let to = from + REWRITE_WINDOW_ROWS as i64;
+            copy.execute([from, to])?;
+            // The keys entered stay in memory until a checkpoint writes them.
+            connection.execute_batch("CHECKPOINT")?;
+            from = to;
+        }
+        drop(copy);
+        self.in_transaction(|store| {
+            store.connection().execute_batch(&format!(
+                "DROP TABLE id_map; ALTER TABLE {REWRITTEN} RENAME TO id_map"
+            ))?;
+            Ok(())
+        })?;
+        // Statements prepared before name the table that is gone.
+        connection.flush_prepared_statement_cache();
         // The run still ends with an empty write-ahead log (see `Store::finish_run`).
-        self.connection().execute_batch("CHECKPOINT")?;
+        connection.execute_batch("CHECKPOINT")?;
         Ok(())
     }
 

@@ -107,7 +107,8 @@ impl Store {
         // until the checkpoint ends. A checkpoint that runs out of memory invalidates the open
         // database: after every Halo user of a 400k-record project changed, the run stopped
         // there (BENCHMARKS.md, fifteenth session). Runs leave those rows in place, and
-        // the end of a run reclaims them with room when there are enough (`checkpoints.rs`).
+        // the end of a run rewrites the id map without them when there are enough
+        // (`checkpoints.rs`).
         set(
             &conn,
             path,
