@@ -19,8 +19,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::connector::NewFiles;
-use super::connector::{ExtractRequest, IncrementalRead, Record, Watermark};
+use super::connector::{ExtractRequest, IncrementalRead, NewFiles, Record, Watermark};
 use super::error::EngineError;
 use crate::civil;
 use crate::config::model::Pipeline;
