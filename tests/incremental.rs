@@ -21,6 +21,30 @@ fn run(project: &Project, args: &[&str]) -> Value {
     serde_json::from_str(&stdout).unwrap()
 }
 
+/// A sandbox of `accounts` accounts and a project whose `pipelines` only import.
+fn importing(accounts: u64, pipelines: &[&str]) -> (server::Running, Project) {
+    let sandbox = server::start(Options {
+        accounts,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, pipelines);
+    for name in pipelines {
+        project.import_only(name);
+    }
+    (sandbox, project)
+}
+
+/// Runs once more and checks that the opportunities' read of changes found nothing to read.
+fn nothing_more_to_read(project: &Project) {
+    let settled = run(project, &["run"]);
+    assert_eq!(
+        direction(&settled, "opportunities", "import")["extracted"],
+        0,
+        "{settled}"
+    );
+}
+
 fn contacts(summary: &Value) -> &Value {
     direction(summary, "contacts", "import")
 }
@@ -38,15 +62,7 @@ fn kinds(project: &Project) -> Vec<String> {
 
 #[test]
 fn reads_only_changes_after_the_first_run_and_retries_what_was_left() {
-    let sandbox = server::start(Options {
-        accounts: 8,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts", "contacts"]);
-    for name in ["accounts", "contacts"] {
-        project.import_only(name);
-    }
+    let (sandbox, project) = importing(8, &["accounts", "contacts"]);
     let all = live_records(&sandbox, "Contact").len() as u64;
     assert!(all >= 8, "the seed has contacts");
 
@@ -134,24 +150,11 @@ fn reads_only_changes_after_the_first_run_and_retries_what_was_left() {
 
 #[test]
 fn a_file_added_to_an_unchanged_record_is_copied_by_the_next_read_of_changes() {
-    let sandbox = server::start(Options {
-        accounts: 4,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
-    for name in ["accounts", "contacts", "opportunities"] {
-        project.import_only(name);
-    }
+    let (sandbox, project) = importing(4, &["accounts", "contacts", "opportunities"]);
     let first = run(&project, &["run"]);
     let opportunities = direction(&first, "opportunities", "import");
     assert_eq!(opportunities["failed"], 0, "{first}");
-    let settled = run(&project, &["run"]);
-    assert_eq!(
-        direction(&settled, "opportunities", "import")["extracted"],
-        0,
-        "{settled}"
-    );
+    nothing_more_to_read(&project);
 
     let parent = live_records(&sandbox, "Opportunity")[0]["Id"]
         .as_str()
@@ -167,15 +170,7 @@ fn a_file_added_to_an_unchanged_record_is_copied_by_the_next_read_of_changes() {
 
 #[test]
 fn a_file_shared_with_another_unchanged_record_is_copied_by_the_next_read_of_changes() {
-    let sandbox = server::start(Options {
-        accounts: 4,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
-    for name in ["accounts", "contacts", "opportunities"] {
-        project.import_only(name);
-    }
+    let (sandbox, project) = importing(4, &["accounts", "contacts", "opportunities"]);
     let opportunities = live_records(&sandbox, "Opportunity");
     let first = opportunities[0]["Id"].as_str().unwrap().to_string();
     let second = opportunities[1]["Id"].as_str().unwrap().to_string();
@@ -193,12 +188,7 @@ fn a_file_shared_with_another_unchanged_record_is_copied_by_the_next_read_of_cha
     let opportunities = direction(&again, "opportunities", "import");
     assert_eq!(opportunities["extracted"], 1, "{again}");
     assert_eq!(opportunities["attachments_copied"], 0, "{again}");
-    let settled = run(&project, &["run"]);
-    assert_eq!(
-        direction(&settled, "opportunities", "import")["extracted"],
-        0,
-        "{settled}"
-    );
+    nothing_more_to_read(&project);
 
     // Only a link is new: the file's version and both records are as they were.
     share_file(&sandbox, 9_002, &second);
@@ -215,22 +205,9 @@ fn a_file_shared_with_another_unchanged_record_is_copied_by_the_next_read_of_cha
 
 #[test]
 fn a_file_that_failed_to_copy_is_tried_again_by_the_next_read_of_changes() {
-    let sandbox = server::start(Options {
-        accounts: 4,
-        ..Options::default()
-    })
-    .unwrap();
-    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
-    for name in ["accounts", "contacts", "opportunities"] {
-        project.import_only(name);
-    }
+    let (sandbox, project) = importing(4, &["accounts", "contacts", "opportunities"]);
     run(&project, &["run"]);
-    let settled = run(&project, &["run"]);
-    assert_eq!(
-        direction(&settled, "opportunities", "import")["extracted"],
-        0,
-        "{settled}"
-    );
+    nothing_more_to_read(&project);
     let parent = live_records(&sandbox, "Opportunity")[1]["Id"]
         .as_str()
         .unwrap()
@@ -258,12 +235,7 @@ fn a_file_that_failed_to_copy_is_tried_again_by_the_next_read_of_changes() {
     let opportunities = direction(&next, "opportunities", "import");
     assert_eq!(opportunities["extracted"], 1, "{next}");
     assert_eq!(opportunities["attachments_copied"], 1, "{next}");
-    let settled = run(&project, &["run"]);
-    assert_eq!(
-        direction(&settled, "opportunities", "import")["extracted"],
-        0,
-        "{settled}"
-    );
+    nothing_more_to_read(&project);
 }
 
 #[test]

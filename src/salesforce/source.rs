@@ -476,59 +476,54 @@ impl Source for SalesforceSource<'_> {
         // record's id starts with its object's key prefix, which tells this object's parents
         // from others'.
         let mut parents: std::collections::BTreeSet<String> = Default::default();
-        let mut newest: Option<i64> = None;
-        let mut complete = true;
-        let mut seen = |record: &Record| {
-            let stamp = crate::civil::parse_datetime(&text(record, "SystemModstamp"));
-            newest = newest.max(stamp);
-        };
         let mut keep = |id: String| {
             if !prefix.is_empty() && id.starts_with(&prefix) {
                 parents.insert(id);
             }
         };
+        // Each listing's rows, the newest stamp among them kept; a listing Salesforce refuses
+        // is logged and lists nothing.
+        let mut newest: Option<i64> = None;
+        let mut complete = true;
+        let mut list = |what: &str, soql: &str| -> Result<Vec<Record>, EngineError> {
+            match self.listing(what, soql)? {
+                Ok(records) => {
+                    for record in &records {
+                        let stamp = crate::civil::parse_datetime(&text(record, "SystemModstamp"));
+                        newest = newest.max(stamp);
+                    }
+                    Ok(records)
+                }
+                Err(problem) => {
+                    complete = false;
+                    tracing::warn!(%problem, "records with new files not listed");
+                    Ok(Vec::new())
+                }
+            }
+        };
         let classic =
             format!("SELECT ParentId, SystemModstamp FROM Attachment WHERE SystemModstamp > {at}");
-        match self.listing("attachments", &classic)? {
-            Ok(records) => records.iter().for_each(|r| {
-                seen(r);
-                keep(text(r, "ParentId"))
-            }),
-            Err(problem) => {
-                complete = false;
-                tracing::warn!(%problem, "new attachments not listed")
-            }
+        for attachment in list("attachments", &classic)? {
+            keep(text(&attachment, "ParentId"));
         }
         let versions = format!(
             "SELECT ContentDocumentId, SystemModstamp FROM ContentVersion WHERE SystemModstamp > {at}"
         );
-        let documents: Vec<String> = match self.listing("files", &versions)? {
-            Ok(records) => records
-                .iter()
-                .inspect(|r| seen(r))
-                .map(|r| text(r, "ContentDocumentId"))
-                .filter(|id| !id.is_empty())
-                .collect::<std::collections::BTreeSet<_>>()
-                .into_iter()
-                .collect(),
-            Err(problem) => {
-                complete = false;
-                tracing::warn!(%problem, "new files not listed");
-                Vec::new()
-            }
-        };
+        let documents: Vec<String> = list("files", &versions)?
+            .iter()
+            .map(|version| text(version, "ContentDocumentId"))
+            .filter(|id| !id.is_empty())
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
         // Salesforce lists document links only by document or record id.
         for chunk in documents.chunks(IDS_PER_QUERY) {
             let links = format!(
                 "SELECT LinkedEntityId FROM ContentDocumentLink WHERE ContentDocumentId IN ({})",
                 in_list(chunk)
             );
-            match self.listing("files", &links)? {
-                Ok(records) => records.iter().for_each(|r| keep(text(r, "LinkedEntityId"))),
-                Err(problem) => {
-                    complete = false;
-                    tracing::warn!(%problem, "new files not listed")
-                }
+            for link in list("files", &links)? {
+                keep(text(&link, "LinkedEntityId"));
             }
         }
         // Sharing a file that exists already with a record adds only a link: no version moves.
@@ -536,15 +531,8 @@ impl Source for SalesforceSource<'_> {
         let shares = format!(
             "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM {object}) AND SystemModstamp > {at}"
         );
-        match self.listing("files", &shares)? {
-            Ok(records) => records.iter().for_each(|r| {
-                seen(r);
-                keep(text(r, "LinkedEntityId"))
-            }),
-            Err(problem) => {
-                complete = false;
-                tracing::warn!(%problem, "new file shares not listed")
-            }
+        for link in list("file shares", &shares)? {
+            keep(text(&link, "LinkedEntityId"));
         }
         Ok(NewFiles {
             records: parents.into_iter().collect(),
