@@ -371,6 +371,12 @@ fn document_links_are_listed_only_for_given_documents_or_records() {
         ),
         [json!(ids[0])]
     );
+    assert_eq!(
+        linked(format!(
+            "SELECT LinkedEntityId FROM ContentDocumentLink WHERE (ShareType = 'V' AND ContentDocumentId = '{document}') AND Visibility = null"
+        )),
+        [json!(ids[0])]
+    );
     assert!(linked(
         "SELECT LinkedEntityId FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM Contact)"
             .to_string()

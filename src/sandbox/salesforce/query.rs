@@ -52,7 +52,7 @@ fn field_error(field: &FieldRef, text: String) -> SoqlError {
 /// narrow it, in a condition that every result meets, to `ContentDocumentId` or
 /// `LinkedEntityId` by `=` or `IN` (a list or a semi-join).
 fn check_required_filter(org: &Org, query: &Query) -> Result<(), SoqlError> {
-    let narrowed_by_id = |condition: &Condition| {
+    fn narrowed_by_id(condition: &Condition) -> bool {
         let keyed = |operand: &Operand| {
             let name = operand.field().dotted();
             ["ContentDocumentId", "LinkedEntityId"]
@@ -60,6 +60,7 @@ fn check_required_filter(org: &Org, query: &Query) -> Result<(), SoqlError> {
                 .any(|key| key.eq_ignore_ascii_case(&name))
         };
         match condition {
+            Condition::And(parts) => parts.iter().any(narrowed_by_id),
             Condition::Compare {
                 left,
                 op: CompareOp::Eq,
@@ -77,16 +78,11 @@ fn check_required_filter(org: &Org, query: &Query) -> Result<(), SoqlError> {
             } => keyed(left),
             _ => false,
         }
-    };
+    }
     if org.object_name(&query.from.object) != Some("ContentDocumentLink") {
         return Ok(());
     }
-    let narrowed = match &query.where_clause {
-        Some(Condition::And(parts)) => parts.iter().any(narrowed_by_id),
-        Some(condition) => narrowed_by_id(condition),
-        None => false,
-    };
-    if narrowed {
+    if query.where_clause.as_ref().is_some_and(narrowed_by_id) {
         return Ok(());
     }
     Err(SoqlError::unpositioned(
