@@ -19,7 +19,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::connector::{ExtractRequest, IncrementalRead, NewFiles, Record, Watermark};
+use super::connector::{ExtractRequest, IncrementalRead, Record, Watermark};
 use super::error::EngineError;
 use crate::civil;
 use crate::config::model::Pipeline;
@@ -155,20 +155,19 @@ impl IncrementalPlan {
         Ok(Some(after - self.read.lookback.as_millis() as i64))
     }
 
-    /// Saves where this run's read ended, after its load finished, and the newest file its
-    /// look for gained files found. A read that found nothing keeps the old position, under
+    /// Saves where this run's read ended, after its load finished, and the stamp of the
+    /// newest file its look for gained files found (`NewFiles::newest`). A read that found nothing keeps the old position, under
     /// this run (whose results say what is left to retry).
     pub fn save(
         &self,
         store: &Store,
         pipeline: &str,
         reached: Option<Watermark>,
-        new_files: &NewFiles,
+        newest_file: Option<i64>,
         run_id: &str,
     ) -> Result<(), EngineError> {
-        let newest_file = new_files
-            .newest
-            .filter(|&newest| self.files_seen.is_none_or(|seen| newest > seen));
+        let newest_file =
+            newest_file.filter(|&newest| self.files_seen.is_none_or(|seen| newest > seen));
         if let Some(newest) = newest_file {
             store.save_watermark(
                 &files_key(pipeline),

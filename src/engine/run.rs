@@ -519,13 +519,16 @@ fn import_pipeline(
         Some(plan) if copies_files => plan.files_after()?,
         _ => None,
     };
-    let new_files = match files_after {
+    let NewFiles {
+        records: gained_files,
+        newest: newest_file,
+    } = match files_after {
         Some(after) => source.records_with_new_files(&pipeline.salesforce.object, after)?,
         None => NewFiles::default(),
     };
     let extracted_table = tables.table(Stage::Extracted);
     let retry = match &incremental {
-        Some(plan) => plan.retry_request(&request, new_files.records.clone(), |ids| {
+        Some(plan) => plan.retry_request(&request, gained_files, |ids| {
             store.staged_among(&extracted_table, run_id, ids)
         })?,
         None => None,
@@ -849,7 +852,7 @@ fn import_pipeline(
             );
             // Only now has every change read been loaded (or recorded as left to retry).
             if let Some(plan) = &incremental {
-                plan.save(store, &pipeline.pipeline, reached, &new_files, run_id)?;
+                plan.save(store, &pipeline.pipeline, reached, newest_file, run_id)?;
             }
         } else {
             for planned in &settled {

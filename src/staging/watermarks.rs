@@ -11,6 +11,7 @@ use duckdb::{params, OptionalExt};
 
 use super::error::StagingError;
 use super::store::Store;
+use super::tables::quote;
 
 /// A pipeline's stored watermark.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -156,9 +157,9 @@ impl Store {
             return Ok(Vec::new());
         }
         let mut statement = self.connection().prepare(&format!(
-            "SELECT DISTINCT {column} FROM \"{}\"
+            "SELECT DISTINCT {column} FROM {}
              WHERE run_id = ? AND {column} IS NOT NULL AND {condition} ORDER BY 1",
-            table.replace('"', "\"\"")
+            quote(table)
         ))?;
         let ids = statement
             .query_map([run_id], |row| row.get::<_, String>(0))?
@@ -264,18 +265,17 @@ impl Store {
         attachments_table: &str,
         run_id: &str,
     ) -> Result<Vec<String>, StagingError> {
-        let quoted = |table: &str| format!("\"{}\"", table.replace('"', "\"\""));
         let mut parts = Vec::new();
         if !self.table_columns(results_table)?.is_empty() {
             parts.push(format!(
                 "SELECT source_id FROM {} WHERE run_id = $1 AND status IN ('failed', 'skipped')",
-                quoted(results_table)
+                quote(results_table)
             ));
         }
         if !self.table_columns(attachments_table)?.is_empty() {
             parts.push(format!(
                 "SELECT source_id FROM {} WHERE run_id = $1 AND status = 'failed'",
-                quoted(attachments_table)
+                quote(attachments_table)
             ));
         }
         if parts.is_empty() {
