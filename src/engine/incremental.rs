@@ -211,3 +211,81 @@ pub(super) fn position(record: &Record, cursor_field: &str, id_field: &str) -> O
         id: text(id_field)?,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    const TEN: &str = "2026-11-30T10:00:00.000+0000";
+
+    fn incremental(
+        since: Option<&str>,
+        lookback_secs: u64,
+        files_seen: Option<i64>,
+    ) -> IncrementalPlan {
+        IncrementalPlan {
+            read: IncrementalRead {
+                cursor_field: "SystemModstamp".into(),
+                since: since.map(|value| Watermark {
+                    value: value.into(),
+                    id: "001000000000001AAA".into(),
+                }),
+                lookback: Duration::from_secs(lookback_secs),
+            },
+            retry: Vec::new(),
+            kind: ExtractKind::Incremental,
+            shape: "shape".into(),
+            files_seen,
+        }
+    }
+
+    #[test]
+    fn files_are_looked_for_after_the_later_of_the_watermark_and_the_newest_file_found() {
+        let ten = civil::parse_datetime(TEN).unwrap();
+        let after = |plan: IncrementalPlan| plan.files_after().unwrap();
+        assert_eq!(after(incremental(None, 0, None)), None, "a first read");
+        assert_eq!(after(incremental(Some(TEN), 0, None)), Some(ten));
+        assert_eq!(
+            after(incremental(Some(TEN), 0, Some(ten + 5_000))),
+            Some(ten + 5_000)
+        );
+        assert_eq!(
+            after(incremental(Some(TEN), 0, Some(ten - 5_000))),
+            Some(ten)
+        );
+        assert_eq!(
+            after(incremental(Some(TEN), 300, Some(ten + 5_000))),
+            Some(ten + 5_000 - 300_000),
+            "less the lookback"
+        );
+        let error = incremental(Some("42"), 0, None).files_after().unwrap_err();
+        assert!(error.to_string().contains("not a datetime"), "{error}");
+    }
+
+    #[test]
+    fn the_newest_file_found_is_kept_only_when_it_moves_the_mark_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let kept = |store: &Store| {
+            store
+                .watermark(&files_key("p"))
+                .unwrap()
+                .map(|mark| (mark.value, mark.run_id))
+        };
+        let ten = civil::parse_datetime(TEN).unwrap();
+        incremental(Some(TEN), 0, None)
+            .save(&store, "p", None, None, "r1")
+            .unwrap();
+        assert_eq!(kept(&store), None, "nothing found");
+        incremental(Some(TEN), 0, None)
+            .save(&store, "p", None, Some(ten + 1), "r2")
+            .unwrap();
+        assert_eq!(kept(&store), Some(((ten + 1).to_string(), "r2".into())));
+        incremental(Some(TEN), 0, Some(ten + 1))
+            .save(&store, "p", None, Some(ten), "r3")
+            .unwrap();
+        assert_eq!(kept(&store), Some(((ten + 1).to_string(), "r2".into())));
+    }
+}
