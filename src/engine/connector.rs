@@ -196,11 +196,16 @@ pub trait Source: Sync {
         let _ = (object, since);
         Ok(Vec::new())
     }
-    /// The records of `object` that gained, replaced or were shared a file after `after`
+    /// The records `request` reads that gained, replaced or were shared a file after `after`
     /// (milliseconds since the epoch), so that a read of changes also copies files added to
-    /// records that did not change otherwise.
-    fn records_with_new_files(&self, object: &str, after: i64) -> Result<NewFiles, EngineError> {
-        let _ = (object, after);
+    /// records that did not change otherwise. A source may answer records of the object that
+    /// its filter leaves out: the read again by id applies the filter.
+    fn records_with_new_files(
+        &self,
+        request: &ExtractRequest,
+        after: i64,
+    ) -> Result<NewFiles, EngineError> {
+        let _ = (request, after);
         Ok(NewFiles::default())
     }
     /// Streams one file's bytes into `out`; returns how many were written, or the source's

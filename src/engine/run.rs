@@ -523,7 +523,7 @@ fn import_pipeline(
         records: gained_files,
         newest: newest_file,
     } = match files_after {
-        Some(after) => source.records_with_new_files(&pipeline.salesforce.object, after)?,
+        Some(after) => source.records_with_new_files(&request, after)?,
         None => NewFiles::default(),
     };
     let extracted_table = tables.table(Stage::Extracted);

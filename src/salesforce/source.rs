@@ -461,7 +461,12 @@ impl Source for SalesforceSource<'_> {
         Ok(ids)
     }
 
-    fn records_with_new_files(&self, object: &str, after: i64) -> Result<NewFiles, EngineError> {
+    fn records_with_new_files(
+        &self,
+        request: &ExtractRequest,
+        after: i64,
+    ) -> Result<NewFiles, EngineError> {
+        let object = request.object.as_str();
         let at = super::incremental::soql_datetime(after);
         // Standard objects' key prefixes are known offline; others cost a describe.
         let prefix = match super::catalog::standard_object(object) {
@@ -527,9 +532,14 @@ impl Source for SalesforceSource<'_> {
             }
         }
         // Sharing a file that exists already with a record adds only a link: no version moves.
-        // A semi-join on this object's Ids is the narrowing Salesforce asks of link queries.
+        // A semi-join on the Ids of the records the pipeline reads (all of the object's when
+        // it has a query of its own) is the narrowing Salesforce asks of link queries.
+        let records = match (&request.query, condition(request)) {
+            (None, Some(condition)) => format!("SELECT Id FROM {object} WHERE {condition}"),
+            _ => format!("SELECT Id FROM {object}"),
+        };
         let shares = format!(
-            "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM {object}) AND SystemModstamp > {at}"
+            "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN ({records}) AND SystemModstamp > {at}"
         );
         for link in list("file shares", &shares)? {
             keep(text(&link, "LinkedEntityId"));
