@@ -85,6 +85,25 @@ fn condition(request: &ExtractRequest) -> Option<String> {
     (!conditions.is_empty()).then(|| conditions.join(" AND "))
 }
 
+/// The document links made after `at` with the records `request` reads: a semi-join on
+/// their Ids is the narrowing Salesforce asks of link queries. The pipeline's filter goes into
+/// the semi-join, unless it has a subquery of its own (Salesforce does not nest semi-joins) or
+/// the pipeline has a query of its own; then every record of the object is asked for.
+fn shares_query(request: &ExtractRequest, at: &str) -> String {
+    let object = &request.object;
+    let filtered = condition(request).filter(|condition| {
+        // A `SELECT` in a string literal only costs the narrowing.
+        request.query.is_none() && !condition.to_ascii_uppercase().contains("SELECT")
+    });
+    let records = match filtered {
+        Some(condition) => format!("SELECT Id FROM {object} WHERE {condition}"),
+        None => format!("SELECT Id FROM {object}"),
+    };
+    format!(
+        "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN ({records}) AND SystemModstamp > {at}"
+    )
+}
+
 /// The SOQL for a request: its own query, or `SELECT Id, <fields> FROM <object> [WHERE …]`.
 pub fn soql(request: &ExtractRequest) -> String {
     if let (Some(query), true) = (&request.query, request.ids.is_empty()) {
@@ -532,16 +551,7 @@ impl Source for SalesforceSource<'_> {
             }
         }
         // Sharing a file that exists already with a record adds only a link: no version moves.
-        // A semi-join on the Ids of the records the pipeline reads (all of the object's when
-        // it has a query of its own) is the narrowing Salesforce asks of link queries.
-        let records = match (&request.query, condition(request)) {
-            (None, Some(condition)) => format!("SELECT Id FROM {object} WHERE {condition}"),
-            _ => format!("SELECT Id FROM {object}"),
-        };
-        let shares = format!(
-            "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN ({records}) AND SystemModstamp > {at}"
-        );
-        for link in list("file shares", &shares)? {
+        for link in list("file shares", &shares_query(request, &at))? {
             keep(text(&link, "LinkedEntityId"));
         }
         Ok(NewFiles {
@@ -577,6 +587,45 @@ impl Source for SalesforceSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn new_shares_are_asked_for_among_the_records_the_pipeline_reads() {
+        let at = "2026-11-30T10:00:00.000Z";
+        let request = |filter: Option<&str>, query: Option<&str>| ExtractRequest {
+            object: "Opportunity".into(),
+            fields: vec!["Name".into()],
+            filter: filter.map(String::from),
+            query: query.map(String::from),
+            equals: Vec::new(),
+            parents: None,
+            ids: Vec::new(),
+            include_deleted: false,
+            incremental: None,
+            changed_since: None,
+        };
+        let links = "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN";
+        let since = format!("AND SystemModstamp > {at}");
+        assert_eq!(
+            shares_query(&request(Some("IsWon = true"), None), at),
+            format!("{links} (SELECT Id FROM Opportunity WHERE IsWon = true) {since}")
+        );
+        for (filter, query) in [
+            (None, None),
+            (
+                Some("AccountId IN (SELECT Id FROM Account WHERE Type = 'Customer')"),
+                None,
+            ),
+            (
+                None,
+                Some("SELECT Id, Name FROM Opportunity WHERE IsWon = true"),
+            ),
+        ] {
+            assert_eq!(
+                shares_query(&request(filter, query), at),
+                format!("{links} (SELECT Id FROM Opportunity) {since}")
+            );
+        }
+    }
 
     #[test]
     fn quotes_ids_and_types_files() {
