@@ -592,16 +592,9 @@ mod tests {
     fn new_shares_are_asked_for_among_the_records_the_pipeline_reads() {
         let at = "2026-11-30T10:00:00.000Z";
         let request = |filter: Option<&str>, query: Option<&str>| ExtractRequest {
-            object: "Opportunity".into(),
-            fields: vec!["Name".into()],
             filter: filter.map(String::from),
             query: query.map(String::from),
-            equals: Vec::new(),
-            parents: None,
-            ids: Vec::new(),
-            include_deleted: false,
-            incremental: None,
-            changed_since: None,
+            ..ExtractRequest::new("Opportunity", vec!["Name".into()])
         };
         let links = "SELECT LinkedEntityId, SystemModstamp FROM ContentDocumentLink WHERE LinkedEntityId IN";
         let since = format!("AND SystemModstamp > {at}");
