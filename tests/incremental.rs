@@ -222,9 +222,8 @@ fn a_file_that_failed_to_copy_is_tried_again_by_the_next_read_of_changes() {
     };
     // Listed bigger than the body Salesforce sends: the copy fails, the run goes on.
     set_size(999_999);
-    let (code, stdout, stderr) = support::etl_output(&project.root, &["run", "--json"]);
-    assert_eq!(code, 1, "{stderr}\n{stdout}");
-    let failed: Value = serde_json::from_str(&stdout).unwrap();
+    let (code, failed, stderr) = support::etl_json(&project.root, &["run", "--json"]);
+    assert_eq!(code, 1, "{stderr}\n{failed}");
     let opportunities = direction(&failed, "opportunities", "import");
     assert_eq!(opportunities["extracted"], 1, "{failed}");
     assert_eq!(opportunities["attachments_failed"], 1, "{failed}");
