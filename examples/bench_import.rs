@@ -244,12 +244,8 @@ fn latency(ms: u64) -> FaultPlan {
     FaultPlan {
         seed: 1,
         faults: vec![FaultRule {
-            route: "*".into(),
-            methods: Vec::new(),
-            probability: 1.0,
-            kind: FaultKind::Latency,
-            status: None,
             latency_ms: Some(ms),
+            ..FaultRule::new("*", FaultKind::Latency)
         }],
     }
 }

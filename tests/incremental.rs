@@ -5,6 +5,7 @@
 
 use serde_json::{json, Value};
 
+use etl::sandbox::faults::{FaultKind, FaultPlan, FaultRule};
 use etl::sandbox::server::{self, Options};
 
 mod support;
@@ -201,6 +202,67 @@ fn a_file_shared_with_another_unchanged_record_is_copied_by_the_next_read_of_cha
     let opportunities = direction(&settled, "opportunities", "import");
     assert_eq!(opportunities["extracted"], 0, "{settled}");
     assert_eq!(opportunities["attachments_copied"], 0, "{settled}");
+}
+
+#[test]
+fn a_file_share_salesforce_would_not_list_is_found_by_the_look_after() {
+    // The look for new file shares times out once, as a semi-join over a large object can:
+    // the third look, after the two reads of changes that settle the first import.
+    let shares = FaultRule {
+        query: Some(
+            "*FROM ContentDocumentLink WHERE LinkedEntityId IN (SELECT Id FROM Opportunity*".into(),
+        ),
+        after: 2,
+        times: Some(1),
+        ..FaultRule::new("/services/data/*/query*", FaultKind::QueryTimeout)
+    };
+    let pipelines = ["accounts", "contacts", "opportunities"];
+    let sandbox = server::start(Options {
+        accounts: 4,
+        faults: Some(FaultPlan {
+            seed: 1,
+            faults: vec![shares],
+        }),
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &pipelines);
+    for name in pipelines {
+        project.import_only(name);
+    }
+    run(&project, &["run"]);
+    let imported = staging_rows(
+        &project.root,
+        "SELECT source_id FROM id_map WHERE pipeline = 'opportunities' ORDER BY source_id",
+    );
+    let id = |n: usize| imported[n]["source_id"].as_str().unwrap().to_string();
+    put_file(&sandbox, 9_004, &id(0), b"shared while a look failed");
+    let copied = run(&project, &["run"]);
+    let opportunities = direction(&copied, "opportunities", "import");
+    assert_eq!(opportunities["attachments_copied"], 1, "{copied}");
+    nothing_more_to_read(&project);
+
+    // A share, then an edit of another record: the read of changes moves the watermark past
+    // the share, which the refused listing would have found.
+    share_file(&sandbox, 9_004, &id(1));
+    std::thread::sleep(std::time::Duration::from_millis(5));
+    touch(
+        &sandbox,
+        &id(2),
+        json!({"Description": "edited after the share"}),
+    );
+    let (code, refused, stderr) = support::etl_json(&project.root, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{refused}");
+    assert!(stderr.contains("QUERY_TIMEOUT"), "{stderr}");
+    let opportunities = direction(&refused, "opportunities", "import");
+    assert_eq!(opportunities["updated"], 1, "{refused}");
+    assert_eq!(opportunities["attachments_copied"], 0, "{refused}");
+
+    let next = run(&project, &["run"]);
+    let opportunities = direction(&next, "opportunities", "import");
+    assert_eq!(opportunities["extracted"], 1, "{next}");
+    assert_eq!(opportunities["attachments_copied"], 1, "{next}");
+    nothing_more_to_read(&project);
 }
 
 #[test]

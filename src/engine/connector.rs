@@ -54,10 +54,24 @@ pub struct IncrementalRead {
 
 /// The records that gained files since a time, and the stamp of the newest of those files
 /// (milliseconds since the epoch), where the next look can start.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewFiles {
     pub records: Vec<String>,
     pub newest: Option<i64>,
+    /// Whether the source answered every listing of the look: when one was refused, files
+    /// it would have found may be missing, so the next look starts where this one did.
+    pub complete: bool,
+}
+
+impl Default for NewFiles {
+    /// Nothing found by a look that missed nothing.
+    fn default() -> Self {
+        NewFiles {
+            records: Vec::new(),
+            newest: None,
+            complete: true,
+        }
+    }
 }
 
 /// A position in a source's change order: the cursor value and the id of the last record read.

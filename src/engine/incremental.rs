@@ -16,10 +16,13 @@
 //! also asks the source which records gained files since the later of the watermark and the
 //! newest file an earlier look found (kept beside the watermark as `<pipeline>:files`), and
 //! reads those again; a record whose file failed to copy is read again like a failed record.
+//! When the source refuses one of the look's listings, the next look starts where this one did
+//! (kept as `<pipeline>:files_from` until a look answers in full), not after the watermark the
+//! run moved on: a file the refused listing would have found is still found.
 
 use sha2::{Digest, Sha256};
 
-use super::connector::{ExtractRequest, IncrementalRead, Record, Watermark};
+use super::connector::{ExtractRequest, IncrementalRead, NewFiles, Record, Watermark};
 use super::error::EngineError;
 use crate::civil;
 use crate::config::model::Pipeline;
@@ -29,6 +32,12 @@ use crate::staging::{ExtractKind, Store, StoredWatermark};
 /// (pipeline names have no `:`).
 fn files_key(pipeline: &str) -> String {
     format!("{pipeline}:files")
+}
+
+/// The watermarks row that keeps where a look for gained files started when the source refused
+/// one of its listings: the next look starts there too.
+fn files_from_key(pipeline: &str) -> String {
+    format!("{pipeline}:files_from")
 }
 
 /// How this run reads a pipeline with a cursor.
@@ -41,6 +50,8 @@ pub(super) struct IncrementalPlan {
     shape: String,
     /// The stamp (milliseconds since the epoch) of the newest file an earlier look found.
     files_seen: Option<i64>,
+    /// Where an earlier look that missed a listing started (milliseconds since the epoch).
+    files_from: Option<i64>,
 }
 
 /// The fingerprint of a pipeline's read and transform: any change to the pipeline file makes
@@ -73,13 +84,17 @@ pub(super) fn plan(
         )?,
         None => Vec::new(),
     };
-    let files_seen = match &stored {
-        Some(_) => store
-            .watermark(&files_key(&pipeline.pipeline))?
-            .filter(|mark| mark.read_shape == shape)
-            .and_then(|mark| mark.value.parse::<i64>().ok()),
-        None => None,
+    let kept_time = |key: String| -> Result<Option<i64>, EngineError> {
+        Ok(match &stored {
+            Some(_) => store
+                .watermark(&key)?
+                .filter(|mark| mark.read_shape == shape)
+                .and_then(|mark| mark.value.parse::<i64>().ok()),
+            None => None,
+        })
     };
+    let files_seen = kept_time(files_key(&pipeline.pipeline))?;
+    let files_from = kept_time(files_from_key(&pipeline.pipeline))?;
     Ok(Some(IncrementalPlan {
         read: IncrementalRead {
             cursor_field: cursor.field().to_string(),
@@ -97,6 +112,7 @@ pub(super) fn plan(
         },
         shape,
         files_seen,
+        files_from,
     }))
 }
 
@@ -138,12 +154,23 @@ impl IncrementalPlan {
     }
 
     /// After what time (milliseconds since the epoch) to look for files added to records: the
-    /// later of the watermark and the newest file found before, less the cursor's lookback.
-    /// `None` on a first read, which lists every record's files anyway.
+    /// later of the watermark and the newest file found before, or where a look that missed a
+    /// listing started, less the cursor's lookback. `None` on a first read, which lists every
+    /// record's files anyway.
     pub fn files_after(&self) -> Result<Option<i64>, EngineError> {
+        Ok(self
+            .look_start()?
+            .map(|start| start - self.read.lookback.as_millis() as i64))
+    }
+
+    /// Where the look for gained files starts, before the lookback.
+    fn look_start(&self) -> Result<Option<i64>, EngineError> {
         let Some(since) = &self.read.since else {
             return Ok(None);
         };
+        if let Some(from) = self.files_from {
+            return Ok(Some(from));
+        }
         let Some(read_to) = civil::parse_datetime(&since.value) else {
             return Err(EngineError::Config(format!(
                 "the watermark {} of {} is not a datetime, so files added to records since \
@@ -151,34 +178,48 @@ impl IncrementalPlan {
                 since.value, self.read.cursor_field
             )));
         };
-        let after = read_to.max(self.files_seen.unwrap_or(i64::MIN));
-        Ok(Some(after - self.read.lookback.as_millis() as i64))
+        Ok(Some(read_to.max(self.files_seen.unwrap_or(i64::MIN))))
     }
 
-    /// Saves where this run's read ended, after its load finished, and the stamp of the
-    /// newest file its look for gained files found (`NewFiles::newest`). A read that found nothing keeps the old position, under
+    /// Saves where this run's read ended, after its load finished, and what its look for
+    /// gained files found: the stamp of the newest file, and where the next look starts when
+    /// this one missed a listing. A read that found nothing keeps the old position, under
     /// this run (whose results say what is left to retry).
     pub fn save(
         &self,
         store: &Store,
         pipeline: &str,
         reached: Option<Watermark>,
-        newest_file: Option<i64>,
+        files: &NewFiles,
         run_id: &str,
     ) -> Result<(), EngineError> {
-        let newest_file =
-            newest_file.filter(|&newest| self.files_seen.is_none_or(|seen| newest > seen));
-        if let Some(newest) = newest_file {
+        let kept_time = |key: String, time: i64| {
             store.save_watermark(
-                &files_key(pipeline),
+                &key,
                 &StoredWatermark {
                     cursor_field: self.read.cursor_field.clone(),
-                    value: newest.to_string(),
+                    value: time.to_string(),
                     last_id: String::new(),
                     read_shape: self.shape.clone(),
                     run_id: run_id.to_string(),
                 },
-            )?;
+            )
+        };
+        let newest_file = files
+            .newest
+            .filter(|&newest| self.files_seen.is_none_or(|seen| newest > seen));
+        if let Some(newest) = newest_file {
+            kept_time(files_key(pipeline), newest)?;
+        }
+        match (files.complete, self.look_start()) {
+            (false, Ok(Some(start))) if self.files_from != Some(start) => {
+                kept_time(files_from_key(pipeline), start)?
+            }
+            // A full read lists every record's files: no look is left to make again.
+            (true, _) if self.files_from.is_some() || self.read.since.is_none() => {
+                store.clear_watermark(&files_from_key(pipeline))?
+            }
+            _ => {}
         }
         let Some(mark) = reached.or_else(|| self.read.since.clone()) else {
             return Ok(());
@@ -238,6 +279,15 @@ mod tests {
             kind: ExtractKind::Incremental,
             shape: "shape".into(),
             files_seen,
+            files_from: None,
+        }
+    }
+
+    fn found(newest: Option<i64>, complete: bool) -> NewFiles {
+        NewFiles {
+            records: Vec::new(),
+            newest,
+            complete,
         }
     }
 
@@ -276,16 +326,48 @@ mod tests {
         };
         let ten = civil::parse_datetime(TEN).unwrap();
         incremental(Some(TEN), 0, None)
-            .save(&store, "p", None, None, "r1")
+            .save(&store, "p", None, &found(None, true), "r1")
             .unwrap();
         assert_eq!(kept(&store), None, "nothing found");
         incremental(Some(TEN), 0, None)
-            .save(&store, "p", None, Some(ten + 1), "r2")
+            .save(&store, "p", None, &found(Some(ten + 1), true), "r2")
             .unwrap();
         assert_eq!(kept(&store), Some(((ten + 1).to_string(), "r2".into())));
         incremental(Some(TEN), 0, Some(ten + 1))
-            .save(&store, "p", None, Some(ten), "r3")
+            .save(&store, "p", None, &found(Some(ten), true), "r3")
             .unwrap();
         assert_eq!(kept(&store), Some(((ten + 1).to_string(), "r2".into())));
+    }
+
+    #[test]
+    fn a_look_that_missed_a_listing_is_made_again_from_where_it_started() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("s.duckdb")).unwrap();
+        let ten = civil::parse_datetime(TEN).unwrap();
+        let held = |store: &Store| {
+            store
+                .watermark(&files_from_key("p"))
+                .unwrap()
+                .map(|mark| mark.value)
+        };
+        // The look from ten was refused a listing; the read moved the watermark an hour on.
+        incremental(Some(TEN), 0, Some(ten - 5_000))
+            .save(&store, "p", None, &found(Some(ten + 1), false), "r1")
+            .unwrap();
+        assert_eq!(held(&store), Some(ten.to_string()));
+        let mut next = incremental(Some("2026-11-30T11:00:00.000+0000"), 60, Some(ten + 1));
+        next.files_from = Some(ten);
+        assert_eq!(
+            next.files_after().unwrap(),
+            Some(ten - 60_000),
+            "where the refused look started, less the lookback"
+        );
+        // Refused again: the same start is kept; answered in full: forgotten.
+        next.save(&store, "p", None, &found(None, false), "r2")
+            .unwrap();
+        assert_eq!(held(&store), Some(ten.to_string()));
+        next.save(&store, "p", None, &found(None, true), "r3")
+            .unwrap();
+        assert_eq!(held(&store), None);
     }
 }

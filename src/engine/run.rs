@@ -519,13 +519,11 @@ fn import_pipeline(
         Some(plan) if copies_files => plan.files_after()?,
         _ => None,
     };
-    let NewFiles {
-        records: gained_files,
-        newest: newest_file,
-    } = match files_after {
+    let mut new_files = match files_after {
         Some(after) => source.records_with_new_files(&request, after)?,
         None => NewFiles::default(),
     };
+    let gained_files = std::mem::take(&mut new_files.records);
     let extracted_table = tables.table(Stage::Extracted);
     let retry = match &incremental {
         Some(plan) => plan.retry_request(&request, gained_files, |ids| {
@@ -852,7 +850,7 @@ fn import_pipeline(
             );
             // Only now has every change read been loaded (or recorded as left to retry).
             if let Some(plan) = &incremental {
-                plan.save(store, &pipeline.pipeline, reached, newest_file, run_id)?;
+                plan.save(store, &pipeline.pipeline, reached, &new_files, run_id)?;
             }
         } else {
             for planned in &settled {

@@ -556,8 +556,8 @@ impl Source for SalesforceSource<'_> {
         }
         Ok(NewFiles {
             records: parents.into_iter().collect(),
-            // A look that missed a listing leaves the next one to start where this one did.
-            newest: newest.filter(|_| complete),
+            newest,
+            complete,
         })
     }
 

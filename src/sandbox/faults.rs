@@ -1,7 +1,9 @@
-//! Fault injection for the sandbox servers, from a YAML file: per route (a path glob and
-//! optional methods), a probability and a kind — added latency, a 500/503, a request-limit or
-//! row-lock error, an early session expiry, or a connection dropped mid-response. Decisions are
-//! reproducible: they hash the seed, the rule and how many requests the rule has seen.
+//! Fault injection for the sandbox servers, from a YAML file: per route (a path glob, optional
+//! methods and an optional glob over the URL's query parameters, such as a SOQL `q`), a
+//! probability and a kind — added latency, a 500/503, a request-limit or row-lock error, an
+//! early session expiry, a query that ran too long, or a connection dropped mid-response.
+//! Decisions are reproducible: they hash the seed, the rule and how many requests the rule has
+//! seen.
 //!
 //! ```yaml
 //! seed: 7
@@ -9,6 +11,7 @@
 //!   - { route: "/services/data/*/query*", kind: latency, latency_ms: 50 }
 //!   - { route: "/services/data/*/composite/*", methods: [POST, PATCH], probability: 0.1, kind: unable_to_lock_row }
 //!   - { route: "*", probability: 0.05, kind: status, status: 503 }
+//!   - { route: "/services/data/*/query", query: "*FROM ContentDocumentLink*", kind: query_timeout }
 //! ```
 
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -18,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::extract::{Query, Request, State};
+use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -39,6 +42,8 @@ pub enum FaultKind {
     SessionExpired,
     /// Send half of the response, then close the connection.
     DropConnection,
+    /// Refuse a query as one that ran too long (Salesforce's `QUERY_TIMEOUT`).
+    QueryTimeout,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -49,6 +54,9 @@ pub struct FaultRule {
     /// HTTP methods the rule applies to (default: all).
     #[serde(default)]
     pub methods: Vec<String>,
+    /// Glob that one of the URL's query parameters, decoded, must match (default: any URL).
+    #[serde(default)]
+    pub query: Option<String>,
     /// Share of matching requests that get the fault (default 1).
     #[serde(default = "always")]
     pub probability: f64,
@@ -57,10 +65,34 @@ pub struct FaultRule {
     pub status: Option<u16>,
     #[serde(default)]
     pub latency_ms: Option<u64>,
+    /// Matching requests that pass before the rule may fire (default 0).
+    #[serde(default)]
+    pub after: u64,
+    /// At most this many faults from the rule (default: no limit).
+    #[serde(default)]
+    pub times: Option<u64>,
 }
 
 fn always() -> f64 {
     1.0
+}
+
+impl FaultRule {
+    /// A rule that gives every request on `route` the fault `kind`, as a file's rule naming
+    /// only those two would.
+    pub fn new(route: &str, kind: FaultKind) -> FaultRule {
+        FaultRule {
+            route: route.to_string(),
+            methods: Vec::new(),
+            query: None,
+            probability: always(),
+            kind,
+            status: None,
+            latency_ms: None,
+            after: 0,
+            times: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -114,29 +146,52 @@ pub trait ErrorStyle: Send + Sync {
 /// The plan with its per-rule counters, shared by the middleware.
 pub struct Injector {
     plan: FaultPlan,
+    /// Requests each rule matched, and faults it injected.
     seen: Vec<AtomicU64>,
+    fired: Vec<AtomicU64>,
     style: Box<dyn ErrorStyle>,
 }
 
 impl Injector {
     pub fn new(plan: FaultPlan, style: Box<dyn ErrorStyle>) -> Arc<Injector> {
-        let seen = plan.faults.iter().map(|_| AtomicU64::new(0)).collect();
-        Arc::new(Injector { plan, seen, style })
+        let counters = || plan.faults.iter().map(|_| AtomicU64::new(0)).collect();
+        let (seen, fired) = (counters(), counters());
+        Arc::new(Injector {
+            plan,
+            seen,
+            fired,
+            style,
+        })
     }
 
     /// The first rule that fires for this request, if any.
-    fn pick(&self, method: &str, path: &str) -> Option<&FaultRule> {
+    fn pick(&self, method: &str, uri: &Uri) -> Option<&FaultRule> {
         for (i, rule) in self.plan.faults.iter().enumerate() {
             let method_ok = rule.methods.is_empty()
                 || rule.methods.iter().any(|m| m.eq_ignore_ascii_case(method));
-            if !method_ok || !glob(&rule.route, path) {
+            if !method_ok || !glob(&rule.route, uri.path()) {
                 continue;
             }
+            if let Some(pattern) = &rule.query {
+                let params = Query::<Vec<(String, String)>>::try_from_uri(uri)
+                    .map(|Query(params)| params)
+                    .unwrap_or_default();
+                if !params.iter().any(|(_, value)| glob(pattern, value)) {
+                    continue;
+                }
+            }
             let n = self.seen[i].fetch_add(1, Ordering::Relaxed);
+            if n < rule.after {
+                continue;
+            }
             let mut hasher = DefaultHasher::new();
             (self.plan.seed, i, n).hash(&mut hasher);
             let roll = (hasher.finish() % 1_000_000) as f64 / 1_000_000.0;
-            if roll < rule.probability {
+            let spent = || {
+                rule.times
+                    .is_some_and(|times| self.fired[i].fetch_add(1, Ordering::Relaxed) >= times)
+            };
+            if roll < rule.probability && !spent() {
                 return Some(rule);
             }
         }
@@ -176,8 +231,7 @@ pub async fn inject(
     next: Next,
 ) -> Response {
     let method = request.method().as_str().to_string();
-    let path = request.uri().path().to_string();
-    let Some(rule) = injector.pick(&method, &path).cloned() else {
+    let Some(rule) = injector.pick(&method, request.uri()).cloned() else {
         return next.run(request).await;
     };
     match rule.kind {
@@ -197,6 +251,9 @@ pub async fn inject(
             .style
             .error(FaultKind::UnableToLockRow, StatusCode::BAD_REQUEST),
         FaultKind::UnableToLockRow => next.run(request).await,
+        FaultKind::QueryTimeout => injector
+            .style
+            .error(FaultKind::QueryTimeout, StatusCode::BAD_REQUEST),
         FaultKind::SessionExpired => {
             injector.style.expire_session(&request);
             injector
@@ -228,7 +285,47 @@ pub async fn inject(
 
 #[cfg(test)]
 mod tests {
-    use super::glob;
+    use super::*;
+
+    struct Plain;
+
+    impl ErrorStyle for Plain {
+        fn error(&self, _: FaultKind, status: StatusCode) -> Response {
+            status.into_response()
+        }
+        fn expire_session(&self, _: &Request) {}
+    }
+
+    #[test]
+    fn a_rule_fires_on_the_queries_it_names_after_those_it_lets_pass_and_as_often_as_told() {
+        let rule = FaultRule {
+            query: Some("*FROM ContentDocumentLink*".into()),
+            after: 1,
+            times: Some(2),
+            ..FaultRule::new("/services/data/*/query", FaultKind::QueryTimeout)
+        };
+        let injector = Injector::new(
+            FaultPlan {
+                seed: 0,
+                faults: vec![rule],
+            },
+            Box::new(Plain),
+        );
+        let links: Uri =
+            "/services/data/v62.0/query?q=SELECT+Id+FROM+ContentDocumentLink%20WHERE+x"
+                .parse()
+                .unwrap();
+        let accounts: Uri = "/services/data/v62.0/query?q=SELECT+Id+FROM+Account"
+            .parse()
+            .unwrap();
+        let fired = |uri: &Uri| injector.pick("GET", uri).is_some();
+        assert!(!fired(&accounts), "another query");
+        assert!(!fired(&links), "the first is let pass");
+        assert!(fired(&links));
+        assert!(!fired(&accounts));
+        assert!(fired(&links));
+        assert!(!fired(&links), "two faults at most");
+    }
 
     #[test]
     fn globs() {

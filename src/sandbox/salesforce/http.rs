@@ -151,6 +151,7 @@ impl crate::sandbox::faults::ErrorStyle for SalesforceFaults {
                 &json!([{"message": "unable to obtain exclusive access to this record or 1 records", "errorCode": "UNABLE_TO_LOCK_ROW", "fields": []}]),
             ),
             FaultKind::SessionExpired => error(status, "INVALID_SESSION_ID", "Session expired or invalid"),
+            FaultKind::QueryTimeout => error(status, "QUERY_TIMEOUT", "Your query request was running for too long."),
             _ if status == StatusCode::SERVICE_UNAVAILABLE => error(status, "SERVER_UNAVAILABLE", "Server temporarily unavailable"),
             _ => error(
                 status,
