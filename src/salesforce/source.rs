@@ -146,6 +146,12 @@ fn keyset_query(
 fn engine_error(error: Error, soql: &str) -> EngineError {
     if error.exit_code() == 2 {
         EngineError::Config(format!("Salesforce refused the query `{soql}`: {error}"))
+    } else if error.code() == Some("QUERY_TIMEOUT") {
+        EngineError::Connection(format!(
+            "Salesforce: {error} (the query `{soql}` ran past Salesforce's time limit: narrow \
+             the pipeline's `where`, or lower `connections.salesforce.bulk_query_threshold` so \
+             that a read this size runs as a Bulk job)"
+        ))
     } else {
         EngineError::Connection(format!("Salesforce: {error}"))
     }
@@ -587,6 +593,23 @@ impl Source for SalesforceSource<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_that_ran_too_long_says_how_to_read_less_at_once() {
+        let timeout = Error::Api {
+            status: 400,
+            code: "QUERY_TIMEOUT".into(),
+            message: "Your query request was running for too long.".into(),
+            fields: Vec::new(),
+        };
+        let message = engine_error(timeout, "SELECT Id FROM Opportunity").to_string();
+        assert!(
+            message.contains("Your query request was running for too long."),
+            "{message}"
+        );
+        assert!(message.contains("bulk_query_threshold"), "{message}");
+        assert!(message.contains("SELECT Id FROM Opportunity"), "{message}");
+    }
 
     #[test]
     fn new_shares_are_asked_for_among_the_records_the_pipeline_reads() {
