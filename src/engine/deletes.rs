@@ -318,7 +318,7 @@ pub fn removed_in_target(
     pipeline: &Pipeline,
     reader: &dyn Source,
     store: &Store,
-    listed: &super::sync_back::SnapshotRecords,
+    listed: &super::snapshot::SnapshotRecords,
     linked_before: &str,
 ) -> Result<Vec<(String, String, &'static str)>, EngineError> {
     if pipeline.deletes_from_halo() == DeletePolicy::Ignore {

@@ -3,6 +3,7 @@
 //! [`Source`] and [`Target`] traits, so it never names a vendor; the connectors implement them.
 
 pub mod attachments;
+pub mod conflicts;
 pub mod connector;
 pub mod deletes;
 pub mod drift;
@@ -18,6 +19,7 @@ mod planned_writes;
 pub mod progress;
 mod review;
 pub mod run;
+pub mod snapshot;
 pub mod sync_back;
 
 pub use connector::{

@@ -55,7 +55,7 @@ impl WriteSpans {
 
 /// Rows of the listing (first, last), as [`ListingCursor::last_rows`] gives them.
 ///
-/// [`ListingCursor::last_rows`]: super::sync_back::ListingCursor::last_rows
+/// [`ListingCursor::last_rows`]: super::snapshot::ListingCursor::last_rows
 type ListedRows = Option<(i64, i64)>;
 
 /// Reads run `run_id`'s planned writes (or links) from its plan table in the order they were

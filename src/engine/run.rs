@@ -8,6 +8,7 @@ use std::collections::{HashMap, HashSet};
 use serde_json::{json, Value};
 
 use super::attachments::{Copier, CopyLane};
+use super::conflicts::{self, Conflict};
 use super::connector::{
     ExtractRequest, NewFiles, Record, Source, Target, Watermark, WriteRequest, WriteResult,
 };
@@ -18,7 +19,8 @@ use super::lookups::EngineLookups;
 use super::plan::{get_path, plan_record, Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::review::Review;
-use super::sync_back::{self, BackSystems, Conflict, Snapshot};
+use super::snapshot::Snapshot;
+use super::sync_back::{self, BackSystems};
 use crate::civil;
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
@@ -664,11 +666,11 @@ fn import_pipeline(
                 store,
                 plans
                     .iter()
-                    .filter_map(|p| sync_back::conflict_check_target(p, &synced_paths)),
+                    .filter_map(|p| conflicts::conflict_check_target(p, &synced_paths)),
             )?;
             for planned in &mut plans {
                 let found =
-                    sync_back::settle_conflicts(planned, snapshot, store, &synced_paths, policy)?;
+                    conflicts::settle_conflicts(planned, snapshot, store, &synced_paths, policy)?;
                 conflicts.extend(found);
             }
         }
