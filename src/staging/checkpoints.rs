@@ -42,12 +42,14 @@ impl Store {
         let Some(limit) = self.memory_limit else {
             return Ok(());
         };
-        let held: i64 = self.connection().query_row(
-            "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()
-             WHERE tag = 'ART_INDEX'",
-            [],
-            |row| row.get(0),
-        )?;
+        // Asked after every load batch's commit: prepared once.
+        let held: i64 = self
+            .connection()
+            .prepare_cached(
+                "SELECT coalesce(sum(memory_usage_bytes), 0)::BIGINT FROM duckdb_memory()
+                 WHERE tag = 'ART_INDEX'",
+            )?
+            .query_row([], |row| row.get(0))?;
         if (held as u64) * INDEX_SHARE_TO_CHECKPOINT > limit {
             tracing::debug!(held_bytes = held, "checkpoint for the key index's memory");
             self.connection().execute_batch("CHECKPOINT")?;

@@ -287,10 +287,13 @@ impl Store {
         &self,
         work: impl FnOnce(&Store) -> Result<T, StagingError>,
     ) -> Result<T, StagingError> {
-        self.connection().execute_batch("BEGIN TRANSACTION")?;
+        // Once per load batch: prepared once rather than parsed and planned each time.
+        self.connection()
+            .prepare_cached("BEGIN TRANSACTION")?
+            .execute([])?;
         match work(self) {
             Ok(value) => {
-                self.connection().execute_batch("COMMIT")?;
+                self.connection().prepare_cached("COMMIT")?.execute([])?;
                 self.checkpoint_if_index_grew()?;
                 Ok(value)
             }
