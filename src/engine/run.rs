@@ -5,7 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::attachments::{Copier, CopyLane};
 use super::conflicts::{self, Conflict};
@@ -927,11 +927,23 @@ fn selection(
 /// batch size of 200).
 const BATCHES_PER_PLAN_CHUNK: usize = 5;
 
+/// One entry of a change row's `changed_fields`, serialised from the plan's values in place.
+#[derive(serde::Serialize)]
+struct FieldChange<'a> {
+    field: &'a str,
+    before: &'a Option<Value>,
+    after: &'a Option<Value>,
+}
+
 pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)> {
-    let changes: Vec<Value> = planned
+    let changes: Vec<FieldChange> = planned
         .changes
         .iter()
-        .map(|(path, before, after)| json!({"field": path, "before": before, "after": after}))
+        .map(|(field, before, after)| FieldChange {
+            field,
+            before,
+            after,
+        })
         .collect();
     let mut row = vec![
         ("run_id".to_string(), text(run_id)),
@@ -939,7 +951,7 @@ pub(super) fn change_row(run_id: &str, planned: &Planned) -> Vec<(String, Cell)>
         ("action".to_string(), text(planned.action.as_str())),
         (
             "changed_fields".to_string(),
-            json_cell(&Value::Array(changes)),
+            Cell::Text(serde_json::to_string(&changes).unwrap_or_default()),
         ),
         ("after".to_string(), record_cell(&planned.after)),
         ("staged_at".to_string(), now_cell()),

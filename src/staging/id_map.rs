@@ -287,13 +287,10 @@ impl Store {
         &self,
         work: impl FnOnce(&Store) -> Result<T, StagingError>,
     ) -> Result<T, StagingError> {
-        // Once per load batch: prepared once rather than parsed and planned each time.
-        self.connection()
-            .prepare_cached("BEGIN TRANSACTION")?
-            .execute([])?;
+        self.connection().execute_batch("BEGIN TRANSACTION")?;
         match work(self) {
             Ok(value) => {
-                self.connection().prepare_cached("COMMIT")?.execute([])?;
+                self.connection().execute_batch("COMMIT")?;
                 self.checkpoint_if_index_grew()?;
                 Ok(value)
             }
