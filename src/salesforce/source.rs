@@ -143,14 +143,25 @@ fn keyset_query(
     })
 }
 
+/// What lightens a query Salesforce stopped for running too long, by the kind of read.
+const NARROW: &str = "narrow the pipeline's `where`";
+const NARROW_OR_BULK: &str = "narrow the pipeline's `where`, or lower \
+    `connections.salesforce.bulk_query_threshold` so that a read this size runs as a Bulk job";
+const NARROW_OR_INDEXED_CURSOR: &str = "narrow the pipeline's `where`, or read changes by a \
+    cursor field Salesforce indexes, such as SystemModstamp (the read is ordered by it)";
+
 fn engine_error(error: Error, soql: &str) -> EngineError {
+    query_error(error, soql, NARROW)
+}
+
+/// A query's error for the engine, with `if_too_long` added to Salesforce's `QUERY_TIMEOUT`.
+fn query_error(error: Error, soql: &str, if_too_long: &str) -> EngineError {
     if error.exit_code() == 2 {
         EngineError::Config(format!("Salesforce refused the query `{soql}`: {error}"))
     } else if error.code() == Some("QUERY_TIMEOUT") {
         EngineError::Connection(format!(
-            "Salesforce: {error} (the query `{soql}` ran past Salesforce's time limit: narrow \
-             the pipeline's `where`, or lower `connections.salesforce.bulk_query_threshold` so \
-             that a read this size runs as a Bulk job)"
+            "Salesforce: {error} (the query `{soql}` ran past Salesforce's time limit: \
+             {if_too_long})"
         ))
     } else {
         EngineError::Connection(format!("Salesforce: {error}"))
@@ -355,7 +366,18 @@ impl Source for SalesforceSource<'_> {
                 .unwrap_or_default();
             return crate::prefetch::each_ahead(
                 self.client.incremental(query, since.as_ref()),
-                |batch| page(batch.map_err(|e| engine_error(e, &shown))?.records),
+                |batch| {
+                    let if_too_long = match read.cursor_field.eq_ignore_ascii_case("SystemModstamp")
+                    {
+                        true => NARROW,
+                        false => NARROW_OR_INDEXED_CURSOR,
+                    };
+                    page(
+                        batch
+                            .map_err(|e| query_error(e, &shown, if_too_long))?
+                            .records,
+                    )
+                },
             );
         }
         let soql = soql(request);
@@ -364,12 +386,12 @@ impl Source for SalesforceSource<'_> {
             let extract = self
                 .client
                 .extract(&soql, request.include_deleted)
-                .map_err(|e| engine_error(e, &soql))?;
+                .map_err(|e| query_error(e, &soql, NARROW_OR_BULK))?;
             if extract.is_bulk() {
                 tracing::info!(object = %request.object, "reading through a Bulk API 2.0 query job");
             }
             return crate::prefetch::each_ahead(extract, |records| {
-                page(records.map_err(|e| engine_error(e, &soql))?)
+                page(records.map_err(|e| query_error(e, &soql, NARROW_OR_BULK))?)
             });
         }
         crate::prefetch::each_ahead(
@@ -596,19 +618,23 @@ mod tests {
 
     #[test]
     fn a_query_that_ran_too_long_says_how_to_read_less_at_once() {
-        let timeout = Error::Api {
+        let timeout = || Error::Api {
             status: 400,
             code: "QUERY_TIMEOUT".into(),
             message: "Your query request was running for too long.".into(),
             fields: Vec::new(),
         };
-        let message = engine_error(timeout, "SELECT Id FROM Opportunity").to_string();
+        let whole = query_error(timeout(), "SELECT Id FROM Opportunity", NARROW_OR_BULK);
+        let message = whole.to_string();
         assert!(
             message.contains("Your query request was running for too long."),
             "{message}"
         );
         assert!(message.contains("bulk_query_threshold"), "{message}");
         assert!(message.contains("SELECT Id FROM Opportunity"), "{message}");
+        let by_id = engine_error(timeout(), "SELECT Id FROM Opportunity WHERE Id IN ('006')");
+        assert!(by_id.to_string().contains("narrow the pipeline's `where`"));
+        assert!(!by_id.to_string().contains("Bulk"), "{by_id}");
     }
 
     #[test]
