@@ -6,8 +6,14 @@
 //! in order; an error page is handed over like any other (the readers end after one), and when
 //! the caller stops early the helper stops after the fetch in hand. Both connectors use it; it
 //! knows nothing of either.
+//!
+//! A read whose pages are numbered and counted in advance can also have several fetched at once
+//! ([`each_numbered`]): workers take the next page number, at most `in_flight` pages past the
+//! one the caller is on, and the caller gets them in order.
 
-use std::sync::mpsc;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::{mpsc, Condvar, Mutex};
 
 /// Hands every item of `pages` to `consume`, in order, while the next one is being fetched on
 /// a helper thread. Stops at the first error `consume` returns (that error is returned).
@@ -39,6 +45,81 @@ where
         for page in receiver.iter() {
             consume(page)?;
         }
+        Ok(())
+    })
+}
+
+/// Hands `fetch(n)` for every page number `n` in `numbers` to `consume`, in order, with up to
+/// `in_flight` pages fetched at once on helper threads, none more than `in_flight` pages past
+/// the one being consumed. Stops at the first error `consume` returns (that error is returned);
+/// pages being fetched then are dropped.
+pub fn each_numbered<T, E>(
+    numbers: std::ops::RangeInclusive<u32>,
+    in_flight: usize,
+    fetch: impl Fn(u32) -> T + Sync,
+    mut consume: impl FnMut(T) -> Result<(), E>,
+) -> Result<(), E>
+where
+    T: Send,
+{
+    let (first, last) = (*numbers.start(), *numbers.end());
+    if first > last {
+        return Ok(());
+    }
+    let in_flight = in_flight.max(1) as u32;
+    let next = AtomicU32::new(first);
+    let stop = AtomicBool::new(false);
+    // The page the caller waits for: a worker takes a number only within `in_flight` of it.
+    let wanted = (Mutex::new(first), Condvar::new());
+    let span = tracing::Span::current();
+    std::thread::scope(|scope| {
+        let (sender, receiver) = mpsc::channel::<(u32, T)>();
+        for _ in 0..in_flight.min(last - first + 1) {
+            let (sender, span) = (sender.clone(), span.clone());
+            let (next, stop, wanted, fetch) = (&next, &stop, &wanted, &fetch);
+            scope.spawn(move || {
+                let _in_span = span.enter();
+                loop {
+                    let number = next.fetch_add(1, Ordering::SeqCst);
+                    if number > last {
+                        return;
+                    }
+                    let (lock, turn) = wanted;
+                    let mut at = lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+                    while number >= *at + in_flight && !stop.load(Ordering::SeqCst) {
+                        at = turn
+                            .wait(at)
+                            .unwrap_or_else(|poisoned| poisoned.into_inner());
+                    }
+                    drop(at);
+                    if stop.load(Ordering::SeqCst) || sender.send((number, fetch(number))).is_err()
+                    {
+                        return;
+                    }
+                }
+            });
+        }
+        drop(sender);
+        let halt = || {
+            stop.store(true, Ordering::SeqCst);
+            wanted.1.notify_all();
+        };
+        let mut waiting: BTreeMap<u32, T> = BTreeMap::new();
+        let mut expected = first;
+        for (number, page) in receiver.iter() {
+            waiting.insert(number, page);
+            while let Some(page) = waiting.remove(&expected) {
+                if let Err(error) = consume(page) {
+                    halt();
+                    return Err(error);
+                }
+                expected += 1;
+                let (lock, turn) = &wanted;
+                *lock.lock().unwrap_or_else(|poisoned| poisoned.into_inner()) = expected;
+                turn.notify_all();
+            }
+        }
+        halt();
         Ok(())
     })
 }
@@ -133,5 +214,57 @@ mod tests {
         // Pages 0..=2 handed over, at most one more fetched.
         let fetched = fetched.load(Ordering::SeqCst);
         assert!((3..=4).contains(&fetched), "{fetched} pages fetched");
+    }
+
+    #[test]
+    fn numbered_pages_come_in_order_with_a_few_in_flight_and_no_more() {
+        let fetching = AtomicUsize::new(0);
+        let most = AtomicUsize::new(0);
+        let mut seen = Vec::new();
+        each_numbered(
+            1..=12,
+            3,
+            |number| {
+                let now = fetching.fetch_add(1, Ordering::SeqCst) + 1;
+                most.fetch_max(now, Ordering::SeqCst);
+                // Later pages answer sooner: the caller must still get them in order.
+                std::thread::sleep(Duration::from_millis(60 - 4 * number as u64));
+                fetching.fetch_sub(1, Ordering::SeqCst);
+                number
+            },
+            |number| {
+                seen.push(number);
+                Ok::<(), String>(())
+            },
+        )
+        .unwrap();
+        assert_eq!(seen, (1..=12).collect::<Vec<_>>());
+        let most = most.load(Ordering::SeqCst);
+        assert!((2..=3).contains(&most), "{most} fetched at once");
+    }
+
+    #[test]
+    fn numbered_pages_stop_at_the_callers_error() {
+        let fetched = AtomicUsize::new(0);
+        let mut seen = Vec::new();
+        let ended = each_numbered(
+            1..=50,
+            4,
+            |number| {
+                fetched.fetch_add(1, Ordering::SeqCst);
+                number
+            },
+            |number| {
+                seen.push(number);
+                match number {
+                    3 => Err(format!("stopped at {number}")),
+                    _ => Ok(()),
+                }
+            },
+        );
+        assert_eq!(ended.unwrap_err(), "stopped at 3");
+        assert_eq!(seen, [1, 2, 3]);
+        // No page further than `in_flight` past the one the caller stopped on.
+        assert!(fetched.load(Ordering::SeqCst) <= 3 + 4, "{fetched:?}");
     }
 }

@@ -46,6 +46,7 @@ fn options() -> ClientOptions {
             max_delay: Duration::from_millis(200),
             max_retry_after: Duration::from_secs(5),
         },
+        pages_in_flight: 4,
         ..ClientOptions::default()
     }
 }
@@ -75,6 +76,20 @@ fn all(client: &HaloClient, entity: &str, query: &ListQuery) -> Vec<Value> {
         .records(entity, query)
         .collect::<Result<Vec<_>, _>>()
         .unwrap()
+}
+
+/// The ids of the records `each_page` hands over (several pages in flight), in order, and the
+/// calls it made.
+fn paged_ids(client: &HaloClient, entity: &str, query: &ListQuery) -> (Vec<u64>, u64) {
+    let before = client.api_calls();
+    let mut ids = Vec::new();
+    client
+        .each_page(entity, query, |page| {
+            ids.extend(page?.0.iter().map(id));
+            Ok::<(), HaloError>(())
+        })
+        .unwrap();
+    (ids, client.api_calls() - before)
 }
 
 fn default_site(client: &HaloClient) -> u64 {
@@ -181,19 +196,19 @@ fn pages_through_2500_users_a_page_at_a_time() {
 
     let before = client.api_calls();
     let mut seen = BTreeSet::new();
+    let mut in_order = Vec::new();
     let mut pages = 0;
-    for page in client.list(
-        "Users",
-        &ListQuery {
-            page_size: Some(100),
-            ..ListQuery::default()
-        },
-    ) {
+    let query = ListQuery {
+        page_size: Some(100),
+        ..ListQuery::default()
+    };
+    for page in client.list("Users", &query) {
         let page = page.unwrap();
         assert!(page.len() <= 100);
         pages += 1;
         for user in &page {
             assert!(seen.insert(id(user)), "user {} listed twice", user["id"]);
+            in_order.push(id(user));
         }
     }
     assert!(created_ids.is_subset(&seen));
@@ -204,6 +219,9 @@ fn pages_through_2500_users_a_page_at_a_time() {
         pages,
         "no call past the last page"
     );
+    // Four pages in flight once the first gave the count: the same records in the same order,
+    // in as many calls.
+    assert_eq!(paged_ids(&client, "Users", &query), (in_order, pages));
 }
 
 #[test]
@@ -226,22 +244,24 @@ fn tickets_page_at_halos_cap_whatever_was_asked() {
         .collect();
     let before = client.api_calls();
     let mut seen = BTreeSet::new();
+    let mut in_order = Vec::new();
     let mut pages = 0;
-    for page in client.list(
-        "Tickets",
-        &ListQuery {
-            page_size: Some(500),
-            ..ListQuery::default()
-        },
-    ) {
+    let query = ListQuery {
+        page_size: Some(500),
+        ..ListQuery::default()
+    };
+    for page in client.list("Tickets", &query) {
         let page = page.unwrap();
         assert!(page.len() <= 100, "Halo caps ticket pages at 100");
         pages += 1;
         seen.extend(page.iter().map(id));
+        in_order.extend(page.iter().map(id));
     }
     assert!(created.is_subset(&seen));
     assert_eq!(pages, (seen.len() as u64).div_ceil(100));
     assert_eq!(client.api_calls() - before, pages);
+    // Several pages in flight are numbered by the page size Halo used, not the one asked.
+    assert_eq!(paged_ids(&client, "Tickets", &query), (in_order, pages));
 }
 
 #[test]

@@ -177,7 +177,10 @@ fn connect_halo(workspace: &config::Workspace) -> Result<HaloClient, i32> {
         eprintln!("error: etl.yaml has no connections.halo section");
         return Err(EXIT_CONFIG);
     };
-    let mut options = HaloOptions::default().with_batch_size(workspace.project.defaults.batch_size);
+    let defaults = &workspace.project.defaults;
+    let mut options = HaloOptions::default()
+        .with_batch_size(defaults.batch_size)
+        .with_in_flight(defaults.in_flight);
     match connection.rate_limit.as_deref().map(str::trim) {
         None => {}
         Some("off") => options.rate_limit = None,

@@ -27,6 +27,9 @@ pub struct ClientOptions {
     pub page_size: u32,
     /// Records per POST when writing.
     pub batch_size: usize,
+    /// Pages of one list requested at once, once its first page has said how many records
+    /// there are (the project's `defaults.in_flight`).
+    pub pages_in_flight: usize,
     /// Longest wait for a connection, for an answer to start, and between two reads.
     pub timeout: Duration,
 }
@@ -38,6 +41,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             page_size: 100,
             batch_size: 50,
+            pages_in_flight: 4,
             timeout: Duration::from_secs(60),
         }
     }
@@ -48,6 +52,14 @@ impl ClientOptions {
     pub fn with_batch_size(mut self, batch_size: Option<u32>) -> ClientOptions {
         if let Some(size) = batch_size {
             self.batch_size = size.max(1) as usize;
+        }
+        self
+    }
+
+    /// Takes the project's `defaults.in_flight` when it sets one.
+    pub fn with_in_flight(mut self, in_flight: Option<u32>) -> ClientOptions {
+        if let Some(in_flight) = in_flight {
+            self.pages_in_flight = in_flight.max(1) as usize;
         }
         self
     }

@@ -256,16 +256,9 @@ impl Iterator for Pages<'_> {
             self.done = true;
             return Some(Err(error));
         }
-        let call = Call::get(
-            &self.entity,
-            self.entity.clone(),
-            self.query.parameters(self.page_size, self.page_no),
-        );
         let page = self
             .client
-            .service
-            .json(&call)
-            .and_then(|answer| read_page(&self.entity, answer));
+            .page(&self.entity, &self.query, self.page_size, self.page_no);
         let page = match page {
             Ok(page) => page,
             Err(error) => {
@@ -281,7 +274,90 @@ impl Iterator for Pages<'_> {
     }
 }
 
+/// Why a read of numbered pages stopped before its last number.
+enum Halt<E> {
+    /// The list has no more records: an empty or repeated page, an error page, the count met.
+    Ended,
+    /// The caller's error.
+    Caller(E),
+}
+
 impl HaloClient {
+    /// Page `page_no` of `entity` matching `query`.
+    fn page(
+        &self,
+        entity: &str,
+        query: &ListQuery,
+        page_size: u32,
+        page_no: u32,
+    ) -> Result<Page, HaloError> {
+        let call = Call::get(
+            entity,
+            entity.to_string(),
+            query.parameters(page_size, page_no),
+        );
+        self.service
+            .json(&call)
+            .and_then(|answer| read_page(entity, answer))
+    }
+
+    /// Every page of `entity` matching `query`, each with the list's `record_count`, handed to
+    /// `consume` in order, as [`HaloClient::list`] pages them. The first page is read alone;
+    /// when it gives the count and more pages follow, the rest of the count is requested
+    /// `pages_in_flight` pages at a time (numbered by the first page's length, which is the
+    /// page size Halo used), and pages past it, for records added meanwhile, one after the
+    /// other. The same rules end the list: an empty page, one that repeats the page before (an
+    /// endpoint that ignores paging), an error page, or the count met.
+    pub fn each_page<E>(
+        &self,
+        entity: &str,
+        query: &ListQuery,
+        mut consume: impl FnMut(PageWithTotal) -> Result<(), E>,
+    ) -> Result<(), E> {
+        let mut pages = self.list(entity, query);
+        let Some(first) = pages.next() else {
+            return Ok(());
+        };
+        let size = first.as_ref().map_or(0, Vec::len) as u64;
+        let in_flight = self.options.pages_in_flight;
+        let counted = pages
+            .total
+            .filter(|_| first.is_ok() && !pages.done && size > 0 && in_flight > 1);
+        consume(first.map(|records| (records, pages.total)))?;
+        if let Some(total) = counted {
+            let last = u32::try_from(total.div_ceil(size)).unwrap_or(u32::MAX);
+            let asked = pages.page_size;
+            let read = crate::prefetch::each_numbered(
+                2..=last,
+                in_flight,
+                |number| self.page(entity, query, asked, number),
+                |page| match page {
+                    Err(error) => {
+                        consume(Err(error)).map_err(Halt::Caller)?;
+                        Err(Halt::Ended)
+                    }
+                    Ok(page) => {
+                        pages.total = page.record_count.or(pages.total);
+                        let (keep, more) = pages.progress.after(&page, asked);
+                        if keep {
+                            consume(Ok((page.records, pages.total))).map_err(Halt::Caller)?;
+                        }
+                        match more && keep {
+                            true => Ok(()),
+                            false => Err(Halt::Ended),
+                        }
+                    }
+                },
+            );
+            match read {
+                Err(Halt::Caller(error)) => return Err(error),
+                Err(Halt::Ended) => return Ok(()),
+                Ok(()) => pages.page_no = last.saturating_add(1),
+            }
+        }
+        crate::prefetch::each_ahead(pages.with_totals(), consume)
+    }
+
     /// The records of `entity` matching `query`, a page at a time.
     pub fn list(&self, entity: &str, query: &ListQuery) -> Pages<'_> {
         Pages {

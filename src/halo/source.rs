@@ -226,13 +226,17 @@ impl Sites {
 
     fn load_all(&mut self, source: &HaloSource) -> Result<(), EngineError> {
         self.by_id = SiteTexts::default();
-        for record in source.client.records("Site", &ListQuery::default()) {
-            let record = record.map_err(connection)?;
-            if let Some(id) = record.get("id").and_then(|id| site_id(&key_text(id))) {
-                let kept = self.kept(record);
-                self.by_id.push(id, Some(&kept))?;
-            }
-        }
+        source
+            .client
+            .each_page("Site", &ListQuery::default(), |page| {
+                for record in page.map_err(connection)?.0 {
+                    if let Some(id) = record.get("id").and_then(|id| site_id(&key_text(id))) {
+                        let kept = self.kept(record);
+                        self.by_id.push(id, Some(&kept))?;
+                    }
+                }
+                Ok::<(), EngineError>(())
+            })?;
         self.by_id.sort();
         self.one_by_one = false;
         Ok(())
@@ -470,7 +474,7 @@ impl Source for HaloSource<'_> {
         };
         for query in queries {
             // The next page is fetched while this one is shaped and staged.
-            crate::prefetch::each_ahead(self.client.list(entity, &query).with_totals(), |read| {
+            self.client.each_page(entity, &query, |read| {
                 let (records, total) = read.map_err(connection)?;
                 let out = shape.records(self, &mut sites, records, total.unwrap_or(u64::MAX))?;
                 if out.is_empty() {
