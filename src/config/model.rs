@@ -710,7 +710,8 @@ pub struct Defaults {
     pub batch_size: Option<u32>,
     /// Requests in flight at once where a run makes many independent calls: attachment copies
     /// (one download and one upload per file; also the most file bodies held in memory at
-    /// once) and the sync back's sObject Collections writes. Default 4.
+    /// once), the sync back's sObject Collections writes, and the pages of a Halo listing
+    /// after its first. Default 4.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub in_flight: Option<u32>,

@@ -226,17 +226,16 @@ impl Sites {
 
     fn load_all(&mut self, source: &HaloSource) -> Result<(), EngineError> {
         self.by_id = SiteTexts::default();
-        source
-            .client
-            .each_page("Site", &ListQuery::default(), |page| {
-                for record in page.map_err(connection)?.0 {
-                    if let Some(id) = record.get("id").and_then(|id| site_id(&key_text(id))) {
-                        let kept = self.kept(record);
-                        self.by_id.push(id, Some(&kept))?;
-                    }
-                }
-                Ok::<(), EngineError>(())
-            })?;
+        // Page after page, not `each_page`'s several at once: sites are the largest records
+        // listed, and four pages of them in flight added 4 MB to the peak of a 1M-record first
+        // import (BENCHMARKS.md, seventeenth session).
+        for record in source.client.records("Site", &ListQuery::default()) {
+            let record = record.map_err(connection)?;
+            if let Some(id) = record.get("id").and_then(|id| site_id(&key_text(id))) {
+                let kept = self.kept(record);
+                self.by_id.push(id, Some(&kept))?;
+            }
+        }
         self.by_id.sort();
         self.one_by_one = false;
         Ok(())
