@@ -652,17 +652,17 @@ fn injected_503s_dropped_connections_and_expired_sessions_are_ridden_out() {
         .collect();
     let created = saved(&client.write("Users", &users));
     assert_eq!(created.len(), 30);
-    let listed = all(
-        &client,
-        "Users",
-        &ListQuery {
-            page_size: Some(7),
-            ..ListQuery::default().filter("search", "Faulty User")
-        },
-    );
+    let query = ListQuery {
+        page_size: Some(7),
+        ..ListQuery::default().filter("search", "Faulty User")
+    };
+    let listed = all(&client, "Users", &query);
     assert_eq!(listed.len(), 30);
     assert!(
         client.token_fetches() > 1,
         "expired sessions were renewed and their calls replayed"
     );
+    // Pages 2 to 5 four at a time, through the same faults: the same users in the same order.
+    let (paged, _) = paged_ids(&client, "Users", &query);
+    assert_eq!(paged, listed.iter().map(id).collect::<Vec<_>>());
 }
