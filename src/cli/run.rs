@@ -383,7 +383,11 @@ pub(super) fn run_reporting(
         reviewed: apply.as_ref().map(|a| a.run_id.clone()),
         force: apply.as_ref().is_some_and(|a| a.force),
         default_attachments: workspace.project.defaults.attachments.unwrap_or(false),
-        in_flight: workspace.project.defaults.in_flight.unwrap_or(4) as usize,
+        in_flight: workspace
+            .project
+            .defaults
+            .in_flight
+            .unwrap_or(config::model::DEFAULT_IN_FLIGHT) as usize,
         full_extract: args.full,
     };
     let mut summaries: Vec<PipelineSummary> = Vec::new();

@@ -694,6 +694,9 @@ pub struct HaloConnection {
     pub trust_certificate: Option<String>,
 }
 
+/// `defaults.in_flight` when the project does not set it.
+pub const DEFAULT_IN_FLIGHT: u32 = 4;
+
 /// Defaults every pipeline inherits.
 #[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

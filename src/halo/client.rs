@@ -13,7 +13,7 @@ use super::backoff::RetryPolicy;
 use super::error::HaloError;
 use super::limiter::{RateLimit, RateLimiter};
 use super::service::{Call, Service};
-use crate::config::model::HaloConnection;
+use crate::config::model::{HaloConnection, DEFAULT_IN_FLIGHT};
 
 /// How the client behaves; `ClientOptions::default()` suits hosted Halo.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Default for ClientOptions {
             retry: RetryPolicy::default(),
             page_size: 100,
             batch_size: 50,
-            pages_in_flight: 4,
+            pages_in_flight: DEFAULT_IN_FLIGHT as usize,
             timeout: Duration::from_secs(60),
         }
     }
