@@ -183,6 +183,43 @@ fn deselected_records_are_skipped_and_a_bad_query_shows_salesforces_error() {
 }
 
 #[test]
+fn select_keeps_the_records_an_id_or_a_condition_names_and_a_bad_condition_says_why() {
+    let sandbox = server::start(Options {
+        accounts: 10,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    let accounts = salesforce_records(&sandbox, "Account");
+    let city = accounts[3]["BillingCity"].as_str().unwrap().to_string();
+    let in_city = accounts
+        .iter()
+        .filter(|a| a["BillingCity"] == json!(city))
+        .count() as u64;
+    assert!(in_city < 10, "the seed puts accounts in several cities");
+    let condition = format!("BillingCity = '{}'", city.replace('\'', "''"));
+    let (code, plan, stderr) = etl(&project, &["plan", "--json", "--select", &condition]);
+    assert_eq!(code, 0, "{stderr}");
+    let planned = pipeline(&plan, "accounts");
+    assert_eq!(planned["planned_creates"], in_city, "{plan}");
+    assert_eq!(planned["skipped"], 10 - in_city, "{plan}");
+
+    let one = accounts[7]["Id"].as_str().unwrap();
+    let (code, plan, stderr) = etl(&project, &["plan", "--json", "--select", one]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(pipeline(&plan, "accounts")["planned_creates"], 1, "{plan}");
+    assert_eq!(pipeline(&plan, "accounts")["skipped"], 9, "{plan}");
+
+    // A condition over a column the staged extract lacks: DuckDB's message, the pipeline named.
+    let (code, _, stderr) = etl(&project, &["plan", "--select", "Nmae = 'x'"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(
+        stderr.contains("selection `where` of pipeline accounts") && stderr.contains("Nmae"),
+        "{stderr}"
+    );
+}
+
+#[test]
 fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
     let sandbox = server::start(Options {
         accounts: 12,

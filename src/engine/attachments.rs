@@ -1,13 +1,10 @@
 //! Attachments of imported records: listed from the source page by page while extracting (so
 //! `AttachmentCount` is staged with each record and shown in the plan), then, after each load
-//! batch, copied to the target records by a copy lane: one thread that takes the batches in
-//! order and copies each batch's files on a few workers at once (`in_flight`, the project's
-//! `defaults.in_flight`), while the load goes on with the next batches. Each worker takes one
-//! target record at a time, and for each of its files streams the body from the source into one
-//! buffer and sends it to the target in one upload, so at most `in_flight` bodies are held; at
-//! most two batches wait for the lane. The lane only talks to the two systems; the load's thread
-//! stages every outcome as it arrives (between its own batches, and while it waits for the
-//! lane), because the staging store is not shared between threads. Every copied file is
+//! batch, handed to the copy lane (`copy_lane.rs`: a thread that copies the batches' files on
+//! `defaults.in_flight` workers while the load goes on with the next batches; at most two
+//! batches wait for it). This file is the load's side: which files of a batch need copying,
+//! and the staging of every outcome as it arrives (between the load's own batches, and while it
+//! waits for the lane), because the staging store is not shared between threads. Every copied file is
 //! remembered in the id map under `<pipeline>:attachments` (source file id → target attachment
 //! id), so a rerun never uploads it twice. What happens to each file is staged in
 //! `<pipeline>_attachments`; a refused listing or a failed copy is reported per record with the
@@ -17,20 +14,18 @@
 //! (`<pipeline>_listed_files`, dropped with the connection), and each batch reads back only its
 //! own records' files and the id map links of those files.
 
-use std::collections::{HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{mpsc, Arc, Mutex};
+use std::collections::{HashMap, HashSet};
 use std::thread::Scope;
 
-use duckdb::params;
 use serde_json::{json, Value};
 
-use super::connector::{AttachmentKind, AttachmentRef, Source, Target, TargetAttachment};
+pub use super::copy_lane::CopyLane;
+use super::connector::{AttachmentKind, AttachmentRef, Source, Target};
+use super::copy_lane::{Event, Moved, Outcome, Transfer, MAX_BATCHES_AT_THE_LANE};
 use super::error::EngineError;
 use super::id_filter::IdFilter;
 use super::run::PipelineSummary;
-use crate::civil;
-use crate::staging::{Link, StagingError, Store};
+use crate::staging::{AttachmentRow, Link, ListedFile, ListedFiles, Store};
 
 /// The id map pipeline that remembers a pipeline's copied attachments.
 pub fn links_pipeline(pipeline: &str) -> String {
@@ -39,7 +34,7 @@ pub fn links_pipeline(pipeline: &str) -> String {
 
 /// The staging table of a pipeline's attachment results.
 pub fn table_name(pipeline: &str) -> String {
-    format!("{pipeline}_attachments")
+    crate::staging::attachments_table(pipeline)
 }
 
 /// The id map key of one file on one record: the attachment id for classic attachments (each
@@ -82,116 +77,26 @@ pub struct Copier<'a> {
     run_id: &'a str,
     pipeline: String,
     entity: String,
-    table: String,
     /// How many copies run at once (workers), and so how many file bodies are held at most.
     in_flight: usize,
     /// Why the target cannot hold attachments on this entity, if it cannot.
     refused: Option<String>,
-    /// The scratch table holding this run's listing (files and listing problems by record)
-    /// until the records are loaded, and how many rows it has (their order).
-    listed: String,
-    listed_rows: i64,
+    /// This run's listing (files and listing problems by record), staged until the records
+    /// are loaded.
+    listed: ListedFiles,
     /// The records that have rows there, so that a batch of records without files (most of
     /// them, as a rule) reads nothing back.
     with_rows: IdFilter,
     /// Result rows not written yet: appended together at the end of each `copy`, because a
     /// statement per file made a rerun of thousands of unchanged files slow.
-    pending: Vec<Row>,
+    pending: Vec<AttachmentRow>,
     /// Target records the batch being copied created.
     created_here: HashSet<String>,
 }
 
-/// The files of one target record that need the network: its listing (to recognise uploads
-/// whose answer was lost), then an upload per file not found there. One worker does all of a
-/// record's files, so a record linked from two source records is never listed while another
-/// worker uploads to it.
-struct Transfer {
-    target_id: String,
-    /// The target record was created by this run, so it holds no upload of an earlier one
-    /// whose answer was lost: its files need no listing first.
-    created_here: bool,
-    /// (source record, file), in the order the records came.
-    files: Vec<(String, AttachmentRef)>,
-}
 
-/// What a worker did with one file: `transfer` and `file` index [`Transfer::files`].
 /// Most file outcomes committed in one transaction.
 const MAX_OUTCOMES_PER_COMMIT: usize = 200;
-
-struct Moved {
-    transfer: usize,
-    file: usize,
-    outcome: Outcome,
-}
-
-enum Outcome {
-    /// Uploaded; the target's id for it.
-    Copied(String),
-    /// Already on the target record (an upload whose answer was lost); its id there.
-    Linked(String),
-    /// The source's or the target's message.
-    Failed(String),
-}
-
-/// One batch's transfers, shared by the copy lane (which moves their files) and the load's
-/// thread (which stages each outcome by its indexes).
-type Job = Arc<Vec<Transfer>>;
-
-/// Batches handed to the copy lane and not done yet, at most: one being copied, one waiting.
-/// The load waits (staging what the lane did) before it hands over another.
-const MAX_BATCHES_AT_THE_LANE: usize = 2;
-
-/// What the copy lane tells the load's thread, in the order it happens; always about the oldest
-/// batch not done yet, since the lane copies the batches one after the other.
-enum Event {
-    /// A file's outcome.
-    Moved(Moved),
-    /// Attachments found on the batch's target records that could be uploads whose answer was
-    /// lost: which of them does a link account for? Answered once every outcome before it is
-    /// committed, so the links of the batches before count.
-    Ask(Vec<String>),
-    /// Every file of the batch has its outcome.
-    Done,
-}
-
-/// The thread that copies the batches' files while the load goes on (see the module's doc),
-/// as seen from the load's thread. Made by [`Copier::start`] inside a thread scope; dropping it
-/// stops the lane after the files in hand (their outcomes, never committed, are what the next
-/// run finds on the target records by name and size).
-pub struct CopyLane {
-    jobs: mpsc::Sender<Job>,
-    answers: mpsc::Sender<HashSet<String>>,
-    events: mpsc::Receiver<Event>,
-    /// Batches handed over and not done, oldest first.
-    waiting: VecDeque<Job>,
-    /// Outcomes of the oldest batch received and not committed yet: (transfer, file, the
-    /// target's id for it, status).
-    arrived: Vec<(usize, usize, String, &'static str)>,
-    /// Failed files of the oldest batch, reported when it is done.
-    failures: Vec<(usize, usize, String)>,
-}
-
-impl CopyLane {
-    /// The source records whose files a batch still at the lane is copying.
-    fn copying(&self) -> HashSet<&str> {
-        self.waiting
-            .iter()
-            .flat_map(|job| job.iter())
-            .flat_map(|transfer| {
-                transfer
-                    .files
-                    .iter()
-                    .map(|(source_id, _)| source_id.as_str())
-            })
-            .collect()
-    }
-}
-
-fn lane_stopped() -> EngineError {
-    EngineError::Connection(
-        "the attachment copier stopped before copying every file handed to it".into(),
-    )
-}
 
 impl<'a> Copier<'a> {
     pub fn new(
@@ -203,27 +108,7 @@ impl<'a> Copier<'a> {
         entity: &str,
         in_flight: usize,
     ) -> Result<Copier<'a>, EngineError> {
-        let table = table_name(pipeline);
-        store
-            .connection()
-            .execute_batch(&format!(
-                "CREATE TABLE IF NOT EXISTS \"{table}\" (
-                run_id VARCHAR NOT NULL, source_id VARCHAR NOT NULL, attachment_id VARCHAR,
-                kind VARCHAR, name VARCHAR, content_type VARCHAR, size BIGINT,
-                status VARCHAR NOT NULL, target_id VARCHAR, attachment_target_id VARCHAR,
-                message VARCHAR, staged_at TIMESTAMP)"
-            ))
-            .map_err(StagingError::from)?;
-        let listed = format!("{pipeline}_listed_files");
-        store
-            .connection()
-            .execute_batch(&format!(
-                "CREATE OR REPLACE TEMP TABLE \"{listed}\" (
-                seq BIGINT, source_id VARCHAR, attachment_id VARCHAR, kind VARCHAR,
-                name VARCHAR, content_type VARCHAR, size BIGINT, problem VARCHAR);
-                CREATE INDEX \"{listed}_by_record\" ON \"{listed}\" (source_id)"
-            ))
-            .map_err(StagingError::from)?;
+        let listed = store.attachment_tables(pipeline)?;
         Ok(Copier {
             source,
             target,
@@ -231,11 +116,9 @@ impl<'a> Copier<'a> {
             run_id,
             pipeline: pipeline.to_string(),
             entity: entity.to_string(),
-            table,
             in_flight: in_flight.max(1),
             refused: target.attachments_refused(entity),
             listed,
-            listed_rows: 0,
             with_rows: IdFilter::default(),
             pending: Vec::new(),
             created_here: HashSet::new(),
@@ -251,28 +134,16 @@ impl<'a> Copier<'a> {
             return Ok(counts);
         }
         let listing = self.source.attachments(record_ids)?;
-        let connection = self.store.connection();
-        let mut appender = connection
-            .appender(&self.listed)
-            .map_err(StagingError::from)?;
-        let mut seq = self.listed_rows;
+        let mut rows = Vec::new();
         if !listing.problems.is_empty() {
             let message = listing.problems.join("; ");
             for id in record_ids {
-                seq += 1;
                 self.with_rows.insert(id);
-                appender
-                    .append_row(params![
-                        seq,
-                        id,
-                        None::<String>,
-                        None::<String>,
-                        None::<String>,
-                        None::<String>,
-                        None::<i64>,
-                        message
-                    ])
-                    .map_err(StagingError::from)?;
+                rows.push(ListedFile {
+                    source_id: id.clone(),
+                    problem: Some(message.clone()),
+                    ..ListedFile::default()
+                });
             }
         }
         for file in listing.attachments {
@@ -280,23 +151,18 @@ impl<'a> Copier<'a> {
                 continue;
             };
             *count += 1;
-            seq += 1;
             self.with_rows.insert(&file.parent_id);
-            appender
-                .append_row(params![
-                    seq,
-                    file.parent_id,
-                    file.id,
-                    file.kind.as_str(),
-                    file.name,
-                    file.content_type,
-                    file.size.map(|size| size as i64),
-                    None::<String>
-                ])
-                .map_err(StagingError::from)?;
+            rows.push(ListedFile {
+                source_id: file.parent_id,
+                attachment_id: Some(file.id),
+                kind: Some(file.kind.as_str().to_string()),
+                name: Some(file.name),
+                content_type: Some(file.content_type),
+                size: file.size.map(|size| size as i64),
+                problem: None,
+            });
         }
-        appender.flush().map_err(StagingError::from)?;
-        self.listed_rows = seq;
+        self.listed.append(self.store, &rows)?;
         Ok(counts)
     }
 
@@ -306,60 +172,34 @@ impl<'a> Copier<'a> {
     fn listed_of(
         &self,
         records: &[(String, String)],
-    ) -> Result<HashMap<String, Listed>, StagingError> {
+    ) -> Result<HashMap<String, Listed>, EngineError> {
         let mut listed: HashMap<String, Listed> = HashMap::new();
-        if self.listed_rows == 0 || records.is_empty() {
-            return Ok(listed);
-        }
         // Only the records the listing may have found files for (see `with_rows`; in the
-        // benchmark a batch of contacts has none, one of opportunities a seventh), their ids
-        // inline, quoted: a scratch table of them (made, filled, joined) cost several
-        // times this simple filter per batch. Inline, DuckDB answers them from the index on
-        // `source_id` instead of scanning every file listed so far (with 250,000 listed, 3
-        // against 11 ms a batch; a list parameter is never answered from the index).
-        let ids: Vec<String> = records
+        // benchmark a batch of contacts has none, one of opportunities a seventh).
+        let ids: Vec<&str> = records
             .iter()
-            .filter(|(source_id, _)| self.with_rows.may_contain(source_id))
-            .map(|(source_id, _)| format!("'{}'", source_id.replace('\'', "''")))
+            .map(|(source_id, _)| source_id.as_str())
+            .filter(|source_id| self.with_rows.may_contain(source_id))
             .collect();
-        if ids.is_empty() {
+        if self.listed.is_empty() || ids.is_empty() {
             return Ok(listed);
         }
-        let connection = self.store.connection();
-        let mut statement = connection.prepare(&format!(
-            "SELECT source_id, attachment_id, kind, name, content_type, size, problem
-             FROM \"{}\" WHERE source_id IN ({}) ORDER BY seq",
-            self.listed,
-            ids.join(", ")
-        ))?;
-        let rows = statement.query_map([], |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, Option<String>>(1)?,
-                row.get::<_, Option<String>>(2)?,
-                row.get::<_, Option<String>>(3)?,
-                row.get::<_, Option<String>>(4)?,
-                row.get::<_, Option<i64>>(5)?,
-                row.get::<_, Option<String>>(6)?,
-            ))
-        })?;
-        for row in rows {
-            let (parent_id, id, kind, name, content_type, size, problem) = row?;
-            let entry = listed.entry(parent_id.clone()).or_default();
-            if let Some(problem) = problem {
+        for row in self.listed.of(self.store, &ids)? {
+            let entry = listed.entry(row.source_id.clone()).or_default();
+            if let Some(problem) = row.problem {
                 entry.problem.get_or_insert(problem);
             }
-            let Some(id) = id else { continue };
+            let Some(id) = row.attachment_id else { continue };
             let file = AttachmentRef {
-                kind: match kind.as_deref() {
+                kind: match row.kind.as_deref() {
                     Some("file") => AttachmentKind::File,
                     _ => AttachmentKind::Attachment,
                 },
                 id,
-                parent_id,
-                name: name.unwrap_or_default(),
-                content_type: content_type.unwrap_or_default(),
-                size: size.map(|size| size as u64),
+                parent_id: row.source_id,
+                name: row.name.unwrap_or_default(),
+                content_type: row.content_type.unwrap_or_default(),
+                size: row.size.map(|size| size as u64),
             };
             // A record read twice in one run (a change, then again by id) is listed twice.
             if !entry.files.iter().any(|listed| listed.id == file.id) {
@@ -389,47 +229,20 @@ impl<'a> Copier<'a> {
         })
     }
 
+
     /// Starts the copy lane in `scope`; it takes the batches [`Copier::send`] hands it until the
     /// lane is dropped.
     pub fn start<'scope>(&self, scope: &'scope Scope<'scope, '_>) -> CopyLane
     where
         'a: 'scope,
     {
-        let (jobs, job_inbox) = mpsc::channel::<Job>();
-        let (answers, answer_inbox) = mpsc::channel::<HashSet<String>>();
-        let (events_out, events) = mpsc::channel::<Event>();
-        let (source, target, entity, in_flight) = (
+        CopyLane::start(
+            scope,
             self.source,
             self.target,
             self.entity.clone(),
             self.in_flight,
-        );
-        // The lane logs under the run's and pipeline's span, as the load's thread does.
-        let span = tracing::Span::current();
-        scope.spawn(move || {
-            let _in_span = span.enter();
-            let lane = Lane {
-                source,
-                target,
-                entity: &entity,
-                in_flight,
-                answers: answer_inbox,
-                events: events_out,
-            };
-            for job in job_inbox {
-                if !lane.copy(&job) {
-                    break;
-                }
-            }
-        });
-        CopyLane {
-            jobs,
-            answers,
-            events,
-            waiting: VecDeque::new(),
-            arrived: Vec::new(),
-            failures: Vec::new(),
-        }
+        )
     }
 
     /// Hands the files of records just loaded (source id, target id) to the copy lane. What
@@ -453,12 +266,10 @@ impl<'a> Copier<'a> {
         }
         let transfers = self.transfers_of(records, summary)?;
         if !transfers.is_empty() {
-            while lane.waiting.len() >= MAX_BATCHES_AT_THE_LANE {
+            while lane.waiting() >= MAX_BATCHES_AT_THE_LANE {
                 self.receive(lane, summary, true)?;
             }
-            let job = Arc::new(transfers);
-            lane.jobs.send(job.clone()).map_err(|_| lane_stopped())?;
-            lane.waiting.push_back(job);
+            lane.hand_over(transfers)?;
         }
         self.receive(lane, summary, false)
     }
@@ -478,7 +289,7 @@ impl<'a> Copier<'a> {
         lane: &mut CopyLane,
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
-        while !lane.waiting.is_empty() {
+        while lane.waiting() > 0 {
             self.receive(lane, summary, true)?;
         }
         Ok(())
@@ -590,18 +401,10 @@ impl<'a> Copier<'a> {
         summary: &mut PipelineSummary,
         wait: bool,
     ) -> Result<(), EngineError> {
-        if lane.waiting.is_empty() {
+        if lane.waiting() == 0 {
             return Ok(());
         }
-        let mut next = if wait {
-            Some(lane.events.recv().map_err(|_| lane_stopped())?)
-        } else {
-            match lane.events.try_recv() {
-                Ok(event) => Some(event),
-                Err(mpsc::TryRecvError::Empty) => None,
-                Err(mpsc::TryRecvError::Disconnected) => return Err(lane_stopped()),
-            }
-        };
+        let mut next = lane.next_event(wait)?;
         while let Some(event) = next.take() {
             match event {
                 Event::Moved(Moved {
@@ -632,16 +435,16 @@ impl<'a> Copier<'a> {
                         .links_by_target(&links_pipeline(&self.pipeline), &candidates)?
                         .into_keys()
                         .collect();
-                    lane.answers.send(known).map_err(|_| lane_stopped())?;
+                    lane.answer(known)?;
                 }
                 Event::Done => {
                     self.commit_arrived(lane)?;
                     self.report_failures(lane, summary)?;
-                    lane.waiting.pop_front();
+                    lane.oldest_done();
                     return Ok(());
                 }
             }
-            next = lane.events.try_recv().ok();
+            next = lane.next_event(false).unwrap_or(None);
         }
         self.commit_arrived(lane)
     }
@@ -651,7 +454,7 @@ impl<'a> Copier<'a> {
         if lane.arrived.is_empty() {
             return Ok(());
         }
-        let Some(job) = lane.waiting.front().cloned() else {
+        let Some(job) = lane.oldest() else {
             return Ok(());
         };
         let arrived = std::mem::take(&mut lane.arrived);
@@ -678,7 +481,7 @@ impl<'a> Copier<'a> {
         lane: &mut CopyLane,
         summary: &mut PipelineSummary,
     ) -> Result<(), EngineError> {
-        let Some(job) = lane.waiting.front().cloned() else {
+        let Some(job) = lane.oldest() else {
             return Ok(());
         };
         let mut failures = std::mem::take(&mut lane.failures);
@@ -712,7 +515,7 @@ impl<'a> Copier<'a> {
     /// Appends the pending result rows in one go.
     fn flush(&mut self) -> Result<(), EngineError> {
         let rows = std::mem::take(&mut self.pending);
-        append_rows(self.store, &self.table, &rows)?;
+        self.store.append_attachment_rows(&self.pipeline, &rows)?;
         Ok(())
     }
 
@@ -752,13 +555,12 @@ impl<'a> Copier<'a> {
                 None,
             ));
         }
-        let pipeline = links_pipeline(&self.pipeline);
-        let table = self.table.clone();
+        let links_of = links_pipeline(&self.pipeline);
         // A file is copied or linked only when it has no link yet.
         self.store
             .in_transaction_with_new_links(|store, new_links| {
-                append_rows(store, &table, &rows)?;
-                store.add_new_links(self.run_id, &pipeline, &links, new_links)
+                store.append_attachment_rows(&self.pipeline, &rows)?;
+                store.add_new_links(self.run_id, &links_of, &links, new_links)
             })?;
         Ok(())
     }
@@ -772,8 +574,8 @@ impl<'a> Copier<'a> {
         target_id: Option<&str>,
         attachment_target_id: Option<&str>,
         message: Option<&str>,
-    ) -> Row {
-        Row {
+    ) -> AttachmentRow {
+        AttachmentRow {
             run_id: self.run_id.to_string(),
             source_id: source_id.to_string(),
             attachment_id: file.map(|f| f.id.clone()),
@@ -810,244 +612,14 @@ impl<'a> Copier<'a> {
     }
 }
 
-/// Whether a target's attachment is a copy of this file, as far as the target says: the same
-/// name, and the same size when it gives one.
-fn same_file(attachment: &TargetAttachment, file: &AttachmentRef) -> bool {
-    attachment.name == file.name && (attachment.size.is_none() || attachment.size == file.size)
-}
-
-/// The copy lane's own thread: it copies one batch at a time and only talks to the two systems;
-/// what it does goes back to the load's thread as [`Event`]s.
-struct Lane<'l> {
-    source: &'l dyn Source,
-    target: &'l dyn Target,
-    entity: &'l str,
-    in_flight: usize,
-    answers: mpsc::Receiver<HashSet<String>>,
-    events: mpsc::Sender<Event>,
-}
-
-impl Lane<'_> {
-    /// Copies one batch's files on up to `in_flight` workers, then says it is done; `false`
-    /// when the load's thread stopped listening (it failed, or the run is ending on an error).
-    fn copy(&self, transfers: &[Transfer]) -> bool {
-        let Some(present) = self.present_on(transfers) else {
-            return false;
-        };
-        let next = AtomicUsize::new(0);
-        let stop = AtomicBool::new(false);
-        // Workers log under the run's and pipeline's span, as the lane does.
-        let span = tracing::Span::current();
-        std::thread::scope(|scope| {
-            for _ in 0..self.in_flight.min(transfers.len()) {
-                let (next, stop, span, present) = (&next, &stop, &span, &present);
-                let events = self.events.clone();
-                let (source, target, entity) = (self.source, self.target, self.entity);
-                scope.spawn(move || {
-                    let _in_span = span.enter();
-                    while !stop.load(Ordering::Relaxed) {
-                        let index = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(transfer) = transfers.get(index) else {
-                            break;
-                        };
-                        let present = present[index].clone();
-                        if !move_files(source, target, entity, present, transfer, index, &events) {
-                            // No new copies: the other workers finish the file in hand and stop.
-                            stop.store(true, Ordering::Relaxed);
-                            break;
-                        }
-                    }
-                });
-            }
-        });
-        !stop.load(Ordering::Relaxed) && self.events.send(Event::Done).is_ok()
-    }
-
-    /// What each transfer's target record already holds that could be an upload of one of its
-    /// files whose answer was lost (same name and size): the records this run did not create
-    /// are listed on up to `in_flight` workers, then the load's thread leaves out the
-    /// attachments some link accounts for, looked up for the whole batch at once. `None` when
-    /// the load's thread stopped listening.
-    fn present_on(&self, transfers: &[Transfer]) -> Option<Vec<Vec<TargetAttachment>>> {
-        if transfers.iter().all(|transfer| transfer.created_here) {
-            return Some(vec![Vec::new(); transfers.len()]);
-        }
-        let (target, entity) = (self.target, self.entity);
-        let listed = on_workers(self.in_flight, transfers, |transfer| {
-            if transfer.created_here {
-                return Vec::new();
-            }
-            // If the target cannot list them, uploading is still right.
-            let present = target
-                .attachments_of(entity, &transfer.target_id)
-                .unwrap_or_default();
-            present
-                .into_iter()
-                .filter(|attachment| {
-                    transfer
-                        .files
-                        .iter()
-                        .any(|(_, file)| same_file(attachment, file))
-                })
-                .collect::<Vec<_>>()
-        });
-        let candidates: Vec<String> = listed.iter().flatten().map(|a| a.id.clone()).collect();
-        if candidates.is_empty() {
-            return Some(listed);
-        }
-        self.events.send(Event::Ask(candidates)).ok()?;
-        let known = self.answers.recv().ok()?;
-        Some(
-            listed
-                .into_iter()
-                .map(|present| {
-                    present
-                        .into_iter()
-                        .filter(|attachment| !known.contains(&attachment.id))
-                        .collect()
-                })
-                .collect(),
-        )
-    }
-}
-
-/// Runs `work` on each item on up to `workers` threads; the results in the items' order.
-fn on_workers<T: Sync, R: Send>(
-    workers: usize,
-    items: &[T],
-    work: impl Fn(&T) -> R + Sync,
-) -> Vec<R> {
-    let results: Mutex<Vec<Option<R>>> = Mutex::new(items.iter().map(|_| None).collect());
-    let next = AtomicUsize::new(0);
-    // Workers log under the run's and pipeline's span, as the calling thread does.
-    let span = tracing::Span::current();
-    std::thread::scope(|scope| {
-        for _ in 0..workers.max(1).min(items.len()) {
-            let (results, next, span, work) = (&results, &next, &span, &work);
-            scope.spawn(move || {
-                let _in_span = span.enter();
-                loop {
-                    let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(item) = items.get(index) else {
-                        break;
-                    };
-                    let result = work(item);
-                    results.lock().unwrap_or_else(|p| p.into_inner())[index] = Some(result);
-                }
-            });
-        }
-    });
-    results
-        .into_inner()
-        .unwrap_or_else(|p| p.into_inner())
-        .into_iter()
-        .flatten()
-        .collect()
-}
-
-/// A worker's part of one transfer: for each file, takes the one already on the target record
-/// by name and size (an upload whose answer was lost; `present` holds the candidates) or
-/// copies it. Hands each outcome back as soon as it has it; `false` when the caller stopped
-/// listening.
-fn move_files(
-    source: &dyn Source,
-    target: &dyn Target,
-    entity: &str,
-    mut present: Vec<TargetAttachment>,
-    transfer: &Transfer,
-    index: usize,
-    outcomes: &mpsc::Sender<Event>,
-) -> bool {
-    for (file_index, (_, file)) in transfer.files.iter().enumerate() {
-        let outcome = match present.iter().position(|a| same_file(a, file)) {
-            Some(found) => Outcome::Linked(present.remove(found).id),
-            None => match copy_file(source, target, entity, &transfer.target_id, file) {
-                Ok(attachment_id) => Outcome::Copied(attachment_id),
-                Err(message) => Outcome::Failed(message),
-            },
-        };
-        let moved = Moved {
-            transfer: index,
-            file: file_index,
-            outcome,
-        };
-        if outcomes.send(Event::Moved(moved)).is_err() {
-            return false;
-        }
-    }
-    true
-}
-
-/// Downloads one file whole, checks its size against the listing, uploads it; the target's
-/// id for it, or the message of whichever side failed. The body is dropped on return, so a
-/// worker holds one at a time.
-fn copy_file(
-    source: &dyn Source,
-    target: &dyn Target,
-    entity: &str,
-    target_id: &str,
-    file: &AttachmentRef,
-) -> Result<String, String> {
-    let mut body = Vec::with_capacity(file.size.unwrap_or(0).min(64 << 20) as usize);
-    let written = source.attachment_body(file, &mut body)?;
-    if let Some(expected) = file.size.filter(|expected| *expected != written) {
-        return Err(format!(
-            "the source sent {written} bytes of {:?}, but lists it at {expected}",
-            file.name
-        ));
-    }
-    target.attach(entity, target_id, &file.name, &file.content_type, &body)
-}
-
-struct Row {
-    run_id: String,
-    source_id: String,
-    attachment_id: Option<String>,
-    kind: Option<String>,
-    name: Option<String>,
-    content_type: Option<String>,
-    size: Option<i64>,
-    status: String,
-    target_id: Option<String>,
-    attachment_target_id: Option<String>,
-    message: Option<String>,
-}
-
-/// Appends result rows to the pipeline's attachment table through DuckDB's Appender (a
-/// statement per row made a rerun of thousands of unchanged files slow).
-fn append_rows(store: &Store, table: &str, rows: &[Row]) -> Result<(), StagingError> {
-    if rows.is_empty() {
-        return Ok(());
-    }
-    let mut appender = store.connection().appender(table)?;
-    let staged_at =
-        duckdb::types::Value::Timestamp(duckdb::types::TimeUnit::Millisecond, civil::now_millis());
-    for row in rows {
-        appender.append_row(params![
-            row.run_id,
-            row.source_id,
-            row.attachment_id,
-            row.kind,
-            row.name,
-            row.content_type,
-            row.size,
-            row.status,
-            row.target_id,
-            row.attachment_target_id,
-            row.message,
-            staged_at.clone(),
-        ])?;
-    }
-    appender.flush()?;
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::connector::{AttachmentListing, ExtractRequest, Record};
+    use crate::engine::connector::TargetAttachment;
     use crate::engine::WriteResult;
     use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::sync::{Arc, Mutex};
     use std::time::Duration;
 

@@ -6,12 +6,10 @@
 
 use std::collections::BTreeMap;
 
-use duckdb::params;
-
 use super::connector::Source;
 use super::error::EngineError;
 use crate::config::model::{DriftPolicy, Pipeline};
-use crate::staging::{StagingError, Store};
+use crate::staging::Store;
 
 /// The fields a pipeline names on its source object, with where it names them.
 fn used_fields(pipeline: &Pipeline) -> Vec<(String, String)> {
@@ -37,37 +35,6 @@ fn used_fields(pipeline: &Pipeline) -> Vec<(String, String)> {
         ));
     }
     used
-}
-
-/// A staged describe: the run that staged it, and each field's type by name.
-type StagedDescribe = (String, BTreeMap<String, String>);
-
-/// The last staged describe of the object for the pipeline: its run and fields.
-fn last_describe(
-    store: &Store,
-    pipeline: &str,
-    object: &str,
-) -> Result<Option<StagedDescribe>, StagingError> {
-    let connection = store.connection();
-    // By time, not by run id: two runs started in one second sort by their random suffix.
-    let run: Option<String> = connection.query_row(
-        "SELECT arg_max(run_id, staged_at) FROM schemas WHERE pipeline = ? AND object = ?",
-        params![pipeline, object],
-        |row| row.get(0),
-    )?;
-    let Some(run) = run else {
-        return Ok(None);
-    };
-    let mut statement = connection.prepare(
-        "SELECT field, coalesce(field_type, '') FROM schemas
-         WHERE pipeline = ? AND object = ? AND run_id = ?",
-    )?;
-    let fields = statement
-        .query_map(params![pipeline, object, run], |row| {
-            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-        })?
-        .collect::<Result<BTreeMap<_, _>, _>>()?;
-    Ok(Some((run, fields)))
 }
 
 /// What changed between two describes, one line per field.
@@ -105,7 +72,7 @@ pub fn check(
         return Ok(Vec::new());
     };
     let now: BTreeMap<String, String> = fields.into_iter().collect();
-    let last = last_describe(store, &pipeline.pipeline, object)?;
+    let last = store.last_describe(&pipeline.pipeline, object)?;
     for (field, place) in used_fields(pipeline) {
         if now.contains_key(&field) {
             continue;
@@ -139,18 +106,7 @@ pub fn check(
         )));
     }
     if stage && (last.is_none() || !drift.is_empty()) {
-        store.in_transaction(|store| {
-            let mut appender = store.connection().appender("schemas")?;
-            let at = duckdb::types::Value::Timestamp(
-                duckdb::types::TimeUnit::Millisecond,
-                crate::civil::now_millis(),
-            );
-            for (field, kind) in &now {
-                appender.append_row(params![run_id, pipeline.pipeline, object, field, kind, at])?;
-            }
-            appender.flush()?;
-            Ok(())
-        })?;
+        store.stage_describe(run_id, &pipeline.pipeline, object, &now)?;
     }
     Ok(drift
         .into_iter()

@@ -5,6 +5,7 @@
 pub mod attachments;
 pub mod conflicts;
 pub mod connector;
+mod copy_lane;
 pub mod deletes;
 pub mod drift;
 pub mod error;

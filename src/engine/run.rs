@@ -890,22 +890,14 @@ fn selection(
     if only.is_empty() && exclude.is_empty() && conditions.is_empty() {
         return Ok(None);
     }
-    let mut sql = format!(
-        "SELECT source_id FROM \"{}\" WHERE run_id = '{}'",
-        tables.table(Stage::Extracted),
-        options.run_id.replace('\'', "''")
-    );
-    for condition in conditions {
-        sql.push_str(&format!(" AND ({condition})"));
-    }
-    let mut statement = store.connection().prepare(&sql).map_err(|e| {
-        EngineError::Config(format!(
-            "selection `where` of pipeline {}: {e}",
-            pipeline.pipeline
-        ))
-    })?;
-    let ids = statement
-        .query_map([], |row| row.get::<_, String>(0))
+    let conditions: Vec<String> = conditions.into_iter().cloned().collect();
+    // DuckDB's message names what is wrong with a condition the user wrote.
+    let ids = store
+        .staged_ids_where(
+            &tables.table(Stage::Extracted),
+            &options.run_id,
+            &conditions,
+        )
         .map_err(|e| {
             EngineError::Config(format!(
                 "selection `where` of pipeline {}: {e}",
@@ -914,7 +906,6 @@ fn selection(
         })?;
     let mut kept = HashSet::new();
     for id in ids {
-        let id = id.map_err(crate::staging::StagingError::from)?;
         if (only.is_empty() || only.contains(&id)) && !exclude.contains(&id) {
             kept.insert(id);
         }

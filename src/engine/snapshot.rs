@@ -11,7 +11,7 @@ use serde_json::Value;
 use super::connector::Record;
 use super::error::EngineError;
 use super::listing::Listing;
-use crate::staging::{StagingError, Store};
+use crate::staging::Store;
 
 /// The target's records as listed before the import, with what the import wrote since.
 #[derive(Debug, Default)]
@@ -333,28 +333,9 @@ impl SnapshotRecords {
         }
         to_read.sort_unstable();
         to_read.dedup();
-        let within = match rows {
-            Some((from, to)) => format!("AND rowid >= {from} AND rowid < {to}"),
-            None => String::new(),
-        };
         for ids in to_read.chunks(IDS_PER_READ) {
-            let marks = vec!["?"; ids.len()].join(", ");
-            let mut statement = store
-                .connection()
-                .prepare(&format!(
-                    "SELECT source_id, record::VARCHAR FROM \"{}\"
-                     WHERE run_id = ? AND source_id IN ({marks}) {within} ORDER BY rowid",
-                    self.table
-                ))
-                .map_err(StagingError::from)?;
-            let params = std::iter::once(self.run_id.as_str()).chain(ids.iter().copied());
-            let rows = statement
-                .query_map(duckdb::params_from_iter(params), |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
-                .map_err(StagingError::from)?;
-            for row in rows {
-                let (id, text) = row.map_err(StagingError::from)?;
+            let rows = store.staged_records_of(&self.table, &self.run_id, ids, rows)?;
+            for (id, text) in rows {
                 // Rows come in staging order: the latest of an id listed twice wins.
                 if let Some(record) = self.patched(&id, &text) {
                     found.insert(id, record);
@@ -388,22 +369,10 @@ impl SnapshotRecords {
         let from = cursor.next_rowid;
         while chunk.is_empty() && cursor.next_rowid < end {
             let to = (cursor.next_rowid + limit).min(end);
-            let mut statement = store
-                .connection()
-                .prepare_cached(&format!(
-                    "SELECT source_id, record::VARCHAR FROM \"{}\"
-                     WHERE run_id = ? AND rowid >= ? AND rowid < ? ORDER BY rowid",
-                    self.table
-                ))
-                .map_err(StagingError::from)?;
-            let rows = statement
-                .query_map(duckdb::params![self.run_id, cursor.next_rowid, to], |row| {
-                    Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
-                })
-                .map_err(StagingError::from)?;
+            let rows =
+                store.staged_records_between(&self.table, &self.run_id, cursor.next_rowid, to)?;
             cursor.next_rowid = to;
-            for row in rows {
-                let (id, text) = row.map_err(StagingError::from)?;
+            for (id, text) in rows {
                 if self.twice.contains(&id) && !cursor.seen_twice.insert(id.clone()) {
                     continue;
                 }

@@ -2,6 +2,7 @@
 //! watermarks and, per pipeline, what was extracted, transformed, planned and loaded — so anyone
 //! can inspect and compare runs with SQL. Knows nothing of HTTP or of any vendor.
 
+mod attachments;
 mod back_links;
 mod checkpoints;
 mod checks;
@@ -14,11 +15,14 @@ mod plans;
 mod query;
 mod room;
 mod run_links;
+mod schemas;
+mod staged_records;
 mod store;
 mod tables;
 mod values;
 mod watermarks;
 
+pub use attachments::{attachments_table, AttachmentRow, ListedFile, ListedFiles};
 pub use back_links::{ListingCounts, RelinkCandidate, KEPT_SOURCE_ID};
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;
@@ -27,6 +31,7 @@ pub use migrations::{MIGRATIONS, SCHEMA_VERSION};
 pub use plans::{StagedWrite, ACTING};
 pub use query::ResultTable;
 pub use run_links::LinkedRecord;
+pub use schemas::StagedDescribe;
 pub use store::{RunRecord, Store};
 pub use tables::{column_name, Column, ColumnType, GatheredRows, PipelineTables, Stage};
 pub use values::{cell_to_json, cell_to_text, json_to_cell, Cell};
