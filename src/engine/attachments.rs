@@ -19,8 +19,8 @@ use std::thread::Scope;
 
 use serde_json::{json, Value};
 
-pub use super::copy_lane::CopyLane;
 use super::connector::{AttachmentKind, AttachmentRef, Source, Target};
+pub use super::copy_lane::CopyLane;
 use super::copy_lane::{Event, Moved, Outcome, Transfer, MAX_BATCHES_AT_THE_LANE};
 use super::error::EngineError;
 use super::id_filter::IdFilter;
@@ -93,7 +93,6 @@ pub struct Copier<'a> {
     /// Target records the batch being copied created.
     created_here: HashSet<String>,
 }
-
 
 /// Most file outcomes committed in one transaction.
 const MAX_OUTCOMES_PER_COMMIT: usize = 200;
@@ -189,7 +188,9 @@ impl<'a> Copier<'a> {
             if let Some(problem) = row.problem {
                 entry.problem.get_or_insert(problem);
             }
-            let Some(id) = row.attachment_id else { continue };
+            let Some(id) = row.attachment_id else {
+                continue;
+            };
             let file = AttachmentRef {
                 kind: match row.kind.as_deref() {
                     Some("file") => AttachmentKind::File,
@@ -228,7 +229,6 @@ impl<'a> Copier<'a> {
             self.finish(&mut lane, summary)
         })
     }
-
 
     /// Starts the copy lane in `scope`; it takes the batches [`Copier::send`] hands it until the
     /// lane is dropped.
@@ -615,8 +615,8 @@ impl<'a> Copier<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::connector::{AttachmentListing, ExtractRequest, Record};
     use crate::engine::connector::TargetAttachment;
+    use crate::engine::connector::{AttachmentListing, ExtractRequest, Record};
     use crate::engine::WriteResult;
     use std::io::Write;
     use std::sync::atomic::{AtomicUsize, Ordering};

@@ -234,7 +234,10 @@ mod tests {
         let mut listed = store.attachment_tables("p").unwrap();
         listed.append(&store, &[file("b", "9")]).unwrap();
         assert!(listed.of(&store, &["a"]).unwrap().is_empty());
-        assert_eq!(ids(listed.of(&store, &["b"]).unwrap()), [Some("9".to_string())]);
+        assert_eq!(
+            ids(listed.of(&store, &["b"]).unwrap()),
+            [Some("9".to_string())]
+        );
         let kept: i64 = store
             .connection()
             .query_row("SELECT count(*) FROM p_attachments", [], |row| row.get(0))
