@@ -24,7 +24,7 @@ pub use super::copy_lane::CopyLane;
 use super::copy_lane::{Event, Moved, Outcome, Transfer, MAX_BATCHES_AT_THE_LANE};
 use super::error::EngineError;
 use super::id_filter::IdFilter;
-use super::run::PipelineSummary;
+use super::summary::PipelineSummary;
 use crate::staging::{AttachmentRow, Link, ListedFile, ListedFiles, Store};
 
 /// The id map pipeline that remembers a pipeline's copied attachments.

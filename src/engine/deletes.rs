@@ -18,7 +18,8 @@ use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, Writ
 use super::error::EngineError;
 use super::lookups::id_text;
 use super::plan::{set_path, Action, Planned};
-use super::run::{result_row, PipelineSummary};
+use super::rows::result_row;
+use super::summary::PipelineSummary;
 use crate::config::model::{DeletePolicy, HardDeleteCheck, Pipeline};
 use crate::staging::{Link, PipelineTables, Stage, Store};
 

@@ -13,14 +13,17 @@ mod id_filter;
 mod incremental;
 pub mod linked_targets;
 pub mod listing;
+mod load;
 pub mod lookups;
 mod packed_pairs;
 pub mod plan;
 mod planned_writes;
 pub mod progress;
 mod review;
+mod rows;
 pub mod run;
 pub mod snapshot;
+pub mod summary;
 pub mod sync_back;
 
 pub use connector::{
@@ -28,4 +31,5 @@ pub use connector::{
     Record, Source, Target, TargetAttachment, Watermark, WriteAction, WriteRequest, WriteResult,
 };
 pub use error::EngineError;
-pub use run::{run_both_ways, run_pipeline, Mode, PipelineSummary, RunOptions, Systems};
+pub use run::{run_both_ways, run_pipeline, Mode, RunOptions, Systems};
+pub use summary::PipelineSummary;

@@ -455,10 +455,10 @@ mod tests {
         for (id, record) in records {
             let text = serde_json::to_string(record).unwrap();
             rows.push(vec![
-                ("run_id".to_string(), super::super::run::text(run_id)),
-                ("source_id".to_string(), super::super::run::text(id)),
-                ("record".to_string(), super::super::run::text(&text)),
-                ("staged_at".to_string(), super::super::run::now_cell()),
+                ("run_id".to_string(), super::super::rows::text(run_id)),
+                ("source_id".to_string(), super::super::rows::text(id)),
+                ("record".to_string(), super::super::rows::text(&text)),
+                ("staged_at".to_string(), super::super::rows::now_cell()),
             ]);
         }
         store.append(&tables, Stage::Extracted, &rows).unwrap();

@@ -31,8 +31,10 @@ use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
 use super::planned_writes::{PlannedWrites, WriteSpans};
 use super::progress::Stage as ProgressStage;
 use super::review::Review;
-use super::run::{change_row, result_row, PipelineSummary, RunOptions};
+use super::rows::{change_row, result_row};
+use super::run::RunOptions;
 use super::snapshot::{parse, ListingCursor, Snapshot, SnapshotRecords};
+use super::summary::PipelineSummary;
 use super::Mode;
 use crate::config::model::{Lookup, Pipeline, StageNames};
 use crate::staging::{
@@ -225,10 +227,10 @@ pub fn take_snapshot(
             // from there.
             let text = serde_json::to_string(&record).unwrap_or_default();
             let mut row = vec![
-                ("run_id".to_string(), super::run::text(run_id)),
-                ("source_id".to_string(), super::run::text(&id)),
-                ("record".to_string(), super::run::text(&text)),
-                ("staged_at".to_string(), super::run::now_cell()),
+                ("run_id".to_string(), super::rows::text(run_id)),
+                ("source_id".to_string(), super::rows::text(&id)),
+                ("record".to_string(), super::rows::text(&text)),
+                ("staged_at".to_string(), super::rows::now_cell()),
             ];
             // The source id the record keeps, for relinking by a join (see [`relink`]).
             if let Some(source_id) = kept_path
@@ -236,7 +238,7 @@ pub fn take_snapshot(
                 .filter(|v| !is_blank(v))
                 .map(id_text)
             {
-                row.push((KEPT_SOURCE_ID.to_string(), super::run::text(&source_id)));
+                row.push((KEPT_SOURCE_ID.to_string(), super::rows::text(&source_id)));
             }
             rows.push(row);
         }
