@@ -9,6 +9,7 @@ mod copy_lane;
 pub mod deletes;
 pub mod drift;
 pub mod error;
+mod extract;
 mod id_filter;
 mod incremental;
 pub mod linked_targets;

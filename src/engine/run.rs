@@ -3,31 +3,28 @@
 //! the writes in batches, each batch's results and links committed in one transaction, so a
 //! run killed at any moment resumes without duplicates.
 
-use std::collections::{HashMap, HashSet};
-
-use serde_json::Value;
+use std::collections::HashSet;
 
 use super::attachments::Copier;
 use super::conflicts::{self, Conflict};
-use super::connector::{ExtractRequest, NewFiles, Record, Source, Target, Watermark};
+use super::connector::{ExtractRequest, Record, Source, Target};
 use super::deletes::Schedule;
 use super::error::EngineError;
+use super::extract::{Extracted, FirstPass};
 use super::linked_targets::LinkedTargets;
 use super::load::Loader;
 use super::lookups::EngineLookups;
 use super::plan::{plan_record, Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::review::Review;
-use super::rows::{
-    change_row, conflict_row, now_cell, record_cell, text, typed_cells, typed_paths,
-};
+use super::rows::{change_row, conflict_row};
 use super::snapshot::Snapshot;
 use super::summary::{count_settled, PipelineSummary};
 use super::sync_back::{self, BackSystems};
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
 use crate::staging::{ExtractKind, LinkedRecord, PipelineTables, Stage, Store};
-use crate::transform::{record_hash, Direction, Transformer};
+use crate::transform::{Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -250,10 +247,9 @@ fn import_pipeline(
         DeletePolicy::Ignore => None,
         _ => source.deleted_field().map(str::to_string),
     };
-    let mut deleted: HashSet<String> = HashSet::new();
 
-    // Pass 1: extract, stage, transform, stage. A pipeline with a cursor reads the changes
-    // since its watermark, then the records its last load left to retry.
+    // Pass 1 (`extract.rs`): extract, stage, transform, stage. A pipeline with a cursor reads
+    // the changes since its watermark, then the records its last load left to retry.
     let incremental = super::incremental::plan(
         pipeline,
         store,
@@ -281,124 +277,25 @@ fn import_pipeline(
             .and_then(|plan| plan.since_text())
             .as_deref(),
     )?;
-    let mut reached: Option<Watermark> = None;
-    let extracted_paths = typed_paths(pipeline, &tables, Stage::Extracted);
-    let transformed_paths = typed_paths(pipeline, &tables, Stage::Transformed);
-    let mut problems: HashMap<String, Vec<String>> = HashMap::new();
-    let id_field = source.id_field().to_string();
-    let copies_files = copier.is_some();
-    // `reading_changes`: the page comes from the read in cursor order (not a re-read by id),
-    // so its last record is where the read has got to.
-    let mut stage_page = |page: Vec<Record>, reading_changes: bool| -> Result<(), EngineError> {
-        if let (Some(plan), Some(last), true) = (&incremental, page.last(), reading_changes) {
-            reached = super::incremental::position(last, &plan.read.cursor_field, &id_field)
-                .or(reached.take());
-        }
-        // How many attachments each record holds, staged with it as `AttachmentCount`.
-        let counts = match copier.as_mut() {
-            Some(copier) => {
-                let ids: Vec<String> = page
-                    .iter()
-                    .filter_map(|r| r.get(&id_field).and_then(Value::as_str))
-                    .map(str::to_string)
-                    .collect();
-                Some(copier.list(&ids)?)
-            }
-            None => None,
-        };
-        let mut extracted_rows = Vec::with_capacity(page.len());
-        let mut transformed_rows = Vec::with_capacity(page.len());
-        for mut record in page {
-            let Some(source_id) = record
-                .get(&id_field)
-                .and_then(Value::as_str)
-                .map(str::to_string)
-            else {
-                continue;
-            };
-            if let Some(flag) = &deleted_flag {
-                if super::deletes::is_deleted(&record, flag) {
-                    deleted.insert(source_id.clone());
-                }
-            }
-            let transformed = transformer.transform(&record, &lookups);
-            if let Some(count) = counts.as_ref().and_then(|c| c.get(&source_id)) {
-                record.insert("AttachmentCount".into(), Value::from(*count));
-                summary.attachments_found += count;
-            }
-            if !transformed.problems.is_empty() {
-                problems.insert(
-                    source_id.clone(),
-                    transformed
-                        .problems
-                        .iter()
-                        .map(|p| format!("{}: {}", p.target, p.message))
-                        .collect(),
-                );
-            }
-            let mut row = vec![
-                ("run_id".to_string(), text(run_id)),
-                ("source_id".to_string(), text(&source_id)),
-                ("record".to_string(), record_cell(&record)),
-                ("staged_at".to_string(), now_cell()),
-            ];
-            row.extend(typed_cells(&record, &extracted_paths));
-            extracted_rows.push(row);
-            let mut row = vec![
-                ("run_id".to_string(), text(run_id)),
-                ("source_id".to_string(), text(&source_id)),
-                ("record".to_string(), record_cell(&transformed.record)),
-                (
-                    "record_hash".to_string(),
-                    text(&record_hash(&transformed.record)),
-                ),
-                ("staged_at".to_string(), now_cell()),
-            ];
-            row.extend(typed_cells(&transformed.record, &transformed_paths));
-            transformed_rows.push(row);
-        }
-        summary.extracted += extracted_rows.len() as u64;
-        options.progress.report(
-            &pipeline.pipeline,
-            "import",
-            ProgressStage::Extract,
-            summary.extracted,
-            None,
-        );
-        store.append(&tables, Stage::Extracted, &extracted_rows)?;
-        store.append(&tables, Stage::Transformed, &transformed_rows)?;
-        tracing::debug!(
-            records = extracted_rows.len(),
-            extracted = summary.extracted,
-            "page extracted, transformed and staged"
-        );
-        Ok(())
+    let first_pass = FirstPass {
+        pipeline,
+        source,
+        store,
+        tables: &tables,
+        run_id,
+        transformer: &transformer,
+        lookups: &lookups,
+        deleted_flag: deleted_flag.as_deref(),
+        incremental: incremental.as_ref(),
+        request: &request,
+        progress: &options.progress,
     };
-    source.extract(&request, &mut |page| stage_page(page, true))?;
-    // Files added to a record do not move the record's own cursor.
-    let files_after = match &incremental {
-        Some(plan) if copies_files => plan.files_after()?,
-        _ => None,
-    };
-    let mut new_files = match files_after {
-        Some(after) => source.records_with_new_files(&request, after)?,
-        None => NewFiles::default(),
-    };
-    let gained_files = std::mem::take(&mut new_files.records);
-    let extracted_table = tables.table(Stage::Extracted);
-    let retry = match &incremental {
-        Some(plan) => plan.retry_request(&request, gained_files, |ids| {
-            store.staged_among(&extracted_table, run_id, ids)
-        })?,
-        None => None,
-    };
-    if let Some(retry) = retry {
-        tracing::info!(
-            records = retry.ids.len(),
-            "reading again the records left to retry"
-        );
-        source.extract(&retry, &mut |page| stage_page(page, false))?;
-    }
+    let Extracted {
+        problems,
+        mut deleted,
+        reached,
+        new_files,
+    } = first_pass.run(copier.as_mut(), &mut summary)?;
     tracing::info!(
         stage = "extract",
         extracted = summary.extracted,
@@ -430,7 +327,7 @@ fn import_pipeline(
             pipeline,
             source,
             flag,
-            &extracted_table,
+            &tables.table(Stage::Extracted),
             &schedule,
         )?);
         // A read of changes whose filter leaves deleted records out asks for them apart.
