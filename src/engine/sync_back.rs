@@ -19,15 +19,21 @@
 //! about, are read by joins in staging (see `staging/back_links.rs`), never held for the
 //! whole pipeline nor looked up one record at a time.
 
+mod load;
+mod stages;
+
+use load::{link_matched, load_back_batch, LoadBatch};
+use stages::{check_stages, is_blank, stage_of};
+
 use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
 
-use super::connector::{ExtractRequest, Record, Source, Target, WriteAction, WriteRequest};
+use super::connector::{ExtractRequest, Record, Source, Target};
 use super::error::EngineError;
 use super::listing::Listing;
 use super::lookups::{id_text, EngineLookups};
-use super::plan::{get_path, set_path, subset, update_of, Action, Planned};
+use super::plan::{get_path, set_path, subset, Action, Planned};
 use super::planned_writes::{PlannedWrites, WriteSpans};
 use super::progress::Stage as ProgressStage;
 use super::review::Review;
@@ -43,7 +49,6 @@ use crate::staging::{
 use crate::transform::{
     changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
 };
-
 /// The staging tables of the sync-back direction: `<p>_back_extracted`, `_changes`, ….
 /// The listing's rows carry the source id each record keeps, when it keeps one.
 pub fn back_tables(pipeline: &Pipeline) -> PipelineTables {
@@ -292,78 +297,6 @@ pub fn listing_done(
     options: &RunOptions,
 ) -> Result<(), EngineError> {
     snapshot.listing.save(store, pipeline, options)
-}
-
-fn check_stages(pipeline: &Pipeline, stages: &StageNames) -> Result<(), EngineError> {
-    if stages.names.is_empty() {
-        return Err(config_error(pipeline, "`sync.stages.names` lists no stage"));
-    }
-    if !stages
-        .names
-        .iter()
-        .any(|n| n.eq_ignore_ascii_case(&stages.default))
-    {
-        return Err(config_error(
-            pipeline,
-            format!(
-                "`sync.stages.default` `{}` is not one of `sync.stages.names` ({})",
-                stages.default,
-                stages.names.join(", ")
-            ),
-        ));
-    }
-    Ok(())
-}
-
-fn is_blank(value: &Value) -> bool {
-    match value {
-        Value::Null => true,
-        Value::String(s) => s.trim().is_empty(),
-        _ => false,
-    }
-}
-
-/// The stage a record syncs with: the first of the stage fields with a value (a name, or a
-/// number counting the names from 1), else the default.
-pub fn stage_of(stages: &StageNames, record: &Record) -> Result<String, String> {
-    for path in &stages.halo {
-        let Some(value) = get_path(record, path).filter(|v| !is_blank(v)) else {
-            continue;
-        };
-        let number = match value {
-            Value::Number(n) => n.as_f64(),
-            Value::String(s) => s.trim().parse::<f64>().ok(),
-            _ => None,
-        };
-        if let Some(number) = number {
-            let index = number as usize;
-            if number.fract() != 0.0 || index == 0 || index > stages.names.len() {
-                return Err(format!(
-                    "stage {number} (from `{path}`) is not a position in the stage names (1 to {})",
-                    stages.names.len()
-                ));
-            }
-            return Ok(stages.names[index - 1].clone());
-        }
-        let text = id_text(value);
-        return stages
-            .names
-            .iter()
-            .find(|n| n.eq_ignore_ascii_case(text.trim()))
-            .cloned()
-            .ok_or_else(|| {
-                format!(
-                    "stage `{text}` (from `{path}`) is not one of the stage names ({})",
-                    stages.names.join(", ")
-                )
-            });
-    }
-    Ok(stages
-        .names
-        .iter()
-        .find(|n| n.eq_ignore_ascii_case(&stages.default))
-        .cloned()
-        .unwrap_or_else(|| stages.default.clone()))
 }
 
 /// A target record in source terms, the stage rule applied.
@@ -766,21 +699,6 @@ pub fn sync_back(
     Ok(summary)
 }
 
-/// Links or writes one batch of planned records (see [`link_matched`], [`load_back_batch`]),
-/// given the listing rows their records were in.
-type LoadBatch = fn(
-    &Pipeline,
-    &Snapshot,
-    &BackSystems,
-    &Store,
-    &RunOptions,
-    &Transformer,
-    &EngineLookups,
-    &[Planned],
-    Option<(i64, i64)>,
-    &mut PipelineSummary,
-) -> Result<(), EngineError>;
-
 /// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.
 struct Draft<'l> {
     planned: Planned,
@@ -789,31 +707,6 @@ struct Draft<'l> {
     /// For a record with no link (and nothing else that settles it): the source record its
     /// match keys found, if any, not yet checked against the id map.
     unlinked: Option<Option<String>>,
-}
-
-/// The source's records by id, read as the import reads them.
-fn read_back(
-    systems: &BackSystems,
-    object: &str,
-    import: &Transformer,
-    ids: Vec<String>,
-) -> Result<HashMap<String, Record>, EngineError> {
-    let mut found: HashMap<String, Record> = HashMap::new();
-    if ids.is_empty() {
-        return Ok(found);
-    }
-    let mut request = ExtractRequest::new(object, import.source_fields());
-    request.ids = ids;
-    let id_field = systems.source.id_field().to_string();
-    systems.source.extract(&request, &mut |page| {
-        for record in page {
-            if let Some(id) = record.get(&id_field).map(id_text) {
-                found.insert(id, record);
-            }
-        }
-        Ok(())
-    })?;
-    Ok(found)
 }
 
 /// The source record a not yet linked target record matches by the pipeline's
@@ -838,205 +731,6 @@ fn find_match(
     Ok(writer.find(object, &key)?.map(|(found, _)| found))
 }
 
-/// Links target records to the source records they matched, with the source's values as the
-/// last synced ones, and writes the source ids back where the pipeline keeps them.
-#[allow(clippy::too_many_arguments)]
-fn link_matched(
-    pipeline: &Pipeline,
-    snapshot: &Snapshot,
-    systems: &BackSystems,
-    store: &Store,
-    options: &RunOptions,
-    import: &Transformer,
-    lookups: &EngineLookups,
-    matched: &[Planned],
-    listed_in: Option<(i64, i64)>,
-    summary: &mut PipelineSummary,
-) -> Result<(), EngineError> {
-    let object = pipeline.salesforce.object.as_str();
-    let ids: Vec<String> = matched.iter().filter_map(|p| p.target_id.clone()).collect();
-    let found = read_back(systems, object, import, ids)?;
-    let current = snapshot.records.get_many_within(
-        store,
-        matched.iter().map(|p| p.source_id.as_str()),
-        listed_in,
-    )?;
-    let mut rows = Vec::new();
-    let mut links = Vec::new();
-    for planned in matched {
-        let Some(source_id) = &planned.target_id else {
-            continue;
-        };
-        let synced = match found.get(source_id) {
-            Some(record) => import.transform(record, lookups).record,
-            None => {
-                let mut base = Record::new();
-                imported_view(pipeline, import, lookups, &planned.after, &mut base);
-                base
-            }
-        };
-        rows.push(result_row(&options.run_id, planned, None, "linked", None));
-        links.push((
-            source_id.clone(),
-            Link {
-                target_id: planned.source_id.clone(),
-                source_hash: Some(record_hash(&synced)),
-                synced_record: Some(synced),
-                target_record: current.get(&planned.source_id).cloned(),
-            },
-        ));
-    }
-    let tables = back_tables(pipeline);
-    store.in_transaction(|store| {
-        store.append(&tables, Stage::Results, &rows)?;
-        store.save_links(&options.run_id, &pipeline.pipeline, &links)
-    })?;
-    fill_in_target(pipeline, systems, &current, matched, &links, summary);
-    Ok(())
-}
-
-/// Writes one batch to the source system, then commits its results and links together.
-#[allow(clippy::too_many_arguments)]
-fn load_back_batch(
-    pipeline: &Pipeline,
-    snapshot: &Snapshot,
-    systems: &BackSystems,
-    store: &Store,
-    options: &RunOptions,
-    import: &Transformer,
-    lookups: &EngineLookups,
-    batch: &[Planned],
-    listed_in: Option<(i64, i64)>,
-    summary: &mut PipelineSummary,
-) -> Result<(), EngineError> {
-    let object = pipeline.salesforce.object.as_str();
-    let run_id = options.run_id.as_str();
-    // What the links of the batch's updates last synced, which their new links start from:
-    // read per batch, since held for every write of a large run they were most of its memory.
-    let updated: Vec<&str> = batch
-        .iter()
-        .filter(|p| p.action == Action::Update)
-        .map(|p| p.source_id.as_str())
-        .collect();
-    let synced_bases = store.links_by_target(&pipeline.pipeline, &updated)?;
-    let requests: Vec<WriteRequest> = batch.iter().map(Planned::write_request).collect();
-    let results = systems.writer.write(object, &requests);
-    // Records just created, read back as the next import will read them.
-    let created: Vec<String> = batch
-        .iter()
-        .zip(&results)
-        .filter(|(planned, _)| planned.action == Action::Create)
-        .filter_map(|(_, result)| result.outcome.as_ref().ok().map(|(id, _)| id.clone()))
-        .collect();
-    let read_back = read_back(systems, object, import, created)?;
-    // The batch's target records as listed (and patched by the import), read together.
-    let current = snapshot.records.get_many_within(
-        store,
-        batch.iter().map(|p| p.source_id.as_str()),
-        listed_in,
-    )?;
-    let mut rows = Vec::with_capacity(batch.len());
-    let mut links = Vec::new();
-    let tables = back_tables(pipeline);
-    for (planned, result) in batch.iter().zip(results) {
-        match result.outcome {
-            Ok((source_id, sent)) => {
-                let status = summary.count_written(planned.action);
-                rows.push(result_row(run_id, planned, Some(&source_id), status, None));
-                let synced = match read_back.get(&source_id) {
-                    Some(record) => import.transform(record, lookups).record,
-                    None => {
-                        let mut base = synced_bases
-                            .get(&planned.source_id)
-                            .and_then(|(_, link)| link.synced_record.clone())
-                            .unwrap_or_default();
-                        imported_view(pipeline, import, lookups, &sent, &mut base);
-                        base
-                    }
-                };
-                links.push((
-                    source_id,
-                    Link {
-                        target_id: planned.source_id.clone(),
-                        source_hash: Some(record_hash(&synced)),
-                        synced_record: Some(synced),
-                        target_record: current.get(&planned.source_id).cloned(),
-                    },
-                ));
-            }
-            Err(message) => {
-                summary.fail(&planned.source_id, &message);
-                rows.push(result_row(run_id, planned, None, "failed", Some(&message)));
-            }
-        }
-    }
-    store.in_transaction(|store| {
-        store.append(&tables, Stage::Results, &rows)?;
-        store.save_links(run_id, &pipeline.pipeline, &links)
-    })?;
-    fill_in_target(pipeline, systems, &current, batch, &links, summary);
-    Ok(())
-}
-
-/// Completes the target records just linked to new (or matched) source records with what the
-/// source holds and they lack: the source's id where the pipeline keeps it (so matching
-/// survives the loss of the staging file) and the values the source filled in itself (an
-/// opportunity's probability from its stage). Target and last synced state then agree, and
-/// neither direction has anything to send on the next run.
-fn fill_in_target(
-    pipeline: &Pipeline,
-    systems: &BackSystems,
-    current: &HashMap<String, Record>,
-    batch: &[Planned],
-    links: &[(String, Link)],
-    summary: &mut PipelineSummary,
-) {
-    let new: HashSet<&str> = batch
-        .iter()
-        .filter(|p| matches!(p.action, Action::Create | Action::Link))
-        .map(|p| p.source_id.as_str())
-        .collect();
-    let mut requests = Vec::new();
-    let mut owners = Vec::new();
-    for (source_id, link) in links {
-        if !new.contains(link.target_id.as_str()) {
-            continue;
-        }
-        let (Some(synced), Some(current)) = (&link.synced_record, current.get(&link.target_id))
-        else {
-            continue;
-        };
-        let changes: Vec<_> = changed_fields(&projection(pipeline, current), synced)
-            .into_iter()
-            .filter(|(_, _, new)| new.as_ref().is_some_and(|v| !v.is_null()))
-            .collect();
-        if changes.is_empty() {
-            continue;
-        }
-        requests.push(WriteRequest {
-            action: WriteAction::Update {
-                target_id: link.target_id.clone(),
-            },
-            record: update_of(&changes, synced),
-        });
-        owners.push((link.target_id.clone(), source_id.clone()));
-    }
-    if requests.is_empty() {
-        return;
-    }
-    let results = systems.target.write(&entity(pipeline), &requests);
-    for ((target_id, source_id), result) in owners.into_iter().zip(results) {
-        if let Err(message) = result.outcome {
-            summary.failures.push((
-                target_id,
-                format!(
-                    "linked to {source_id}, but writing its id and values back failed: {message}"
-                ),
-            ));
-        }
-    }
-}
-
 /// The fields of a target record the pipeline maps (its import's target paths).
 fn projection(pipeline: &Pipeline, record: &Record) -> Record {
     let mut out = Record::new();
@@ -1051,30 +745,6 @@ fn projection(pipeline: &Pipeline, record: &Record) -> Record {
         }
     }
     out
-}
-
-/// Sets in `base` the target fields the import would derive from the source fields just
-/// `sent`, so the next import compares against what the source now holds.
-fn imported_view(
-    pipeline: &Pipeline,
-    import: &Transformer,
-    lookups: &EngineLookups,
-    sent: &Record,
-    base: &mut Record,
-) {
-    let view = import.transform(sent, lookups).record;
-    for mapping in &pipeline.fields {
-        let (Some(source), Some(target)) = (&mapping.salesforce, &mapping.halo) else {
-            continue;
-        };
-        if sent.contains_key(source) {
-            set_path(
-                base,
-                target,
-                get_path(&view, target).cloned().unwrap_or(Value::Null),
-            );
-        }
-    }
 }
 
 #[cfg(test)]
