@@ -25,7 +25,7 @@ use super::copy_lane::{Event, Moved, Outcome, Transfer, MAX_BATCHES_AT_THE_LANE}
 use super::error::EngineError;
 use super::id_filter::IdFilter;
 use super::summary::PipelineSummary;
-use crate::staging::{AttachmentRow, Link, ListedFile, ListedFiles, Store};
+use crate::staging::{AttachmentRow, Link, ListedFile, ListedFiles, StagedFile, Store};
 
 /// The id map pipeline that remembers a pipeline's copied attachments.
 pub fn links_pipeline(pipeline: &str) -> String {
@@ -60,6 +60,17 @@ fn copied_to<'l>(
         .and_then(Value::as_str);
     // A record recreated in the target since gets its files again.
     (on.is_none() || on == Some(target_id)).then_some(link)
+}
+
+/// How a file is described in the staging tables (all empty for a row about a record).
+fn staged_file(file: Option<&AttachmentRef>) -> StagedFile {
+    StagedFile {
+        attachment_id: file.map(|f| f.id.clone()),
+        kind: file.map(|f| f.kind.as_str().to_string()),
+        name: file.map(|f| f.name.clone()),
+        content_type: file.map(|f| f.content_type.clone()),
+        size: file.and_then(|f| f.size).map(|s| s as i64),
+    }
 }
 
 /// One record's part of this run's listing.
@@ -151,13 +162,10 @@ impl<'a> Copier<'a> {
             };
             *count += 1;
             self.with_rows.insert(&file.parent_id);
+            let staged = staged_file(Some(&file));
             rows.push(ListedFile {
                 source_id: file.parent_id,
-                attachment_id: Some(file.id),
-                kind: Some(file.kind.as_str().to_string()),
-                name: Some(file.name),
-                content_type: Some(file.content_type),
-                size: file.size.map(|size| size as i64),
+                file: staged,
                 problem: None,
             });
         }
@@ -188,19 +196,19 @@ impl<'a> Copier<'a> {
             if let Some(problem) = row.problem {
                 entry.problem.get_or_insert(problem);
             }
-            let Some(id) = row.attachment_id else {
+            let Some(id) = row.file.attachment_id else {
                 continue;
             };
             let file = AttachmentRef {
-                kind: match row.kind.as_deref() {
+                kind: match row.file.kind.as_deref() {
                     Some("file") => AttachmentKind::File,
                     _ => AttachmentKind::Attachment,
                 },
                 id,
                 parent_id: row.source_id,
-                name: row.name.unwrap_or_default(),
-                content_type: row.content_type.unwrap_or_default(),
-                size: row.size.map(|size| size as u64),
+                name: row.file.name.unwrap_or_default(),
+                content_type: row.file.content_type.unwrap_or_default(),
+                size: row.file.size.map(|size| size as u64),
             };
             // A record read twice in one run (a change, then again by id) is listed twice.
             if !entry.files.iter().any(|listed| listed.id == file.id) {
@@ -578,11 +586,7 @@ impl<'a> Copier<'a> {
         AttachmentRow {
             run_id: self.run_id.to_string(),
             source_id: source_id.to_string(),
-            attachment_id: file.map(|f| f.id.clone()),
-            kind: file.map(|f| f.kind.as_str().to_string()),
-            name: file.map(|f| f.name.clone()),
-            content_type: file.map(|f| f.content_type.clone()),
-            size: file.and_then(|f| f.size).map(|s| s as i64),
+            file: staged_file(file),
             status: status.to_string(),
             target_id: target_id.map(str::to_string),
             attachment_target_id: attachment_target_id.map(str::to_string),

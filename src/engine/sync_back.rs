@@ -22,7 +22,7 @@
 mod load;
 mod stages;
 
-use load::{link_matched, load_back_batch, LoadBatch};
+use load::{link_matched, write_batch, BackLoad, LoadBatch};
 use stages::{check_stages, is_blank, stage_of};
 
 use std::collections::{HashMap, HashSet};
@@ -663,8 +663,17 @@ pub fn sync_back(
         };
         let staged = [
             (&["link"][..], link_spans, link_matched as LoadBatch),
-            (&["create", "update"][..], write_spans, load_back_batch),
+            (&["create", "update"][..], write_spans, write_batch),
         ];
+        let back_load = BackLoad {
+            pipeline,
+            snapshot,
+            systems,
+            store,
+            options,
+            import: &import,
+            lookups: &lookups,
+        };
         for (actions, spans, load) in staged {
             let total = spans.total() as u64;
             let plan = (changes_table.as_str(), changes_rows);
@@ -672,18 +681,7 @@ pub fn sync_back(
             let mut done = 0;
             while let Some((batch, rows)) = batches.next_batch(batch_size)? {
                 done += batch.len() as u64;
-                load(
-                    pipeline,
-                    snapshot,
-                    systems,
-                    store,
-                    options,
-                    &import,
-                    &lookups,
-                    &batch,
-                    rows,
-                    &mut summary,
-                )?;
+                load(&back_load, &batch, rows, &mut summary)?;
                 options.progress.report(
                     &pipeline.pipeline,
                     "sync back",

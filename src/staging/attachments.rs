@@ -4,7 +4,8 @@
 //! until the records are loaded, so the listing of a large org is never held in memory. The
 //! scratch table is a temporary one: it goes with the connection.
 
-use duckdb::params;
+use duckdb::appender_params_from_iter;
+use duckdb::types::ToSql;
 
 use super::{StagingError, Store};
 use crate::civil;
@@ -14,17 +15,37 @@ pub fn attachments_table(pipeline: &str) -> String {
     format!("{pipeline}_attachments")
 }
 
+/// The columns that describe one file, in both tables; all empty for a row about a record's
+/// listing rather than one of its files.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StagedFile {
+    pub attachment_id: Option<String>,
+    pub kind: Option<String>,
+    pub name: Option<String>,
+    pub content_type: Option<String>,
+    pub size: Option<i64>,
+}
+
+impl StagedFile {
+    /// The file's columns, in the order both tables have them.
+    fn columns(&self) -> [&dyn ToSql; 5] {
+        [
+            &self.attachment_id,
+            &self.kind,
+            &self.name,
+            &self.content_type,
+            &self.size,
+        ]
+    }
+}
+
 /// One row of `<p>_attachments`: a file's outcome in a run, or a record's refused listing
 /// (no file).
 #[derive(Debug, Clone, Default)]
 pub struct AttachmentRow {
     pub run_id: String,
     pub source_id: String,
-    pub attachment_id: Option<String>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub content_type: Option<String>,
-    pub size: Option<i64>,
+    pub file: StagedFile,
     pub status: String,
     pub target_id: Option<String>,
     pub attachment_target_id: Option<String>,
@@ -36,11 +57,7 @@ pub struct AttachmentRow {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ListedFile {
     pub source_id: String,
-    pub attachment_id: Option<String>,
-    pub kind: Option<String>,
-    pub name: Option<String>,
-    pub content_type: Option<String>,
-    pub size: Option<i64>,
+    pub file: StagedFile,
     pub problem: Option<String>,
 }
 
@@ -90,20 +107,17 @@ impl Store {
             civil::now_millis(),
         );
         for row in rows {
-            appender.append_row(params![
-                row.run_id,
-                row.source_id,
-                row.attachment_id,
-                row.kind,
-                row.name,
-                row.content_type,
-                row.size,
-                row.status,
-                row.target_id,
-                row.attachment_target_id,
-                row.message,
-                staged_at.clone(),
-            ])?;
+            let before: [&dyn ToSql; 2] = [&row.run_id, &row.source_id];
+            let after: [&dyn ToSql; 5] = [
+                &row.status,
+                &row.target_id,
+                &row.attachment_target_id,
+                &row.message,
+                &staged_at,
+            ];
+            appender.append_row(appender_params_from_iter(
+                before.into_iter().chain(row.file.columns()).chain(after),
+            ))?;
         }
         appender.flush()?;
         Ok(())
@@ -125,16 +139,13 @@ impl ListedFiles {
         let mut seq = self.rows;
         for row in rows {
             seq += 1;
-            appender.append_row(params![
-                seq,
-                row.source_id,
-                row.attachment_id,
-                row.kind,
-                row.name,
-                row.content_type,
-                row.size,
-                row.problem,
-            ])?;
+            let before: [&dyn ToSql; 2] = [&seq, &row.source_id];
+            appender.append_row(appender_params_from_iter(
+                before
+                    .into_iter()
+                    .chain(row.file.columns())
+                    .chain([&row.problem as &dyn ToSql]),
+            ))?;
         }
         appender.flush()?;
         self.rows = seq;
@@ -164,11 +175,13 @@ impl ListedFiles {
         let rows = statement.query_map([], |row| {
             Ok(ListedFile {
                 source_id: row.get(0)?,
-                attachment_id: row.get(1)?,
-                kind: row.get(2)?,
-                name: row.get(3)?,
-                content_type: row.get(4)?,
-                size: row.get(5)?,
+                file: StagedFile {
+                    attachment_id: row.get(1)?,
+                    kind: row.get(2)?,
+                    name: row.get(3)?,
+                    content_type: row.get(4)?,
+                    size: row.get(5)?,
+                },
                 problem: row.get(6)?,
             })
         })?;
@@ -183,11 +196,13 @@ mod tests {
     fn file(source_id: &str, id: &str) -> ListedFile {
         ListedFile {
             source_id: source_id.into(),
-            attachment_id: Some(id.into()),
-            kind: Some("file".into()),
-            name: Some(format!("{id}.pdf")),
-            content_type: Some("application/pdf".into()),
-            size: Some(3),
+            file: StagedFile {
+                attachment_id: Some(id.into()),
+                kind: Some("file".into()),
+                name: Some(format!("{id}.pdf")),
+                content_type: Some("application/pdf".into()),
+                size: Some(3),
+            },
             problem: None,
         }
     }
@@ -212,12 +227,13 @@ mod tests {
             .unwrap();
         assert!(!listed.is_empty());
         let ids = |rows: Vec<ListedFile>| -> Vec<Option<String>> {
-            rows.into_iter().map(|r| r.attachment_id).collect()
+            rows.into_iter().map(|r| r.file.attachment_id).collect()
         };
         assert_eq!(
             ids(listed.of(&store, &["a", "c"]).unwrap()),
             [Some("1".to_string()), Some("3".to_string())]
         );
+        assert_eq!(listed.of(&store, &["b"]).unwrap(), [file("b", "2")]);
         assert_eq!(listed.of(&store, &["o'brien"]).unwrap(), [refused]);
         // A new run's listing starts empty; the results table is kept.
         store
@@ -226,8 +242,11 @@ mod tests {
                 &[AttachmentRow {
                     run_id: "r1".into(),
                     source_id: "a".into(),
+                    file: file("a", "1").file,
                     status: "copied".into(),
-                    ..AttachmentRow::default()
+                    target_id: Some("7".into()),
+                    attachment_target_id: Some("70".into()),
+                    message: None,
                 }],
             )
             .unwrap();
@@ -238,10 +257,31 @@ mod tests {
             ids(listed.of(&store, &["b"]).unwrap()),
             [Some("9".to_string())]
         );
-        let kept: i64 = store
+        let kept: (String, String, i64, String, String) = store
             .connection()
-            .query_row("SELECT count(*) FROM p_attachments", [], |row| row.get(0))
+            .query_row(
+                "SELECT name, content_type, size, status, attachment_target_id FROM p_attachments",
+                [],
+                |row| {
+                    Ok((
+                        row.get(0)?,
+                        row.get(1)?,
+                        row.get(2)?,
+                        row.get(3)?,
+                        row.get(4)?,
+                    ))
+                },
+            )
             .unwrap();
-        assert_eq!(kept, 1);
+        assert_eq!(
+            kept,
+            (
+                "1.pdf".into(),
+                "application/pdf".into(),
+                3,
+                "copied".into(),
+                "70".into()
+            )
+        );
     }
 }

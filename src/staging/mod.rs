@@ -22,7 +22,7 @@ mod tables;
 mod values;
 mod watermarks;
 
-pub use attachments::{attachments_table, AttachmentRow, ListedFile, ListedFiles};
+pub use attachments::{attachments_table, AttachmentRow, ListedFile, ListedFiles, StagedFile};
 pub use back_links::{ListingCounts, RelinkCandidate, KEPT_SOURCE_ID};
 pub use diff::{DiffRow, StagedRun};
 pub use error::StagingError;

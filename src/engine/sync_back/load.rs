@@ -20,20 +20,23 @@ use crate::engine::summary::PipelineSummary;
 use crate::staging::{Link, Stage, Store};
 use crate::transform::{changed_fields, record_hash, Transformer};
 
-/// Links or writes one batch of planned records (see [`link_matched`], [`load_back_batch`]),
-/// given the listing rows their records were in.
-pub(super) type LoadBatch = fn(
-    &Pipeline,
-    &Snapshot,
-    &BackSystems,
-    &Store,
-    &RunOptions,
-    &Transformer,
-    &EngineLookups,
-    &[Planned],
-    Option<(i64, i64)>,
-    &mut PipelineSummary,
-) -> Result<(), EngineError>;
+/// What the sync back's writes need, for one pipeline's run.
+#[derive(Clone, Copy)]
+pub(super) struct BackLoad<'a> {
+    pub pipeline: &'a Pipeline,
+    pub snapshot: &'a Snapshot,
+    pub systems: &'a BackSystems<'a>,
+    pub store: &'a Store,
+    pub options: &'a RunOptions,
+    /// The import's transform: what the next import will read from a written record.
+    pub import: &'a Transformer,
+    pub lookups: &'a EngineLookups<'a>,
+}
+
+/// Links or writes one batch of planned records ([`link_matched`] or [`write_batch`]), given
+/// the listing rows their records were in.
+pub(super) type LoadBatch =
+    fn(&BackLoad, &[Planned], Option<(i64, i64)>, &mut PipelineSummary) -> Result<(), EngineError>;
 
 /// The source's records by id, read as the import reads them.
 pub(super) fn read_back(
@@ -62,19 +65,21 @@ pub(super) fn read_back(
 
 /// Links target records to the source records they matched, with the source's values as the
 /// last synced ones, and writes the source ids back where the pipeline keeps them.
-#[allow(clippy::too_many_arguments)]
 pub(super) fn link_matched(
-    pipeline: &Pipeline,
-    snapshot: &Snapshot,
-    systems: &BackSystems,
-    store: &Store,
-    options: &RunOptions,
-    import: &Transformer,
-    lookups: &EngineLookups,
+    load: &BackLoad,
     matched: &[Planned],
     listed_in: Option<(i64, i64)>,
     summary: &mut PipelineSummary,
 ) -> Result<(), EngineError> {
+    let BackLoad {
+        pipeline,
+        snapshot,
+        systems,
+        store,
+        options,
+        import,
+        lookups,
+    } = *load;
     let object = pipeline.salesforce.object.as_str();
     let ids: Vec<String> = matched.iter().filter_map(|p| p.target_id.clone()).collect();
     let found = read_back(systems, object, import, ids)?;
@@ -118,19 +123,21 @@ pub(super) fn link_matched(
 }
 
 /// Writes one batch to the source system, then commits its results and links together.
-#[allow(clippy::too_many_arguments)]
-pub(super) fn load_back_batch(
-    pipeline: &Pipeline,
-    snapshot: &Snapshot,
-    systems: &BackSystems,
-    store: &Store,
-    options: &RunOptions,
-    import: &Transformer,
-    lookups: &EngineLookups,
+pub(super) fn write_batch(
+    load: &BackLoad,
     batch: &[Planned],
     listed_in: Option<(i64, i64)>,
     summary: &mut PipelineSummary,
 ) -> Result<(), EngineError> {
+    let BackLoad {
+        pipeline,
+        snapshot,
+        systems,
+        store,
+        options,
+        import,
+        lookups,
+    } = *load;
     let object = pipeline.salesforce.object.as_str();
     let run_id = options.run_id.as_str();
     // What the links of the batch's updates last synced, which their new links start from:
