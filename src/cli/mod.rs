@@ -13,6 +13,7 @@ mod runs;
 mod sandbox;
 mod schema;
 mod sql;
+mod summary;
 mod validate;
 mod watch;
 

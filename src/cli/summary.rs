@@ -1,0 +1,276 @@
+//! What `etl run`, `etl plan` and `etl apply` print besides `--json`: the summary table per
+//! pipeline and direction with each failed record and conflict, the attachments' outcomes, the
+//! plan's review table, and the Salesforce calls applying a plan will use.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+
+use crate::config;
+use crate::engine::{Mode, PipelineSummary};
+use crate::staging::Store;
+
+pub(super) fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
+    let mut table = Table::new();
+    table.load_preset(UTF8_FULL_CONDENSED);
+    match mode {
+        Mode::Load => {
+            table.set_header([
+                "pipeline",
+                "direction",
+                "extracted",
+                "created",
+                "updated",
+                "unchanged",
+                "linked",
+                "skipped",
+                "removed",
+                "failed",
+                "API calls (SF/Halo)",
+            ]);
+            for s in summaries {
+                table.add_row([
+                    s.pipeline.clone(),
+                    s.direction.to_string(),
+                    s.extracted.to_string(),
+                    s.created.to_string(),
+                    s.updated.to_string(),
+                    s.unchanged.to_string(),
+                    s.linked.to_string(),
+                    s.skipped.to_string(),
+                    (s.deleted + s.deactivated).to_string(),
+                    s.failed.to_string(),
+                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
+                ]);
+            }
+        }
+        Mode::Plan => {
+            table.set_header([
+                "pipeline",
+                "direction",
+                "extracted",
+                "create",
+                "update",
+                "unchanged",
+                "link",
+                "skip",
+                "remove",
+                "API calls (SF/Halo)",
+            ]);
+            for s in summaries {
+                table.add_row([
+                    s.pipeline.clone(),
+                    s.direction.to_string(),
+                    s.extracted.to_string(),
+                    s.planned_creates.to_string(),
+                    s.planned_updates.to_string(),
+                    s.unchanged.to_string(),
+                    s.linked.to_string(),
+                    s.skipped.to_string(),
+                    s.planned_removals.to_string(),
+                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
+                ]);
+            }
+        }
+    }
+    println!("{table}");
+}
+
+/// A pipeline's attachments, under the summary: found, copied, already there, skipped (with
+/// the reason, once) and failed (per record, with the system's message).
+pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode) {
+    let any = s.attachments_found
+        + s.attachments_copied
+        + s.attachments_unchanged
+        + s.attachments_skipped
+        + s.attachments_failed;
+    if any == 0 {
+        return;
+    }
+    if mode == Mode::Plan {
+        eprintln!("{}: {} attachments found", s.pipeline, s.attachments_found);
+        return;
+    }
+    eprintln!(
+        "{}: attachments: {} found, {} copied, {} already copied, {} skipped, {} failed",
+        s.pipeline,
+        s.attachments_found,
+        s.attachments_copied,
+        s.attachments_unchanged,
+        s.attachments_skipped,
+        s.attachments_failed
+    );
+    for note in &s.attachment_notes {
+        eprintln!("{}: attachments skipped: {note}", s.pipeline);
+    }
+    for (id, message) in s.attachment_failures.iter().take(20) {
+        eprintln!("attachment failed {} {id}: {message}", s.pipeline);
+    }
+}
+
+/// The staging tables' prefix of a summary's direction: `<p>` or `<p>_back`.
+pub(super) fn tables_of(summary: &PipelineSummary) -> String {
+    match summary.direction {
+        "sync back" => format!("{}_back", summary.pipeline),
+        _ => summary.pipeline.clone(),
+    }
+}
+
+/// Rows shown per pipeline in the plan's review table; the rest are in `<p>_changes`.
+pub(super) const REVIEW_ROWS: usize = 50;
+
+/// The plan's review table, like the guide's review screen: one row per record that would
+/// change, with its action, a label, and the changed fields as before → after.
+pub(super) fn print_review(store: &Store, run_id: &str, summaries: &[PipelineSummary]) {
+    for summary in summaries {
+        let pending = summary.planned_creates
+            + summary.planned_updates
+            + summary.linked
+            + summary.skipped
+            + summary.planned_removals;
+        if pending == 0 {
+            continue;
+        }
+        // `AttachmentCount` is staged in the extracted record when the pipeline copies them.
+        let sql = format!(
+            "SELECT c.source_id, c.action, coalesce(c.reason, ''), c.changed_fields::VARCHAR, c.after::VARCHAR,
+                    (SELECT json_extract_string(e.record, '$.AttachmentCount') FROM \"{p}_extracted\" e
+                     WHERE e.run_id = c.run_id AND e.source_id = c.source_id LIMIT 1)
+             FROM \"{p}_changes\" c WHERE c.run_id = ? AND c.action <> 'unchanged' ORDER BY c.rowid LIMIT {}",
+            REVIEW_ROWS,
+            p = tables_of(summary)
+        );
+        let Ok(mut statement) = store.connection().prepare(&sql) else {
+            continue;
+        };
+        let rows = statement.query_map([run_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, Option<String>>(3)?,
+                row.get::<_, Option<String>>(4)?,
+                row.get::<_, Option<String>>(5)?,
+            ))
+        });
+        let Ok(rows) = rows else { continue };
+        let mut table = Table::new();
+        table.load_preset(UTF8_FULL_CONDENSED);
+        let back = summary.direction == "sync back";
+        table.set_header([
+            if back { "Halo id" } else { "Salesforce Id" },
+            "action",
+            "record",
+            "AttachmentCount",
+            "changes",
+            "reason",
+        ]);
+        for (source_id, action, reason, changes, after, attachment_count) in rows.flatten() {
+            let after: serde_json::Value = after
+                .and_then(|a| serde_json::from_str(&a).ok())
+                .unwrap_or_default();
+            let label = [
+                "name",
+                "summary",
+                "emailaddress",
+                "note",
+                "Name",
+                "Subject",
+                "LastName",
+                "CommentBody",
+            ]
+            .iter()
+            .find_map(|key| after.get(*key).and_then(|v| v.as_str()))
+            .unwrap_or_default();
+            let changes: Vec<serde_json::Value> = changes
+                .and_then(|c| serde_json::from_str(&c).ok())
+                .unwrap_or_default();
+            let described: Vec<String> = changes
+                .iter()
+                .take(4)
+                .map(|change| {
+                    let show = |v: &serde_json::Value| match v {
+                        serde_json::Value::Null => "∅".to_string(),
+                        serde_json::Value::String(s) => truncate(s, 24),
+                        other => truncate(&other.to_string(), 24),
+                    };
+                    format!(
+                        "{}: {} → {}",
+                        change["field"].as_str().unwrap_or_default(),
+                        show(&change["before"]),
+                        show(&change["after"])
+                    )
+                })
+                .collect();
+            let more = changes.len().saturating_sub(4);
+            let mut changes_text = described.join("\n");
+            if more > 0 {
+                changes_text.push_str(&format!("\n… {more} more"));
+            }
+            table.add_row([
+                source_id,
+                action,
+                truncate(label, 32),
+                attachment_count.unwrap_or_else(|| "–".into()),
+                changes_text,
+                truncate(&reason, 60),
+            ]);
+        }
+        println!("{} ({})", summary.pipeline, summary.direction);
+        println!("{table}");
+        if pending as usize > REVIEW_ROWS {
+            let tables = tables_of(summary);
+            println!(
+                "… {} more in {tables}_changes (etl sql \"SELECT * FROM {tables}_changes WHERE run_id = '{run_id}'\")",
+                pending as usize - REVIEW_ROWS,
+            );
+        }
+    }
+}
+
+pub(super) fn truncate(text: &str, limit: usize) -> String {
+    if text.chars().count() <= limit {
+        return text.to_string();
+    }
+    let cut: String = text.chars().take(limit.saturating_sub(1)).collect();
+    format!("{cut}…")
+}
+
+/// Salesforce API calls a load of this plan is expected to use, counted the way the engine
+/// makes them: per pipeline the describe, the import's query pages (2,000 records each) and,
+/// when it copies attachments, two listing queries per 200 records and one call per file; sync
+/// back's writes (200 per Collections call) and the read-back of what it creates.
+pub(super) fn estimated_salesforce_calls(
+    pipelines: &[config::Pipeline],
+    default_attachments: bool,
+    summaries: &[PipelineSummary],
+) -> u64 {
+    let mut calls = 0;
+    for s in summaries {
+        let Some(pipeline) = pipelines.iter().find(|p| p.pipeline == s.pipeline) else {
+            continue;
+        };
+        calls += match s.direction {
+            "sync back" => {
+                (s.planned_creates + s.planned_updates).div_ceil(200)
+                    + s.planned_creates.div_ceil(200)
+            }
+            _ => {
+                let mut import = s.extracted.div_ceil(2000).max(1);
+                if pipeline.attachments.unwrap_or(default_attachments) {
+                    import += 2 * s.extracted.div_ceil(200);
+                    // Halo holds files on tickets only; each is one read of its body.
+                    if matches!(
+                        pipeline.halo.entity,
+                        config::model::HaloEntity::Tickets
+                            | config::model::HaloEntity::Opportunities
+                    ) {
+                        import += s.attachments_found;
+                    }
+                }
+                import
+            }
+        };
+    }
+    let mut names: Vec<&str> = summaries.iter().map(|s| s.pipeline.as_str()).collect();
+    names.dedup();
+    calls + names.len() as u64
+}
