@@ -3,12 +3,12 @@
 //! batch, handed to the copy lane (`copy_lane.rs`: a thread that copies the batches' files on
 //! `defaults.in_flight` workers while the load goes on with the next batches; at most two
 //! batches wait for it). This file is the load's side: which files of a batch need copying,
-//! and the staging of every outcome as it arrives (between the load's own batches, and while it
-//! waits for the lane), because the staging store is not shared between threads. Every copied file is
-//! remembered in the id map under `<pipeline>:attachments` (source file id → target attachment
-//! id), so a rerun never uploads it twice. What happens to each file is staged in
-//! `<pipeline>_attachments`; a refused listing or a failed copy is reported per record with the
-//! system's own message, and the run goes on.
+//! and the staging of every outcome as it arrives (between the load's own batches, and while
+//! it waits for the lane), because the staging store is not shared between threads. Every
+//! copied file is remembered in the id map under `<pipeline>:attachments` (source file id →
+//! target attachment id), so a rerun never uploads it twice. What happens to each file is
+//! staged in `<pipeline>_attachments`; a refused listing or a failed copy is reported per
+//! record with the system's own message, and the run goes on.
 //!
 //! Memory stays flat as the org grows: the listing waits for the load in a scratch table
 //! (`<pipeline>_listed_files`, dropped with the connection), and each batch reads back only its
@@ -30,11 +30,6 @@ use crate::staging::{AttachmentRow, Link, ListedFile, ListedFiles, StagedFile, S
 /// The id map pipeline that remembers a pipeline's copied attachments.
 pub fn links_pipeline(pipeline: &str) -> String {
     format!("{pipeline}:attachments")
-}
-
-/// The staging table of a pipeline's attachment results.
-pub fn table_name(pipeline: &str) -> String {
-    crate::staging::attachments_table(pipeline)
 }
 
 /// The id map key of one file on one record: the attachment id for classic attachments (each

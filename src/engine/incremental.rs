@@ -79,7 +79,7 @@ pub(super) fn plan(
     let retry = match &stored {
         Some(mark) => store.unsettled_sources(
             results_table,
-            &super::attachments::table_name(&pipeline.pipeline),
+            &crate::staging::attachments_table(&pipeline.pipeline),
             &mark.run_id,
         )?,
         None => Vec::new(),
