@@ -11,6 +11,7 @@ pub mod drift;
 pub mod error;
 mod extract;
 mod id_filter;
+mod import_plan;
 mod incremental;
 pub mod linked_targets;
 pub mod listing;

@@ -6,15 +6,15 @@
 use std::collections::HashSet;
 
 use super::attachments::Copier;
-use super::conflicts::{self, Conflict};
 use super::connector::{ExtractRequest, Record, Source, Target};
 use super::deletes::Schedule;
 use super::error::EngineError;
 use super::extract::{Extracted, FirstPass};
+use super::import_plan::ImportPlanner;
 use super::linked_targets::LinkedTargets;
 use super::load::Loader;
 use super::lookups::EngineLookups;
-use super::plan::{plan_record, Action, PlanContext, Planned};
+use super::plan::{Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::review::Review;
 use super::rows::{change_row, conflict_row};
@@ -23,7 +23,7 @@ use super::summary::{count_settled, PipelineSummary};
 use super::sync_back::{self, BackSystems};
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
-use crate::staging::{ExtractKind, LinkedRecord, PipelineTables, Stage, Store};
+use crate::staging::{ExtractKind, PipelineTables, Stage, Store};
 use crate::transform::{Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
@@ -363,14 +363,6 @@ fn import_pipeline(
     let plan_chunk = options.batch_size.max(1) * BATCHES_PER_PLAN_CHUNK;
     let mut planned_writes: Vec<Planned> = Vec::new();
     let mut settled: Vec<Planned> = Vec::new();
-    // Conflicts can only arise on fields that flow both ways.
-    let synced_paths: HashSet<String> = pipeline
-        .fields
-        .iter()
-        .filter(|m| m.sync_back && m.salesforce.is_some())
-        .filter_map(|m| m.halo.clone())
-        .collect();
-    let policy = pipeline.sync.conflicts.unwrap_or_default();
     let mut change_rows = Vec::new();
     let mut planned_count: u64 = 0;
     let transformed_table = tables.table(Stage::Transformed);
@@ -378,81 +370,18 @@ fn import_pipeline(
     if let Some(range) = staged {
         store.stage_run_links(&transformed_table, run_id, &pipeline.pipeline, range)?;
     }
-    // The plan of the records staged in row ids `from..to`, each held to the reviewed plan
-    // (`etl apply`), its conflicts added to `conflicts`.
-    let plan_rows = |from: i64,
-                     to: i64,
-                     mut snapshot: Option<&mut Snapshot>,
-                     conflicts: &mut Vec<Conflict>|
-     -> Result<Vec<Planned>, EngineError> {
-        let chunk = store.linked_records(&transformed_table, run_id, from, to)?;
-        let mut plans = Vec::with_capacity(chunk.len());
-        for LinkedRecord {
-            source_id,
-            record: after,
-            record_hash: staged_hash,
-            link,
-        } in chunk
-        {
-            if deleted.contains(&source_id) {
-                continue;
-            }
-            let record_problems = problems.get(&source_id).cloned().unwrap_or_default();
-            let mut planned = plan_record(
-                &context,
-                &source_id,
-                after,
-                staged_hash,
-                &record_problems,
-                link.as_ref(),
-            )?;
-            super::deletes::settle_marked(&mut planned, link.as_ref(), target, &entity);
-            if let Some(selected) = &selected {
-                if !selected.contains(&source_id) && planned.action != Action::Unchanged {
-                    planned.action = Action::Skip;
-                    planned.reason = Some("deselected".into());
-                    planned.write = None;
-                }
-            }
-            plans.push(planned);
-        }
-        if let Some(snapshot) = snapshot.as_deref_mut() {
-            // The target records the chunk's conflict checks compare with, read together.
-            snapshot.records.keep_many(
-                store,
-                plans
-                    .iter()
-                    .filter_map(|p| conflicts::conflict_check_target(p, &synced_paths)),
-            )?;
-            for planned in &mut plans {
-                let found =
-                    conflicts::settle_conflicts(planned, snapshot, store, &synced_paths, policy)?;
-                conflicts.extend(found);
-            }
-        }
-        if let Some(review) = &review {
-            for planned in &mut plans {
-                review.hold(planned);
-            }
-        }
-        Ok(plans)
-    };
-    // The removals of the records deleted in the source, held to the reviewed plan.
-    let plan_removals = || -> Result<Vec<Planned>, EngineError> {
-        let deleted_links = store.link_heads_of(&pipeline.pipeline, &deleted)?;
-        let mut ids: Vec<&String> = deleted.iter().collect();
-        ids.sort();
-        Ok(ids
-            .into_iter()
-            .map(|source_id| {
-                let mut planned =
-                    super::deletes::plan(delete_policy, source_id, deleted_links.get(source_id));
-                if let Some(review) = &review {
-                    review.hold(&mut planned);
-                }
-                planned
-            })
-            .collect())
+    let planner = ImportPlanner {
+        store,
+        transformed_table: &transformed_table,
+        run_id,
+        pipeline,
+        context: &context,
+        entity: &entity,
+        deleted: &deleted,
+        problems: &problems,
+        selected: selected.as_ref(),
+        review: review.as_ref(),
+        delete_policy,
     };
     let chunks = || {
         let (first, last) = staged.unwrap_or((0, -1));
@@ -468,11 +397,12 @@ fn import_pipeline(
         (Some(review), Mode::Load) => {
             let mut conflicts = Vec::new();
             for (from, to) in chunks() {
-                let plans = plan_rows(from, to, snapshot.as_deref_mut(), &mut conflicts)?;
+                let plans = planner.plan_rows(from, to, snapshot.as_deref_mut(), &mut conflicts)?;
                 let rows: Vec<_> = plans.iter().map(|p| change_row(run_id, p)).collect();
                 store.append(&tables, Stage::Changes, &rows)?;
             }
-            let rows: Vec<_> = plan_removals()?
+            let rows: Vec<_> = planner
+                .plan_removals()?
                 .iter()
                 .map(|p| change_row(run_id, p))
                 .collect();
@@ -491,7 +421,8 @@ fn import_pipeline(
             _ => None,
         };
         for (from, to) in chunks() {
-            let chunk_plans = plan_rows(from, to, snapshot.as_deref_mut(), &mut summary.conflicts)?;
+            let chunk_plans =
+                planner.plan_rows(from, to, snapshot.as_deref_mut(), &mut summary.conflicts)?;
             let chunk_len = chunk_plans.len();
             for planned in chunk_plans {
                 if !checked_first {
@@ -538,7 +469,7 @@ fn import_pipeline(
             }
         }
         store.drop_scratch("run_links")?;
-        for planned in plan_removals()? {
+        for planned in planner.plan_removals()? {
             if !checked_first {
                 change_rows.push(change_row(run_id, &planned));
             }
