@@ -20,12 +20,14 @@
 //! whole pipeline nor looked up one record at a time.
 
 mod load;
+mod plan;
 mod stages;
 
 use load::{link_matched, write_batch, BackLoad, LoadBatch};
+use plan::{BackPlanner, Draft};
 use stages::{check_stages, is_blank, stage_of};
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde_json::{Map, Value};
 
@@ -33,7 +35,7 @@ use super::connector::{ExtractRequest, Record, Source, Target};
 use super::error::EngineError;
 use super::listing::Listing;
 use super::lookups::{id_text, EngineLookups};
-use super::plan::{get_path, set_path, subset, Action, Planned};
+use super::plan::{get_path, set_path, Action};
 use super::planned_writes::{PlannedWrites, WriteSpans};
 use super::progress::Stage as ProgressStage;
 use super::review::Review;
@@ -46,9 +48,7 @@ use crate::config::model::{Lookup, Pipeline, StageNames};
 use crate::staging::{
     Column, ColumnType, GatheredRows, Link, PipelineTables, Stage, Store, KEPT_SOURCE_ID,
 };
-use crate::transform::{
-    changed_fields, record_hash, Direction, FieldProblem, Transformed, Transformer,
-};
+use crate::transform::{changed_fields, Direction, FieldProblem, Transformed, Transformer};
 /// The staging tables of the sync-back direction: `<p>_back_extracted`, `_changes`, ….
 /// The listing's rows carry the source id each record keeps, when it keeps one.
 pub fn back_tables(pipeline: &Pipeline) -> PipelineTables {
@@ -363,18 +363,8 @@ pub fn sync_back(
         Transformer::new(pipeline, Direction::SyncBack).map_err(|e| config_error(pipeline, e))?;
     let import =
         Transformer::new(pipeline, Direction::Import).map_err(|e| config_error(pipeline, e))?;
-    let stages = pipeline.sync.stages.as_ref();
     let lookups = EngineLookups::new(store, systems.target);
     let run_id = options.run_id.as_str();
-    // Target path of each field written back, to honour conflicts held by the import.
-    let mut path_of: HashMap<String, String> = back
-        .field_pairs()
-        .into_iter()
-        .map(|(target_path, source_field)| (source_field, target_path))
-        .collect();
-    if let Some(stages) = stages {
-        path_of.remove(&stages.salesforce);
-    }
     // No link is held for the whole entity: one join puts the listed records' links in
     // listing order, and each chunk of the snapshot reads its own (see `back_links.rs`).
     let records = &snapshot.records;
@@ -385,7 +375,7 @@ pub fn sync_back(
         store.stage_back_links(&records.table, &records.run_id, &pipeline.pipeline, rows)?;
     }
 
-    let object = pipeline.salesforce.object.as_str();
+    let planner = BackPlanner::new(pipeline, options, snapshot, systems, &back, &lookups);
     let mut matched_ids: HashSet<String> = HashSet::new();
     // Writes and links are staged as plan rows and read back by the load: here only how many
     // each chunk planned, and where its records were listed.
@@ -419,77 +409,7 @@ pub fn sync_back(
                 continue;
             };
             let record = &record;
-            let linked = links.get(id);
-            let mut planned = Planned {
-                source_id: id.clone(),
-                action: Action::Skip,
-                target_id: linked.map(|(source_id, _)| source_id.clone()),
-                reason: None,
-                changes: Vec::new(),
-                before: None,
-                after: Record::new(),
-                write: None,
-                hash: String::new(),
-                matched: None,
-            };
-            let mut unlinked = None;
-            let deselected = (!options.select.is_empty()
-                && !options
-                    .select
-                    .iter()
-                    .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
-                || options
-                    .exclude
-                    .iter()
-                    .any(|s| s == id || Some(s) == planned.target_id.as_ref());
-            if let Some(reason) = snapshot.switched_off.get(id) {
-                planned.reason = Some(reason.clone());
-            } else if deselected {
-                planned.reason = Some("deselected".into());
-            } else {
-                let transformed = backwards(&back, stages, record, &lookups);
-                planned.after = transformed.record;
-                planned.hash = record_hash(&planned.after);
-                if !transformed.problems.is_empty() {
-                    let problems: Vec<String> =
-                        transformed.problems.iter().map(|p| p.to_string()).collect();
-                    planned.reason = Some(problems.join("; "));
-                } else if let Some((_, link)) = linked {
-                    let nothing_synced = Record::new();
-                    let base = link.synced_record.as_ref().unwrap_or(&nothing_synced);
-                    let before = backwards(&back, stages, base, &lookups).record;
-                    let changes: Vec<_> = changed_fields(&before, &planned.after)
-                        .into_iter()
-                        .filter(|(field, _, _)| {
-                            path_of.get(field).is_none_or(|path| {
-                                !snapshot.held.contains(&(id.clone(), path.clone()))
-                            })
-                        })
-                        .collect();
-                    planned.before = Some(before);
-                    if changes.is_empty() {
-                        planned.action = Action::Unchanged;
-                    } else if !settings.update {
-                        planned.reason = Some("changed, but `sync_back.update` is off".into());
-                    } else {
-                        planned.action = Action::Update;
-                        planned.write = Some(subset(&changes));
-                        planned.changes = changes;
-                    }
-                } else {
-                    unlinked = Some(find_match(
-                        settings,
-                        &planned.after,
-                        systems.writer,
-                        object,
-                    )?);
-                }
-            }
-            drafts.push(Draft {
-                planned,
-                linked,
-                unlinked,
-            });
+            drafts.push(planner.draft(id, record, links.get(id))?);
         }
         let found: Vec<&String> = drafts
             .iter()
@@ -695,38 +615,6 @@ pub fn sync_back(
     summary.source_api_calls = systems.writer.api_calls() - writer_calls;
     summary.target_api_calls = systems.reader.api_calls() - reader_calls + snapshot.api_calls;
     Ok(summary)
-}
-
-/// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.
-struct Draft<'l> {
-    planned: Planned,
-    /// Its link: (source id, link).
-    linked: Option<&'l (String, Link)>,
-    /// For a record with no link (and nothing else that settles it): the source record its
-    /// match keys found, if any, not yet checked against the id map.
-    unlinked: Option<Option<String>>,
-}
-
-/// The source record a not yet linked target record matches by the pipeline's
-/// `sync_back.match` fields. Whether it is linked already (to another record, or earlier in
-/// this run) is for the caller to check.
-fn find_match(
-    settings: &crate::config::model::SyncBack,
-    after: &Record,
-    writer: &dyn Target,
-    object: &str,
-) -> Result<Option<String>, EngineError> {
-    if settings.match_on.is_empty() {
-        return Ok(None);
-    }
-    let mut key = Vec::new();
-    for field in &settings.match_on {
-        match after.get(field) {
-            Some(value) if !is_blank(value) => key.push((field.clone(), value.clone())),
-            _ => return Ok(None),
-        }
-    }
-    Ok(writer.find(object, &key)?.map(|(found, _)| found))
 }
 
 /// The fields of a target record the pipeline maps (its import's target paths).

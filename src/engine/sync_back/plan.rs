@@ -1,0 +1,178 @@
+//! A listed target record planned for the sync back, up to the search for a source record its
+//! match keys find: left as it is when Halo's "don't sync" switch or the selection says so;
+//! otherwise turned backwards and, when linked, compared with the last synced values turned the
+//! same way (an update of the fields changed on the target side, or unchanged); when not linked,
+//! the source record its `sync_back.match` fields find, if any.
+
+use std::collections::HashMap;
+
+use super::stages::is_blank;
+use super::{backwards, BackSystems};
+use crate::config::model::{Pipeline, StageNames, SyncBack};
+use crate::engine::connector::Record;
+use crate::engine::error::EngineError;
+use crate::engine::lookups::EngineLookups;
+use crate::engine::plan::{subset, Action, Planned};
+use crate::engine::run::RunOptions;
+use crate::engine::snapshot::Snapshot;
+use crate::staging::Link;
+use crate::transform::{changed_fields, record_hash, Transformer};
+
+/// A snapshot record planned up to the match search, in [`sync_back`]'s chunk.
+pub(super) struct Draft<'l> {
+    pub planned: Planned,
+    /// Its link: (source id, link).
+    pub linked: Option<&'l (String, Link)>,
+    /// For a record with no link (and nothing else that settles it): the source record its
+    /// match keys found, if any, not yet checked against the id map.
+    pub unlinked: Option<Option<String>>,
+}
+
+/// What planning the sync back's records needs, for one pipeline's run.
+pub(super) struct BackPlanner<'a> {
+    pipeline: &'a Pipeline,
+    options: &'a RunOptions,
+    snapshot: &'a Snapshot,
+    systems: &'a BackSystems<'a>,
+    /// The sync back's transform.
+    back: &'a Transformer,
+    stages: Option<&'a StageNames>,
+    lookups: &'a EngineLookups<'a>,
+    /// The target path of each field written back (source field → target path), to honour
+    /// the conflicts the import held.
+    path_of: HashMap<String, String>,
+}
+
+impl<'a> BackPlanner<'a> {
+    pub fn new(
+        pipeline: &'a Pipeline,
+        options: &'a RunOptions,
+        snapshot: &'a Snapshot,
+        systems: &'a BackSystems<'a>,
+        back: &'a Transformer,
+        lookups: &'a EngineLookups<'a>,
+    ) -> BackPlanner<'a> {
+        let stages = pipeline.sync.stages.as_ref();
+        let mut path_of: HashMap<String, String> = back
+            .field_pairs()
+            .into_iter()
+            .map(|(target_path, source_field)| (source_field, target_path))
+            .collect();
+        if let Some(stages) = stages {
+            path_of.remove(&stages.salesforce);
+        }
+        BackPlanner {
+            pipeline,
+            options,
+            snapshot,
+            systems,
+            back,
+            stages,
+            lookups,
+            path_of,
+        }
+    }
+
+    fn settings(&self) -> &'a SyncBack {
+        &self.pipeline.sync.sync_back
+    }
+
+    /// The listed record `id` planned up to the match search; `linked` is its link (source
+    /// id, link), if it has one.
+    pub fn draft<'l>(
+        &self,
+        id: &String,
+        record: &Record,
+        linked: Option<&'l (String, Link)>,
+    ) -> Result<Draft<'l>, EngineError> {
+        let mut planned = Planned {
+            source_id: id.clone(),
+            action: Action::Skip,
+            target_id: linked.map(|(source_id, _)| source_id.clone()),
+            reason: None,
+            changes: Vec::new(),
+            before: None,
+            after: Record::new(),
+            write: None,
+            hash: String::new(),
+            matched: None,
+        };
+        let mut unlinked = None;
+        let deselected = (!self.options.select.is_empty()
+            && !self
+                .options
+                .select
+                .iter()
+                .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
+            || self
+                .options
+                .exclude
+                .iter()
+                .any(|s| s == id || Some(s) == planned.target_id.as_ref());
+        if let Some(reason) = self.snapshot.switched_off.get(id) {
+            planned.reason = Some(reason.clone());
+        } else if deselected {
+            planned.reason = Some("deselected".into());
+        } else {
+            let transformed = backwards(self.back, self.stages, record, self.lookups);
+            planned.after = transformed.record;
+            planned.hash = record_hash(&planned.after);
+            if !transformed.problems.is_empty() {
+                let problems: Vec<String> =
+                    transformed.problems.iter().map(|p| p.to_string()).collect();
+                planned.reason = Some(problems.join("; "));
+            } else if let Some((_, link)) = linked {
+                let nothing_synced = Record::new();
+                let base = link.synced_record.as_ref().unwrap_or(&nothing_synced);
+                let before = backwards(self.back, self.stages, base, self.lookups).record;
+                let changes: Vec<_> = changed_fields(&before, &planned.after)
+                    .into_iter()
+                    .filter(|(field, _, _)| {
+                        self.path_of.get(field).is_none_or(|path| {
+                            !self.snapshot.held.contains(&(id.clone(), path.clone()))
+                        })
+                    })
+                    .collect();
+                planned.before = Some(before);
+                if changes.is_empty() {
+                    planned.action = Action::Unchanged;
+                } else if !self.settings().update {
+                    planned.reason = Some("changed, but `sync_back.update` is off".into());
+                } else {
+                    planned.action = Action::Update;
+                    planned.write = Some(subset(&changes));
+                    planned.changes = changes;
+                }
+            } else {
+                unlinked = Some(self.find_match(&planned.after)?);
+            }
+        }
+        Ok(Draft {
+            planned,
+            linked,
+            unlinked,
+        })
+    }
+
+    /// The source record a not yet linked target record matches by the pipeline's
+    /// `sync_back.match` fields. Whether it is linked already (to another record, or earlier in
+    /// this run) is for the caller to check.
+    fn find_match(&self, after: &Record) -> Result<Option<String>, EngineError> {
+        let settings = self.settings();
+        if settings.match_on.is_empty() {
+            return Ok(None);
+        }
+        let mut key = Vec::new();
+        for field in &settings.match_on {
+            match after.get(field) {
+                Some(value) if !is_blank(value) => key.push((field.clone(), value.clone())),
+                _ => return Ok(None),
+            }
+        }
+        Ok(self
+            .systems
+            .writer
+            .find(&self.pipeline.salesforce.object, &key)?
+            .map(|(found, _)| found))
+    }
+}
