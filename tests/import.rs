@@ -57,6 +57,18 @@ fn accounts_and_contacts_import_then_rerun_changes_nothing() {
         .map(|p| p["source_api_calls"].as_u64().unwrap())
         .sum();
     assert_eq!(estimate, used, "the plan's estimate of Salesforce calls");
+    // The run's history keeps the calls of each side (`etl runs show`).
+    let run_id = run["run_id"].as_str().unwrap();
+    let (code, shown, stderr) = etl(&project, &["runs", "show", run_id, "--format", "json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let halo_used: u64 = run["pipelines"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["target_api_calls"].as_u64().unwrap())
+        .sum();
+    assert_eq!(shown["api_calls"]["source"], used, "{shown}");
+    assert_eq!(shown["api_calls"]["target"], halo_used, "{shown}");
     let accounts = pipeline(&run, "accounts");
     assert_eq!(accounts["created"], live_accounts - 3, "{run}");
     assert_eq!(accounts["failed"], 0);

@@ -10,7 +10,10 @@ use std::time::Duration;
 use serde_json::json;
 
 use super::progress::StderrProgress;
-use super::summary::{estimated_salesforce_calls, print_attachments, print_review, print_summary};
+use super::summary::{
+    estimated_salesforce_calls, print_attachments, print_failures_and_drift, print_review,
+    print_summary,
+};
 use super::EXIT_CONFIG;
 use crate::config::{self, model::ImportMode, rules};
 use crate::engine::progress::ProgressReporter;
@@ -487,30 +490,21 @@ pub(super) fn run_reporting(
         elapsed_ms = run_started.elapsed().as_millis() as u64,
         "run finished"
     );
-    let _ = store.finish_run(&run_id, status, &summary);
-    let _ = store.connection().execute(
-        "UPDATE runs SET api_calls_source = ?, api_calls_target = ? WHERE run_id = ?",
-        duckdb::params![
-            summaries.iter().map(|s| s.source_api_calls).sum::<u64>() as i64,
-            summaries.iter().map(|s| s.target_api_calls).sum::<u64>() as i64,
-            run_id
-        ],
+    // Before the run is finished: finishing checkpoints the file, and what is written after
+    // that waits in the log for the next run.
+    let _ = store.record_api_calls(
+        &run_id,
+        summaries.iter().map(|s| s.source_api_calls).sum(),
+        summaries.iter().map(|s| s.target_api_calls).sum(),
     );
+    let _ = store.finish_run(&run_id, status, &summary);
     report.run_id = Some(run_id.clone());
     report.status = status.to_string();
     report.summaries = summaries.clone();
     if args.quiet {
         // An unattended run still says what needs a person: failures and schema drift.
         for summary in &summaries {
-            for (id, message) in summary.failures.iter().take(20) {
-                eprintln!(
-                    "failed {} ({}) {id}: {message}",
-                    summary.pipeline, summary.direction
-                );
-            }
-            for change in &summary.schema_drift {
-                eprintln!("schema drift {}: {change}", summary.pipeline);
-            }
+            print_failures_and_drift(summary);
         }
     } else if args.json {
         println!(
@@ -530,15 +524,7 @@ pub(super) fn run_reporting(
         // Under JSON logs these lines are log events already (record failed, schema drift,
         // conflict, attachment failed).
         for summary in summaries.iter().filter(|_| crate::logging::human_stderr()) {
-            for (id, message) in summary.failures.iter().take(20) {
-                eprintln!(
-                    "failed {} ({}) {id}: {message}",
-                    summary.pipeline, summary.direction
-                );
-            }
-            for change in &summary.schema_drift {
-                eprintln!("schema drift {}: {change}", summary.pipeline);
-            }
+            print_failures_and_drift(summary);
             for c in summary.conflicts.iter().take(20) {
                 let show = |v: &Option<serde_json::Value>| {
                     v.as_ref().map_or("(empty)".to_string(), |v| v.to_string())

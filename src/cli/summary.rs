@@ -74,6 +74,20 @@ pub(super) fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
     println!("{table}");
 }
 
+/// A pipeline's failed records (the first 20) and schema drift, a line each on stderr: what
+/// needs a person, said even by a quiet run.
+pub(super) fn print_failures_and_drift(summary: &PipelineSummary) {
+    for (id, message) in summary.failures.iter().take(20) {
+        eprintln!(
+            "failed {} ({}) {id}: {message}",
+            summary.pipeline, summary.direction
+        );
+    }
+    for change in &summary.schema_drift {
+        eprintln!("schema drift {}: {change}", summary.pipeline);
+    }
+}
+
 /// A pipeline's attachments, under the summary: found, copied, already there, skipped (with
 /// the reason, once) and failed (per record, with the system's message).
 pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode) {

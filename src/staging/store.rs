@@ -220,6 +220,20 @@ impl Store {
         }
     }
 
+    /// The API calls a run made on each side, shown by `etl runs`.
+    pub fn record_api_calls(
+        &self,
+        run_id: &str,
+        source_calls: u64,
+        target_calls: u64,
+    ) -> Result<(), StagingError> {
+        self.conn.execute(
+            "UPDATE runs SET api_calls_source = ?, api_calls_target = ? WHERE run_id = ?",
+            params![source_calls as i64, target_calls as i64, run_id],
+        )?;
+        Ok(())
+    }
+
     /// Records how a run ended.
     pub fn finish_run(
         &self,
