@@ -232,6 +232,89 @@ fn select_keeps_the_records_an_id_or_a_condition_names_and_a_bad_condition_says_
 }
 
 #[test]
+fn the_summary_table_says_what_a_plan_would_do_and_what_a_run_did() {
+    let sandbox = server::start(Options {
+        accounts: 5,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts"]);
+    let header = |stdout: &str| -> Vec<String> {
+        let line = stdout
+            .lines()
+            .find(|line| line.contains("pipeline"))
+            .unwrap_or_default();
+        line.split(['│', '┆'])
+            .map(|cell| cell.trim().to_string())
+            .filter(|cell| !cell.is_empty())
+            .collect()
+    };
+    // The summary's row of a direction (the plan's review table, printed first, has rows of
+    // its own with fewer cells).
+    let row = |stdout: &str, direction: &str| -> Vec<String> {
+        stdout
+            .lines()
+            .map(|line| -> Vec<String> {
+                line.split(['│', '┆'])
+                    .map(|cell| cell.trim().to_string())
+                    .filter(|cell| !cell.is_empty())
+                    .collect()
+            })
+            .find(|cells| cells.len() >= 10 && cells[0] == "accounts" && cells[1] == direction)
+            .unwrap_or_default()
+    };
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["plan"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        header(&stdout),
+        [
+            "pipeline",
+            "direction",
+            "extracted",
+            "create",
+            "update",
+            "unchanged",
+            "link",
+            "skip",
+            "remove",
+            "API calls (SF/Halo)"
+        ],
+        "{stdout}"
+    );
+    // Five accounts, three of them matched by name to customers the Halo seed shares (each
+    // differs in a few fields): two creates and three updates.
+    let planned = row(&stdout, "import");
+    assert_eq!(
+        planned[..5],
+        ["accounts", "import", "5", "2", "3"],
+        "{stdout}"
+    );
+
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["run"]);
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(
+        header(&stdout),
+        [
+            "pipeline",
+            "direction",
+            "extracted",
+            "created",
+            "updated",
+            "unchanged",
+            "linked",
+            "skipped",
+            "removed",
+            "failed",
+            "API calls (SF/Halo)"
+        ],
+        "{stdout}"
+    );
+    let done = row(&stdout, "import");
+    assert_eq!(done[..5], ["accounts", "import", "5", "2", "3"], "{stdout}");
+    assert_eq!(done[9], "0", "nothing failed: {stdout}");
+}
+
+#[test]
 fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
     let sandbox = server::start(Options {
         accounts: 12,

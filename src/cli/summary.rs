@@ -8,68 +8,54 @@ use crate::config;
 use crate::engine::{Mode, PipelineSummary};
 use crate::staging::Store;
 
+/// One column of the summary table: its header and how a pipeline's summary fills it.
+type SummaryColumn = (&'static str, fn(&PipelineSummary) -> String);
+
+/// The summary table's columns: what was done (`etl run`, `etl apply`) or would be (`etl plan`).
+fn summary_columns(mode: Mode) -> Vec<SummaryColumn> {
+    let mut columns: Vec<SummaryColumn> = vec![
+        ("pipeline", |s| s.pipeline.clone()),
+        ("direction", |s| s.direction.to_string()),
+        ("extracted", |s| s.extracted.to_string()),
+    ];
+    match mode {
+        Mode::Load => columns.extend([
+            (
+                "created",
+                (|s| s.created.to_string()) as fn(&PipelineSummary) -> String,
+            ),
+            ("updated", |s| s.updated.to_string()),
+            ("unchanged", |s| s.unchanged.to_string()),
+            ("linked", |s| s.linked.to_string()),
+            ("skipped", |s| s.skipped.to_string()),
+            ("removed", |s| (s.deleted + s.deactivated).to_string()),
+            ("failed", |s| s.failed.to_string()),
+        ]),
+        Mode::Plan => columns.extend([
+            (
+                "create",
+                (|s| s.planned_creates.to_string()) as fn(&PipelineSummary) -> String,
+            ),
+            ("update", |s| s.planned_updates.to_string()),
+            ("unchanged", |s| s.unchanged.to_string()),
+            ("link", |s| s.linked.to_string()),
+            ("skip", |s| s.skipped.to_string()),
+            ("remove", |s| s.planned_removals.to_string()),
+        ]),
+    }
+    columns.push(("API calls (SF/Halo)", |s| {
+        format!("{}/{}", s.source_api_calls, s.target_api_calls)
+    }));
+    columns
+}
+
 pub(super) fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
     let mut table = Table::new();
     table.load_preset(UTF8_FULL_CONDENSED);
-    match mode {
-        Mode::Load => {
-            table.set_header([
-                "pipeline",
-                "direction",
-                "extracted",
-                "created",
-                "updated",
-                "unchanged",
-                "linked",
-                "skipped",
-                "removed",
-                "failed",
-                "API calls (SF/Halo)",
-            ]);
-            for s in summaries {
-                table.add_row([
-                    s.pipeline.clone(),
-                    s.direction.to_string(),
-                    s.extracted.to_string(),
-                    s.created.to_string(),
-                    s.updated.to_string(),
-                    s.unchanged.to_string(),
-                    s.linked.to_string(),
-                    s.skipped.to_string(),
-                    (s.deleted + s.deactivated).to_string(),
-                    s.failed.to_string(),
-                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
-                ]);
-            }
-        }
-        Mode::Plan => {
-            table.set_header([
-                "pipeline",
-                "direction",
-                "extracted",
-                "create",
-                "update",
-                "unchanged",
-                "link",
-                "skip",
-                "remove",
-                "API calls (SF/Halo)",
-            ]);
-            for s in summaries {
-                table.add_row([
-                    s.pipeline.clone(),
-                    s.direction.to_string(),
-                    s.extracted.to_string(),
-                    s.planned_creates.to_string(),
-                    s.planned_updates.to_string(),
-                    s.unchanged.to_string(),
-                    s.linked.to_string(),
-                    s.skipped.to_string(),
-                    s.planned_removals.to_string(),
-                    format!("{}/{}", s.source_api_calls, s.target_api_calls),
-                ]);
-            }
-        }
+    let columns = summary_columns(mode);
+    table.set_header(columns.iter().map(|(header, _)| *header));
+    for summary in summaries {
+        table.add_row(columns.iter().map(|(_, cell)| cell(summary)));
     }
     println!("{table}");
 }
