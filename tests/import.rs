@@ -239,27 +239,27 @@ fn the_summary_table_says_what_a_plan_would_do_and_what_a_run_did() {
     })
     .unwrap();
     let project = project(&sandbox, &["accounts"]);
-    let header = |stdout: &str| -> Vec<String> {
-        let line = stdout
-            .lines()
-            .find(|line| line.contains("pipeline"))
-            .unwrap_or_default();
+    // The cells of a table line drawn by comfy-table.
+    let cells = |line: &str| -> Vec<String> {
         line.split(['│', '┆'])
             .map(|cell| cell.trim().to_string())
             .filter(|cell| !cell.is_empty())
             .collect()
+    };
+    let header = |stdout: &str| -> Vec<String> {
+        cells(
+            stdout
+                .lines()
+                .find(|line| line.contains("pipeline"))
+                .unwrap_or_default(),
+        )
     };
     // The summary's row of a direction (the plan's review table, printed first, has rows of
     // its own with fewer cells).
     let row = |stdout: &str, direction: &str| -> Vec<String> {
         stdout
             .lines()
-            .map(|line| -> Vec<String> {
-                line.split(['│', '┆'])
-                    .map(|cell| cell.trim().to_string())
-                    .filter(|cell| !cell.is_empty())
-                    .collect()
-            })
+            .map(cells)
             .find(|cells| cells.len() >= 10 && cells[0] == "accounts" && cells[1] == direction)
             .unwrap_or_default()
     };
