@@ -277,6 +277,19 @@ fn schema_prints_json_schema() {
 }
 
 #[test]
+fn schema_write_puts_both_schemas_in_a_folder_as_checked_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("out");
+    let out = etl(dir.path(), &["schema", "--write", folder.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    for name in ["pipeline.schema.json", "project.schema.json"] {
+        let written = std::fs::read_to_string(folder.join(name)).unwrap();
+        let checked_in = std::fs::read_to_string(repo().join("schemas").join(name)).unwrap();
+        assert_eq!(written, checked_in, "{name}");
+    }
+}
+
+#[test]
 fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
     use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
@@ -323,6 +336,102 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
         data.join("salesforce-records.jsonl").exists() && data.join("halo-records.jsonl").exists(),
         "both systems are saved to the data folder"
     );
+}
+
+#[test]
+fn sandbox_options_set_the_limits_token_lifetime_and_faults_it_serves() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let faults = dir.path().join("faults.yaml");
+    std::fs::write(
+        &faults,
+        "seed: 1\nfaults:\n  - { route: \"/api/Agent\", kind: status, status: 503 }\n",
+    )
+    .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["sandbox", "--accounts", "2", "--daily-limit", "3"])
+        .args([
+            "--token-lifetime",
+            "90",
+            "--halo-rate-limit",
+            "2/1m",
+            "--faults",
+        ])
+        .arg(&faults)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let description: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let salesforce = description["salesforce"]["instance_url"].as_str().unwrap();
+    let halo = description["halo"]["base_url"].as_str().unwrap();
+    let agent = support::agent();
+    let credentials = [
+        ("grant_type", "client_credentials"),
+        ("client_id", "etl-sandbox-client"),
+        ("client_secret", "etl-sandbox-secret"),
+    ];
+
+    // Halo: the token lives as long as asked; the faulted route answers 503; past two calls in
+    // the window, Halo's 429.
+    let token = support::reply(
+        agent
+            .post(format!("{halo}/auth/token"))
+            .send_form(credentials),
+    );
+    assert_eq!(token.status, 200, "{}", token.text());
+    assert_eq!(token.json()["expires_in"], 90, "{}", token.text());
+    let bearer = format!("Bearer {}", token.json()["access_token"].as_str().unwrap());
+    let halo_get = |path: &str| {
+        support::reply(
+            agent
+                .get(format!("{halo}/api/{path}"))
+                .header("Authorization", &bearer)
+                .call(),
+        )
+    };
+    assert_eq!(halo_get("Agent").status, 503, "the fault's route");
+    let clients: Vec<u16> = (0..3).map(|_| halo_get("Client").status).collect();
+    assert_eq!(clients, [200, 200, 429], "2 calls a minute");
+
+    // Salesforce: three API calls a day, then REQUEST_LIMIT_EXCEEDED.
+    let token = support::reply(
+        agent
+            .post(format!("{salesforce}/services/oauth2/token"))
+            .send_form(credentials),
+    );
+    assert_eq!(token.status, 200, "{}", token.text());
+    let bearer = format!("Bearer {}", token.json()["access_token"].as_str().unwrap());
+    let statuses: Vec<u16> = (0..4)
+        .map(|_| {
+            support::reply(
+                agent
+                    .get(format!("{salesforce}/services/data/v61.0/limits"))
+                    .header("Authorization", &bearer)
+                    .call(),
+            )
+        })
+        .map(|reply| reply.status)
+        .collect();
+    assert_eq!(statuses[..3], [200, 200, 200], "{statuses:?}");
+    let refused = support::reply(
+        agent
+            .get(format!("{salesforce}/services/data/v61.0/limits"))
+            .header("Authorization", &bearer)
+            .call(),
+    );
+    assert_eq!(refused.status, 403, "{}", refused.text());
+    assert!(
+        refused.text().contains("REQUEST_LIMIT_EXCEEDED"),
+        "{}",
+        refused.text()
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
 }
 
 /// The example project pointed at an in-process sandbox whose callback is on a free port.
