@@ -33,6 +33,18 @@ pub(super) struct ImportPlanner<'a> {
     /// The plan `etl apply` holds the run to.
     pub review: Option<&'a Review>,
     pub delete_policy: DeletePolicy,
+    /// The target paths of the fields that flow both ways: the only ones that can conflict.
+    pub synced_paths: HashSet<String>,
+}
+
+/// The target paths of a pipeline's fields that flow both ways.
+pub(super) fn synced_paths(pipeline: &Pipeline) -> HashSet<String> {
+    pipeline
+        .fields
+        .iter()
+        .filter(|m| m.sync_back && m.salesforce.is_some())
+        .filter_map(|m| m.halo.clone())
+        .collect()
 }
 
 impl ImportPlanner<'_> {
@@ -79,25 +91,20 @@ impl ImportPlanner<'_> {
             plans.push(planned);
         }
         if let Some(snapshot) = snapshot {
-            // Conflicts can only arise on fields that flow both ways.
-            let synced_paths: HashSet<String> = self
-                .pipeline
-                .fields
-                .iter()
-                .filter(|m| m.sync_back && m.salesforce.is_some())
-                .filter_map(|m| m.halo.clone())
-                .collect();
-            let policy = self.pipeline.sync.conflicts.unwrap_or_default();
+            let (synced_paths, policy) = (
+                &self.synced_paths,
+                self.pipeline.sync.conflicts.unwrap_or_default(),
+            );
             // The target records the chunk's conflict checks compare with, read together.
             snapshot.records.keep_many(
                 store,
                 plans
                     .iter()
-                    .filter_map(|p| conflicts::conflict_check_target(p, &synced_paths)),
+                    .filter_map(|p| conflicts::conflict_check_target(p, synced_paths)),
             )?;
             for planned in &mut plans {
                 let found =
-                    conflicts::settle_conflicts(planned, snapshot, store, &synced_paths, policy)?;
+                    conflicts::settle_conflicts(planned, snapshot, store, synced_paths, policy)?;
                 conflicts.extend(found);
             }
         }

@@ -10,7 +10,7 @@ use super::connector::{ExtractRequest, Record, Source, Target};
 use super::deletes::Schedule;
 use super::error::EngineError;
 use super::extract::{Extracted, FirstPass};
-use super::import_plan::ImportPlanner;
+use super::import_plan::{synced_paths, ImportPlanner};
 use super::linked_targets::LinkedTargets;
 use super::load::Loader;
 use super::lookups::EngineLookups;
@@ -382,6 +382,7 @@ fn import_pipeline(
         selected: selected.as_ref(),
         review: review.as_ref(),
         delete_policy,
+        synced_paths: synced_paths(pipeline),
     };
     let chunks = || {
         let (first, last) = staged.unwrap_or((0, -1));
