@@ -289,14 +289,13 @@ fn schema_write_puts_both_schemas_in_a_folder_as_checked_in() {
     }
 }
 
-#[test]
-fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
+/// `etl sandbox` with these options, started as a child process; its JSON line of URLs and
+/// credentials.
+fn start_sandbox(options: &[&str]) -> (std::process::Child, serde_json::Value) {
     use std::io::{BufRead, BufReader};
-    let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().join("org");
     let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["sandbox", "--accounts", "5", "--data"])
-        .arg(&data)
+        .arg("sandbox")
+        .args(options)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -305,7 +304,16 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
     BufReader::new(child.stdout.take().unwrap())
         .read_line(&mut line)
         .unwrap();
-    let description: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let description = serde_json::from_str(&line).unwrap();
+    (child, description)
+}
+
+#[test]
+fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("org");
+    let (mut child, description) =
+        start_sandbox(&["--accounts", "5", "--data", data.to_str().unwrap()]);
     let url = description["salesforce"]["instance_url"]
         .as_str()
         .unwrap()
@@ -340,7 +348,6 @@ fn sandbox_prints_its_json_line_and_stops_cleanly_on_sigterm() {
 
 #[test]
 fn sandbox_options_set_the_limits_token_lifetime_and_faults_it_serves() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
     let faults = dir.path().join("faults.yaml");
     std::fs::write(
@@ -348,25 +355,18 @@ fn sandbox_options_set_the_limits_token_lifetime_and_faults_it_serves() {
         "seed: 1\nfaults:\n  - { route: \"/api/Agent\", kind: status, status: 503 }\n",
     )
     .unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["sandbox", "--accounts", "2", "--daily-limit", "3"])
-        .args([
-            "--token-lifetime",
-            "90",
-            "--halo-rate-limit",
-            "2/1m",
-            "--faults",
-        ])
-        .arg(&faults)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let description: serde_json::Value = serde_json::from_str(&line).unwrap();
+    let (mut child, description) = start_sandbox(&[
+        "--accounts",
+        "2",
+        "--daily-limit",
+        "3",
+        "--token-lifetime",
+        "90",
+        "--halo-rate-limit",
+        "2/1m",
+        "--faults",
+        faults.to_str().unwrap(),
+    ]);
     let salesforce = description["salesforce"]["instance_url"].as_str().unwrap();
     let halo = description["halo"]["base_url"].as_str().unwrap();
     let agent = support::agent();
