@@ -148,6 +148,32 @@ impl Loader<'_> {
         }
         Ok(())
     }
+    /// Removes the records planned for removal, a batch at a time, each committed with its
+    /// links (removed, or re-saved marked, so read whole): 86,000 links removed by one
+    /// statement ran out of memory under the default limit.
+    pub fn remove(
+        &self,
+        removals: &[Planned],
+        summary: &mut PipelineSummary,
+    ) -> Result<(), EngineError> {
+        for batch in removals.chunks(self.batch_size) {
+            let removal_links = self
+                .store
+                .links_of(&self.pipeline.pipeline, batch.iter().map(|p| &p.source_id))?;
+            super::deletes::load(
+                self.store,
+                self.tables,
+                self.run_id,
+                self.pipeline,
+                self.entity,
+                self.target,
+                batch,
+                &removal_links,
+                summary,
+            )?;
+        }
+        Ok(())
+    }
 }
 
 /// Results for records that need no write; links made by matching are recorded.

@@ -11,6 +11,7 @@ use super::deletes::Schedule;
 use super::error::EngineError;
 use super::extract::{Extracted, FirstPass};
 use super::import_plan::{synced_paths, ImportPlanner};
+use super::incremental::IncrementalPlan;
 use super::linked_targets::LinkedTargets;
 use super::load::Loader;
 use super::lookups::EngineLookups;
@@ -23,7 +24,7 @@ use super::summary::{count_settled, PipelineSummary};
 use super::sync_back::{self, BackSystems};
 use crate::config::layout::pipeline_tables;
 use crate::config::model::{DeletePolicy, ImportMode, Pipeline};
-use crate::staging::{ExtractKind, PipelineTables, Stage, Store};
+use crate::staging::{Cell, ExtractKind, PipelineTables, Stage, Store};
 use crate::transform::{Direction, Transformer};
 
 /// Plan only (`etl plan`), or plan and load (`etl run`).
@@ -256,16 +257,12 @@ fn import_pipeline(
         &tables.table(Stage::Results),
         options.full_extract,
     )?;
-    let mut request = ExtractRequest {
-        filter: pipeline.salesforce.where_clause.clone(),
-        query: pipeline.salesforce.query.clone(),
-        include_deleted: deleted_flag.is_some(),
-        incremental: incremental.as_ref().map(|plan| plan.read.clone()),
-        ..ExtractRequest::new(&pipeline.salesforce.object, transformer.source_fields())
-    };
-    if let Some(plan) = &incremental {
-        request.fields.push(plan.read.cursor_field.clone());
-    }
+    let request = extract_request(
+        pipeline,
+        &transformer,
+        deleted_flag.is_some(),
+        incremental.as_ref(),
+    );
     store.record_extract(
         run_id,
         &pipeline.pipeline,
@@ -318,28 +315,16 @@ fn import_pipeline(
     // Pass 2: plan. No link is held for the whole pipeline: staging joins the run's records
     // with their links, and the plan reads them a chunk at a time (see `run_links.rs`).
     if let Some(flag) = &deleted_flag {
-        let schedule = Schedule {
-            store,
-            run_id,
-            record: options.mode == Mode::Load,
-        };
-        deleted.extend(super::deletes::missing(
+        deleted.extend(find_deleted(
             pipeline,
             source,
+            store,
+            &tables,
+            options,
             flag,
-            &tables.table(Stage::Extracted),
-            &schedule,
+            incremental.as_ref(),
         )?);
-        // A read of changes whose filter leaves deleted records out asks for them apart.
-        if let Some(since) = incremental
-            .as_ref()
-            .and_then(|plan| plan.read.since.as_ref())
-        {
-            let gone = source.deleted_since(&pipeline.salesforce.object, &since.value)?;
-            deleted.extend(store.link_heads_of(&pipeline.pipeline, &gone)?.into_keys());
-        }
     }
-    let mut removals: Vec<Planned> = Vec::new();
     let linked_targets = LinkedTargets::new(store, &pipeline.pipeline);
     let context = PlanContext {
         entity: &entity,
@@ -360,11 +345,6 @@ fn import_pipeline(
         linked_targets: &linked_targets,
         progress: &options.progress,
     };
-    let plan_chunk = options.batch_size.max(1) * BATCHES_PER_PLAN_CHUNK;
-    let mut planned_writes: Vec<Planned> = Vec::new();
-    let mut settled: Vec<Planned> = Vec::new();
-    let mut change_rows = Vec::new();
-    let mut planned_count: u64 = 0;
     let transformed_table = tables.table(Stage::Transformed);
     let staged = store.run_rowids(&transformed_table, run_id)?;
     if let Some(range) = staged {
@@ -384,6 +364,7 @@ fn import_pipeline(
         delete_policy,
         synced_paths: synced_paths(pipeline),
     };
+    let plan_chunk = options.batch_size.max(1) * BATCHES_PER_PLAN_CHUNK;
     let chunks = || {
         let (first, last) = staged.unwrap_or((0, -1));
         (first..=last)
@@ -396,9 +377,9 @@ fn import_pipeline(
     // plan until the comparison took 310 MB for 25,000 creates (BENCHMARKS.md).
     let checked_first = match (&review, options.mode) {
         (Some(review), Mode::Load) => {
-            let mut conflicts = Vec::new();
             for (from, to) in chunks() {
-                let plans = planner.plan_rows(from, to, snapshot.as_deref_mut(), &mut conflicts)?;
+                let plans =
+                    planner.plan_rows(from, to, snapshot.as_deref_mut(), &mut Vec::new())?;
                 let rows: Vec<_> = plans.iter().map(|p| change_row(run_id, p)).collect();
                 store.append(&tables, Stage::Changes, &rows)?;
             }
@@ -413,6 +394,15 @@ fn import_pipeline(
         }
         _ => false,
     };
+    let mut sorted = PlanSorter {
+        run_id,
+        mode: options.mode,
+        stage_changes: !checked_first,
+        change_rows: Vec::new(),
+        writes: Vec::new(),
+        settled: Vec::new(),
+        removals: Vec::new(),
+    };
     // The plan and the load run in one thread scope: the copy lane in it copies a load batch's
     // files while the next batches are planned, written and staged, and is waited for before
     // the load is done (and an incremental read's watermark moves).
@@ -421,31 +411,17 @@ fn import_pipeline(
             (Some(copier), Mode::Load) => Some(copier.start(scope)),
             _ => None,
         };
+        let mut planned_count: u64 = 0;
         for (from, to) in chunks() {
             let chunk_plans =
                 planner.plan_rows(from, to, snapshot.as_deref_mut(), &mut summary.conflicts)?;
-            let chunk_len = chunk_plans.len();
+            planned_count += chunk_plans.len() as u64;
             for planned in chunk_plans {
-                if !checked_first {
-                    change_rows.push(change_row(run_id, &planned));
-                }
-                summary.count_planned(planned.action);
-                if options.mode == Mode::Plan {
-                    // A plan keeps nothing but its staged rows and counts.
-                    if !planned.action.writes() {
-                        count_settled(&planned, &mut summary);
-                    }
-                } else if planned.action.writes() {
-                    planned_writes.push(planned);
-                } else {
-                    settled.push(settled_only(planned));
-                }
-                if change_rows.len() >= 1000 {
-                    store.append(&tables, Stage::Changes, &change_rows)?;
-                    change_rows.clear();
+                sorted.take(planned, &mut summary);
+                if sorted.change_rows.len() >= 1000 {
+                    sorted.stage_changes(store, &tables)?;
                 }
             }
-            planned_count += chunk_len as u64;
             options.progress.report(
                 &pipeline.pipeline,
                 "import",
@@ -456,32 +432,23 @@ fn import_pipeline(
             if options.mode == Mode::Load {
                 // Each chunk is loaded as soon as it is planned, so memory holds one chunk's
                 // writes; its changes are staged before its results.
-                store.append(&tables, Stage::Changes, &change_rows)?;
-                change_rows.clear();
+                sorted.stage_changes(store, &tables)?;
                 load.load(
-                    &settled,
-                    &planned_writes,
+                    &sorted.settled,
+                    &sorted.writes,
                     copier.as_mut().zip(lane.as_mut()),
                     snapshot.as_deref_mut(),
                     &mut summary,
                 )?;
-                settled.clear();
-                planned_writes.clear();
+                sorted.settled.clear();
+                sorted.writes.clear();
             }
         }
         store.drop_scratch("run_links")?;
         for planned in planner.plan_removals()? {
-            if !checked_first {
-                change_rows.push(change_row(run_id, &planned));
-            }
-            if matches!(planned.action, Action::Delete | Action::Deactivate) {
-                summary.planned_removals += 1;
-                removals.push(planned);
-            } else {
-                settled.push(planned);
-            }
+            sorted.take_removal(planned, &mut summary);
         }
-        store.append(&tables, Stage::Changes, &change_rows)?;
+        sorted.stage_changes(store, &tables)?;
         let conflict_rows: Vec<_> = summary
             .conflicts
             .iter()
@@ -501,8 +468,8 @@ fn import_pipeline(
         let stage_started = std::time::Instant::now();
         if options.mode == Mode::Load {
             load.load(
-                &settled,
-                &planned_writes,
+                &sorted.settled,
+                &sorted.writes,
                 copier.as_mut().zip(lane.as_mut()),
                 snapshot,
                 &mut summary,
@@ -510,24 +477,7 @@ fn import_pipeline(
             if let (Some(copier), Some(lane)) = (copier.as_mut(), lane.as_mut()) {
                 copier.finish(lane, &mut summary)?;
             }
-            // Removals go a load batch at a time, each committed with its links (removed, or
-            // re-saved marked, so read whole): 86,000 links removed by one statement ran out
-            // of memory under the default limit.
-            for batch in removals.chunks(options.batch_size.max(1)) {
-                let removal_links =
-                    store.links_of(&pipeline.pipeline, batch.iter().map(|p| &p.source_id))?;
-                super::deletes::load(
-                    store,
-                    &tables,
-                    run_id,
-                    pipeline,
-                    &entity,
-                    target,
-                    batch,
-                    &removal_links,
-                    &mut summary,
-                )?;
-            }
+            load.remove(&sorted.removals, &mut summary)?;
             tracing::info!(
                 stage = "load",
                 created = summary.created,
@@ -543,7 +493,7 @@ fn import_pipeline(
                 plan.save(store, &pipeline.pipeline, reached, &new_files, run_id)?;
             }
         } else {
-            for planned in &settled {
+            for planned in &sorted.settled {
                 count_settled(planned, &mut summary);
             }
         }
@@ -551,6 +501,109 @@ fn import_pipeline(
         summary.target_api_calls = target.api_calls() - target_calls;
         Ok(summary)
     })
+}
+
+/// What the first pass asks the source for: the fields the transform reads, the pipeline's
+/// filter or query, deleted records when the pipeline acts on them, and for a read of
+/// changes, its cursor field and where it starts.
+fn extract_request(
+    pipeline: &Pipeline,
+    transformer: &Transformer,
+    include_deleted: bool,
+    incremental: Option<&IncrementalPlan>,
+) -> ExtractRequest {
+    let mut request = ExtractRequest {
+        filter: pipeline.salesforce.where_clause.clone(),
+        query: pipeline.salesforce.query.clone(),
+        include_deleted,
+        incremental: incremental.map(|plan| plan.read.clone()),
+        ..ExtractRequest::new(&pipeline.salesforce.object, transformer.source_fields())
+    };
+    if let Some(plan) = incremental {
+        request.fields.push(plan.read.cursor_field.clone());
+    }
+    request
+}
+
+/// Source records deleted since they were linked, beyond those the extract saw flagged: linked
+/// records the source no longer returns (see `deletes::missing`) and, for a read of changes
+/// whose filter leaves deleted records out, those deleted since its watermark.
+fn find_deleted(
+    pipeline: &Pipeline,
+    source: &dyn Source,
+    store: &Store,
+    tables: &PipelineTables,
+    options: &RunOptions,
+    deleted_flag: &str,
+    incremental: Option<&IncrementalPlan>,
+) -> Result<HashSet<String>, EngineError> {
+    let schedule = Schedule {
+        store,
+        run_id: &options.run_id,
+        record: options.mode == Mode::Load,
+    };
+    let mut deleted = super::deletes::missing(
+        pipeline,
+        source,
+        deleted_flag,
+        &tables.table(Stage::Extracted),
+        &schedule,
+    )?;
+    if let Some(since) = incremental.and_then(|plan| plan.read.since.as_ref()) {
+        let gone = source.deleted_since(&pipeline.salesforce.object, &since.value)?;
+        deleted.extend(store.link_heads_of(&pipeline.pipeline, &gone)?.into_keys());
+    }
+    Ok(deleted)
+}
+
+/// Sorts the planned records of an import as they come: every one's change row staged (unless
+/// `etl apply` staged the plan already), writes and settled records kept for the load of
+/// their chunk, removals kept for the end. A plan keeps nothing but its rows and counts.
+struct PlanSorter<'a> {
+    run_id: &'a str,
+    mode: Mode,
+    stage_changes: bool,
+    change_rows: Vec<Vec<(String, Cell)>>,
+    writes: Vec<Planned>,
+    settled: Vec<Planned>,
+    removals: Vec<Planned>,
+}
+
+impl PlanSorter<'_> {
+    fn take(&mut self, planned: Planned, summary: &mut PipelineSummary) {
+        if self.stage_changes {
+            self.change_rows.push(change_row(self.run_id, &planned));
+        }
+        summary.count_planned(planned.action);
+        if self.mode == Mode::Plan {
+            if !planned.action.writes() {
+                count_settled(&planned, summary);
+            }
+        } else if planned.action.writes() {
+            self.writes.push(planned);
+        } else {
+            self.settled.push(settled_only(planned));
+        }
+    }
+
+    /// A record planned for removal (or left as it is, when the policy keeps it).
+    fn take_removal(&mut self, planned: Planned, summary: &mut PipelineSummary) {
+        if self.stage_changes {
+            self.change_rows.push(change_row(self.run_id, &planned));
+        }
+        if matches!(planned.action, Action::Delete | Action::Deactivate) {
+            summary.planned_removals += 1;
+            self.removals.push(planned);
+        } else {
+            self.settled.push(planned);
+        }
+    }
+
+    fn stage_changes(&mut self, store: &Store, tables: &PipelineTables) -> Result<(), EngineError> {
+        store.append(tables, Stage::Changes, &self.change_rows)?;
+        self.change_rows.clear();
+        Ok(())
+    }
 }
 
 /// The ids the selection keeps, or `None` when everything is selected.
