@@ -740,6 +740,60 @@ fn client_name(sandbox: &Running, token: &str, id: u64) -> String {
         .to_string()
 }
 
+/// `etl run --select <condition> --json`, which must succeed; the summary.
+fn run_selected(project: &Project, condition: &str) -> Value {
+    let (code, stdout, stderr) =
+        support::etl_output(&project.root, &["run", "--json", "--select", condition]);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    serde_json::from_str(&stdout).unwrap()
+}
+
+#[test]
+fn a_selection_by_condition_holds_for_the_sync_back_too() {
+    let sandbox = sandbox(6);
+    let project = project(&sandbox, &["accounts"]);
+    let token = halo_token(&sandbox);
+    run(&project);
+    // The seeded customer's Account, renamed on both sides.
+    let (client, name) = seeded_customer(&sandbox, &token);
+    let account = live(&sandbox, "Account", "Name", &name).unwrap();
+    let account_id = account["Id"].as_str().unwrap().to_string();
+    let city = account["BillingCity"].as_str().unwrap().replace('\'', "''");
+    touch(
+        &sandbox,
+        &account_id,
+        json!({"Name": "Renamed In Salesforce"}),
+    );
+    halo_post(
+        &sandbox,
+        &token,
+        "Client",
+        json!([{"id": client, "name": "Renamed In Halo"}]),
+    );
+
+    // Left out by the condition: the import does not plan it, so the sync back must not
+    // write Halo's name over Salesforce's either.
+    let summary = run_selected(&project, &format!("BillingCity IS DISTINCT FROM '{city}'"));
+    assert_eq!(back(&summary, "accounts")["updated"], 0, "{summary}");
+    assert_eq!(account_name(&sandbox, &account_id), "Renamed In Salesforce");
+    assert_eq!(client_name(&sandbox, &token, client), "Renamed In Halo");
+    let reasons = staging_rows(
+        &project.root,
+        &format!(
+            "SELECT reason FROM accounts_back_changes WHERE run_id = '{}' AND target_id = '{}'",
+            summary["run_id"].as_str().unwrap(),
+            account_id
+        ),
+    );
+    assert_eq!(reasons, [json!({"reason": "deselected"})], "{summary}");
+
+    // Kept by the condition: the conflict is found and reported, as without a selection.
+    let summary = run_selected(&project, &format!("BillingCity = '{city}'"));
+    assert_eq!(conflicts(&summary, "accounts").len(), 1, "{summary}");
+    assert_eq!(account_name(&sandbox, &account_id), "Renamed In Salesforce");
+    assert_eq!(client_name(&sandbox, &token, client), "Renamed In Halo");
+}
+
 #[test]
 fn rule_7_no_loops_and_conflicts_follow_the_policy() {
     let sandbox = sandbox(6);

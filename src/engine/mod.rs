@@ -24,6 +24,7 @@ pub mod progress;
 mod review;
 mod rows;
 pub mod run;
+mod selection;
 pub mod snapshot;
 pub mod summary;
 pub mod sync_back;

@@ -19,6 +19,7 @@ use super::plan::{Action, PlanContext, Planned};
 use super::progress::{ProgressReporter, Stage as ProgressStage};
 use super::review::Review;
 use super::rows::{change_row, conflict_row};
+use super::selection::Selection;
 use super::snapshot::Snapshot;
 use super::summary::{count_settled, PipelineSummary};
 use super::sync_back::{self, BackSystems};
@@ -310,7 +311,7 @@ fn import_pipeline(
     }
 
     // Which records the user selected (the guide's "deselect objects").
-    let selected = selection(store, pipeline, &tables, options)?;
+    let selected = Selection::of(pipeline, options).import_ids(store, pipeline, &tables, run_id)?;
 
     // Pass 2: plan. No link is held for the whole pipeline: staging joins the run's records
     // with their links, and the plan reads them a chunk at a time (see `run_links.rs`).
@@ -604,54 +605,6 @@ impl PlanSorter<'_> {
         self.change_rows.clear();
         Ok(())
     }
-}
-
-/// The ids the selection keeps, or `None` when everything is selected.
-fn selection(
-    store: &Store,
-    pipeline: &Pipeline,
-    tables: &PipelineTables,
-    options: &RunOptions,
-) -> Result<Option<HashSet<String>>, EngineError> {
-    let mut only: Vec<String> = pipeline.selection.only.clone();
-    only.extend(options.select.iter().cloned());
-    let exclude: HashSet<String> = pipeline
-        .selection
-        .exclude
-        .iter()
-        .chain(&options.exclude)
-        .cloned()
-        .collect();
-    let conditions: Vec<&String> = pipeline
-        .selection
-        .where_clause
-        .iter()
-        .chain(options.select_where.iter())
-        .collect();
-    if only.is_empty() && exclude.is_empty() && conditions.is_empty() {
-        return Ok(None);
-    }
-    let conditions: Vec<String> = conditions.into_iter().cloned().collect();
-    // DuckDB's message names what is wrong with a condition the user wrote.
-    let ids = store
-        .staged_ids_where(
-            &tables.table(Stage::Extracted),
-            &options.run_id,
-            &conditions,
-        )
-        .map_err(|e| {
-            EngineError::Config(format!(
-                "selection `where` of pipeline {}: {e}",
-                pipeline.pipeline
-            ))
-        })?;
-    let mut kept = HashSet::new();
-    for id in ids {
-        if (only.is_empty() || only.contains(&id)) && !exclude.contains(&id) {
-            kept.insert(id);
-        }
-    }
-    Ok(Some(kept))
 }
 
 /// How many load batches one chunk of the plan holds: the transformed records are read back,

@@ -41,9 +41,11 @@ use super::progress::Stage as ProgressStage;
 use super::review::Review;
 use super::rows::{change_row, result_row};
 use super::run::RunOptions;
+use super::selection::Selection;
 use super::snapshot::{parse, ListingCursor, Snapshot, SnapshotRecords};
 use super::summary::PipelineSummary;
 use super::Mode;
+use crate::config::layout::pipeline_tables;
 use crate::config::model::{Lookup, Pipeline, StageNames};
 use crate::staging::{
     Column, ColumnType, GatheredRows, Link, PipelineTables, Stage, Store, KEPT_SOURCE_ID,
@@ -375,7 +377,9 @@ pub fn sync_back(
         store.stage_back_links(&records.table, &records.run_id, &pipeline.pipeline, rows)?;
     }
 
-    let planner = BackPlanner::new(pipeline, options, snapshot, systems, &back, &lookups);
+    let selection = Selection::of(pipeline, options);
+    let selection = selection.for_sync_back(store, pipeline, &pipeline_tables(pipeline))?;
+    let planner = BackPlanner::new(pipeline, snapshot, systems, &back, &lookups, &selection);
     let mut matched_ids: HashSet<String> = HashSet::new();
     // Writes and links are staged as plan rows and read back by the load: here only how many
     // each chunk planned, and where its records were listed.

@@ -72,4 +72,25 @@ impl Store {
         let ids = statement.query_map([], |row| row.get::<_, String>(0))?;
         Ok(ids.collect::<Result<_, _>>()?)
     }
+
+    /// The source ids whose latest row of `table` (of whichever run staged it last) meets every
+    /// SQL condition; DuckDB's message when one does not parse or names a column the table
+    /// lacks.
+    pub fn latest_staged_ids_where(
+        &self,
+        table: &str,
+        conditions: &[String],
+    ) -> Result<Vec<String>, StagingError> {
+        let mut sql = format!(
+            "SELECT source_id FROM (SELECT * FROM \"{table}\"
+               QUALIFY row_number() OVER (PARTITION BY source_id ORDER BY rowid DESC) = 1)
+             WHERE true"
+        );
+        for condition in conditions {
+            sql.push_str(&format!(" AND ({condition})"));
+        }
+        let mut statement = self.connection().prepare(&sql)?;
+        let ids = statement.query_map([], |row| row.get::<_, String>(0))?;
+        Ok(ids.collect::<Result<_, _>>()?)
+    }
 }

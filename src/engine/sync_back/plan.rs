@@ -13,7 +13,7 @@ use crate::engine::connector::Record;
 use crate::engine::error::EngineError;
 use crate::engine::lookups::EngineLookups;
 use crate::engine::plan::{subset, Action, Planned};
-use crate::engine::run::RunOptions;
+use crate::engine::selection::BackSelection;
 use crate::engine::snapshot::Snapshot;
 use crate::staging::Link;
 use crate::transform::{changed_fields, record_hash, Transformer};
@@ -31,13 +31,14 @@ pub(super) struct Draft<'l> {
 /// What planning the sync back's records needs, for one pipeline's run.
 pub(super) struct BackPlanner<'a> {
     pipeline: &'a Pipeline,
-    options: &'a RunOptions,
     snapshot: &'a Snapshot,
     systems: &'a BackSystems<'a>,
     /// The sync back's transform.
     back: &'a Transformer,
     stages: Option<&'a StageNames>,
     lookups: &'a EngineLookups<'a>,
+    /// The run's selection (`selection`, `--select`, `--exclude`), as the import applies it.
+    selection: &'a BackSelection<'a>,
     /// The target path of each field written back (source field → target path), to honour
     /// the conflicts the import held.
     path_of: HashMap<String, String>,
@@ -46,11 +47,11 @@ pub(super) struct BackPlanner<'a> {
 impl<'a> BackPlanner<'a> {
     pub fn new(
         pipeline: &'a Pipeline,
-        options: &'a RunOptions,
         snapshot: &'a Snapshot,
         systems: &'a BackSystems<'a>,
         back: &'a Transformer,
         lookups: &'a EngineLookups<'a>,
+        selection: &'a BackSelection<'a>,
     ) -> BackPlanner<'a> {
         let stages = pipeline.sync.stages.as_ref();
         let mut path_of: HashMap<String, String> = back
@@ -63,12 +64,12 @@ impl<'a> BackPlanner<'a> {
         }
         BackPlanner {
             pipeline,
-            options,
             snapshot,
             systems,
             back,
             stages,
             lookups,
+            selection,
             path_of,
         }
     }
@@ -98,17 +99,7 @@ impl<'a> BackPlanner<'a> {
             matched: None,
         };
         let mut unlinked = None;
-        let deselected = (!self.options.select.is_empty()
-            && !self
-                .options
-                .select
-                .iter()
-                .any(|s| s == id || Some(s) == planned.target_id.as_ref()))
-            || self
-                .options
-                .exclude
-                .iter()
-                .any(|s| s == id || Some(s) == planned.target_id.as_ref());
+        let deselected = !self.selection.keeps(id, planned.target_id.as_deref());
         if let Some(reason) = self.snapshot.switched_off.get(id) {
             planned.reason = Some(reason.clone());
         } else if deselected {
