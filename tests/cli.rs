@@ -154,6 +154,18 @@ fn runs_is_empty_at_first() {
     assert!(text(&out.stdout).contains("no runs yet"));
     let json = etl(dir.path(), &["runs", "--format", "json"]);
     assert_eq!(text(&json.stdout).trim(), "[]");
+    // Reading the history makes no staging file; a run it names is not there.
+    assert!(!dir.path().join(".etl").exists());
+    for args in [&["runs", "show", "r1"][..], &["diff", "accounts"][..]] {
+        let out = etl(dir.path(), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("nothing has run in this project yet"),
+            "{args:?}: {}",
+            text(&out.stderr)
+        );
+    }
+    assert!(!dir.path().join(".etl").exists());
 }
 
 #[test]
@@ -570,4 +582,28 @@ fn validate_online_without_a_sign_in_is_a_connection_error() {
     let output = etl(dir.path(), &["validate", "--online"]);
     assert_eq!(output.status.code(), Some(3));
     assert!(text(&output.stderr).contains("etl auth login salesforce"));
+}
+
+#[test]
+fn output_to_a_pipe_closed_early_ends_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(["sql", "select * from range(200000)", "--format", "csv"])
+        .current_dir(dir.path())
+        .env_remove("ETL_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Like `| head -1`: one line read, then the pipe closed.
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert_eq!(first.trim(), "range");
+    let out = child.wait_with_output().unwrap();
+    let stderr = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
 }

@@ -14,7 +14,7 @@ use std::path::Path;
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde_json::{Map, Value};
 
-use super::{open_store, EXIT_CONFIG};
+use super::{open_made_store, EXIT_CONFIG};
 use crate::staging::{DiffRow, ExtractKind, Stage, StagedRun, StagingError, Store};
 use crate::transform::changed_fields;
 
@@ -93,7 +93,7 @@ impl From<StagingError> for Refusal {
 }
 
 pub fn run(project: &Path, args: DiffArgs) -> i32 {
-    let store = match open_store(project) {
+    let store = match open_made_store(project) {
         Ok(store) => store,
         Err(code) => return code,
     };

@@ -4,6 +4,7 @@
 //! or authentication error.
 
 mod auth;
+mod closed_pipe;
 mod diff;
 mod output;
 mod progress;
@@ -160,6 +161,11 @@ pub fn main() -> i32 {
             LogFormat::Json => crate::logging::Format::Json,
         },
     });
+    closed_pipe::quiet_on_closed_pipe(|| dispatch(cli))
+}
+
+/// Runs the command the command line names; its exit code.
+fn dispatch(cli: Cli) -> i32 {
     match cli.command {
         Command::Validate {
             paths,
@@ -188,9 +194,38 @@ pub fn main() -> i32 {
     }
 }
 
-/// Opens the staging file the project names, printing a clear error (exit 2) when the project
-/// file is invalid or the staging file cannot be used.
+/// Opens the staging file the project names (made when missing), printing a clear error
+/// (exit 2) when the project file is invalid or the staging file cannot be used.
 fn open_store(project: &std::path::Path) -> Result<crate::staging::Store, i32> {
+    open_staging(&staging_path(project)?)
+}
+
+/// Opens the staging file the project names when it exists: commands that only read what
+/// runs left (`runs`, `diff`, `retry`) make no staging file in a folder where nothing has run,
+/// and say so (exit 2).
+fn open_made_store(project: &std::path::Path) -> Result<crate::staging::Store, i32> {
+    let path = staging_path(project)?;
+    if !path.exists() {
+        eprintln!(
+            "error: no staging file at {}: nothing has run in this project yet (`etl run` or \
+             `etl plan` makes it; `--project` names another project file)",
+            path.display()
+        );
+        return Err(EXIT_CONFIG);
+    }
+    open_staging(&path)
+}
+
+fn open_staging(path: &std::path::Path) -> Result<crate::staging::Store, i32> {
+    crate::staging::Store::open(path).map_err(|error| {
+        eprintln!("error: {error}");
+        EXIT_CONFIG
+    })
+}
+
+/// The staging file the project names (its default when there is no project file); a clear
+/// error (exit 2) when the project file is invalid.
+fn staging_path(project: &std::path::Path) -> Result<std::path::PathBuf, i32> {
     let mut problems = Vec::new();
     let mut workspace = crate::config::Workspace {
         root: crate::config::loader::project_root(project),
@@ -211,8 +246,5 @@ fn open_store(project: &std::path::Path) -> Result<crate::staging::Store, i32> {
             }
         }
     }
-    crate::staging::Store::open(&workspace.staging_path()).map_err(|error| {
-        eprintln!("error: {error}");
-        EXIT_CONFIG
-    })
+    Ok(workspace.staging_path())
 }

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::run::{self, RunArgs};
-use super::{open_store, EXIT_CONFIG};
+use super::{open_made_store, EXIT_CONFIG};
 use crate::engine::Mode;
 use crate::staging::Store;
 
@@ -52,7 +52,7 @@ pub fn run(project: &Path, args: RetryArgs) -> i32 {
             return EXIT_CONFIG;
         }
     }
-    let store = match open_store(project) {
+    let store = match open_made_store(project) {
         Ok(store) => store,
         Err(code) => return code,
     };

@@ -3,12 +3,30 @@
 use std::path::Path;
 
 use super::output::print_result;
-use super::{open_store, TableFormat, EXIT_CONFIG};
+use super::{open_made_store, staging_path, TableFormat, EXIT_CONFIG};
 use crate::staging::ResultTable;
 use duckdb::types::Value;
 
 pub fn run(project: &Path, format: TableFormat) -> i32 {
-    let store = match open_store(project) {
+    match staging_path(project) {
+        Ok(path) if !path.exists() && format == TableFormat::Table => {
+            println!(
+                "no runs yet: `etl run` records each run in {}",
+                path.display()
+            );
+            return 0;
+        }
+        Ok(path) if !path.exists() => {
+            // As for a staging file with no run: no rows.
+            if format == TableFormat::Json {
+                println!("[]");
+            }
+            return 0;
+        }
+        Err(code) => return code,
+        Ok(_) => {}
+    }
+    let store = match open_made_store(project) {
         Ok(store) => store,
         Err(code) => return code,
     };
@@ -56,7 +74,7 @@ pub fn run(project: &Path, format: TableFormat) -> i32 {
 /// `etl runs show <run-id>`: one run's counts per pipeline and action, its duration, the API
 /// calls on each side, and the records that failed with the API's message.
 pub fn show(project: &Path, run_id: &str, format: TableFormat) -> i32 {
-    let store = match open_store(project) {
+    let store = match open_made_store(project) {
         Ok(store) => store,
         Err(code) => return code,
     };
