@@ -229,6 +229,16 @@ fn select_keeps_the_records_an_id_or_a_condition_names_and_a_bad_condition_says_
         stderr.contains("selection `where` of pipeline accounts") && stderr.contains("Nmae"),
         "{stderr}"
     );
+    // That plan stopped: applying it is refused, with where to look.
+    let (_, runs, _) = etl(&project, &["runs", "--format", "json"]);
+    let stopped = runs[0]["run_id"].as_str().unwrap().to_string();
+    assert_eq!(runs[0]["status"], "error", "{runs}");
+    let (code, _, stderr) = etl(&project, &["apply", &stopped]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains("did not finish"), "{stderr}");
+    assert_eq!(live_records(&sandbox, "Account").len(), 10);
+    let token = halo_token(&sandbox);
+    assert_eq!(halo_get(&sandbox, &token, "Client")["record_count"], 4);
 }
 
 #[test]

@@ -225,11 +225,17 @@ pub fn apply(project: &Path, run_id: &str, force: bool, json: bool) -> i32 {
         Err(code) => return code,
     };
     let found = store.connection().query_row(
-        "SELECT command, array_to_string(pipelines, ',') FROM runs WHERE run_id = ?",
+        "SELECT command, array_to_string(pipelines, ','), status FROM runs WHERE run_id = ?",
         [run_id],
-        |row| Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?)),
+        |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+            ))
+        },
     );
-    let (command, pipelines) = match found {
+    let (command, pipelines, status) = match found {
         Ok(found) => found,
         Err(_) => {
             eprintln!("error: no run {run_id} in the staging file: `etl runs` lists them");
@@ -238,6 +244,15 @@ pub fn apply(project: &Path, run_id: &str, force: bool, json: bool) -> i32 {
     };
     if command != "plan" {
         eprintln!("error: run {run_id} is an `etl {command}`, not a plan: apply the id that `etl plan` printed");
+        return EXIT_CONFIG;
+    }
+    // A plan that stopped part-way (an error, or killed while `running`) planned only some of
+    // its pipelines or records: applying it would load what nobody reviewed as a whole.
+    if status == "error" || status == "running" {
+        eprintln!(
+            "error: plan {run_id} did not finish (status {status}): `etl runs show {run_id}` \
+             says why; fix that, run `etl plan` again and apply the new plan"
+        );
         return EXIT_CONFIG;
     }
     let mut exclude = Vec::new();
