@@ -415,6 +415,48 @@ fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
 }
 
 #[test]
+fn past_twenty_failed_records_the_text_summary_says_how_many_more() {
+    let plan: etl::sandbox::faults::FaultPlan = serde_saphyr::from_str(
+        "faults:\n  - { route: \"/api/Users\", methods: [POST], kind: status, status: 500 }\n",
+    )
+    .unwrap();
+    let sandbox = server::start(Options {
+        accounts: 12,
+        faults: Some(plan),
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&sandbox, &["accounts", "contacts"]);
+    let (code, _, stderr) = support::etl_output(&project.root, &["run"]);
+    assert_eq!(code, 1, "some records failed: {stderr}");
+    let shown = stderr
+        .lines()
+        .filter(|l| l.starts_with("failed contacts (import)"))
+        .count();
+    let more_line = stderr
+        .lines()
+        .find(|l| l.contains("more failed records"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    let more: usize = more_line
+        .trim_start_matches("… and ")
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let (_, runs, _) = etl(&project, &["runs", "--format", "json"]);
+    let run_id = runs[0]["run_id"].as_str().unwrap().to_string();
+    assert!(
+        more_line.contains(&format!("`etl runs show {run_id}`")),
+        "{more_line}"
+    );
+    let (_, shown_run, _) = etl(&project, &["runs", "show", &run_id, "--format", "json"]);
+    let all = shown_run["failed_records"].as_array().unwrap().len();
+    assert!(all > 20, "the seed gives more than 20 contacts: {all}");
+    assert_eq!((shown, shown + more), (20, all), "{stderr}");
+}
+
+#[test]
 fn users_whose_account_was_not_imported_go_to_the_default_site() {
     let sandbox = server::start(Options {
         accounts: 8,

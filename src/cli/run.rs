@@ -11,8 +11,8 @@ use serde_json::json;
 
 use super::progress::StderrProgress;
 use super::summary::{
-    estimated_salesforce_calls, print_attachments, print_failures_and_drift, print_review,
-    print_summary,
+    estimated_salesforce_calls, print_attachment_failures, print_attachments, print_conflicts,
+    print_failures_and_drift, print_review, print_summary,
 };
 use super::EXIT_CONFIG;
 use crate::config::{self, model::ImportMode, rules};
@@ -519,7 +519,7 @@ pub(super) fn run_reporting(
     if args.quiet {
         // An unattended run still says what needs a person: failures and schema drift.
         for summary in &summaries {
-            print_failures_and_drift(summary);
+            print_failures_and_drift(summary, &run_id);
         }
     } else if args.json {
         println!(
@@ -539,34 +539,13 @@ pub(super) fn run_reporting(
         // Under JSON logs these lines are log events already (record failed, schema drift,
         // conflict, attachment failed).
         for summary in summaries.iter().filter(|_| crate::logging::human_stderr()) {
-            print_failures_and_drift(summary);
-            for c in summary.conflicts.iter().take(20) {
-                let show = |v: &Option<serde_json::Value>| {
-                    v.as_ref().map_or("(empty)".to_string(), |v| v.to_string())
-                };
-                eprintln!(
-                    "conflict {} {} / Halo {} field {}: last synced {}, Salesforce {}, Halo {} ({})",
-                    summary.pipeline,
-                    c.source_id,
-                    c.target_id,
-                    c.field,
-                    show(&c.last_synced),
-                    show(&c.source_value),
-                    show(&c.target_value),
-                    match c.resolution {
-                        "source_wins" => "Salesforce's value kept",
-                        "target_wins" => "Halo's value kept",
-                        _ => "neither written; change one side to match the other",
-                    }
-                );
-            }
+            print_failures_and_drift(summary, &run_id);
+            print_conflicts(summary, &run_id);
             if crate::logging::progress_lines() {
-                print_attachments(summary, mode);
+                print_attachments(summary, mode, &run_id);
             } else {
                 // -q: of the attachments, only what failed.
-                for (id, message) in summary.attachment_failures.iter().take(20) {
-                    eprintln!("attachment failed {} {id}: {message}", summary.pipeline);
-                }
+                print_attachment_failures(summary, &run_id);
             }
         }
         if crate::logging::progress_lines() {

@@ -60,23 +60,83 @@ pub(super) fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
     println!("{table}");
 }
 
-/// A pipeline's failed records (the first 20) and schema drift, a line each on stderr: what
-/// needs a person, said even by a quiet run.
-pub(super) fn print_failures_and_drift(summary: &PipelineSummary) {
-    for (id, message) in summary.failures.iter().take(20) {
+/// How many of a list (failed records, conflicts, failed attachments) are printed on stderr;
+/// past that a line says how many more there are and where to find them all.
+const SHOWN: usize = 20;
+
+/// Says how many of `total` were not printed, when some were not, and where they all are.
+fn print_rest(total: usize, what: &str, where_all_are: impl FnOnce() -> String) {
+    if total > SHOWN {
+        eprintln!("… and {} more {what}: {}", total - SHOWN, where_all_are());
+    }
+}
+
+/// A pipeline's failed records and schema drift, a line each on stderr: what needs a person,
+/// said even by a quiet run.
+pub(super) fn print_failures_and_drift(summary: &PipelineSummary, run_id: &str) {
+    for (id, message) in summary.failures.iter().take(SHOWN) {
         eprintln!(
             "failed {} ({}) {id}: {message}",
             summary.pipeline, summary.direction
         );
     }
+    print_rest(summary.failures.len(), "failed records", || {
+        format!("`etl runs show {run_id}` lists them all")
+    });
     for change in &summary.schema_drift {
         eprintln!("schema drift {}: {change}", summary.pipeline);
     }
 }
 
+/// A pipeline's conflicts, a line each on stderr with both values and what was done.
+pub(super) fn print_conflicts(summary: &PipelineSummary, run_id: &str) {
+    let show =
+        |v: &Option<serde_json::Value>| v.as_ref().map_or("(empty)".to_string(), |v| v.to_string());
+    for c in summary.conflicts.iter().take(SHOWN) {
+        eprintln!(
+            "conflict {} {} / Halo {} field {}: last synced {}, Salesforce {}, Halo {} ({})",
+            summary.pipeline,
+            c.source_id,
+            c.target_id,
+            c.field,
+            show(&c.last_synced),
+            show(&c.source_value),
+            show(&c.target_value),
+            match c.resolution {
+                "source_wins" => "Salesforce's value kept",
+                "target_wins" => "Halo's value kept",
+                _ => "neither written; change one side to match the other",
+            }
+        );
+    }
+    print_rest(summary.conflicts.len(), "conflicts", || {
+        format!(
+            "`etl sql \"SELECT * FROM {}_conflicts WHERE run_id = '{run_id}'\"`",
+            tables_of(summary)
+        )
+    });
+}
+
+/// A pipeline's attachments that could not be copied, a line each on stderr.
+pub(super) fn print_attachment_failures(summary: &PipelineSummary, run_id: &str) {
+    for (id, message) in summary.attachment_failures.iter().take(SHOWN) {
+        eprintln!("attachment failed {} {id}: {message}", summary.pipeline);
+    }
+    print_rest(
+        summary.attachment_failures.len(),
+        "failed attachments",
+        || {
+            format!(
+            "`etl sql \"SELECT * FROM {}_attachments WHERE run_id = '{run_id}' AND status = 'failed'\"`",
+            summary.pipeline
+        )
+        },
+    );
+}
+
 /// A pipeline's attachments, under the summary: found, copied, already there, skipped (with
 /// the reason, once) and failed (per record, with the system's message).
-pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode) {
+pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode, run_id: &str) {
     let any = s.attachments_found
         + s.attachments_copied
         + s.attachments_unchanged
@@ -101,9 +161,7 @@ pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode) {
     for note in &s.attachment_notes {
         eprintln!("{}: attachments skipped: {note}", s.pipeline);
     }
-    for (id, message) in s.attachment_failures.iter().take(20) {
-        eprintln!("attachment failed {} {id}: {message}", s.pipeline);
-    }
+    print_attachment_failures(s, run_id);
 }
 
 /// The staging tables' prefix of a summary's direction: `<p>` or `<p>_back`.
