@@ -309,3 +309,37 @@ fn a_failed_copy_is_reported_per_record_and_the_run_goes_on() {
     );
     assert_eq!(staged_failure, vec![vec![Some("failed".to_string())]]);
 }
+
+#[test]
+fn files_of_a_record_left_out_are_counted_as_left_with_it() {
+    let sandbox = server::start(Options {
+        accounts: 6,
+        ..Options::default()
+    })
+    .unwrap();
+    let opportunity = salesforce_records(&sandbox, "Opportunity")
+        .into_iter()
+        .find(|o| o["IsDeleted"] != json!(true))
+        .unwrap();
+    let id = opportunity["Id"].as_str().unwrap().to_string();
+    put_file(&sandbox, 1, &id, b"kept for later");
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    let (code, _, _, stderr) = etl(&project, &["run", "--exclude", &id]);
+    assert_eq!(code, 0, "{stderr}");
+    let line = stderr
+        .lines()
+        .find(|l| l.starts_with("opportunities: attachments:"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(
+        line.ends_with("left with records not loaded"),
+        "the excluded opportunity's files are accounted for: {line}"
+    );
+    // Loaded with their record by the next run.
+    let (code, run, _, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}");
+    let opportunities = pipeline(&run, "opportunities");
+    assert!(
+        opportunities["attachments_copied"].as_u64().unwrap() >= 1,
+        "{run}"
+    );
+}

@@ -149,8 +149,18 @@ pub(super) fn print_attachments(s: &PipelineSummary, mode: Mode, run_id: &str) {
         eprintln!("{}: {} attachments found", s.pipeline, s.attachments_found);
         return;
     }
+    // Files of records that were not loaded (deselected, held back, failed) are found but
+    // neither copied nor skipped: they go with their record on a later run.
+    let settled = s.attachments_copied
+        + s.attachments_unchanged
+        + s.attachments_skipped
+        + s.attachments_failed;
+    let not_loaded = match s.attachments_found.saturating_sub(settled) {
+        0 => String::new(),
+        left => format!(", {left} left with records not loaded"),
+    };
     eprintln!(
-        "{}: attachments: {} found, {} copied, {} already copied, {} skipped, {} failed",
+        "{}: attachments: {} found, {} copied, {} already copied, {} skipped, {} failed{not_loaded}",
         s.pipeline,
         s.attachments_found,
         s.attachments_copied,
