@@ -1145,3 +1145,101 @@ fn apply_holds_the_sync_back_to_its_reviewed_plan() {
     assert_eq!(back(&forced, "accounts")["created"], 1, "{forced}");
     assert_eq!(count(&sandbox, "Account", "Name", "After Ltd"), 1);
 }
+
+/// The Halo id the id map links to a Salesforce record of `pipeline`.
+fn linked(project: &Project, pipeline: &str, source_id: &str) -> Option<String> {
+    staging_rows(
+        &project.root,
+        &format!(
+            "SELECT target_id FROM id_map WHERE pipeline = '{pipeline}' AND source_id = '{source_id}'"
+        ),
+    )
+    .first()
+    .and_then(|row| row["target_id"].as_str().map(str::to_string))
+}
+
+#[test]
+fn an_opportunitys_contact_is_its_users_when_there_is_one_and_is_never_updated_in_salesforce() {
+    let sandbox = sandbox(6);
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    let token = halo_token(&sandbox);
+    // An opportunity the pipeline reads (its `where` keeps the recent ones), the last one: the
+    // first contacts are the users Halo's seed holds already.
+    let (code, _, stderr) = support::etl_output(&project.root, &["plan", "-q"]);
+    assert_eq!(code, 0, "{stderr}");
+    let chosen = staging_rows(
+        &project.root,
+        "SELECT Id, ContactId FROM opportunities_extracted WHERE ContactId IS NOT NULL \
+         ORDER BY Id DESC LIMIT 1",
+    );
+    let (opportunity_id, contact_id) = (
+        chosen[0]["Id"].as_str().unwrap().to_string(),
+        chosen[0]["ContactId"].as_str().unwrap().to_string(),
+    );
+
+    // The contact is not in Halo: the ticket still comes, without a user (the guide: users
+    // are assigned "if they exist in the system").
+    let (code, stdout, stderr) =
+        support::etl_output(&project.root, &["run", "--json", "--exclude", &contact_id]);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    let ticket = linked(&project, "opportunities", &opportunity_id).expect("ticket created");
+    let user = &halo_get(&sandbox, &token, &format!("Tickets/{ticket}"))["user_id"];
+    assert!(user.is_null() || user == &json!(0), "{user}");
+
+    // Once the contact is imported, the ticket gets its user; Salesforce keeps its contact.
+    let summary = run(&project);
+    assert_eq!(
+        direction(&summary, "opportunities", "import")["updated"],
+        1,
+        "{summary}"
+    );
+    let user = linked(&project, "contacts", &contact_id).expect("contact imported");
+    let halo_ticket = halo_get(&sandbox, &token, &format!("Tickets/{ticket}"));
+    assert_eq!(halo_ticket["user_id"].to_string(), user, "{halo_ticket}");
+    let contact_of = |sandbox: &Running| {
+        live(sandbox, "Opportunity", "Id", &opportunity_id).unwrap()["ContactId"].clone()
+    };
+    assert_eq!(contact_of(&sandbox), json!(contact_id));
+    assert_no_writes(&run(&project));
+
+    // Another user in Halo: Salesforce sets an Opportunity's ContactId only on create, so the
+    // sync back says so instead of failing the record, and writes nothing.
+    let other = staging_rows(
+        &project.root,
+        &format!(
+            "SELECT target_id FROM id_map WHERE pipeline = 'contacts' AND target_id <> '{user}' LIMIT 1"
+        ),
+    )[0]["target_id"]
+        .as_str()
+        .unwrap()
+        .parse::<u64>()
+        .unwrap();
+    halo_post(
+        &sandbox,
+        &token,
+        "Tickets",
+        json!([{"id": ticket.parse::<u64>().unwrap(), "user_id": other}]),
+    );
+    let summary = run(&project);
+    let synced = back(&summary, "opportunities");
+    assert_eq!(
+        (synced["failed"].as_u64(), synced["updated"].as_u64()),
+        (Some(0), Some(0)),
+        "{summary}"
+    );
+    let reasons = staging_rows(
+        &project.root,
+        &format!(
+            "SELECT reason FROM opportunities_back_changes WHERE run_id = '{}' AND source_id = '{ticket}'",
+            summary["run_id"].as_str().unwrap()
+        ),
+    );
+    assert!(
+        reasons[0]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("`ContactId` can be set only when the Opportunity is created"),
+        "{reasons:?}"
+    );
+    assert_eq!(contact_of(&sandbox), json!(contact_id));
+}

@@ -267,6 +267,13 @@ pub trait Target: Sync {
     fn search(&self, entity: &str, by: &str, value: &Value) -> Result<Option<Value>, EngineError>;
     /// API calls made so far.
     fn api_calls(&self) -> u64;
+    /// Fields of `entity` that can be set when a record is created but never changed after
+    /// (Salesforce's createable but not updateable ones, such as `Opportunity.ContactId`): an
+    /// update that names one is refused whole.
+    fn create_only_fields(&self, entity: &str) -> Vec<String> {
+        let _ = entity;
+        Vec::new()
+    }
     /// Why records of `entity` cannot hold attachments, or `None` when they can.
     fn attachments_refused(&self, entity: &str) -> Option<String> {
         Some(format!("this target cannot hold attachments on {entity}"))

@@ -133,6 +133,18 @@ fn message(outcome: &Outcome) -> String {
 }
 
 impl Target for SalesforceTarget<'_> {
+    fn create_only_fields(&self, entity: &str) -> Vec<String> {
+        self.describe(entity)
+            .map(|info| {
+                info.fields
+                    .into_iter()
+                    .filter(|f| f.createable && !f.updateable)
+                    .map(|f| f.name)
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn write(&self, entity: &str, batch: &[WriteRequest]) -> Vec<WriteResult> {
         let info = self.describe(entity);
         let mut results: Vec<Option<WriteResult>> = vec![None; batch.len()];

@@ -4,7 +4,8 @@
 //! same way (an update of the fields changed on the target side, or unchanged); when not linked,
 //! the source record its `sync_back.match` fields find, if any.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
 
 use super::stages::is_blank;
 use super::{backwards, BackSystems};
@@ -39,6 +40,10 @@ pub(super) struct BackPlanner<'a> {
     lookups: &'a EngineLookups<'a>,
     /// The run's selection (`selection`, `--select`, `--exclude`), as the import applies it.
     selection: &'a BackSelection<'a>,
+    /// Source fields set only when a record is created (see
+    /// [`crate::engine::connector::Target::create_only_fields`]), asked for when the first
+    /// update is planned, so a run with none makes no call for them.
+    create_only: OnceLock<HashSet<String>>,
     /// The target path of each field written back (source field → target path), to honour
     /// the conflicts the import held.
     path_of: HashMap<String, String>,
@@ -70,6 +75,7 @@ impl<'a> BackPlanner<'a> {
             stages,
             lookups,
             selection,
+            create_only: OnceLock::new(),
             path_of,
         }
     }
@@ -125,8 +131,40 @@ impl<'a> BackPlanner<'a> {
                     })
                     .collect();
                 planned.before = Some(before);
-                if changes.is_empty() {
+                // Salesforce refuses an update that names a field it sets only on create, so
+                // such a change is left out (and said) rather than failing the whole record.
+                let (changes, fixed): (Vec<_>, Vec<_>) = match changes.is_empty() {
+                    true => (changes, Vec::new()),
+                    false => {
+                        let create_only = self.create_only.get_or_init(|| {
+                            let object = &self.pipeline.salesforce.object;
+                            self.systems
+                                .writer
+                                .create_only_fields(object)
+                                .into_iter()
+                                .collect()
+                        });
+                        changes
+                            .into_iter()
+                            .partition(|(field, _, _)| !create_only.contains(field))
+                    }
+                };
+                if !fixed.is_empty() {
+                    let fields: Vec<String> = fixed
+                        .iter()
+                        .map(|(field, _, _)| format!("`{field}`"))
+                        .collect();
+                    planned.reason = Some(format!(
+                        "{} can be set only when the {} is created: the change made in Halo is \
+                         not written",
+                        fields.join(", "),
+                        self.pipeline.salesforce.object
+                    ));
+                }
+                if changes.is_empty() && fixed.is_empty() {
                     planned.action = Action::Unchanged;
+                } else if changes.is_empty() {
+                    // Skipped, with the reason above.
                 } else if !self.settings().update {
                     planned.reason = Some("changed, but `sync_back.update` is off".into());
                 } else {
