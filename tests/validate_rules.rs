@@ -683,3 +683,16 @@ fn creates_that_a_stopped_run_would_repeat_are_a_warning() {
     )]);
     assert!(diagnostics.is_empty(), "{diagnostics:#?}");
 }
+
+#[test]
+fn a_search_lookup_cannot_sync_back() {
+    let d = pipeline(&format!(
+        "{GOOD}  - {{ salesforce: OwnerId, halo: agent_id, lookup: {{ entity: Agent, by: email }}, sync_back: true }}\n"
+    ));
+    assert_eq!(d.code, "sync-back");
+    assert_eq!(
+        d.message,
+        "a search lookup cannot be synced back: the Halo value cannot be turned back into the Salesforce one"
+    );
+    assert_eq!(d.line, 13);
+}

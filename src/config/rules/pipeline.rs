@@ -9,7 +9,7 @@ use super::paths::{check_json_path, check_object, path_diagnostic, resolve_path,
 use super::{inner_error, loc_at, node_at, parse_duration, LoadedPipeline, Step};
 use crate::config::diagnostic::{Diagnostic, SourceFile};
 use crate::config::model::{
-    DeletePolicy, Deletes, FullListing, HardDeleteCheck, ImportMode, Pipeline,
+    DeletePolicy, Deletes, FullListing, HardDeleteCheck, ImportMode, Lookup, Pipeline,
     MAX_LISTING_LOOKBACK_SECONDS,
 };
 use crate::config::suggest::closest;
@@ -504,6 +504,23 @@ fn check_fields(
             out.push(
                 file.error("sync-back", loc_at(tree, &path("sync_back")), "a templated value cannot be synced back")
                     .hint("a template cannot be reversed; map the Salesforce field directly to sync it back"),
+            );
+        }
+        let unreversible = match &mapping.lookup {
+            Some(Lookup::Search(_)) => Some("a search lookup"),
+            Some(Lookup::Pipeline(target)) if target.contains('.') => {
+                Some("a lookup of a linked record's field")
+            }
+            _ => None,
+        };
+        if let (true, Some(what)) = (mapping.sync_back, unreversible) {
+            out.push(
+                file.error(
+                    "sync-back",
+                    loc_at(tree, &path("sync_back")),
+                    format!("{what} cannot be synced back: the Halo value cannot be turned back into the Salesforce one"),
+                )
+                .hint("remove `sync_back: true` from this mapping; sync back the Salesforce field through an id-map lookup (`lookup: accounts`) or a plain mapping instead"),
             );
         }
         if mapping.sync_back && mapping.salesforce.is_none() {
