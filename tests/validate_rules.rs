@@ -383,6 +383,20 @@ fn sign_in_flow_needs_its_settings() {
 }
 
 #[test]
+fn client_credentials_need_the_orgs_my_domain_host() {
+    let project = "connections:\n  salesforce:\n    login_url: https://login.salesforce.com/\n    client_id: ${SET_VAR}\n    client_secret: ${SET_VAR}\n    flow: client_credentials\n";
+    let (_dir, diagnostics) = validate(&[("etl.yaml", project), ("pipelines/p.yaml", GOOD)]);
+    assert_eq!(diagnostics.len(), 1, "{diagnostics:#?}");
+    let d = &diagnostics[0];
+    assert_eq!(d.code, "login-url");
+    assert_eq!(d.line, 3);
+    assert!(d.message.contains("My Domain"), "{}", d.message);
+    let at_my_domain = project.replace("login.salesforce.com", "acme.my.salesforce.com");
+    let (_dir, diagnostics) = validate(&[("etl.yaml", &at_my_domain), ("pipelines/p.yaml", GOOD)]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+}
+
+#[test]
 fn the_example_project_is_valid() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let workspace = config::load(&root.join("etl.yaml"), &[], &|_| None);

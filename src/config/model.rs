@@ -610,7 +610,8 @@ pub enum SalesforceFlow {
 #[serde(deny_unknown_fields)]
 pub struct SalesforceConnection {
     /// Login host, e.g. `https://login.salesforce.com`, `https://test.salesforce.com` or the
-    /// sandbox's `login_url`.
+    /// sandbox's `login_url`; the org's My Domain URL (`https://acme.my.salesforce.com`) for the
+    /// client credentials flow, which Salesforce refuses at the generic hosts.
     pub login_url: String,
     /// REST API version without the `v`, e.g. `62.0`.
     #[serde(default = "default_api_version")]

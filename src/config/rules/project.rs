@@ -129,6 +129,31 @@ fn check_flow(
             Step::Key("flow"),
         ],
     );
+    // Salesforce takes the client credentials flow only at the org's own My Domain host.
+    let generic_login = ["login.salesforce.com", "test.salesforce.com"]
+        .iter()
+        .any(|host| url_host(&salesforce.login_url).eq_ignore_ascii_case(host));
+    if salesforce.flow == SalesforceFlow::ClientCredentials && generic_login {
+        let loc = loc_at(
+            tree,
+            &[
+                Step::Key("connections"),
+                Step::Key("salesforce"),
+                Step::Key("login_url"),
+            ],
+        );
+        out.push(
+            file.error(
+                "login-url",
+                loc,
+                format!(
+                    "the client credentials flow is refused at {}: Salesforce takes it only at the org's My Domain host",
+                    salesforce.login_url
+                ),
+            )
+            .hint("set `login_url` to the org's My Domain URL, e.g. https://yourcompany.my.salesforce.com (Setup → My Domain)"),
+        );
+    }
     for (key, present) in needs {
         if !present {
             out.push(
@@ -168,4 +193,11 @@ fn literal_secret(file: &SourceFile, tree: &Node, path: &[Step], out: &mut Vec<D
                 .warning(),
         );
     }
+}
+
+/// The host of a URL (`https://login.salesforce.com/` → `login.salesforce.com`).
+fn url_host(url: &str) -> &str {
+    let rest = url.split_once("://").map_or(url, |(_, rest)| rest);
+    let host = rest.split(['/', '?', '#']).next().unwrap_or(rest);
+    host.split(':').next().unwrap_or(host)
 }
