@@ -510,6 +510,11 @@ fn attachments_round_trip_and_delete() {
     let saved = r.json();
     assert_eq!(saved["filesize"], 70_000);
     assert_eq!(saved["data"], encoded.as_str());
+    // As a recorded real response: the file is on ticket 1, the answer names none.
+    assert_eq!(
+        (&saved["ticket_id"], &saved["action_id"]),
+        (&json!(0), &json!(0))
+    );
     let id = saved["id"].as_u64().unwrap();
     let download = api.get(&format!("Attachment/{id}"));
     assert_eq!(download.status, 200);

@@ -297,8 +297,7 @@ impl Target for HaloTarget<'_> {
         let mut out = Vec::new();
         for record in self.client.records("Attachment", &query) {
             let record = record.map_err(|e| e.to_string())?;
-            // Only the ticket's own files (a list may ignore an unknown filter).
-            if record.get("ticket_id").map(key_text).as_deref() != Some(target_id.trim()) {
+            if names_another_ticket(&record, target_id.trim()) {
                 continue;
             }
             let Some(id) = id_of(&record) else { continue };
@@ -313,5 +312,31 @@ impl Target for HaloTarget<'_> {
             });
         }
         Ok(out)
+    }
+}
+
+/// Whether a listed attachment names a ticket other than `ticket_id`. A list may ignore an
+/// unknown filter, so such files are left out; but Halo answered an upload with
+/// `"ticket_id": 0` although the file went on a ticket (the API reference's recorded
+/// response), so a file naming no ticket (0, -1 or none) is taken for the listed ticket's.
+fn names_another_ticket(record: &Value, ticket_id: &str) -> bool {
+    let named = record.get("ticket_id").map(key_text);
+    match named.as_deref() {
+        None | Some("" | "0" | "-1") => false,
+        Some(named) => named != ticket_id,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_listed_file_naming_no_ticket_is_the_listed_tickets() {
+        use serde_json::json;
+        assert!(!names_another_ticket(&json!({"ticket_id": 42}), "42"));
+        assert!(!names_another_ticket(&json!({"ticket_id": 0}), "42"));
+        assert!(!names_another_ticket(&json!({"id": 7}), "42"));
+        assert!(names_another_ticket(&json!({"ticket_id": 41}), "42"));
     }
 }

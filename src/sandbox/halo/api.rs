@@ -402,11 +402,14 @@ fn save_elements(state: &mut State, entity: Entity, body: &[u8]) -> Result<Respo
         .map(|row| render(store, entity, row, CustomFields::All))
         .collect();
     if entity == Entity::Attachment {
-        // The upload response carries the file back as plain base64 (a real response does).
+        // The upload response carries the file back as plain base64, and names no ticket or
+        // action although the file went on one, as a recorded real response does.
         for (value, id) in rendered.iter_mut().zip(&saved) {
             if let (Some(object), Some(bytes)) = (value.as_object_mut(), store.blob(*id)) {
                 let data = base64::engine::general_purpose::STANDARD.encode(bytes);
                 object.insert("data".into(), Value::String(data));
+                object.insert("ticket_id".into(), 0.into());
+                object.insert("action_id".into(), 0.into());
             }
         }
     }
