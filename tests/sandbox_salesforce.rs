@@ -1030,6 +1030,12 @@ fn bulk_ingest_runs_to_job_complete_with_result_csvs() {
         "\"sf__Id\",\"sf__Created\",\"Name\",\"BillingCity\",\"AnnualRevenue\""
     );
     assert_eq!(lines.len(), 3);
+    // Values come back as Salesforce read them: the number in Java's spelling.
+    assert!(
+        lines[1].ends_with(",\"true\",\"Bulk One\",\"Leeds\",\"1000.0\""),
+        "{}",
+        lines[1]
+    );
     assert!(
         lines[2].ends_with(",\"true\",\"Bulk, Two\",\"York\",\"\""),
         "{}",

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod bulk;
+mod bulk_results;
 
 pub mod catalog;
 pub mod client;
