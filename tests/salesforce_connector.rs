@@ -986,6 +986,79 @@ fn live_opportunities_named(org: &Org, prefix: &str) -> usize {
         .count()
 }
 
+/// Child subqueries come out as query results (`totalSize`, `done`, `records`), whole: a child
+/// result Salesforce pages (here past 3 rows) has its other pages read through its own
+/// `nextRecordsUrl`, and a parent without children gets an empty result, not `null`.
+#[test]
+fn child_results_keep_their_shape_and_every_page() {
+    let org = org_with(
+        4,
+        Config {
+            child_batch_size: 3,
+            ..Config::default()
+        },
+        None,
+    );
+    login(&org).unwrap();
+    let client = client(&org, fast());
+    let accounts = ids(&all_records(&client, "SELECT Id FROM Account"));
+    let shared = org.sandbox.salesforce_state();
+    {
+        let mut state = lock(&shared);
+        let owner = etl::sandbox::salesforce::ids::make("005", 1);
+        for (parent, count) in [(&accounts[0], 8), (&accounts[1], 2)] {
+            for n in 0..count {
+                let attachment = json!({"ParentId": parent, "Name": format!("paged-{n}.txt"),
+                    "ContentType": "text/plain", "BodyLength": 1, "IsPrivate": false});
+                state.org.create(
+                    "Attachment",
+                    attachment.as_object().unwrap().clone(),
+                    &owner,
+                );
+            }
+        }
+    }
+    let attachments_of = |parent: &str| -> HashSet<String> {
+        let state = lock(&shared);
+        state
+            .org
+            .records("Attachment")
+            .iter()
+            .filter(|a| a["ParentId"] == json!(parent) && a["IsDeleted"] != json!(true))
+            .map(|a| a["Id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let records = all_records(
+        &client,
+        "SELECT Id, Name, (SELECT Id, Name FROM Attachments) FROM Account",
+    );
+    assert_eq!(records.len(), accounts.len());
+    let mut paged = 0;
+    for record in &records {
+        let id = record["Id"].as_str().unwrap();
+        let expected = attachments_of(id);
+        let children = record["Attachments"].as_object().unwrap();
+        assert_eq!(children["totalSize"], json!(expected.len()), "{id}");
+        assert_eq!(children["done"], json!(true), "{id}");
+        assert!(!children.contains_key("nextRecordsUrl"), "{id}");
+        let read: HashSet<String> = children["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(read, expected, "{id}");
+        assert_eq!(
+            children["records"].as_array().unwrap().len(),
+            expected.len()
+        );
+        if expected.len() > 3 {
+            paged += 1;
+        }
+    }
+    assert!(paged >= 1, "a parent has more children than one child page");
+}
+
 #[test]
 fn compound_addresses_come_out_as_their_components() {
     let org = org(20);
