@@ -11,7 +11,8 @@ use etl::sandbox::server::{self, Options};
 
 mod support;
 use support::{
-    halo_get, halo_token, live_records, pipeline, project, salesforce_records, touch, Project,
+    halo_get, halo_post, halo_token, live_records, pipeline, project, salesforce_records,
+    staging_rows, touch, Project,
 };
 
 fn etl(project: &Project, args: &[&str]) -> (i32, Value, String) {
@@ -563,4 +564,111 @@ fn a_field_the_org_does_not_have_points_at_the_pipeline_line() {
         )),
         "the pipeline line: {stderr}"
     );
+}
+
+/// A child subquery mapped to Halo custom fields: `$.Attachments.totalSize` imports each
+/// account's number of attachments (0 for none), and a template over
+/// `record.Attachments.records` sees every child row, also of a parent with more children than
+/// one of Salesforce's child pages (the sandbox pages children 2 at a time here).
+#[test]
+fn child_subquery_counts_and_rows_import_whole() {
+    let sandbox = server::start(Options {
+        accounts: 6,
+        salesforce: etl::sandbox::salesforce::state::Config {
+            child_batch_size: 2,
+            ..Default::default()
+        },
+        ..Options::default()
+    })
+    .unwrap();
+    let accounts: Vec<String> = live_records(&sandbox, "Account")
+        .iter()
+        .map(|a| a["Id"].as_str().unwrap().to_string())
+        .collect();
+    {
+        let state = sandbox.salesforce_state();
+        let mut state = state.lock().unwrap();
+        let owner = etl::sandbox::salesforce::ids::make("005", 1);
+        for (parent, count) in [(&accounts[0], 5), (&accounts[1], 1)] {
+            for n in 0..count {
+                let attachment = json!({"ParentId": parent, "Name": format!("counted-{n}.txt"),
+                    "ContentType": "text/plain", "BodyLength": 1, "IsPrivate": false});
+                state.org.create(
+                    "Attachment",
+                    attachment.as_object().unwrap().clone(),
+                    &owner,
+                );
+            }
+        }
+    }
+    let attachments = live_records(&sandbox, "Attachment");
+    let count_of = |account: &str| {
+        attachments
+            .iter()
+            .filter(|a| a["ParentId"] == json!(account))
+            .count()
+    };
+    assert!(count_of(&accounts[0]) > 2, "more than one child page");
+    assert!(
+        accounts.iter().any(|a| count_of(a) == 0),
+        "an account without any"
+    );
+
+    let project = project(&sandbox, &[]);
+    std::fs::write(
+        project.root.join("pipelines/attachment_counts.yaml"),
+        "pipeline: attachment_counts\n\
+         salesforce:\n  object: Account\n  \
+           query: SELECT Id, Name, (SELECT Id FROM Attachments) FROM Account\n\
+         halo:\n  entity: Client\n  match: [name]\n\
+         sync:\n  import: upsert\n  sync_back: { create: false, update: false }\n\
+         fields:\n  \
+           - { salesforce: Name, halo: name }\n  \
+           - { salesforce: \"$.Attachments.totalSize\", halo: customfields.CFAttachmentCount }\n  \
+           - { halo: customfields.CFAttachmentRows, template: \"{{ record.Attachments.records | length }}\" }\n",
+    )
+    .unwrap();
+    let token = halo_token(&sandbox);
+    for name in ["CFAttachmentCount", "CFAttachmentRows"] {
+        halo_post(
+            &sandbox,
+            &token,
+            "FieldInfo",
+            json!([{"name": name, "label": name, "typeid": 2}]),
+        );
+    }
+
+    let (code, run, stderr) = etl(&project, &["run", "--json"]);
+    assert_eq!(code, 0, "{stderr}\n{run}");
+    let imported = pipeline(&run, "attachment_counts");
+    assert_eq!(imported["failed"], 0, "{run}");
+    let links = staging_rows(
+        &project.root,
+        "SELECT source_id, target_id FROM id_map WHERE pipeline = 'attachment_counts'",
+    );
+    assert_eq!(links.len(), accounts.len());
+    for link in &links {
+        let account = link["source_id"].as_str().unwrap();
+        let client = halo_get(
+            &sandbox,
+            &token,
+            &format!("Client/{}", link["target_id"].as_str().unwrap()),
+        );
+        let field = |name: &str| {
+            let value = client["customfields"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|f| f["name"] == name)
+                .map(|f| f["value"].clone())
+                .unwrap_or(Value::Null);
+            match value {
+                Value::String(text) => text,
+                other => other.to_string(),
+            }
+        };
+        let expected = count_of(account).to_string();
+        assert_eq!(field("CFAttachmentCount"), expected, "{account}: {client}");
+        assert_eq!(field("CFAttachmentRows"), expected, "{account}: {client}");
+    }
 }

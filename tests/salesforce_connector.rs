@@ -895,6 +895,170 @@ fn big_writes_go_through_bulk_ingest_with_results_joined_back() {
     assert_eq!(count_contacts_with_prefix(&org, "ext-"), (1350, 1350));
 }
 
+/// Sync back's creates (no external id to match by) through a Bulk ingest job whose
+/// `successfulResults` echo numbers the way Salesforce does (`9.12260031E8`, `50.0`): every
+/// record is reported created with its own Id, identical rows each get one of the two records,
+/// and a refused row keeps Salesforce's error. Matching by the echoed text instead left the
+/// numeric rows `NOT_PROCESSED`, so the next run created them again.
+#[test]
+fn bulk_creates_with_numbers_are_all_reported_created_with_their_ids() {
+    use etl::engine::{Target, WriteAction, WriteRequest};
+    use etl::salesforce::target::SalesforceTarget;
+
+    let org = org(1);
+    login(&org).unwrap();
+    let client = client(
+        &org,
+        ClientOptions {
+            bulk_write_threshold: 1000,
+            ..fast()
+        },
+    );
+    let target = SalesforceTarget::new(&client);
+    let name = |i: usize| {
+        // Every hundredth record repeats the one before it, field for field.
+        let i = if i % 100 == 7 { i - 1 } else { i };
+        format!("Bulk numbers {i}")
+    };
+    let refused = |i: usize| i % 250 == 3;
+    let requests: Vec<WriteRequest> = (0..1100)
+        .map(|i| {
+            let amount = if i % 100 == 7 { i - 1 } else { i };
+            let mut record = json!({
+                "StageName": "Prospecting",
+                "CloseDate": "2026-12-31",
+                // Halo's answers: whole numbers, decimals and text, shaped by the describe.
+                "Amount": if amount % 2 == 0 { json!(912_260_031 + amount) } else { json!(1234.5 + amount as f64) },
+                "Probability": "50",
+                "IsPrivate": "false",
+            });
+            if !refused(i) {
+                record["Name"] = json!(name(i));
+            }
+            WriteRequest {
+                action: WriteAction::Create,
+                record: record.as_object().unwrap().clone(),
+            }
+        })
+        .collect();
+    let calls_before = client.calls();
+    let results = target.write("Opportunity", &requests);
+    assert!(client.calls() - calls_before < 10, "one Bulk job");
+    assert_eq!(results.len(), 1100);
+    let shared = org.sandbox.salesforce_state();
+    let mut ids = HashSet::new();
+    for (i, result) in results.iter().enumerate() {
+        match &result.outcome {
+            Err(message) => {
+                assert!(refused(i), "record {i}: {message}");
+                assert!(
+                    message
+                        .starts_with("REQUIRED_FIELD_MISSING: Required fields are missing: [Name]"),
+                    "record {i}: {message}"
+                );
+            }
+            Ok((id, _)) => {
+                assert!(!refused(i), "record {i} was refused by the org");
+                assert!(ids.insert(id.clone()), "record {i}: {id} given twice");
+                let state = lock(&shared);
+                let stored = state.org.get(id).unwrap();
+                assert_eq!(stored["Name"], json!(name(i)), "record {i}");
+                let amount = requests[i].record["Amount"].as_f64().unwrap();
+                assert_eq!(stored["Amount"].as_f64(), Some(amount), "record {i}");
+            }
+        }
+    }
+    let refusals = (0..1100).filter(|&i| refused(i)).count();
+    assert_eq!(ids.len(), 1100 - refusals);
+    let stored = live_opportunities_named(&org, "Bulk numbers ");
+    assert_eq!(stored, 1100 - refusals, "each record written once");
+}
+
+fn live_opportunities_named(org: &Org, prefix: &str) -> usize {
+    let shared = org.sandbox.salesforce_state();
+    let state = lock(&shared);
+    state
+        .org
+        .records("Opportunity")
+        .iter()
+        .filter(|r| r["IsDeleted"] != json!(true))
+        .filter(|r| r["Name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+        .count()
+}
+
+/// Child subqueries come out as query results (`totalSize`, `done`, `records`), whole: a child
+/// result Salesforce pages (here past 3 rows) has its other pages read through its own
+/// `nextRecordsUrl`, and a parent without children gets an empty result, not `null`.
+#[test]
+fn child_results_keep_their_shape_and_every_page() {
+    let org = org_with(
+        4,
+        Config {
+            child_batch_size: 3,
+            ..Config::default()
+        },
+        None,
+    );
+    login(&org).unwrap();
+    let client = client(&org, fast());
+    let accounts = ids(&all_records(&client, "SELECT Id FROM Account"));
+    let shared = org.sandbox.salesforce_state();
+    {
+        let mut state = lock(&shared);
+        let owner = etl::sandbox::salesforce::ids::make("005", 1);
+        for (parent, count) in [(&accounts[0], 8), (&accounts[1], 2)] {
+            for n in 0..count {
+                let attachment = json!({"ParentId": parent, "Name": format!("paged-{n}.txt"),
+                    "ContentType": "text/plain", "BodyLength": 1, "IsPrivate": false});
+                state.org.create(
+                    "Attachment",
+                    attachment.as_object().unwrap().clone(),
+                    &owner,
+                );
+            }
+        }
+    }
+    let attachments_of = |parent: &str| -> HashSet<String> {
+        let state = lock(&shared);
+        state
+            .org
+            .records("Attachment")
+            .iter()
+            .filter(|a| a["ParentId"] == json!(parent) && a["IsDeleted"] != json!(true))
+            .map(|a| a["Id"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let records = all_records(
+        &client,
+        "SELECT Id, Name, (SELECT Id, Name FROM Attachments) FROM Account",
+    );
+    assert_eq!(records.len(), accounts.len());
+    let mut paged = 0;
+    for record in &records {
+        let id = record["Id"].as_str().unwrap();
+        let expected = attachments_of(id);
+        let children = record["Attachments"].as_object().unwrap();
+        assert_eq!(children["totalSize"], json!(expected.len()), "{id}");
+        assert_eq!(children["done"], json!(true), "{id}");
+        assert!(!children.contains_key("nextRecordsUrl"), "{id}");
+        let read: HashSet<String> = children["records"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["Id"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(read, expected, "{id}");
+        assert_eq!(
+            children["records"].as_array().unwrap().len(),
+            expected.len()
+        );
+        if expected.len() > 3 {
+            paged += 1;
+        }
+    }
+    assert!(paged >= 1, "a parent has more children than one child page");
+}
+
 #[test]
 fn compound_addresses_come_out_as_their_components() {
     let org = org(20);

@@ -910,6 +910,78 @@ fn attachment_bodies_download_byte_equal() {
     assert_eq!(counted["records"][0]["Attachments"]["totalSize"], 1);
 }
 
+/// A child result longer than `child_batch_size` comes back as Salesforce pages one: the first
+/// rows, `done: false`, the whole result's `totalSize` and its own `nextRecordsUrl`, which
+/// answers the rest like any query locator.
+#[test]
+fn long_child_results_page_with_their_own_locator() {
+    let sandbox = start(
+        2,
+        Config {
+            child_batch_size: 2,
+            ..Config::default()
+        },
+    );
+    let token = token(&sandbox);
+    let account = {
+        let state = sandbox.salesforce_state();
+        let mut state = state.lock().unwrap();
+        let account = state.org.records("Account")[0]["Id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let owner = etl::sandbox::salesforce::ids::make("005", 1);
+        for n in 0..5 {
+            let attachment =
+                json!({"ParentId": account, "Name": format!("c{n}.txt"), "IsPrivate": false});
+            state.org.create(
+                "Attachment",
+                attachment.as_object().unwrap().clone(),
+                &owner,
+            );
+        }
+        account
+    };
+    let total = support::live_records(&sandbox, "Attachment")
+        .iter()
+        .filter(|a| a["ParentId"] == json!(account))
+        .count();
+    let soql =
+        format!("SELECT Id, (SELECT Id FROM Attachments) FROM Account WHERE Id = '{account}'");
+    let page = get(
+        &sandbox,
+        &token,
+        &format!("/services/data/v62.0/query?q={}", encode(&soql)),
+    )
+    .json();
+    assert_eq!(page["done"], true, "the parents fit one page");
+    let children = &page["records"][0]["Attachments"];
+    assert_eq!(children["totalSize"], total);
+    assert_eq!(children["done"], false);
+    assert_eq!(children["records"].as_array().unwrap().len(), 2);
+    let mut seen = children["records"].as_array().unwrap().clone();
+    let mut next = children["nextRecordsUrl"].as_str().unwrap().to_string();
+    assert!(next.starts_with("/services/data/v62.0/query/01g"), "{next}");
+    assert!(next.ends_with("-2"), "{next}");
+    loop {
+        let more = get(&sandbox, &token, &next).json();
+        assert_eq!(more["totalSize"], total);
+        assert!(more["records"].as_array().unwrap().len() <= 2);
+        seen.extend(more["records"].as_array().unwrap().iter().cloned());
+        match more["nextRecordsUrl"].as_str() {
+            Some(url) => next = url.to_string(),
+            None => {
+                assert_eq!(more["done"], true);
+                break;
+            }
+        }
+    }
+    let ids: std::collections::HashSet<&str> =
+        seen.iter().map(|r| r["Id"].as_str().unwrap()).collect();
+    assert_eq!((seen.len(), ids.len()), (total, total));
+    assert!(seen.iter().all(|r| r["attributes"]["type"] == "Attachment"));
+}
+
 #[test]
 fn a_second_start_sees_the_same_org() {
     let dir = tempfile::tempdir().unwrap();
@@ -1030,6 +1102,12 @@ fn bulk_ingest_runs_to_job_complete_with_result_csvs() {
         "\"sf__Id\",\"sf__Created\",\"Name\",\"BillingCity\",\"AnnualRevenue\""
     );
     assert_eq!(lines.len(), 3);
+    // Values come back as Salesforce read them: the number in Java's spelling.
+    assert!(
+        lines[1].ends_with(",\"true\",\"Bulk One\",\"Leeds\",\"1000.0\""),
+        "{}",
+        lines[1]
+    );
     assert!(
         lines[2].ends_with(",\"true\",\"Bulk, Two\",\"York\",\"\""),
         "{}",

@@ -8,16 +8,17 @@
 //! memory holds one batch, never a page or the result.
 //!
 //! Writes: `bulk_write` uploads one ingest job's CSV, marks it `UploadComplete`, waits for it,
-//! and joins the successful and failed result CSVs (whose order Salesforce does not promise)
-//! back to the input rows by Id, external id or the row's own values, so each input record
-//! gets its `Outcome`. Every step is safe to send again (nothing is processed before
-//! `UploadComplete`, which is sent once per job), so all of it retries.
+//! and joins the successful and failed result CSVs (whose order Salesforce does not promise,
+//! and whose echoed values are in Salesforce's spelling, not the text sent) back to the input
+//! rows by Id, external id or the row's own values, compared by value (`bulk_results.rs`), so
+//! each input record gets its `Outcome`. Every step is safe to send again (nothing is processed
+//! before `UploadComplete`, which is sent once per job), so all of it retries.
 
-use std::collections::{HashMap, VecDeque};
 use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 
+use super::bulk_results::{pair, ResultsCsv};
 use super::catalog::ObjectInfo;
 use super::client::Request;
 use super::collections::{Operation, Outcome};
@@ -485,76 +486,67 @@ impl SalesforceClient {
         ))?;
         let info = self.wait_for_job("ingest", id)?;
 
-        // Which input rows each result row belongs to: by the key column when there is one
-        // (Id, the external id), else by all the row's values.
+        let successes = self.send(Request::get(format!("jobs/ingest/{id}/successfulResults/")))?;
+        let successes = ResultsCsv::read(&successes.body, 2, &columns)?;
+        let failures = self.send(Request::get(format!("jobs/ingest/{id}/failedResults/")))?;
+        let failures = ResultsCsv::read(&failures.body, 2, &columns)?;
         let key_index = key_column
             .as_ref()
             .and_then(|k| columns.iter().position(|c| c == k));
-        let key_of = |row: &[String]| match key_index {
-            Some(i) => row.get(i).cloned().unwrap_or_default(),
-            None => row.join("\u{1f}"),
-        };
-        let mut waiting: HashMap<String, VecDeque<usize>> = HashMap::new();
-        for (index, row) in rows.iter().enumerate() {
-            waiting.entry(key_of(row)).or_default().push_back(index);
-        }
+        let paired = pair(&rows, columns.len(), key_index, &[&successes, &failures]);
         let mut outcomes: Vec<Option<Outcome>> = vec![None; records.len()];
-        let mut place = |row: &[String], outcome: Outcome| {
-            if let Some(index) = waiting.get_mut(&key_of(row)).and_then(VecDeque::pop_front) {
-                outcomes[index] = Some(outcome);
-            }
-        };
-        let successes = self.send(Request::get(format!("jobs/ingest/{id}/successfulResults/")))?;
-        for (meta, row) in result_rows(&successes.body, 2)? {
-            let id = meta[0].clone();
-            let created = meta[1] == "true";
-            place(
-                &row,
-                if created {
-                    Outcome::Created { id }
-                } else {
-                    Outcome::Updated { id }
-                },
-            );
+        let mut unpaired_writes = 0;
+        for (row, index) in successes.rows.iter().zip(&paired[0]) {
+            let Some(index) = index else {
+                unpaired_writes += 1;
+                continue;
+            };
+            let record_id = row.meta[0].clone();
+            outcomes[*index] = Some(if row.meta[1].eq_ignore_ascii_case("true") {
+                Outcome::Created { id: record_id }
+            } else {
+                Outcome::Updated { id: record_id }
+            });
         }
-        let failures = self.send(Request::get(format!("jobs/ingest/{id}/failedResults/")))?;
-        for (meta, row) in result_rows(&failures.body, 2)? {
-            place(&row, failure_of(&meta[1]));
+        for (row, index) in failures.rows.iter().zip(&paired[1]) {
+            if let Some(index) = index {
+                outcomes[*index] = Some(failure_of(&row.meta[1]));
+            }
+        }
+        if unpaired_writes > 0 {
+            tracing::warn!(
+                job = %id,
+                unpaired_writes,
+                "Bulk ingest results name records written that no input row matches"
+            );
         }
         let message = info["errorMessage"].as_str().unwrap_or("not processed");
         Ok(outcomes
             .into_iter()
             .map(|o| {
-                o.unwrap_or_else(|| Outcome::Failed {
-                    code: "NOT_PROCESSED".into(),
-                    message: format!("the Bulk job ended before this record: {message}"),
-                    fields: Vec::new(),
+                o.unwrap_or_else(|| {
+                    if unpaired_writes > 0 {
+                        // One of the written records may be this one: not a plain failure,
+                        // which would be sent again and could duplicate it.
+                        Outcome::Failed {
+                            code: "OUTCOME_UNKNOWN".into(),
+                            message: format!(
+                                "Bulk job {id} reported {unpaired_writes} record(s) written \
+                                 that match no input row; this record may be one of them"
+                            ),
+                            fields: Vec::new(),
+                        }
+                    } else {
+                        Outcome::Failed {
+                            code: "NOT_PROCESSED".into(),
+                            message: format!("the Bulk job ended before this record: {message}"),
+                            fields: Vec::new(),
+                        }
+                    }
                 })
             })
             .collect())
     }
-}
-
-/// One result CSV row: its `sf__` columns and the input columns it echoes.
-type ResultRow = (Vec<String>, Vec<String>);
-
-/// Result CSV rows split into the `sf__` columns and the echoed input columns.
-fn result_rows(data: &[u8], meta: usize) -> Result<Vec<ResultRow>, Error> {
-    let mut reader = csv::ReaderBuilder::new()
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(data);
-    let mut out = Vec::new();
-    for row in reader.records() {
-        let row = row.map_err(|e| Error::Protocol(format!("a Bulk result row is not CSV: {e}")))?;
-        let cells: Vec<String> = row.iter().map(str::to_string).collect();
-        if cells.len() < meta {
-            continue;
-        }
-        let (head, tail) = cells.split_at(meta);
-        out.push((head.to_vec(), tail.to_vec()));
-    }
-    Ok(out)
 }
 
 /// `sf__Error` (`STATUS_CODE:message:fields --`) as an `Outcome`.

@@ -5,10 +5,14 @@
 //! Each record comes out flat, the way a table wants it: `attributes` dropped, parent
 //! relationships flattened by path (`Owner.Email`, null when the lookup is empty), compound
 //! address and location fields expanded into their components (`BillingStreet`, …,
-//! `Loc__Latitude__s`) instead of left as objects, and child subqueries kept as an array of
-//! flat records.
+//! `Loc__Latitude__s`) instead of left as objects. A child subquery keeps the shape Salesforce
+//! gives it, a query result (`{"totalSize": 2, "done": true, "records": [flat records]}`), so
+//! mappings read `$.Attachments.totalSize` and `$.Attachments.records[*].Id`; a child result
+//! Salesforce pages (`done: false`, its own `nextRecordsUrl`) has its other pages fetched before
+//! the parent's next page (which would end the child's cursor), and one Salesforce gives as
+//! `null` (no child rows) becomes an empty result, so `totalSize` reads 0.
 
-use serde_json::{Map, Value};
+use serde_json::{json, Map, Value};
 
 use super::client::{Request, SalesforceClient};
 use super::Error;
@@ -27,6 +31,8 @@ pub struct QueryPages<'c> {
     client: &'c SalesforceClient,
     next: Next,
     selected: Vec<String>,
+    /// The relationship names of the query's child subqueries (`Attachments`).
+    children: Vec<String>,
     total_size: Option<u64>,
 }
 
@@ -40,6 +46,7 @@ impl SalesforceClient {
                 all_rows,
             },
             selected: selected_paths(soql),
+            children: child_relationships(soql),
             total_size: None,
         }
     }
@@ -76,18 +83,9 @@ impl Iterator for QueryPages<'_> {
             ),
             Next::More(url) => url,
         };
-        let mut request = Request::get(url);
-        if let Some(size) = self.client.options().query_batch_size {
-            request = request.header("Sforce-Query-Options", format!("batchSize={size}"));
-        }
-        let page = match self.client.send(request).and_then(|r| r.json()) {
+        let mut page = match self.fetch(url) {
             Ok(page) => page,
             Err(e) => return Some(Err(e)),
-        };
-        let Value::Object(mut page) = page else {
-            return Some(Err(Error::Protocol(
-                "a query page that is not an object".into(),
-            )));
         };
         if self.total_size.is_none() {
             self.total_size = page.get("totalSize").and_then(Value::as_u64);
@@ -107,14 +105,106 @@ impl Iterator for QueryPages<'_> {
             Some(Value::Array(records)) => records,
             _ => Vec::new(),
         };
-        let flat = records
-            .into_iter()
-            .filter_map(|r| match r {
-                Value::Object(record) => Some(flatten_selected(record, &self.selected)),
-                _ => None,
-            })
-            .collect();
+        let mut flat = Vec::with_capacity(records.len());
+        for record in records {
+            let Value::Object(mut record) = record else {
+                continue;
+            };
+            if let Err(e) = self.complete_children(&mut record) {
+                self.next = Next::Done;
+                return Some(Err(e));
+            }
+            let mut record = flatten_selected(record, &self.selected);
+            for child in &self.children {
+                empty_when_null(&mut record, child);
+            }
+            flat.push(record);
+        }
         Some(Ok(flat))
+    }
+}
+
+impl QueryPages<'_> {
+    /// One page of a query result (the first, a parent's next, or a child's next).
+    fn fetch(&self, url: String) -> Result<Map<String, Value>, Error> {
+        let mut request = Request::get(url);
+        if let Some(size) = self.client.options().query_batch_size {
+            request = request.header("Sforce-Query-Options", format!("batchSize={size}"));
+        }
+        match self.client.send(request)?.json()? {
+            Value::Object(page) => Ok(page),
+            _ => Err(Error::Protocol("a query page that is not an object".into())),
+        }
+    }
+
+    /// Fetches the other pages of every child result of `record` that Salesforce paged
+    /// (`done: false`), and of their own children, so the record holds all of its child rows.
+    /// A page's own child results are completed before the page after it is asked for, since
+    /// moving a result on ends the cursors of the children of its earlier pages.
+    fn complete_children(&self, record: &mut Map<String, Value>) -> Result<(), Error> {
+        for (relationship, value) in record.iter_mut() {
+            let Value::Object(result) = value else {
+                continue;
+            };
+            if !is_query_result(result) {
+                continue;
+            }
+            let mut rows = match result.remove("records") {
+                Some(Value::Array(rows)) => rows,
+                _ => Vec::new(),
+            };
+            self.complete_rows(&mut rows)?;
+            let mut done = result.get("done").and_then(Value::as_bool).unwrap_or(true);
+            let mut next = result.remove("nextRecordsUrl");
+            while !done {
+                let Some(Value::String(url)) = next else {
+                    return Err(Error::Protocol(format!(
+                        "the child result `{relationship}` has done=false and no nextRecordsUrl"
+                    )));
+                };
+                let mut page = self.fetch(url)?;
+                let Some(Value::Array(mut more)) = page.remove("records") else {
+                    return Err(Error::Protocol(format!(
+                        "a page of the child result `{relationship}` has no records"
+                    )));
+                };
+                self.complete_rows(&mut more)?;
+                rows.append(&mut more);
+                done = page.get("done").and_then(Value::as_bool).unwrap_or(true);
+                next = page.remove("nextRecordsUrl");
+            }
+            result.insert("done".into(), Value::Bool(true));
+            result.insert("records".into(), Value::Array(rows));
+        }
+        Ok(())
+    }
+
+    fn complete_rows(&self, rows: &mut [Value]) -> Result<(), Error> {
+        for row in rows {
+            if let Value::Object(row) = row {
+                self.complete_children(row)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether an object in a record is a child subquery's result rather than a compound field.
+fn is_query_result(object: &Map<String, Value>) -> bool {
+    object.contains_key("records") && object.contains_key("totalSize")
+}
+
+/// The empty result for a selected child relationship Salesforce answered with `null` (no child
+/// rows), so `totalSize` reads 0 and `records[*]` an empty list, as for any other record.
+fn empty_when_null(record: &mut Record, relationship: &str) {
+    let key = record
+        .keys()
+        .find(|k| k.eq_ignore_ascii_case(relationship))
+        .cloned()
+        .unwrap_or_else(|| relationship.to_string());
+    let slot = record.entry(key).or_insert(Value::Null);
+    if slot.is_null() {
+        *slot = json!({"totalSize": 0, "done": true, "records": []});
     }
 }
 
@@ -127,6 +217,24 @@ fn selected_paths(soql: &str) -> Vec<String> {
                 .iter()
                 .filter_map(|item| match item {
                     crate::soql::SelectItem::Field { field, .. } => Some(field.dotted()),
+                    _ => None,
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The relationship names of a query's child subqueries (`(SELECT Id FROM Attachments)`).
+fn child_relationships(soql: &str) -> Vec<String> {
+    crate::soql::parse(soql)
+        .map(|query| {
+            query
+                .select
+                .iter()
+                .filter_map(|item| match item {
+                    crate::soql::SelectItem::SubQuery { query, .. } => {
+                        Some(query.from.object.clone())
+                    }
                     _ => None,
                 })
                 .collect()
@@ -174,17 +282,32 @@ fn flatten_into(prefix: &str, record: Map<String, Value>, out: &mut Record) {
             Value::Object(inner) if inner.contains_key("attributes") => {
                 flatten_into(&path, inner, out);
             }
-            Value::Object(inner)
-                if inner.contains_key("records") && inner.contains_key("totalSize") =>
-            {
-                let children = match inner.get("records") {
+            Value::Object(mut inner) if is_query_result(&inner) => {
+                // A child result keeps its shape; its rows are flattened like any record.
+                let children: Vec<Value> = match inner.remove("records") {
                     Some(Value::Array(rows)) => rows
-                        .iter()
-                        .filter_map(|r| r.as_object().cloned().map(|r| Value::Object(flatten(r))))
+                        .into_iter()
+                        .filter_map(|r| match r {
+                            Value::Object(r) => Some(Value::Object(flatten(r))),
+                            _ => None,
+                        })
                         .collect(),
                     _ => Vec::new(),
                 };
-                out.insert(path, Value::Array(children));
+                let mut result = Map::new();
+                result.insert(
+                    "totalSize".into(),
+                    inner.remove("totalSize").unwrap_or(Value::Null),
+                );
+                result.insert(
+                    "done".into(),
+                    inner.remove("done").unwrap_or(Value::Bool(true)),
+                );
+                if let Some(next) = inner.remove("nextRecordsUrl") {
+                    result.insert("nextRecordsUrl".into(), next);
+                }
+                result.insert("records".into(), Value::Array(children));
+                out.insert(path, Value::Object(result));
             }
             Value::Object(inner) => {
                 // A compound field (address or geolocation): one column per component.
@@ -245,7 +368,8 @@ mod tests {
             serde_json::Value::Object(flat),
             json!({"Id": "003", "Owner.Email": "a@b.c", "MailingCity": "Leeds",
                    "MailingStreet": "1 Road", "MailingLatitude": null,
-                   "Cases": [{"Subject": "s"}], "Account.Name": null})
+                   "Cases": {"totalSize": 1, "done": true, "records": [{"Subject": "s"}]},
+                   "Account.Name": null})
         );
         assert_eq!(component_name("Loc__c", "longitude"), "Loc__Longitude__s");
         assert_eq!(component_name("Address", "postalCode"), "PostalCode");

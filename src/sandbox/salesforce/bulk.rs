@@ -1,5 +1,6 @@
 //! Bulk API 2.0: ingest jobs (create, CSV upload, `UploadComplete`, results as CSV with
-//! `sf__Id` / `sf__Created` / `sf__Error`) and query jobs (results paged with `Sforce-Locator` and
+//! `sf__Id` / `sf__Created` / `sf__Error`, successful rows echoing the values as Salesforce read
+//! them, numbers as `9.12260031E8`) and query jobs (results paged with `Sforce-Locator` and
 //! `Sforce-NumberOfRecords`). Jobs run as soon as their data is complete.
 
 use std::collections::HashMap;
@@ -316,6 +317,49 @@ fn cell_value(field: Option<&FieldInfo>, text: &str) -> Option<Value> {
     })
 }
 
+/// A cell of a successful row as Salesforce echoes it in `successfulResults`: the value it
+/// read, not the text sent. Numbers come back in Java's `Double.toString` form (`912260031` →
+/// `9.12260031E8`, `1000` → `1000.0`, the reference's recorded row), checkboxes as
+/// `true`/`false`; anything else, and text a field could not read, as sent.
+fn echoed(field: Option<&FieldInfo>, text: &str) -> String {
+    match cell_value(field, text) {
+        Some(Value::Bool(flag)) => flag.to_string(),
+        Some(Value::Number(number)) => match field.map(|f| f.field_type.as_str()) {
+            Some("double" | "currency" | "percent") => number
+                .as_f64()
+                .map_or_else(|| text.to_string(), java_double),
+            _ => number.to_string(),
+        },
+        _ => text.to_string(),
+    }
+}
+
+/// `x` as Java's `Double.toString` writes it: plain decimals from 10^-3 up to 10^7, always
+/// with a fraction (`1000.0`); scientific notation outside that (`9.12260031E8`, `1.0E-4`).
+/// Both Rust and Java write the shortest digits that read back as the same double.
+fn java_double(x: f64) -> String {
+    if x == 0.0 {
+        return if x.is_sign_negative() { "-0.0" } else { "0.0" }.into();
+    }
+    if (1e-3..1e7).contains(&x.abs()) {
+        let plain = x.to_string();
+        return if plain.contains('.') {
+            plain
+        } else {
+            format!("{plain}.0")
+        };
+    }
+    let scientific = format!("{x:e}");
+    let (mantissa, exponent) = scientific
+        .split_once('e')
+        .unwrap_or((scientific.as_str(), "0"));
+    if mantissa.contains('.') {
+        format!("{mantissa}E{exponent}")
+    } else {
+        format!("{mantissa}.0E{exponent}")
+    }
+}
+
 fn error_text(e: &RecordError) -> String {
     format!("{}:{}:{} --", e.status_code, e.message, e.fields.join(","))
 }
@@ -392,7 +436,14 @@ fn run_ingest(org: &mut Org, job: &mut Job, user: &str) {
         };
         job.processed += 1;
         match outcome {
-            Ok((id, created)) => job.successes.push((id, created, row)),
+            Ok((id, created)) => {
+                let echo = header
+                    .iter()
+                    .zip(&row)
+                    .map(|(name, text)| echoed(field_of(name).as_ref(), text))
+                    .collect();
+                job.successes.push((id, created, echo))
+            }
             Err(e) => {
                 job.failed += 1;
                 let id = if job.operation == "insert" {
@@ -641,4 +692,21 @@ pub async fn query_results(
         }
         response
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::java_double;
+
+    #[test]
+    fn numbers_echo_as_java_writes_doubles() {
+        assert_eq!(java_double(912_260_031.0), "9.12260031E8");
+        assert_eq!(java_double(1000.0), "1000.0");
+        assert_eq!(java_double(1234.5), "1234.5");
+        assert_eq!(java_double(0.001), "0.001");
+        assert_eq!(java_double(0.0001), "1.0E-4");
+        assert_eq!(java_double(1e7), "1.0E7");
+        assert_eq!(java_double(-2.5e10), "-2.5E10");
+        assert_eq!(java_double(0.0), "0.0");
+    }
 }

@@ -11,7 +11,7 @@ mod shape;
 use filter::{compare, in_key, Filter};
 use names::{check_required_filter, field_error, type_family, OrderBy, Planner, ResolvedPath};
 use shape::{aggregate, child_relationship};
-pub use shape::{attributes, project};
+pub use shape::{attributes, project, project_paging_children, ChildPaging};
 
 use std::cmp::Ordering;
 

@@ -1,5 +1,6 @@
 //! The REST data endpoints of the emulated org: versions, resources, limits, SOQL query and
-//! queryAll with `nextRecordsUrl` paging, describe, and single-record create (JSON, or a
+//! queryAll with `nextRecordsUrl` paging (also of child subquery results longer than
+//! `child_batch_size`, each with its own locator), describe, and single-record create (JSON, or a
 //! multipart blob upload), read, update, upsert, delete and blob download.
 
 use std::collections::HashMap;
@@ -15,7 +16,7 @@ use serde_json::{json, Map, Value};
 use super::describe;
 use super::dml::{self, RecordError, Upserted};
 use super::http::{error, json_body, json_response, not_found, versioned_call, Shared};
-use super::query::{self, Execution};
+use super::query::{self, ChildPaging, Execution};
 use super::state::{random_token, Cursor, State, ALPHANUMERIC};
 use super::{blob_upload, multipart};
 
@@ -118,13 +119,35 @@ fn page(
     let offset = offset.min(execution.ids.len());
     let end = (offset + batch).min(execution.ids.len());
     let mut records = Vec::with_capacity(end - offset);
+    let mut children = ChildPaging {
+        batch_size: state.config.child_batch_size,
+        opened: Vec::new(),
+    };
     for id in &execution.ids[offset..end] {
         if let Some(record) = state.org.get(id) {
-            match query::project(&state.org, &execution, record, version) {
+            match query::project_paging_children(
+                &state.org,
+                &execution,
+                record,
+                version,
+                &mut children,
+            ) {
                 Ok(row) => records.push(row),
                 Err(e) => return error(StatusCode::BAD_REQUEST, e.code.as_str(), &e.text),
             }
         }
+    }
+    // Each child result cut short is read on through its own locator, like a query's.
+    for (locator, rest) in children.opened {
+        state.cursors.insert(
+            locator,
+            Cursor {
+                execution: Arc::new(rest),
+                version: version.to_string(),
+                batch_size: children.batch_size,
+                last_used: Instant::now(),
+            },
+        );
     }
     // `json!` would copy every record; the page is assembled by hand.
     let mut page = Map::new();

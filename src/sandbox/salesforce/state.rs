@@ -26,6 +26,9 @@ pub struct Config {
     pub auto_approve: bool,
     /// How long an idle query cursor (`nextRecordsUrl`) stays valid.
     pub locator_lifetime: Duration,
+    /// Child rows per page of a child subquery's result in a REST query: a parent with more
+    /// children gets the first this many, `done: false` and the result's own `nextRecordsUrl`.
+    pub child_batch_size: usize,
     /// The connected app's certificate (its RSA public key) that verifies JWT bearer
     /// assertions; without one the jwt-bearer grant is refused.
     pub jwt_certificate: Option<super::oauth::JwtCertificate>,
@@ -43,6 +46,8 @@ impl Default for Config {
             daily_limit: 1_000_000,
             auto_approve: false,
             locator_lifetime: Duration::from_secs(15 * 60),
+            // Salesforce documents no size; recorded child pages end near 200 and 500 rows.
+            child_batch_size: 200,
             jwt_certificate: None,
         }
     }

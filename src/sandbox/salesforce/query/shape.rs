@@ -1,5 +1,5 @@
 //! Records and rows shaped the way the REST API returns them: `attributes`, nested parents,
-//! child subqueries and aggregate rows.
+//! child subqueries (paged like a query when longer than a page, for REST) and aggregate rows.
 
 use std::collections::HashMap;
 
@@ -9,6 +9,7 @@ use super::names::{resolve, Planner, ResolvedPath};
 use super::{execute_query, sort_key_compare, Execution};
 use crate::salesforce::catalog::ObjectInfo;
 use crate::sandbox::salesforce::org::{Org, Record};
+use crate::sandbox::salesforce::state::{random_token, ALPHANUMERIC};
 use crate::soql::{AggregateFunction, ErrorCode, Query, SelectItem, SoqlError};
 
 /// The child object, its field pointing at the parent, and the relationship name as the
@@ -164,13 +165,44 @@ pub fn attributes(object: &str, id: Option<&str>, version: &str) -> Value {
     Value::Object(map)
 }
 
+/// How child results longer than one page are cut, as REST query pages cut them: the page
+/// size, and the rest of each result cut short, under the locator its `nextRecordsUrl` names,
+/// for the caller to keep as a cursor.
+pub struct ChildPaging {
+    pub batch_size: usize,
+    pub opened: Vec<(String, Execution)>,
+}
+
 /// Shapes one matching record as the REST API returns it: selected fields in SELECT order,
-/// parents as nested objects, children as nested query results (`null` when there are none).
+/// parents as nested objects, children as nested query results (`null` when there are none),
+/// each child result whole.
 pub fn project(
     org: &Org,
     execution: &Execution,
     record: &Record,
     version: &str,
+) -> Result<Value, SoqlError> {
+    project_with(org, execution, record, version, None)
+}
+
+/// `project`, with each child result longer than `paging.batch_size` cut after its first page
+/// (`done: false` and a `nextRecordsUrl`), as Salesforce pages child results.
+pub fn project_paging_children(
+    org: &Org,
+    execution: &Execution,
+    record: &Record,
+    version: &str,
+    paging: &mut ChildPaging,
+) -> Result<Value, SoqlError> {
+    project_with(org, execution, record, version, Some(paging))
+}
+
+fn project_with(
+    org: &Org,
+    execution: &Execution,
+    record: &Record,
+    version: &str,
+    mut paging: Option<&mut ChildPaging>,
 ) -> Result<Value, SoqlError> {
     let object = org.describe(&execution.object).expect("resolved");
     let alias = execution.query.from.alias.as_deref();
@@ -209,26 +241,41 @@ pub fn project(
                 if inner.ids.is_empty() {
                     out.insert(relationship, Value::Null);
                 } else {
-                    let records: Vec<Value> = inner
-                        .ids
-                        .iter()
-                        .filter_map(|id| org.get(id))
-                        .map(|r| {
-                            project(
+                    let children = Execution {
+                        object: child.name.clone(),
+                        total_size: inner.ids.len(),
+                        ..inner
+                    };
+                    let shown = paging
+                        .as_ref()
+                        .map_or(children.ids.len(), |p| p.batch_size.max(1))
+                        .min(children.ids.len());
+                    let mut records = Vec::with_capacity(shown);
+                    for id in &children.ids[..shown] {
+                        if let Some(child_record) = org.get(id) {
+                            records.push(project_with(
                                 org,
-                                &Execution {
-                                    object: child.name.clone(),
-                                    ..inner.clone()
-                                },
-                                r,
+                                &children,
+                                child_record,
                                 version,
-                            )
-                        })
-                        .collect::<Result<_, _>>()?;
-                    out.insert(
-                        relationship,
-                        json!({"totalSize": records.len(), "done": true, "records": records}),
-                    );
+                                paging.as_deref_mut(),
+                            )?);
+                        }
+                    }
+                    let mut result = json!({
+                        "totalSize": children.total_size,
+                        "done": shown == children.ids.len(),
+                    });
+                    if let Some(paging) =
+                        paging.as_deref_mut().filter(|_| shown < children.ids.len())
+                    {
+                        let locator = format!("01g5g{}", random_token(13, ALPHANUMERIC));
+                        result["nextRecordsUrl"] =
+                            json!(format!("/services/data/v{version}/query/{locator}-{shown}"));
+                        paging.opened.push((locator, children));
+                    }
+                    result["records"] = Value::Array(records);
+                    out.insert(relationship, result);
                 }
             }
             SelectItem::Aggregate { .. } => {}
