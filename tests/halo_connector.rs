@@ -45,6 +45,8 @@ fn options() -> ClientOptions {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(200),
             max_retry_after: Duration::from_secs(5),
+            rate_limit_delay: Duration::from_millis(5),
+            rate_limit_max_delay: Duration::from_millis(50),
         },
         pages_in_flight: 4,
         ..ClientOptions::default()

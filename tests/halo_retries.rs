@@ -104,6 +104,8 @@ fn fast() -> ClientOptions {
             base_delay: Duration::from_millis(1),
             max_delay: Duration::from_millis(5),
             max_retry_after: Duration::from_secs(2),
+            rate_limit_delay: Duration::from_millis(5),
+            rate_limit_max_delay: Duration::from_millis(50),
         },
         timeout: Duration::from_secs(10),
         ..ClientOptions::default()

@@ -194,6 +194,8 @@ fn halo(sandbox: &Running, page_size: u32) -> HaloClient {
             base_delay: Duration::from_millis(5),
             max_delay: Duration::from_millis(50),
             max_retry_after: Duration::from_secs(1),
+            rate_limit_delay: Duration::from_millis(5),
+            rate_limit_max_delay: Duration::from_millis(50),
         },
         page_size,
         ..etl::halo::ClientOptions::default()

@@ -508,6 +508,15 @@ fn sync_back_stages_and_match_fields_are_checked() {
         "sync:\n  stages:\n    salesforce: Stage\n    halo: [salesforce_stage]\n    names: [Prospecting]\n    default: Prospecting\n",
     ));
     assert_eq!((d.code, d.line), ("salesforce-field", 11), "{d:?}");
+    // One spelled in the wrong case: said as for a mapped field, with the same hint.
+    let d = pipeline(&with_sync(
+        "sync:\n  stages:\n    salesforce: stagename\n    halo: [salesforce_stage]\n    names: [Prospecting]\n    default: Prospecting\n",
+    ));
+    assert_eq!(
+        d.message,
+        "Salesforce field names are case-sensitive API names: `stagename` should be `StageName`"
+    );
+    assert!(d.hint.is_some(), "{d:?}");
     // A sync-back match field that sync back does not write.
     let d = pipeline(&with_sync(
         "sync:\n  sync_back: { create: true, match: [Nmae] }\n",

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::run::{self, RunArgs};
-use super::{open_made_store, EXIT_CONFIG};
+use super::{open_made_store, staging_path, EXIT_CONFIG};
 use crate::engine::Mode;
 use crate::staging::Store;
 
@@ -52,11 +52,20 @@ pub fn run(project: &Path, args: RetryArgs) -> i32 {
             return EXIT_CONFIG;
         }
     }
-    let store = match open_made_store(project) {
-        Ok(store) => store,
+    let staging = match staging_path(project) {
+        Ok(path) => path,
         Err(code) => return code,
     };
-    let last = match last_run(&store, &args.pipelines) {
+    // No staging file: nothing has run, so nothing failed (and none is made to say so).
+    let store = match staging.exists().then(|| open_made_store(project)) {
+        Some(Ok(store)) => Some(store),
+        Some(Err(code)) => return code,
+        None => None,
+    };
+    let last = match store
+        .as_ref()
+        .map_or(Ok(None), |s| last_run(s, &args.pipelines))
+    {
         Ok(last) => last,
         Err(message) => {
             eprintln!("error: {message}");
@@ -71,6 +80,9 @@ pub fn run(project: &Path, args: RetryArgs) -> i32 {
         };
         nothing_to_retry(&args, None, &format!("no run{of} yet: nothing to retry"));
         return 0;
+    };
+    let Some(store) = store else {
+        return 0; // `last` is found only in a staging file.
     };
     let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut counts: Vec<String> = Vec::new();

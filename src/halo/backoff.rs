@@ -1,5 +1,6 @@
 //! How long to wait before trying a call again: exponential backoff with jitter for 5xx answers
-//! and lost connections, and Halo's own `Retry-After` when a 429 carries one. Jitter keeps
+//! and lost connections, Halo's own `Retry-After` when a 429 carries one, and a slower backoff
+//! that outlasts Halo's rolling five-minute window when a 429 carries none. Jitter keeps
 //! several clients that were refused together from coming back together.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,6 +17,10 @@ pub struct RetryPolicy {
     pub max_delay: Duration,
     /// A `Retry-After` longer than this is cut to it (Halo's window is 5 minutes).
     pub max_retry_after: Duration,
+    /// The first wait after a 429 without `Retry-After`; each retry doubles it.
+    pub rate_limit_delay: Duration,
+    /// No wait after a 429 without `Retry-After` is longer than this.
+    pub rate_limit_max_delay: Duration,
 }
 
 impl Default for RetryPolicy {
@@ -25,6 +30,12 @@ impl Default for RetryPolicy {
             base_delay: Duration::from_millis(500),
             max_delay: Duration::from_secs(30),
             max_retry_after: Duration::from_secs(330),
+            // Hosted Halo counts 300 calls in a rolling five minutes. A 429 without
+            // `Retry-After` (whether Halo sends one is not known) may come from calls made
+            // minutes ago, by this run or one before it, so the waits add up past the window:
+            // 20, 40, 80, then 120 s, at least 310 s over the seven retries with jitter.
+            rate_limit_delay: Duration::from_secs(20),
+            rate_limit_max_delay: Duration::from_secs(120),
         }
     }
 }
@@ -39,23 +50,31 @@ impl RetryPolicy {
     }
 
     fn exponential(&self, retry: u32) -> Duration {
-        let doublings = retry.saturating_sub(1).min(20);
-        self.base_delay
-            .saturating_mul(1u32 << doublings)
-            .min(self.max_delay)
+        doubled(self.base_delay, retry).min(self.max_delay)
     }
 
     /// The wait a 429 asks for: `Retry-After` (seconds) plus up to a tenth more at random,
-    /// or the backoff when the header is missing or unreadable.
+    /// or, when the header is missing or unreadable, the rate limit's own backoff (equal
+    /// jitter, as [`RetryPolicy::backoff`]).
     pub fn after_rate_limit(&self, retry_after: Option<&str>, retry: u32) -> Duration {
         match retry_after.and_then(parse_retry_after) {
             Some(wait) => {
                 let wait = wait.min(self.max_retry_after);
                 wait + (wait / 10).mul_f64(random_fraction())
             }
-            None => self.backoff(retry),
+            None => {
+                let step = doubled(self.rate_limit_delay, retry).min(self.rate_limit_max_delay);
+                let half = step / 2;
+                half + half.mul_f64(random_fraction())
+            }
         }
     }
+}
+
+/// `first` doubled for each retry after the first (retry 1 waits `first`).
+fn doubled(first: Duration, retry: u32) -> Duration {
+    let doublings = retry.saturating_sub(1).min(20);
+    first.saturating_mul(1u32 << doublings)
 }
 
 /// `Retry-After` as delta-seconds (`"30"`, and tolerantly `"1.5"`). The HTTP-date form is not
@@ -113,9 +132,21 @@ mod tests {
         assert!(wait >= Duration::from_secs(12) && wait <= Duration::from_millis(13_200));
         let capped = policy.after_rate_limit(Some("3600"), 1);
         assert!(capped >= Duration::from_secs(60) && capped <= Duration::from_secs(66));
-        // No header or an HTTP date: the backoff instead.
+        // No header or an HTTP date: the rate limit's backoff instead.
         let fallback = policy.after_rate_limit(Some("Wed, 21 Oct 2015 07:28:00 GMT"), 1);
-        assert!(fallback <= policy.base_delay);
+        assert!(fallback >= policy.rate_limit_delay / 2 && fallback <= policy.rate_limit_delay);
+    }
+
+    #[test]
+    fn a_429_without_retry_after_waits_out_halos_five_minute_window() {
+        let policy = RetryPolicy::default();
+        for _ in 0..20 {
+            let least: Duration = (1..policy.max_attempts)
+                .map(|retry| policy.after_rate_limit(None, retry))
+                .sum();
+            assert!(least >= Duration::from_secs(300), "{least:?}");
+            assert!(least <= Duration::from_secs(620), "{least:?}");
+        }
     }
 
     #[test]

@@ -122,26 +122,30 @@ fn check_deletes(
         );
     }
     if let (Some(inactive), Some(object)) = (&settings.salesforce_inactive, object) {
-        // Custom fields are known to the org only (`validate --online`).
-        if object.field(&inactive.field).is_none() && !inactive.field.ends_with("__c") {
-            let known = object.fields.iter().map(|f| f.name.as_str());
-            let mut diagnostic = file.error(
-                "salesforce-field",
-                loc_at(
-                    tree,
-                    &[
-                        Step::Key("deletes"),
-                        Step::Key("salesforce_inactive"),
-                        Step::Key("field"),
-                    ],
-                ),
-                format!("no field `{}` on {}", inactive.field, object.name),
-            );
-            if let Some(suggestion) = closest(&inactive.field, known) {
-                diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
-            }
-            out.push(diagnostic);
-        }
+        let at = [
+            Step::Key("deletes"),
+            Step::Key("salesforce_inactive"),
+            Step::Key("field"),
+        ];
+        check_field(file, tree, object, &inactive.field, &at, out);
+    }
+}
+
+/// A Salesforce field a setting at `at` names, checked as the field mappings are (exact case,
+/// the `__c` of custom fields, which only the org knows offline): the same message and hint.
+fn check_field(
+    file: &SourceFile,
+    tree: &Node,
+    object: &ObjectInfo,
+    field: &str,
+    at: &[Step],
+    out: &mut Vec<Diagnostic>,
+) {
+    if let (Err(problem), Some(node)) = (
+        resolve_path(&mut Offline, object, &[field]),
+        node_at(tree, at),
+    ) {
+        out.push(path_diagnostic(file, node, 0, &[field], problem));
     }
 }
 
@@ -179,18 +183,8 @@ fn check_sync_back(
             out.push(diagnostic.hint("the default must be one of the stage names"));
         }
         if let Some(object) = object {
-            if object.field(&stages.salesforce).is_none() {
-                let known = object.fields.iter().map(|f| f.name.as_str());
-                let mut diagnostic = file.error(
-                    "salesforce-field",
-                    loc_at(tree, &stages_at("salesforce")),
-                    format!("no field `{}` on {}", stages.salesforce, object.name),
-                );
-                if let Some(suggestion) = closest(&stages.salesforce, known) {
-                    diagnostic = diagnostic.label(format!("did you mean `{suggestion}`?"));
-                }
-                out.push(diagnostic);
-            }
+            let at = stages_at("salesforce");
+            check_field(file, tree, object, &stages.salesforce, &at, out);
         }
     }
     let written: Vec<&str> = pipeline
