@@ -500,7 +500,8 @@ fn rule_3_tickets_of_a_type_that_does_not_sync_stay_out() {
         &summary,
         "opportunities",
         by_type,
-        "ticket type Incident does not sync to Salesforce",
+        // Halo sets a new ticket's switch from its type's default.
+        "\"Sync to Salesforce\" is off on this ticket",
     );
 }
 
@@ -538,6 +539,55 @@ fn rule_4_case_tickets_sync_back_to_cases() {
         "\"Sync to Salesforce\" is off on this ticket",
     );
     assert!(live(&sandbox, "Case", "Subject", "Internal only").is_none());
+}
+
+#[test]
+fn cases_come_from_every_ticket_type_the_pipeline_lists() {
+    let sandbox = sandbox(6);
+    let project = project(&sandbox, &["accounts", "contacts", "cases"]);
+    // Incidents (type 1) too: their type does not sync, so only a ticket switched on goes.
+    project.edit(
+        "cases",
+        "  defaults: { tickettype_id: 4 }\n",
+        "  defaults: { tickettype_id: 4 }\n  list: { tickettype_id: [4, 1] }\n",
+    );
+    let token = halo_token(&sandbox);
+    let (client, _) = seeded_customer(&sandbox, &token);
+    new_record(
+        &sandbox,
+        &token,
+        "Tickets",
+        json!({"summary": "Incident for Salesforce", "details": "Raised as an incident.",
+               "tickettype_id": 1, "client_id": client, "sync_to_salesforce": true}),
+    );
+    let by_type = new_record(
+        &sandbox,
+        &token,
+        "Tickets",
+        json!({"summary": "Incident kept in Halo", "details": "Its type does not sync.",
+               "tickettype_id": 1, "client_id": client}),
+    );
+
+    let summary = run(&project);
+    let synced = back(&summary, "cases");
+    assert_eq!(synced["failed"], 0, "{summary}");
+    assert_eq!(
+        synced["created"], 2,
+        "the seeded case ticket and the incident: {summary}"
+    );
+    assert!(live(&sandbox, "Case", "Subject", "Printer offline").is_some());
+    let case = live(&sandbox, "Case", "Subject", "Incident for Salesforce").expect("case");
+    assert_eq!(case["Description"], "Raised as an incident.");
+    assert_skipped(
+        &project,
+        &summary,
+        "cases",
+        by_type,
+        // Halo sets a new ticket's switch from its type's default.
+        "\"Sync to Salesforce\" is off on this ticket",
+    );
+    assert!(live(&sandbox, "Case", "Subject", "Incident kept in Halo").is_none());
+    assert_no_writes(&run(&project));
 }
 
 #[test]

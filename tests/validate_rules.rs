@@ -719,3 +719,26 @@ fn a_search_lookup_cannot_sync_back() {
     );
     assert_eq!(d.line, 13);
 }
+
+#[test]
+fn halo_list_takes_values_or_lists_of_values() {
+    let with_list = |list: &str| {
+        GOOD.replace(
+            "  match: [summary]\n",
+            &format!("  match: [summary]\n  list: {list}\n"),
+        ) + "sync:\n  sync_back: { update: true }\n"
+    };
+    let (_dir, diagnostics) =
+        validate(&[("pipelines/p.yaml", &with_list("{ tickettype_id: [4, 7] }"))]);
+    assert!(diagnostics.is_empty(), "{diagnostics:#?}");
+    let d = pipeline(&with_list("{ tickettype_id: [[4]] }"));
+    assert_eq!((d.code, d.line), ("halo-list", 9), "{d:?}");
+    // Without sync back, nothing is listed.
+    let text = GOOD.replace(
+        "  match: [summary]\n",
+        "  match: [summary]\n  list: { tickettype_id: 4 }\n",
+    );
+    let d = pipeline(&text);
+    assert_eq!(d.code, "halo-list");
+    assert_eq!(d.severity, etl::config::Severity::Warning, "{d:?}");
+}

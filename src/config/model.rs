@@ -312,6 +312,11 @@ pub struct HaloSide {
     /// `emailaddress` for users), so a first run matches it instead of creating a duplicate.
     #[serde(default, rename = "match", skip_serializing_if = "Vec::is_empty")]
     pub match_on: Vec<String>,
+    /// Which Halo records the sync back lists: field → value, or a list of values any of which
+    /// will do, e.g. `{ tickettype_id: [4, 7] }` for every ticket type that syncs as a Case.
+    /// Default: the `defaults` that are single values (the ticket type records are created as).
+    #[serde(default, skip_serializing_if = "Map::is_empty")]
+    pub list: Map<String, Value>,
 }
 
 /// Salesforce → Halo import behaviour.

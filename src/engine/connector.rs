@@ -22,8 +22,8 @@ pub struct ExtractRequest {
     pub filter: Option<String>,
     /// A whole query replacing object, fields and filter.
     pub query: Option<String>,
-    /// Only records whose field equals the value (a target entity's constant values, such as
-    /// the ticket type a pipeline's records have).
+    /// Only records whose field equals the value, or one of the values when it is a list (a
+    /// target entity's constant values, such as the ticket types a pipeline's records have).
     pub equals: Vec<(String, Value)>,
     /// Only records whose `parent field` (see [`Source::parent_field`]) is one of these ids.
     pub parents: Option<Vec<String>>,

@@ -155,13 +155,23 @@ pub fn take_snapshot(
         fields.extend(stages.halo.iter().cloned());
     }
     let mut request = ExtractRequest::new(&entity, fields);
-    request.equals = pipeline
-        .halo
-        .defaults
-        .iter()
-        .filter(|(_, v)| !v.is_object() && !v.is_array())
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
+    // Which records are listed: `halo.list` (a value or a list of them per field), else the
+    // single-valued defaults (the ticket type the pipeline's records are made as).
+    request.equals = match pipeline.halo.list.is_empty() {
+        false => pipeline
+            .halo
+            .list
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+        true => pipeline
+            .halo
+            .defaults
+            .iter()
+            .filter(|(_, v)| !v.is_object() && !v.is_array())
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    };
     if let Some(field) = reader.parent_field(&entity) {
         // Records listed per parent: the parents are the ones the parent pipeline linked.
         let parent = pipeline

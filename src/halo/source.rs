@@ -118,8 +118,12 @@ impl Shape<'_> {
         let mut kept = Vec::with_capacity(records.len());
         for record in records {
             let record = normalise(record);
-            let same = |field: &str, value: &Value| {
-                record.get(field).map(key_text) == Some(key_text(value))
+            let same = |field: &str, wanted: &Value| {
+                let value = record.get(field).map(key_text);
+                match wanted {
+                    Value::Array(any) => any.iter().any(|w| value == Some(key_text(w))),
+                    one => value == Some(key_text(one)),
+                }
             };
             if !self.request.equals.iter().all(|(f, v)| same(f, v)) {
                 continue;
@@ -403,9 +407,14 @@ impl Source for HaloSource<'_> {
             let definitions = self.client.custom_field_definitions().map_err(connection)?;
             query.include_custom_fields = ids_for(&definitions, &custom).map_err(connection)?;
         }
+        // A filter with several values is one listing per value (Halo filters by one).
+        let mut any_of: Vec<(&str, &Vec<Value>)> = Vec::new();
         for (field, value) in &request.equals {
             if LIST_FILTERS.contains(&field.as_str()) {
-                query = query.filter(field, key_text(value));
+                match value {
+                    Value::Array(values) => any_of.push((field, values)),
+                    one => query = query.filter(field, key_text(one)),
+                }
             }
         }
         if let Some(since) = request.changed_since {
@@ -464,13 +473,23 @@ impl Source for HaloSource<'_> {
             }
             return Ok(());
         }
-        let queries: Vec<ListQuery> = match (&request.parents, parent_field) {
+        let mut queries: Vec<ListQuery> = match (&request.parents, parent_field) {
             (Some(parents), Some(field)) => parents
                 .iter()
                 .map(|id| query.clone().filter(field, id))
                 .collect(),
             _ => vec![query],
         };
+        for (field, values) in any_of {
+            queries = queries
+                .iter()
+                .flat_map(|query| {
+                    values
+                        .iter()
+                        .map(move |value| query.clone().filter(field, key_text(value)))
+                })
+                .collect();
+        }
         for query in queries {
             // The next page is fetched while this one is shaped and staged.
             self.client.each_page(entity, &query, |read| {

@@ -224,6 +224,32 @@ fn check_sync_back(
 /// The sync back's listing settings: a readable full-listing schedule and a lookback that is
 /// a duration of at most an hour.
 fn check_listing(file: &SourceFile, tree: &Node, pipeline: &Pipeline, out: &mut Vec<Diagnostic>) {
+    // `halo.list`: what the sync back lists, each field a value or a list of values.
+    let single = |v: &serde_json::Value| !(v.is_object() || v.is_array() || v.is_null());
+    for (field, value) in &pipeline.halo.list {
+        let fine = match value {
+            serde_json::Value::Array(values) => !values.is_empty() && values.iter().all(single),
+            one => single(one),
+        };
+        if !fine {
+            let loc = loc_at(
+                tree,
+                &[Step::Key("halo"), Step::Key("list"), Step::Key(field)],
+            );
+            out.push(
+                file.error("halo-list", loc, format!("`halo.list.{field}` is not a value or a list of values"))
+                    .hint("e.g. `list: { tickettype_id: [4, 7] }`: the records whose field is one of them"),
+            );
+        }
+    }
+    if !pipeline.halo.list.is_empty() && !pipeline.syncs_back() {
+        let loc = loc_at(tree, &[Step::Key("halo"), Step::Key("list")]);
+        out.push(
+            file.error("halo-list", loc, "`halo.list` chooses what the sync back lists, and this pipeline does not sync back")
+                .hint("switch on `sync.sync_back`, or remove `list`")
+                .warning(),
+        );
+    }
     let at = |key| loc_at(tree, &[Step::Key("sync"), Step::Key(key)]);
     if let Some(text) = &pipeline.sync.full_listing {
         if FullListing::parse(text).is_none() {
