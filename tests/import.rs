@@ -288,6 +288,7 @@ fn the_summary_table_says_what_a_plan_would_do_and_what_a_run_did() {
             "link",
             "skip",
             "remove",
+            "conflicts",
             "API calls (SF/Halo)"
         ],
         "{stdout}"
@@ -316,6 +317,7 @@ fn the_summary_table_says_what_a_plan_would_do_and_what_a_run_did() {
             "skipped",
             "removed",
             "failed",
+            "conflicts",
             "API calls (SF/Halo)"
         ],
         "{stdout}"

@@ -842,6 +842,30 @@ fn a_selection_by_condition_holds_for_the_sync_back_too() {
     assert_eq!(conflicts(&summary, "accounts").len(), 1, "{summary}");
     assert_eq!(account_name(&sandbox, &account_id), "Renamed In Salesforce");
     assert_eq!(client_name(&sandbox, &token, client), "Renamed In Halo");
+
+    // The text summary counts the record in conflict in a column of its own.
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["run"]);
+    assert_eq!(code, 0, "{stderr}");
+    let cells = |line: &str| -> Vec<String> {
+        line.split(['│', '┆'])
+            .map(|cell| cell.trim().to_string())
+            .filter(|cell| !cell.is_empty())
+            .collect()
+    };
+    let lines: Vec<Vec<String>> = stdout.lines().map(cells).collect();
+    let header = lines
+        .iter()
+        .find(|c| c.first().is_some_and(|h| h == "pipeline"))
+        .unwrap();
+    let column = header
+        .iter()
+        .position(|h| h == "conflicts")
+        .expect("a conflicts column");
+    let import = lines
+        .iter()
+        .find(|c| c.len() == header.len() && c[0] == "accounts" && c[1] == "import")
+        .unwrap();
+    assert_eq!(import[column], "1", "{stdout}");
 }
 
 #[test]

@@ -30,6 +30,7 @@ fn summary_columns(mode: Mode) -> Vec<SummaryColumn> {
             ("skipped", |s| s.skipped.to_string()),
             ("removed", |s| (s.deleted + s.deactivated).to_string()),
             ("failed", |s| s.failed.to_string()),
+            ("conflicts", records_in_conflict),
         ]),
         Mode::Plan => columns.extend([
             (
@@ -41,12 +42,24 @@ fn summary_columns(mode: Mode) -> Vec<SummaryColumn> {
             ("link", |s| s.linked.to_string()),
             ("skip", |s| s.skipped.to_string()),
             ("remove", |s| s.planned_removals.to_string()),
+            ("conflicts", records_in_conflict),
         ]),
     }
     columns.push(("API calls (SF/Halo)", |s| {
         format!("{}/{}", s.source_api_calls, s.target_api_calls)
     }));
     columns
+}
+
+/// The records with a field changed on both sides (counted among `unchanged` or `skipped`
+/// when their policy wrote neither side), each once however many of its fields conflict.
+fn records_in_conflict(summary: &PipelineSummary) -> String {
+    let records: std::collections::HashSet<&str> = summary
+        .conflicts
+        .iter()
+        .map(|c| c.source_id.as_str())
+        .collect();
+    records.len().to_string()
 }
 
 pub(super) fn print_summary(summaries: &[PipelineSummary], mode: Mode) {
