@@ -674,3 +674,19 @@ fn child_subquery_counts_and_rows_import_whole() {
         assert_eq!(field("CFAttachmentRows"), expected, "{account}: {client}");
     }
 }
+
+#[test]
+fn validate_online_starts_the_sandbox_when_etl_yaml_points_at_it() {
+    // A project whose etl.yaml names a sandbox's ports, then that sandbox stopped.
+    let first = server::start(Options {
+        accounts: 3,
+        ..Options::default()
+    })
+    .unwrap();
+    let project = project(&first, &["accounts"]);
+    first.stop();
+    let (code, stdout, stderr) = support::etl_output(&project.root, &["validate", "--online"]);
+    assert_eq!(code, 0, "{stderr}\n{stdout}");
+    assert!(stderr.contains("started the sandbox"), "{stderr}");
+    assert!(stdout.starts_with("ok:"), "{stdout}");
+}

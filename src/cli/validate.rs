@@ -1,6 +1,6 @@
 //! `etl validate`: load every file, print every problem, exit 2 if any is an error. With
 //! `--online`, also check every pipeline against the org's describe (exit 3 when the org cannot
-//! be reached).
+//! be reached), starting the sandbox first when etl.yaml points at it and nothing answers.
 
 use std::path::{Path, PathBuf};
 
@@ -12,6 +12,11 @@ use crate::salesforce::{ClientOptions, SalesforceClient};
 pub fn run(project: &Path, paths: &[PathBuf], format: DiagnosticFormat, online: bool) -> i32 {
     let mut workspace = config::load(project, paths, &config::process_env);
     if online && !workspace.pipelines.is_empty() {
+        // As `etl run` does: an etl.yaml that points at the sandbox gets one while it checks.
+        let _sandbox = match super::run::start_sandbox_if_needed(&workspace) {
+            Ok(sandbox) => sandbox,
+            Err(code) => return code,
+        };
         if let Err(code) = check_online(project, &mut workspace) {
             return code;
         }
