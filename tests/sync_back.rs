@@ -1317,3 +1317,69 @@ fn an_opportunitys_contact_is_its_users_when_there_is_one_and_is_never_updated_i
     );
     assert_eq!(contact_of(&sandbox), json!(contact_id));
 }
+
+#[test]
+fn the_potential_values_sync_both_ways_once_mapped() {
+    let sandbox = sandbox(6);
+    let project = project(&sandbox, &["accounts", "contacts", "opportunities"]);
+    project.edit(
+        "opportunities",
+        "  # - { salesforce: Annual_Value__c,  halo: oppvalue_annual,  sync_back: true }\n  # - { salesforce: Monthly_Value__c, halo: oppvalue_monthly, sync_back: true }\n  # - { salesforce: One_off_Value__c, halo: oppvalue_oneoff,  sync_back: true }",
+        "  - { salesforce: Annual_Value__c,  halo: oppvalue_annual,  sync_back: true }\n  - { salesforce: Monthly_Value__c, halo: oppvalue_monthly, sync_back: true }\n  - { salesforce: One_off_Value__c, halo: oppvalue_oneoff,  sync_back: true }",
+    );
+    let first = run(&project);
+    assert_eq!(
+        direction(&first, "opportunities", "import")["failed"],
+        0,
+        "{first}"
+    );
+    let (opportunity_id, ticket) = staging_rows(
+        &project.root,
+        "SELECT source_id, target_id FROM id_map WHERE pipeline = 'opportunities' LIMIT 1",
+    )
+    .first()
+    .map(|row| {
+        (
+            row["source_id"].as_str().unwrap().to_string(),
+            row["target_id"].as_str().unwrap().parse::<u64>().unwrap(),
+        )
+    })
+    .unwrap();
+
+    // Set in Halo: written to Salesforce.
+    let token = halo_token(&sandbox);
+    halo_post(
+        &sandbox,
+        &token,
+        "Tickets",
+        json!([{"id": ticket, "oppvalue_annual": 12000, "oppvalue_monthly": 1000, "oppvalue_oneoff": 2500}]),
+    );
+    let summary = run(&project);
+    assert_eq!(back(&summary, "opportunities")["updated"], 1, "{summary}");
+    let opportunity = live(&sandbox, "Opportunity", "Id", &opportunity_id).unwrap();
+    assert_eq!(
+        (
+            number(&opportunity["Annual_Value__c"]),
+            number(&opportunity["Monthly_Value__c"]),
+            number(&opportunity["One_off_Value__c"])
+        ),
+        (12000.0, 1000.0, 2500.0),
+        "{opportunity:?}"
+    );
+    assert_no_writes(&run(&project));
+
+    // Changed in Salesforce: written to Halo.
+    touch(&sandbox, &opportunity_id, json!({"Monthly_Value__c": 1100}));
+    let summary = run(&project);
+    assert_eq!(
+        direction(&summary, "opportunities", "import")["updated"],
+        1,
+        "{summary}"
+    );
+    let halo_ticket = halo_get(&sandbox, &token, &format!("Tickets/{ticket}"));
+    assert_eq!(
+        number(&halo_ticket["oppvalue_monthly"]),
+        1100.0,
+        "{halo_ticket}"
+    );
+}

@@ -17,13 +17,17 @@ const BLOBS: &str = "salesforce-blobs.jsonl";
 /// Custom fields, one per line: `Object Field type length flags [values=a|b]`.
 pub const CUSTOM_FIELDS: &str = "salesforce-custom-fields.txt";
 
-/// Custom fields a fresh data folder starts with.
+/// Custom fields a fresh data folder starts with. The three `*_Value__c` stand for the fields
+/// an org adds for the guide's "Potential Value" (annual, monthly, one-off).
 /// A custom picklist made in Setup restricts its values unless the admin unticks "Restrict
 /// picklist to the values defined in the value set", so `TaskType__c` is restricted (`r`);
 /// standard picklists such as `StageName` are not (a real org accepted any stage), but a line
 /// for them here (`Opportunity StageName picklist 255 cur values=…`) replaces their definition.
 const DEFAULT_CUSTOM_FIELDS: &str = "# Object Field type length flags (c createable, u updateable, n nillable, x external id, r restricted picklist) [values=a|b]
 Opportunity TaskType__c picklist 255 cunr values=New Business|Renewal|Upgrade
+Opportunity Annual_Value__c currency 18 cun
+Opportunity Monthly_Value__c currency 18 cun
+Opportunity One_off_Value__c currency 18 cun
 Account External_Id__c string 50 cunx
 Contact External_Id__c string 50 cunx
 ";
