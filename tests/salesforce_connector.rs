@@ -54,6 +54,7 @@ fn org_with(accounts: u64, config: Config, faults: Option<&str>) -> Org {
         client_secret: Some(config.client_secret.clone()),
         redirect_uri,
         pkce: true,
+        scope: None,
         username: None,
         password: None,
         private_key_file: None,

@@ -500,8 +500,7 @@ fn rule_3_tickets_of_a_type_that_does_not_sync_stay_out() {
         &summary,
         "opportunities",
         by_type,
-        // Halo sets a new ticket's switch from its type's default.
-        "\"Sync to Salesforce\" is off on this ticket",
+        "ticket type Incident does not sync to Salesforce",
     );
 }
 

@@ -632,6 +632,12 @@ pub struct SalesforceConnection {
     /// OAuth callback URL registered on the connected app.
     #[serde(default = "default_redirect_uri")]
     pub redirect_uri: String,
+    /// The scopes the web-server flow asks for, space-separated. Default `api refresh_token`;
+    /// a connected app set up with Halo's guide's "Full access (full)" takes
+    /// `full refresh_token`. Without `refresh_token` Salesforce issues no refresh token, and
+    /// `etl auth login` refuses the sign-in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<String>,
     /// Send a PKCE S256 challenge in the web-server flow. Turn off for connected apps with PKCE
     /// disabled, as the Halo guide sets them up.
     #[serde(default = "default_true")]

@@ -54,6 +54,10 @@ fn login_base(connection: &SalesforceConnection) -> &str {
     connection.login_url.trim_end_matches('/')
 }
 
+/// The scopes the web-server flow asks for when `scope` is not set: the REST API, and a
+/// refresh token so runs sign in without a person.
+pub const DEFAULT_SCOPE: &str = "api refresh_token";
+
 /// The web-server flow's authorize URL.
 pub fn authorize_url(
     connection: &SalesforceConnection,
@@ -65,7 +69,7 @@ pub fn authorize_url(
         login_base(connection),
         encode(&connection.client_id),
         encode(&connection.redirect_uri),
-        encode("api refresh_token"),
+        encode(connection.scope.as_deref().unwrap_or(DEFAULT_SCOPE)),
         encode(state)
     );
     if let Some(pkce) = pkce {
@@ -401,4 +405,35 @@ pub fn revoke(connection: &SalesforceConnection, token: &str) -> Result<(), Erro
             .unwrap_or("no description")
             .to_string(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn connection(scope: Option<&str>) -> SalesforceConnection {
+        serde_json::from_value(serde_json::json!({
+            "login_url": "https://acme.my.salesforce.com",
+            "client_id": "app",
+            "scope": scope,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn the_authorize_url_asks_for_the_configured_scopes() {
+        let asked = |scope| {
+            let url = authorize_url(&connection(scope), "s", None);
+            let query = url.split_once('?').unwrap().1.to_string();
+            query
+                .split('&')
+                .find_map(|pair| pair.strip_prefix("scope=").map(str::to_string))
+                .unwrap()
+        };
+        assert_eq!(asked(None), encode(DEFAULT_SCOPE));
+        assert_eq!(
+            asked(Some("full refresh_token")),
+            encode("full refresh_token")
+        );
+    }
 }

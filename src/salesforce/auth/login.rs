@@ -94,7 +94,8 @@ pub fn login(
         return Err(Error::OAuth {
             error: "no_refresh_token".into(),
             description: "Salesforce issued no refresh token: give the connected app the \
-                          `refresh_token` (offline access) scope"
+                          `refresh_token` (offline access) scope, and ask for it (`scope` under \
+                          connections.salesforce, e.g. `full refresh_token`)"
                 .into(),
         });
     }
