@@ -47,6 +47,7 @@ fn main() {
         client_secret: Some("etl-sandbox-secret".into()),
         redirect_uri: "http://localhost:1717/oauth/callback".into(),
         pkce: true,
+        scope: None,
         username: None,
         password: None,
         private_key_file: None,

@@ -25,6 +25,25 @@ fn etl(dir: &Path, args: &[&str]) -> Output {
     command.output().unwrap()
 }
 
+/// Starts `etl` in `dir` with its output piped; the process and the first line it printed (its
+/// stdout is closed once that line is read).
+fn spawn_reading_a_line(dir: &Path, args: &[&str]) -> (std::process::Child, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ETL_PROJECT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    (child, line)
+}
+
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
@@ -304,18 +323,10 @@ fn schema_write_puts_both_schemas_in_a_folder_as_checked_in() {
 /// `etl sandbox` with these options, started as a child process; its JSON line of URLs and
 /// credentials.
 fn start_sandbox(options: &[&str]) -> (std::process::Child, serde_json::Value) {
-    use std::io::{BufRead, BufReader};
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .arg("sandbox")
-        .args(options)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
+    let args: Vec<&str> = std::iter::once("sandbox")
+        .chain(options.iter().copied())
+        .collect();
+    let (child, line) = spawn_reading_a_line(Path::new("."), &args);
     let description = serde_json::from_str(&line).unwrap();
     (child, description)
 }
@@ -485,25 +496,14 @@ fn project_for_sandbox() -> (tempfile::TempDir, etl::sandbox::server::Running) {
 
 #[test]
 fn auth_login_status_logout_against_the_sandbox() {
-    use std::io::{BufRead, BufReader};
     let (dir, _sandbox) = project_for_sandbox();
     let before = etl(dir.path(), &["auth", "status"]);
     assert_eq!(before.status.code(), Some(3));
     assert!(text(&before.stderr).contains("etl auth login salesforce"));
 
     // `etl auth login salesforce --no-browser` prints the URL; opening it completes the login.
-    let mut login = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["auth", "login", "salesforce", "--no-browser"])
-        .current_dir(dir.path())
-        .env_remove("ETL_PROJECT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut url = String::new();
-    BufReader::new(login.stdout.take().unwrap())
-        .read_line(&mut url)
-        .unwrap();
+    let (login, url) =
+        spawn_reading_a_line(dir.path(), &["auth", "login", "salesforce", "--no-browser"]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -586,21 +586,12 @@ fn validate_online_without_a_sign_in_is_a_connection_error() {
 
 #[test]
 fn output_to_a_pipe_closed_early_ends_quietly() {
-    use std::io::{BufRead, BufReader};
     let dir = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_etl"))
-        .args(["sql", "select * from range(200000)", "--format", "csv"])
-        .current_dir(dir.path())
-        .env_remove("ETL_PROJECT")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
     // Like `| head -1`: one line read, then the pipe closed.
-    let mut first = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut first)
-        .unwrap();
+    let (child, first) = spawn_reading_a_line(
+        dir.path(),
+        &["sql", "select * from range(200000)", "--format", "csv"],
+    );
     assert_eq!(first.trim(), "range");
     let out = child.wait_with_output().unwrap();
     let stderr = text(&out.stderr);

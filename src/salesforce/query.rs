@@ -210,35 +210,27 @@ fn empty_when_null(record: &mut Record, relationship: &str) {
 
 /// The dotted paths a query selects (empty when it does not parse here; Salesforce decides).
 fn selected_paths(soql: &str) -> Vec<String> {
-    crate::soql::parse(soql)
-        .map(|query| {
-            query
-                .select
-                .iter()
-                .filter_map(|item| match item {
-                    crate::soql::SelectItem::Field { field, .. } => Some(field.dotted()),
-                    _ => None,
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+    select_items(soql, |item| match item {
+        crate::soql::SelectItem::Field { field, .. } => Some(field.dotted()),
+        _ => None,
+    })
 }
 
 /// The relationship names of a query's child subqueries (`(SELECT Id FROM Attachments)`).
 fn child_relationships(soql: &str) -> Vec<String> {
+    select_items(soql, |item| match item {
+        crate::soql::SelectItem::SubQuery { query, .. } => Some(query.from.object.clone()),
+        _ => None,
+    })
+}
+
+/// What `pick` takes from each item a query selects; nothing when it does not parse here.
+fn select_items(
+    soql: &str,
+    pick: impl Fn(&crate::soql::SelectItem) -> Option<String>,
+) -> Vec<String> {
     crate::soql::parse(soql)
-        .map(|query| {
-            query
-                .select
-                .iter()
-                .filter_map(|item| match item {
-                    crate::soql::SelectItem::SubQuery { query, .. } => {
-                        Some(query.from.object.clone())
-                    }
-                    _ => None,
-                })
-                .collect()
-        })
+        .map(|query| query.select.iter().filter_map(&pick).collect())
         .unwrap_or_default()
 }
 
