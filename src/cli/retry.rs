@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use super::run::{self, RunArgs};
-use super::{open_made_store, staging_path, EXIT_CONFIG};
+use super::{open_staging, staging_path, EXIT_CONFIG};
 use crate::engine::Mode;
 use crate::staging::Store;
 
@@ -56,23 +56,23 @@ pub fn run(project: &Path, args: RetryArgs) -> i32 {
         Ok(path) => path,
         Err(code) => return code,
     };
-    // No staging file: nothing has run, so nothing failed (and none is made to say so).
-    let store = match staging.exists().then(|| open_made_store(project)) {
-        Some(Ok(store)) => Some(store),
-        Some(Err(code)) => return code,
-        None => None,
+    // Without a staging file nothing has run (and none is made to say so).
+    let store = match staging.exists() {
+        true => match open_staging(&staging) {
+            Ok(store) => Some(store),
+            Err(code) => return code,
+        },
+        false => None,
     };
-    let last = match store
-        .as_ref()
-        .map_or(Ok(None), |s| last_run(s, &args.pipelines))
-    {
-        Ok(last) => last,
-        Err(message) => {
+    let last = match store.as_ref().map(|s| last_run(s, &args.pipelines)) {
+        Some(Ok(last)) => last.zip(store),
+        Some(Err(message)) => {
             eprintln!("error: {message}");
             return EXIT_CONFIG;
         }
+        None => None,
     };
-    let Some((run_id, pipelines)) = last else {
+    let Some(((run_id, pipelines), store)) = last else {
         let of = if args.pipelines.is_empty() {
             String::new()
         } else {
@@ -80,9 +80,6 @@ pub fn run(project: &Path, args: RetryArgs) -> i32 {
         };
         nothing_to_retry(&args, None, &format!("no run{of} yet: nothing to retry"));
         return 0;
-    };
-    let Some(store) = store else {
-        return 0; // `last` is found only in a staging file.
     };
     let mut selected: BTreeMap<String, Vec<String>> = BTreeMap::new();
     let mut counts: Vec<String> = Vec::new();
