@@ -494,16 +494,10 @@ fn project_for_sandbox() -> (tempfile::TempDir, etl::sandbox::server::Running) {
     (dir, sandbox)
 }
 
-#[test]
-fn auth_login_status_logout_against_the_sandbox() {
-    let (dir, _sandbox) = project_for_sandbox();
-    let before = etl(dir.path(), &["auth", "status"]);
-    assert_eq!(before.status.code(), Some(3));
-    assert!(text(&before.stderr).contains("etl auth login salesforce"));
-
-    // `etl auth login salesforce --no-browser` prints the URL; opening it completes the login.
-    let (login, url) =
-        spawn_reading_a_line(dir.path(), &["auth", "login", "salesforce", "--no-browser"]);
+/// Signs in through the sandbox's auto-approved authorize page: the finished `etl auth login`,
+/// the status of the page its callback listener answered, and the URL it printed.
+fn login_through_the_sandbox(dir: &Path) -> (Output, u16, String) {
+    let (login, url) = spawn_reading_a_line(dir, &["auth", "login", "salesforce", "--no-browser"]);
     let agent: ureq::Agent = ureq::Agent::config_builder()
         .http_status_as_error(false)
         .max_redirects(0)
@@ -512,8 +506,52 @@ fn auth_login_status_logout_against_the_sandbox() {
     let redirect = agent.get(url.trim()).call().unwrap();
     let callback = redirect.headers()["location"].to_str().unwrap().to_string();
     let page = agent.get(&callback).call().unwrap();
-    assert_eq!(page.status().as_u16(), 200);
-    let finished = login.wait_with_output().unwrap();
+    (
+        login.wait_with_output().unwrap(),
+        page.status().as_u16(),
+        url,
+    )
+}
+
+#[test]
+fn a_sign_in_that_asks_for_no_refresh_token_is_refused_with_the_fix() {
+    let (dir, _sandbox) = project_for_sandbox();
+    // Only the guide's "Full access": Salesforce then issues no refresh token.
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "    pkce: true\n",
+        "    pkce: true\n    scope: full\n",
+    );
+    let (refused, _, _) = login_through_the_sandbox(dir.path());
+    let said = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(3), "{said}");
+    assert!(said.contains("issued no refresh token"), "{said}");
+    assert!(said.contains("full refresh_token"), "{said}");
+    assert!(!dir.path().join(".etl/salesforce-token.json").exists());
+
+    edit(
+        dir.path(),
+        "etl.yaml",
+        "scope: full\n",
+        "scope: full refresh_token\n",
+    );
+    let (signed_in, _, _) = login_through_the_sandbox(dir.path());
+    let said = text(&signed_in.stderr);
+    assert_eq!(signed_in.status.code(), Some(0), "{said}");
+    assert!(dir.path().join(".etl/salesforce-token.json").exists());
+}
+
+#[test]
+fn auth_login_status_logout_against_the_sandbox() {
+    let (dir, _sandbox) = project_for_sandbox();
+    let before = etl(dir.path(), &["auth", "status"]);
+    assert_eq!(before.status.code(), Some(3));
+    assert!(text(&before.stderr).contains("etl auth login salesforce"));
+
+    // `etl auth login salesforce --no-browser` prints the URL; opening it completes the login.
+    let (finished, page, url) = login_through_the_sandbox(dir.path());
+    assert_eq!(page, 200);
     let said = text(&finished.stderr);
     assert_eq!(finished.status.code(), Some(0), "{said}");
     assert!(said.contains("Signed in to Salesforce as"), "{said}");

@@ -103,6 +103,9 @@ fn html_escape(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
+/// The scopes the sandbox's connected app has, granted when a sign-in names none.
+const APP_SCOPES: &str = "api refresh_token full";
+
 /// `POST /services/oauth2/authorize/approve`: the approve page's answer.
 pub async fn approve(
     Extract(shared): Extract<Shared>,
@@ -144,6 +147,11 @@ fn approve_redirect(shared: &Shared, params: &HashMap<String, String>) -> Respon
         CodeGrant {
             redirect_uri: redirect_uri.clone(),
             code_challenge: params.get("code_challenge").cloned(),
+            scope: params
+                .get("scope")
+                .filter(|scope| !scope.trim().is_empty())
+                .cloned()
+                .unwrap_or_else(|| APP_SCOPES.to_string()),
             user_id,
             expires: Instant::now() + Duration::from_secs(15 * 60),
         },
@@ -542,13 +550,18 @@ pub async fn token(
                     "invalid client credentials",
                 );
             }
-            let refresh = state.issue_refresh_token(&grant.user_id);
+            // As Salesforce: a refresh token only when the sign-in asked for one.
+            let offline = grant
+                .scope
+                .split_whitespace()
+                .any(|s| s == "refresh_token" || s == "offline_access");
+            let refresh = offline.then(|| state.issue_refresh_token(&grant.user_id));
             token_response(
                 &mut state,
                 &grant.user_id,
-                Some(refresh.clone()),
-                Some(refresh),
-                "api refresh_token full",
+                refresh.clone(),
+                refresh,
+                &grant.scope,
             )
         }
         "refresh_token" => {

@@ -65,6 +65,8 @@ pub struct Session {
 pub struct CodeGrant {
     pub redirect_uri: String,
     pub code_challenge: Option<String>,
+    /// The scopes the authorize request asked for (the app's own when it named none).
+    pub scope: String,
     pub user_id: String,
     pub expires: Instant,
 }
