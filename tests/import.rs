@@ -385,19 +385,24 @@ fn apply_loads_the_reviewed_plan_and_refuses_one_the_source_moved_away_from() {
     assert_eq!(pipeline(&forced, "accounts")["updated"], 1, "{forced}");
 }
 
-#[test]
-fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
-    // Halo refuses every user write with a server error: contacts fail, accounts land.
+/// A sandbox of `accounts` accounts whose Halo refuses every user write with a server error.
+fn users_refused(accounts: u64) -> etl::sandbox::server::Running {
     let plan: etl::sandbox::faults::FaultPlan = serde_saphyr::from_str(
         "faults:\n  - { route: \"/api/Users\", methods: [POST], kind: status, status: 500 }\n",
     )
     .unwrap();
-    let sandbox = server::start(Options {
-        accounts: 6,
+    server::start(Options {
+        accounts,
         faults: Some(plan),
         ..Options::default()
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
+    // Halo refuses every user write with a server error: contacts fail, accounts land.
+    let sandbox = users_refused(6);
     let project = project(&sandbox, &["accounts", "contacts"]);
     let (code, run, stderr) = etl(&project, &["run", "--json"]);
     assert_eq!(code, 1, "some records failed: {stderr}");
@@ -419,16 +424,7 @@ fn failed_writes_are_reported_staged_and_shown_by_runs_show() {
 
 #[test]
 fn past_twenty_failed_records_the_text_summary_says_how_many_more() {
-    let plan: etl::sandbox::faults::FaultPlan = serde_saphyr::from_str(
-        "faults:\n  - { route: \"/api/Users\", methods: [POST], kind: status, status: 500 }\n",
-    )
-    .unwrap();
-    let sandbox = server::start(Options {
-        accounts: 12,
-        faults: Some(plan),
-        ..Options::default()
-    })
-    .unwrap();
+    let sandbox = users_refused(12);
     let project = project(&sandbox, &["accounts", "contacts"]);
     let (code, _, stderr) = support::etl_output(&project.root, &["run"]);
     assert_eq!(code, 1, "some records failed: {stderr}");
